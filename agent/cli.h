@@ -1,0 +1,13 @@
+/*
+ * cli.h - canaryd's subcommands. main.c only dispatches on argv[1]; each
+ * subcommand parses its own options and returns the process exit status.
+ */
+#ifndef CANARYD_AGENT_CLI_H
+#define CANARYD_AGENT_CLI_H
+
+int cd_cli_replay(int argc, char **argv);       /* agent/replay.c */
+int cd_cli_tail(int argc, char **argv);         /* agent/tail.c */
+int cd_cli_check_config(int argc, char **argv); /* agent/cli_check_config.c */
+int cd_cli_generate(int argc, char **argv);     /* agent/cli_generate.c */
+
+#endif

@@ -1,0 +1,80 @@
+/*
+ * config.h - canaryd's configuration: loading, validation and the parsed form.
+ *
+ * The file is JSON (parsed with jansson at start-up, never on the hot path).
+ * Every problem is reported with the key path, the value given and what is
+ * accepted, e.g.
+ *   rules[2].window: "5x" is not a duration; accepted: a number with a unit
+ *   ms, s, m or h, such as "30s" or "5m"
+ * Unknown keys are errors that list the known keys. Nothing falls back to a
+ * default silently: defaults apply only to keys that are absent.
+ * See docs/config.md for every key.
+ */
+#ifndef CANARYD_CONFIG_H
+#define CANARYD_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "canaryd/event.h"
+#include "canaryd/rule.h"
+
+/* Accumulated diagnostics: one line per problem. */
+typedef struct cd_diag {
+    int count;
+    size_t len;
+    char text[16384];
+} cd_diag_t;
+
+void cd_diag_init(cd_diag_t *d);
+/* Appends one formatted line (a trailing newline is added). Truncates, never
+ * overflows; count still increments. */
+void cd_diag_add(cd_diag_t *d, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+typedef struct cd_config {
+    /* events: where fields are; types = catalog (configured "types" plus every
+     * type a rule names, in first-seen order); the strings point into this
+     * struct's own storage. */
+    cd_decode_conf_t decode;
+    char type_names[CD_MAX_TYPES][CD_NAME_MAX];
+    char numeric_names[CD_MAX_NUMERIC][CD_NAME_MAX]; /* "latency_ms" */
+    char numeric_paths[CD_MAX_NUMERIC][256];
+    char paths[7][256]; /* storage behind decode's path / value strings */
+    char canary_version[128];
+
+    /* windows */
+    int64_t resolution_ms;       /* default 1s */
+    int64_t allowed_lateness_ms; /* default 5s */
+    int64_t max_future_skew_ms;  /* default 2m */
+    int64_t slack_ms;            /* ring span = longest rule look-back + slack; default 30s */
+
+    /* verdicts */
+    int64_t promote_after_ms;  /* default 15m */
+    int64_t alert_repeat_ms;   /* default 5m */
+    int64_t eval_interval_ms;  /* default 1s */
+
+    char baseline_file[1024]; /* resolved against the config file's folder; "" if none */
+
+    cd_rule_conf_t rules[CD_MAX_RULES];
+    int nrules;
+} cd_config_t;
+
+/*
+ * Parses a config document. origin_dir: folder that relative paths in the
+ * document (baseline_file) are resolved against; NULL = current directory.
+ * The baseline file, if named, is read and its values stored in the rules.
+ * Returns a config to free with cd_config_free(), or NULL with every problem
+ * found in *diag (diag->count > 0).
+ */
+cd_config_t *cd_config_parse(const char *text, size_t len, const char *origin_dir, cd_diag_t *diag);
+
+/* Reads and parses a file (errors reading it are reported in *diag too). */
+cd_config_t *cd_config_load(const char *path, cd_diag_t *diag);
+
+void cd_config_free(cd_config_t *c);
+
+/* Type id of a catalog name, or CD_TYPE_OTHER. */
+int cd_config_type_id(const cd_config_t *c, const char *name);
+
+#endif

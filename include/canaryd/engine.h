@@ -1,0 +1,67 @@
+/*
+ * engine.h - the rule engine: evaluates every rule over the windows at a given
+ * time, runs each rule's state machine and the release's verdict.
+ *
+ * Pure: no I/O, no clock of its own (time is passed in), no allocation after
+ * cd_engine_new(). Records are handed to a callback synchronously. One thread
+ * at a time may call cd_engine_eval(); windows may be written concurrently.
+ *
+ * Rule states: inactive -> pending (condition true) -> firing (held `for`)
+ * -> resolved (clear for resolve_for) -> pending ...; pending -> inactive when
+ * clear or when data becomes insufficient.
+ * Verdicts: ANALYZING until every non-dry-run rule has enough samples;
+ * HEALTHY then; PROMOTE once every rule has been healthy with enough samples
+ * for promote_after (emitted once; still superseded by a later ROLLBACK);
+ * ROLLBACK when a rollback rule fires (final: emitted once per release);
+ * ALERT when an alert rule fires, repeated at most every alert_repeat_ms
+ * while it keeps firing.
+ */
+#ifndef CANARYD_ENGINE_H
+#define CANARYD_ENGINE_H
+
+#include "canaryd/rule.h"
+#include "canaryd/verdict.h"
+#include "canaryd/window.h"
+
+typedef struct cd_engine_conf {
+    const cd_rule_conf_t *rules; /* copied */
+    int nrules;
+    int64_t promote_after_ms; /* default 15 min */
+    int64_t alert_repeat_ms;  /* default 5 min */
+    const char *release;      /* canary version, "" if unknown; copied */
+    /* Names for reason sentences; copied. */
+    const char *type_names[CD_MAX_TYPES];
+    int ntypes;
+    const char *hist_names[CD_MAX_NUMERIC];
+    int nhists;
+} cd_engine_conf_t;
+
+typedef struct cd_engine cd_engine_t;
+
+typedef void (*cd_record_cb)(const cd_verdict_t *v, void *opaque);
+
+cd_engine_t *cd_engine_new(const cd_engine_conf_t *conf, char *errbuf, size_t errsize);
+void cd_engine_destroy(cd_engine_t *e);
+
+/* Sets the release named in records (e.g. learnt from the first canary event). */
+void cd_engine_set_release(cd_engine_t *e, const char *release);
+
+/*
+ * Evaluates all rules at now_ms over w (each rule's window ends at now_ms) and
+ * emits state and verdict records through cb, in this order: state changes in
+ * rule order, then rule verdicts (ROLLBACK / ALERT), then a release-wide
+ * verdict change. Times must not decrease between calls.
+ */
+void cd_engine_eval(cd_engine_t *e, const cd_window_t *w, int64_t now_ms, cd_record_cb cb,
+                    void *opaque);
+
+/* The release's current verdict (ANALYZING, HEALTHY, PROMOTE or ROLLBACK). */
+cd_verdict_kind_t cd_engine_verdict(const cd_engine_t *e);
+
+/* Current state of rule i and its last evidence (for the HTTP API). */
+cd_rule_state_t cd_engine_rule_state(const cd_engine_t *e, int i, cd_verdict_t *last);
+
+/* Longest look-back any rule needs (window + reference), for sizing the ring. */
+int64_t cd_engine_span_ms(const cd_rule_conf_t *rules, int nrules);
+
+#endif

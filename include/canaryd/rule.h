@@ -1,0 +1,112 @@
+/*
+ * rule.h - rule definitions (what the config loader produces and the rule
+ * engine evaluates). Plain data, no behaviour; see engine.h.
+ *
+ * A signal is sum(numerator types) / sum(denominator types) over a window for
+ * one cohort; with no denominator it is the plain count. Examples:
+ *   error rate      = ERROR_OCCURRED / REQUEST_COMPLETED
+ *   payment success = PAYMENT_COMPLETED / (PAYMENT_COMPLETED + PAYMENT_FAILED)
+ *   audit failures  = AUDIT_LOG_FAILED (count)
+ * A signal's "samples" are its denominator count (its count when it has none).
+ */
+#ifndef CANARYD_RULE_H
+#define CANARYD_RULE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "canaryd/common.h"
+
+#define CD_MAX_SIGNAL_TYPES 8
+#define CD_MAX_RULES 32
+
+typedef enum cd_rule_kind {
+    CD_RULE_THRESHOLD,  /* signal (op) constant */
+    CD_RULE_RELATIVE,   /* canary signal (op) factor x stable signal (or baseline) */
+    CD_RULE_SPIKE,      /* canary proportion significantly above stable's */
+    CD_RULE_FLATLINE,   /* an event type flowing in stable, stopped in canary */
+    CD_RULE_PERCENTILE, /* canary quantile (op) factor x stable quantile */
+} cd_rule_kind_t;
+
+typedef enum cd_action { CD_ACTION_ROLLBACK, CD_ACTION_ALERT } cd_action_t;
+
+typedef enum cd_op { CD_OP_GT, CD_OP_GE, CD_OP_LT, CD_OP_LE } cd_op_t;
+
+/* Which cohort a threshold rule looks at. ANY: fires if either does. */
+typedef enum cd_scope { CD_SCOPE_CANARY, CD_SCOPE_STABLE, CD_SCOPE_ANY } cd_scope_t;
+
+typedef struct cd_signal {
+    int num[CD_MAX_SIGNAL_TYPES]; /* event type ids */
+    int nnum;
+    int den[CD_MAX_SIGNAL_TYPES];
+    int nden; /* 0: the signal is the numerator count */
+} cd_signal_t;
+
+typedef struct cd_rule_conf {
+    char name[CD_NAME_MAX];
+    char description[256]; /* what the procedure says to do; shown in verdicts */
+    cd_rule_kind_t kind;
+    cd_action_t action;
+    bool dry_run; /* evaluated and logged, but never changes the verdict */
+
+    int64_t window_ms;     /* look-back of the signal */
+    int64_t for_ms;        /* condition must hold continuously this long to fire (0: at once) */
+    int64_t resolve_for_ms; /* condition must be clear this long to resolve */
+    /* Hysteresis band as a fraction of the threshold: once pending or firing,
+     * the condition only counts as clear when the value is beyond
+     * threshold * (1 -/+ hysteresis) on the healthy side. 0: no band. */
+    double hysteresis;
+    uint64_t min_samples_canary; /* below either: "insufficient data", never fires */
+    uint64_t min_samples_stable;
+
+    cd_signal_t signal; /* all kinds but PERCENTILE */
+    cd_op_t op;         /* THRESHOLD, RELATIVE, PERCENTILE */
+
+    /* THRESHOLD */
+    cd_scope_t scope;
+    double threshold;
+    /* THRESHOLD on a ratio signal, and SPIKE: significance. When > 0 a
+     * threshold rule compares the one-sided Wilson score bound at this z
+     * (upper bound for < / <=, lower for > / >=) instead of the point value,
+     * so a 96 % success rate measured on 600 payments is not taken for < 95 %. */
+    double z;
+
+    /* RELATIVE, SPIKE, PERCENTILE: canary vs factor x stable */
+    double factor;
+    /* RELATIVE, PERCENTILE: the compared threshold is max(factor x stable,
+     * floor), so 0 errors in stable does not make one canary error a 2x
+     * regression. 0: no floor. */
+    double floor;
+    /* RELATIVE: stable value to use when stable has fewer than
+     * min_samples_stable samples (from the baseline file). */
+    bool has_baseline;
+    double baseline;
+
+    /* SPIKE: signal is a proportion (failures / attempts). Fires when the
+     * canary's proportion is >= factor x stable's and a one-sided
+     * two-proportion z-test gives z >= z (above). The stable cohort is itself
+     * checked against its own preceding reference_ms: if stable spikes
+     * (same test), it is fleet-wide user behaviour and the rule raises an
+     * ALERT instead of its action. */
+    int64_t reference_ms;
+
+    /* FLATLINE: for each type in flat_types, the canary's expected count is
+     * stable_count(type) / stable_traffic x canary_traffic, traffic being the
+     * signal's denominator types. Fires when some type's canary count is at
+     * most max_ratio x expected while expected >= min_expected. */
+    int flat_types[CD_MAX_SIGNAL_TYPES];
+    int nflat;
+    double max_ratio;
+    double min_expected;
+
+    /* PERCENTILE */
+    int hist;        /* numeric field id */
+    double quantile; /* e.g. 0.99 */
+} cd_rule_conf_t;
+
+const char *cd_rule_kind_name(cd_rule_kind_t k); /* "threshold", ... */
+const char *cd_action_name(cd_action_t a);       /* "rollback", "alert" */
+const char *cd_op_name(cd_op_t op);              /* ">", ">=", "<", "<=" */
+bool cd_op_holds(cd_op_t op, double lhs, double rhs);
+
+#endif
