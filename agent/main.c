@@ -1,13 +1,74 @@
-/* main.c - placeholder until the replay CLI lands. */
+/*
+ * main.c - canaryd's entry point: dispatches on the subcommand. Each
+ * subcommand parses its own options and returns the process exit status
+ * (see cli.h); `canaryd help` lists them all with their exit statuses.
+ */
 #include <stdio.h>
 #include <string.h>
 
+#include "cli.h"
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "canaryd %s - watches a canary release through its event stream\n"
+            "\n"
+            "usage: canaryd COMMAND [options]\n"
+            "\n"
+            "  replay --config FILE [--verdict-log FILE] [--pretty] [--speed N]\n"
+            "         [--max-line BYTES] EVENTS.jsonl|-\n"
+            "      Replays recorded events in event time; one verdict record per line on\n"
+            "      stdout (JSON, or human with --pretty) or appended to --verdict-log.\n"
+            "      Summary on stderr. Exit: 0 PROMOTE, 10 HEALTHY, 11 ANALYZING,\n"
+            "      12 ALERT (a rule firing at the end, not promoted), 20 ROLLBACK,\n"
+            "      1 I/O error, 2 usage or config error, 130 interrupted.\n"
+            "\n"
+            "  tail [-n N|all] [--no-follow] FILE\n"
+            "      Prints the last N records of a verdict log (default 10, 0 = none) in the\n"
+            "      human format and follows it through rotation and truncation.\n"
+            "      Exit: 0 done or interrupted (SIGINT/SIGTERM), 1 unreadable file, 2 usage.\n"
+            "\n"
+            "  check-config [--quiet] FILE\n"
+            "      Validates a configuration; prints a summary (exit 0) or every problem\n"
+            "      (exit 2, also for usage errors).\n"
+            "\n"
+            "  generate --scenario NAME [options]\n"
+            "      Writes a synthetic event stream (JSONL) to stdout. Exit: 0 done,\n"
+            "      1 write error, 2 usage (see `canaryd generate --help`).\n"
+            "\n"
+            "  version      prints the version (exit 0)\n"
+            "  help         prints this text (exit 0)\n"
+            "\n"
+            "Environment: CANARYD_LOG_LEVEL=error|warn|info|debug (default info) for the\n"
+            "diagnostics on stderr; NO_COLOR disables colour in the human format.\n"
+            "Unknown commands exit 2.\n",
+            CANARYD_VERSION);
+}
+
 int main(int argc, char **argv)
 {
-    if (argc > 1 && strcmp(argv[1], "version") == 0) {
+    const char *cmd = argc > 1 ? argv[1] : NULL;
+
+    if (!cmd) {
+        usage(stderr);
+        return 2;
+    }
+    if (strcmp(cmd, "replay") == 0) return cd_cli_replay(argc - 1, argv + 1);
+    if (strcmp(cmd, "tail") == 0) return cd_cli_tail(argc - 1, argv + 1);
+    if (strcmp(cmd, "check-config") == 0) return cd_cli_check_config(argc - 1, argv + 1);
+    if (strcmp(cmd, "generate") == 0) return cd_cli_generate(argc - 1, argv + 1);
+    if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
         printf("canaryd %s\n", CANARYD_VERSION);
         return 0;
     }
-    fprintf(stderr, "usage: canaryd version\n");
+    if (strcmp(cmd, "help") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0) {
+        usage(stdout);
+        return 0;
+    }
+    fprintf(stderr,
+            "canaryd: unknown command \"%s\"; accepted: replay, tail, check-config, "
+            "generate, version, help\n\n",
+            cmd);
+    usage(stderr);
     return 2;
 }

@@ -1,0 +1,213 @@
+/*
+ * cli_check_config.c - `canaryd check-config [--quiet] FILE`: loads a config
+ * the way the agent would and either prints a summary a release engineer can
+ * read against the deployment procedure (exit 0), or every problem, one per
+ * line, under "FILE: N problem(s):" on stderr (exit 2). Usage errors exit 2.
+ *
+ * The summary restates each rule as a sentence ("fires when canary
+ * ERROR_OCCURRED / REQUEST_COMPLETED > 2 x stable's, and above 0.002") so a
+ * reviewer checks meaning, not JSON. It is derived only from the parsed
+ * cd_config_t, so it shows what canaryd understood, defaults included.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "canaryd/config.h"
+#include "canaryd/timeutil.h"
+#include "cli.h"
+
+static const char USAGE[] = "usage: canaryd check-config [--quiet] FILE\n"
+                            "  Validates FILE; prints a summary (exit 0) or every problem "
+                            "(exit 2).\n";
+
+static const char *dur(int64_t ms, char *buf, size_t size)
+{
+    return cd_duration_format(ms, buf, size);
+}
+
+/* "A", or "(A + B)" when paren and there are several. */
+static void type_sum(const cd_config_t *c, const int *ids, int n, const char *sep, bool paren,
+                     char *buf, size_t size)
+{
+    size_t len = 0;
+    buf[0] = '\0';
+    if (paren && n > 1) len += (size_t)snprintf(buf, size, "(");
+    for (int i = 0; i < n && len < size; i++)
+        len += (size_t)snprintf(buf + len, size - len, "%s%s", i ? sep : "",
+                                ids[i] >= 0 ? c->type_names[ids[i]] : "?");
+    if (paren && n > 1 && len < size) snprintf(buf + len, size - len, ")");
+}
+
+/* "A / (B + C)", or "A count" with no denominator. */
+static void signal_text(const cd_config_t *c, const cd_signal_t *s, char *buf, size_t size)
+{
+    char num[600], den[600];
+    type_sum(c, s->num, s->nnum, " + ", s->nden > 0, num, sizeof(num));
+    if (s->nden == 0) {
+        snprintf(buf, size, "%s count", num);
+        return;
+    }
+    type_sum(c, s->den, s->nden, " + ", true, den, sizeof(den));
+    snprintf(buf, size, "%s / %s", num, den);
+}
+
+static void condition_text(const cd_config_t *c, const cd_rule_conf_t *r, char *buf, size_t size)
+{
+    char sig[1300], types[600], d[32];
+    static const char *const SCOPE[] = {"canary", "stable", "canary or stable"};
+    const char *op = cd_op_name(r->op);
+
+    switch (r->kind) {
+    case CD_RULE_THRESHOLD: {
+        signal_text(c, &r->signal, sig, sizeof(sig));
+        int n =
+            snprintf(buf, size, "fires when %s %s %s %g", SCOPE[r->scope], sig, op, r->threshold);
+        if (r->z > 0 && n > 0 && (size_t)n < size)
+            snprintf(buf + n, size - (size_t)n, ", judged on its Wilson score bound at z %g", r->z);
+        break;
+    }
+    case CD_RULE_RELATIVE: {
+        signal_text(c, &r->signal, sig, sizeof(sig));
+        int n = r->floor > 0 ? snprintf(buf, size, "fires when canary %s %s max(%g x stable's, %g)",
+                                        sig, op, r->factor, r->floor)
+                             : snprintf(buf, size, "fires when canary %s %s %g x stable's", sig, op,
+                                        r->factor);
+        if (r->has_baseline && n > 0 && (size_t)n < size)
+            snprintf(buf + n, size - (size_t)n,
+                     "; stable = baseline %g while stable has fewer than %llu samples", r->baseline,
+                     (unsigned long long)r->min_samples_stable);
+        break;
+    }
+    case CD_RULE_SPIKE:
+        signal_text(c, &r->signal, sig, sizeof(sig));
+        snprintf(buf, size,
+                 "fires when canary %s >= %g x stable's with z >= %g; alert instead when "
+                 "stable spikes too against its previous %s",
+                 sig, r->factor, r->z, dur(r->reference_ms, d, sizeof(d)));
+        break;
+    case CD_RULE_FLATLINE:
+        type_sum(c, r->flat_types, r->nflat, " or ", false, types, sizeof(types));
+        type_sum(c, r->signal.den, r->signal.nden, " + ", true, sig, sizeof(sig));
+        snprintf(buf, size,
+                 "fires when canary %s drops to <= %g x the count stable's rate per %s "
+                 "predicts, once at least %g are expected",
+                 types, r->max_ratio, sig, r->min_expected);
+        break;
+    case CD_RULE_PERCENTILE: {
+        const char *f = c->numeric_names[r->hist];
+        double q = r->quantile * 100;
+        if (r->floor > 0)
+            snprintf(buf, size, "fires when canary p%g of %s %s max(%g x stable's p%g, %g)", q, f,
+                     op, r->factor, q, r->floor);
+        else
+            snprintf(buf, size, "fires when canary p%g of %s %s %g x stable's p%g", q, f, op,
+                     r->factor, q);
+        break;
+    }
+    }
+}
+
+static void print_summary(FILE *out, const char *file, const cd_config_t *c)
+{
+    char a[32], b[32], e[32], f[32], cond[2048];
+
+    fprintf(out, "%s: OK, %d rule%s\n", file, c->nrules, c->nrules == 1 ? "" : "s");
+    fprintf(out, "catalog (%d type%s):", c->decode.ntypes, c->decode.ntypes == 1 ? "" : "s");
+    for (int i = 0; i < c->decode.ntypes; i++)
+        fprintf(out, "%s %s", i ? "," : "", c->type_names[i]);
+    fprintf(out, "\nnumeric fields:");
+    for (int i = 0; i < c->decode.nnumeric; i++)
+        fprintf(out, "%s %s = %s", i ? "," : "", c->numeric_names[i], c->numeric_paths[i]);
+    fprintf(out, "%s\n", c->decode.nnumeric ? "" : " none");
+    fprintf(out, "windows: resolution %s, allowed lateness %s, max future skew %s, slack %s\n",
+            dur(c->resolution_ms, a, sizeof(a)), dur(c->allowed_lateness_ms, b, sizeof(b)),
+            dur(c->max_future_skew_ms, e, sizeof(e)), dur(c->slack_ms, f, sizeof(f)));
+    fprintf(out, "verdicts: promote after %s, alert repeat %s, eval every %s\n",
+            dur(c->promote_after_ms, a, sizeof(a)), dur(c->alert_repeat_ms, b, sizeof(b)),
+            dur(c->eval_interval_ms, e, sizeof(e)));
+    fprintf(out, "baseline: %s\n", c->baseline_file[0] ? c->baseline_file : "none");
+    fprintf(out, "rules:\n");
+    for (int i = 0; i < c->nrules; i++) {
+        const cd_rule_conf_t *r = &c->rules[i];
+        fprintf(out,
+                "  %s: %s, %s%s, window %s, for %s, resolve for %s, min samples canary %llu "
+                "stable %llu",
+                r->name, cd_rule_kind_name(r->kind), cd_action_name(r->action),
+                r->dry_run ? " (dry run)" : "", dur(r->window_ms, a, sizeof(a)),
+                dur(r->for_ms, b, sizeof(b)), dur(r->resolve_for_ms, e, sizeof(e)),
+                (unsigned long long)r->min_samples_canary,
+                (unsigned long long)r->min_samples_stable);
+        if (r->hysteresis > 0) fprintf(out, ", hysteresis %g", r->hysteresis);
+        fputc('\n', out);
+        condition_text(c, r, cond, sizeof(cond));
+        fprintf(out, "    %s\n", cond);
+    }
+}
+
+static void print_problems(FILE *err, const char *file, const cd_diag_t *d)
+{
+    int shown = 0;
+    fprintf(err, "%s: %d problem%s:\n", file, d->count, d->count == 1 ? "" : "s");
+    for (const char *s = d->text; *s;) {
+        const char *nl = strchr(s, '\n');
+        size_t n = nl ? (size_t)(nl - s) : strlen(s);
+        fprintf(err, "  %.*s\n", (int)n, s);
+        shown++;
+        s += n + (nl ? 1 : 0);
+    }
+    if (shown < d->count) fprintf(err, "  ... and %d more not shown\n", d->count - shown);
+}
+
+int cd_cli_check_config(int argc, char **argv)
+{
+    const char *file = NULL;
+    bool quiet = false, opts = true;
+    int i = 1;
+
+    /* argv[0] is the subcommand; accept main's argv unchanged too. */
+    if (argc > 1 && strcmp(argv[1], "check-config") == 0) i = 2;
+    for (; i < argc; i++) {
+        const char *a = argv[i];
+        if (opts && strcmp(a, "--") == 0) {
+            opts = false;
+        } else if (opts && (strcmp(a, "--quiet") == 0 || strcmp(a, "-q") == 0)) {
+            quiet = true;
+        } else if (opts && (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0)) {
+            fputs(USAGE, stdout);
+            fflush(stdout);
+            return 0;
+        } else if (opts && a[0] == '-' && a[1] != '\0') {
+            fprintf(stderr, "canaryd check-config: unknown option %s\n%s", a, USAGE);
+            return 2;
+        } else if (file) {
+            fprintf(stderr, "canaryd check-config: one FILE only (got %s and %s)\n%s", file, a,
+                    USAGE);
+            return 2;
+        } else {
+            file = a;
+        }
+    }
+    if (!file) {
+        fprintf(stderr, "canaryd check-config: FILE missing\n%s", USAGE);
+        return 2;
+    }
+
+    cd_diag_t *d = malloc(sizeof(*d));
+    if (!d) {
+        fprintf(stderr, "canaryd check-config: out of memory\n");
+        return 2;
+    }
+    cd_config_t *c = cd_config_load(file, d);
+    int rc = 0;
+    if (!c) {
+        print_problems(stderr, file, d);
+        rc = 2;
+    } else if (!quiet) {
+        print_summary(stdout, file, c);
+    }
+    fflush(stdout);
+    fflush(stderr);
+    cd_config_free(c);
+    free(d);
+    return rc;
+}

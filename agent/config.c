@@ -1,0 +1,263 @@
+/*
+ * config.c - loads canaryd's JSON configuration into a cd_config_t: the
+ * document's top level, the "windows" and "verdicts" sections, and reading
+ * files. "events" and the type catalog are in config_events.c, rules in
+ * config_rules.c and config_kinds.c, the baseline file in
+ * config_baseline.c, value checks and messages in config_json.c.
+ *
+ * Parsing is two-phase in spirit: jansson turns the text into a tree (with
+ * duplicate keys rejected and line/column on syntax errors), then every
+ * section is checked against the tree, reporting each problem and carrying
+ * on, so one run of `canaryd check-config` lists every mistake. Sections are
+ * read in dependency order whatever their order in the file: events (the
+ * catalog starts with events.types), windows (rule windows must be multiples
+ * of the resolution), verdicts, rules (which extend the catalog), baseline.
+ *
+ * The result is one calloc'd block; cd_decode_conf_t's strings point into
+ * it, so a cd_config_t must not be copied by value. Start-up only: nothing
+ * here is on the hot path, and nothing is shared between threads.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <stddef.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "config_internal.h"
+
+/* Largest config file read. */
+#define CD_CFG_FILE_MAX (4 << 20)
+
+static const char *const TOP_KEYS[] = {"events",        "windows", "verdicts",
+                                       "baseline_file", "rules",   NULL};
+static const char *const WINDOWS_KEYS[] = {"resolution", "allowed_lateness", "max_future_skew",
+                                           "slack", NULL};
+static const char *const VERDICTS_KEYS[] = {"promote_after", "alert_repeat_interval",
+                                            "eval_interval", NULL};
+
+static void get_duration(cd_cfgctx_t *x, const json_t *sec, const char *secname, const char *key,
+                         int64_t *ms, bool *ok)
+{
+    char path[CD_CFG_PATH_MAX];
+    json_t *v = sec ? json_object_get(sec, key) : NULL;
+    if (!v) return;
+    snprintf(path, sizeof(path), "%s.%s", secname, key);
+    if (!cd_cfg_duration(x, path, v, ms) && ok) *ok = false;
+}
+
+static void parse_windows(cd_cfgctx_t *x, const json_t *w)
+{
+    cd_config_t *c = x->c;
+    bool res_ok = true;
+
+    if (w && cd_cfg_object(x, "windows", w, "an object with the keys of docs/config.md"))
+        cd_cfg_check_keys(x, "windows", w, WINDOWS_KEYS);
+    else
+        w = NULL;
+    get_duration(x, w, "windows", "resolution", &c->resolution_ms, &res_ok);
+    get_duration(x, w, "windows", "allowed_lateness", &c->allowed_lateness_ms, NULL);
+    get_duration(x, w, "windows", "max_future_skew", &c->max_future_skew_ms, NULL);
+    get_duration(x, w, "windows", "slack", &c->slack_ms, NULL);
+    if (res_ok) {
+        int64_t r = c->resolution_ms;
+        if (r < 100 || (1000 % r != 0 && r % 1000 != 0)) {
+            cd_cfg_bad(x, "windows.resolution", json_object_get(w, "resolution"),
+                       "is not a valid resolution",
+                       "100ms, 125ms, 200ms, 250ms, 500ms or a whole number of seconds");
+            res_ok = false;
+        }
+    }
+    x->resolution_ok = res_ok;
+}
+
+static void parse_verdicts(cd_cfgctx_t *x, const json_t *vd)
+{
+    cd_config_t *c = x->c;
+    bool ok = true;
+
+    if (vd && cd_cfg_object(x, "verdicts", vd, "an object with the keys of docs/config.md"))
+        cd_cfg_check_keys(x, "verdicts", vd, VERDICTS_KEYS);
+    else
+        vd = NULL;
+    get_duration(x, vd, "verdicts", "promote_after", &c->promote_after_ms, NULL);
+    get_duration(x, vd, "verdicts", "alert_repeat_interval", &c->alert_repeat_ms, NULL);
+    get_duration(x, vd, "verdicts", "eval_interval", &c->eval_interval_ms, &ok);
+    if (ok && x->resolution_ok &&
+        (c->eval_interval_ms == 0 || c->eval_interval_ms % c->resolution_ms != 0)) {
+        char acc[96];
+        snprintf(acc, sizeof(acc), "a positive multiple of windows.resolution (%lldms)",
+                 (long long)c->resolution_ms);
+        cd_cfg_bad(x, "verdicts.eval_interval", json_object_get(vd, "eval_interval"),
+                   "is not a multiple of the resolution", acc);
+    }
+}
+
+static void set_defaults(cd_config_t *c)
+{
+    cd_cfg_events_defaults(c);
+    c->resolution_ms = 1000;
+    c->allowed_lateness_ms = 5000;
+    c->max_future_skew_ms = 120000;
+    c->slack_ms = 30000;
+    c->promote_after_ms = 15 * 60000;
+    c->alert_repeat_ms = 5 * 60000;
+    c->eval_interval_ms = 1000;
+}
+
+static void parse_root(cd_cfgctx_t *x, const json_t *root, const char *origin_dir)
+{
+    cd_cfg_check_keys(x, "", root, TOP_KEYS);
+    cd_cfg_parse_events(x, json_object_get(root, "events"));
+    parse_windows(x, json_object_get(root, "windows"));
+    parse_verdicts(x, json_object_get(root, "verdicts"));
+    json_t *rules = json_object_get(root, "rules");
+    if (!rules)
+        cd_diag_add(x->d,
+                    "top level: missing required key \"rules\"; accepted: an array of "
+                    "1 to %d rule objects",
+                    CD_MAX_RULES);
+    else
+        cd_cfg_parse_rules(x, rules);
+    json_t *b = json_object_get(root, "baseline_file");
+    if (b) cd_cfg_parse_baseline(x, b, origin_dir);
+}
+
+cd_config_t *cd_config_parse_ex(const char *text, size_t len, const char *origin_dir,
+                                unsigned flags, cd_diag_t *diag)
+{
+    cd_diag_t local;
+    json_error_t jerr;
+    json_t *root = NULL;
+    cd_config_t *c = NULL;
+
+    if (!diag) diag = &local;
+    cd_diag_init(diag);
+    root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
+    if (!root) {
+        cd_diag_add(diag, "(line %d, column %d): syntax error: %s", jerr.line, jerr.column,
+                    jerr.text);
+        goto err;
+    }
+    if (!json_is_object(root)) {
+        cd_cfgctx_t x0 = {.d = diag};
+        cd_cfg_bad(&x0, "", root, "is not an object",
+                   "a JSON object with the keys events, windows, verdicts, baseline_file, rules");
+        goto err;
+    }
+    c = calloc(1, sizeof(*c));
+    if (!c) {
+        cd_diag_add(diag, "out of memory");
+        goto err;
+    }
+    set_defaults(c);
+    cd_cfgctx_t x = {.c = c, .d = diag, .flags = flags};
+    parse_root(&x, root, origin_dir);
+    if (diag->count > 0) goto err;
+    json_decref(root);
+    return c;
+err:
+    free(c);
+    json_decref(root);
+    return NULL;
+}
+
+cd_config_t *cd_config_parse(const char *text, size_t len, const char *origin_dir, cd_diag_t *diag)
+{
+    return cd_config_parse_ex(text, len, origin_dir, 0, diag);
+}
+
+int cd_cfg_read_file(const char *path, size_t max, char **out, size_t *outlen, char *err,
+                     size_t errsize)
+{
+    char *buf = NULL;
+    struct stat st;
+    size_t len = 0;
+
+    /* O_NONBLOCK: opening a FIFO named by mistake must not hang start-up. */
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+    if (fd < 0) {
+        snprintf(err, errsize, "cannot open: %s", strerror(errno));
+        goto err;
+    }
+    if (fstat(fd, &st) != 0) {
+        snprintf(err, errsize, "cannot stat: %s", strerror(errno));
+        goto err;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        snprintf(err, errsize, "not a regular file");
+        goto err;
+    }
+    if ((uint64_t)st.st_size > max) {
+        snprintf(err, errsize, "larger than %zu bytes", max);
+        goto err;
+    }
+    buf = malloc((size_t)st.st_size + 1);
+    if (!buf) {
+        snprintf(err, errsize, "out of memory");
+        goto err;
+    }
+    /* Read up to one byte more than stat said, to notice a file that grew. */
+    while (len <= (size_t)st.st_size) {
+        ssize_t n = read(fd, buf + len, (size_t)st.st_size + 1 - len);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) {
+            snprintf(err, errsize, "cannot read: %s", strerror(errno));
+            goto err;
+        }
+        if (n == 0) break;
+        len += (size_t)n;
+    }
+    if (len > (size_t)st.st_size) {
+        snprintf(err, errsize, "changed while being read");
+        goto err;
+    }
+    close(fd);
+    buf[len] = '\0';
+    *out = buf;
+    *outlen = len;
+    return 0;
+err:
+    if (fd >= 0) close(fd);
+    free(buf);
+    return -1;
+}
+
+cd_config_t *cd_config_load(const char *path, cd_diag_t *diag)
+{
+    cd_diag_t local;
+    char err[256], dir[1024];
+    char *text = NULL;
+    size_t len;
+
+    if (!diag) diag = &local;
+    cd_diag_init(diag);
+    if (cd_cfg_read_file(path, CD_CFG_FILE_MAX, &text, &len, err, sizeof(err)) != 0) {
+        cd_diag_add(diag, "%s: %s", path, err);
+        return NULL;
+    }
+    /* Relative paths inside the file are relative to the file's folder. */
+    const char *slash = strrchr(path, '/');
+    if (!slash)
+        snprintf(dir, sizeof(dir), ".");
+    else if (slash == path)
+        snprintf(dir, sizeof(dir), "/");
+    else
+        snprintf(dir, sizeof(dir), "%.*s", (int)(slash - path), path);
+    cd_config_t *c = cd_config_parse_ex(text, len, dir, 0, diag);
+    free(text);
+    return c;
+}
+
+void cd_config_free(cd_config_t *c)
+{
+    free(c);
+}
+
+int cd_config_type_id(const cd_config_t *c, const char *name)
+{
+    for (int i = 0; i < c->decode.ntypes; i++)
+        if (strcmp(c->type_names[i], name) == 0) return i;
+    return CD_TYPE_OTHER;
+}

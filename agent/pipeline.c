@@ -1,0 +1,359 @@
+/*
+ * pipeline.c - wires decoder, window and engine together and counts what
+ * happens to every payload.
+ *
+ * Counters are relaxed atomics: they are statistics, read for a summary or
+ * /metrics, and no decision depends on their order relative to other memory;
+ * relaxed increments are exact in total, which is all a count needs. (A live
+ * mode ingesting at high rates from many threads may want per-stripe
+ * counters summed on read, as Varnish does; one shared line per counter is
+ * fine for replay.)
+ *
+ * The release learnt from the first canary event is handed from ingesting
+ * threads to the evaluating thread through a small state machine: one
+ * ingester wins a CAS 0 -> 1, copies the version, and publishes with a
+ * release store of 2; advance() loads it with acquire, so it sees the copied
+ * bytes, and passes them to the engine on its own thread (the engine is not
+ * shared with ingesters).
+ */
+#include "canaryd/pipeline.h"
+
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "canaryd/log.h"
+
+enum { REL_UNKNOWN = 0, REL_WRITING = 1, REL_READY = 2, REL_APPLIED = 3 };
+
+struct cd_pipeline {
+    const cd_config_t *cfg;
+    cd_decoder_t *dec;
+    cd_window_t *win;
+    cd_engine_t *eng;
+    cd_record_cb cb;
+    void *opaque;
+
+    /* statistics: relaxed (see top) */
+    atomic_uint_fast64_t by_type[CD_MAX_TYPES + 1][CD_NCOHORTS];
+    atomic_uint_fast64_t bad[CD_BAD__COUNT];
+    atomic_uint_fast64_t bad_numeric, late, future, after_eval;
+    atomic_int_fast64_t first_ms, last_ms;
+    /* written by the evaluating thread, read relaxed by ingesters (after_eval) */
+    atomic_int_fast64_t last_eval;
+    uint64_t evaluations, records;
+    int64_t clock;
+    bool started;
+
+    atomic_int release_state;
+    char release[128];
+};
+
+static void count(atomic_uint_fast64_t *c)
+{
+    atomic_fetch_add_explicit(c, 1, memory_order_relaxed);
+}
+
+static void on_record(const cd_verdict_t *v, void *opaque)
+{
+    cd_pipeline_t *p = opaque;
+    p->records++;
+    if (p->cb) p->cb(v, p->opaque);
+}
+
+cd_pipeline_t *cd_pipeline_new(const cd_config_t *cfg, int64_t ahead_ms, int nstripes,
+                               cd_record_cb cb, void *opaque, char *errbuf, size_t errsize)
+{
+    char err[512] = "";
+    cd_pipeline_t *p = calloc(1, sizeof(*p));
+    if (!p) {
+        snprintf(errbuf, errsize, "out of memory");
+        return NULL;
+    }
+    p->cfg = cfg;
+    p->cb = cb;
+    p->opaque = opaque;
+    atomic_init(&p->first_ms, INT64_MAX);
+    atomic_init(&p->last_ms, INT64_MIN);
+    atomic_init(&p->last_eval, INT64_MIN); /* nothing evaluated: no event is after_eval */
+    atomic_init(&p->release_state, cfg->canary_version[0] ? REL_APPLIED : REL_UNKNOWN);
+
+    p->dec = cd_decoder_new(&cfg->decode, err, sizeof(err));
+    if (!p->dec) {
+        snprintf(errbuf, errsize, "decoder: %s", err);
+        goto err;
+    }
+
+    cd_window_conf_t wc = {
+        .nmetrics = cfg->decode.ntypes,
+        .nhists = cfg->decode.nnumeric,
+        .resolution_ms = cfg->resolution_ms,
+        .span_ms = cd_engine_span_ms(cfg->rules, cfg->nrules) + cfg->slack_ms,
+        .ahead_ms = ahead_ms,
+        .nstripes = nstripes,
+    };
+    p->win = cd_window_new(&wc, err, sizeof(err));
+    if (!p->win) {
+        snprintf(errbuf, errsize, "window: %s", err);
+        goto err;
+    }
+
+    cd_engine_conf_t ec;
+    memset(&ec, 0, sizeof(ec));
+    ec.rules = cfg->rules;
+    ec.nrules = cfg->nrules;
+    ec.promote_after_ms = cfg->promote_after_ms;
+    ec.alert_repeat_ms = cfg->alert_repeat_ms;
+    ec.release = cfg->canary_version;
+    ec.ntypes = cfg->decode.ntypes;
+    for (int i = 0; i < ec.ntypes; i++)
+        ec.type_names[i] = cfg->type_names[i];
+    ec.nhists = cfg->decode.nnumeric;
+    for (int i = 0; i < ec.nhists; i++)
+        ec.hist_names[i] = cfg->numeric_names[i];
+    p->eng = cd_engine_new(&ec, err, sizeof(err));
+    if (!p->eng) {
+        snprintf(errbuf, errsize, "rule engine: %s", err);
+        goto err;
+    }
+    snprintf(p->release, sizeof(p->release), "%s", cfg->canary_version);
+    return p;
+err:
+    cd_pipeline_destroy(p);
+    return NULL;
+}
+
+void cd_pipeline_destroy(cd_pipeline_t *p)
+{
+    if (!p) return;
+    cd_engine_destroy(p->eng);
+    cd_window_destroy(p->win);
+    cd_decoder_destroy(p->dec);
+    free(p);
+}
+
+static void log_sample(const char *what, const char *key, const char *buf, size_t len,
+                       uint64_t lineno)
+{
+    char esc[CD_LOG_ESCAPED_MAX];
+    cd_log_escape(buf, len, esc, sizeof(esc));
+    if (lineno)
+        cd_log_ratelimited(key, CD_LOG_WARN, "%s at line %llu: %s", what,
+                           (unsigned long long)lineno, esc);
+    else
+        cd_log_ratelimited(key, CD_LOG_WARN, "%s: %s", what, esc);
+}
+
+void cd_pipeline_count_bad(cd_pipeline_t *p, cd_bad_reason_t r, const char *sample, size_t len,
+                           uint64_t lineno)
+{
+    char what[64], key[64];
+    CD_ASSERT(r > CD_BAD_NONE && r < CD_BAD__COUNT);
+    count(&p->bad[r]);
+    snprintf(what, sizeof(what), "bad input (%s)", cd_bad_reason_name(r));
+    snprintf(key, sizeof(key), "bad_input:%s", cd_bad_reason_name(r));
+    log_sample(what, key, sample, len, lineno);
+}
+
+cd_bad_reason_t cd_pipeline_decode(cd_pipeline_t *p, const char *buf, size_t len, uint64_t lineno,
+                                   cd_event_t *ev)
+{
+    cd_bad_reason_t r = cd_decode(p->dec, buf, len, ev);
+    if (r != CD_BAD_NONE) cd_pipeline_count_bad(p, r, buf, len, lineno);
+    return r;
+}
+
+void cd_pipeline_count_future(cd_pipeline_t *p, const cd_event_t *ev, int64_t ref_ms,
+                              uint64_t lineno)
+{
+    /* Callers pass ts_ms > ref_ms; the unsigned difference cannot overflow. */
+    unsigned long long ahead = (unsigned long long)((uint64_t)ev->ts_ms - (uint64_t)ref_ms);
+    count(&p->future);
+    if (lineno)
+        cd_log_ratelimited("future", CD_LOG_WARN,
+                           "event at line %llu dropped: its time is %llu ms after the latest "
+                           "event time, more than max_future_skew",
+                           (unsigned long long)lineno, ahead);
+    else
+        cd_log_ratelimited("future", CD_LOG_WARN,
+                           "event dropped: its time is %llu ms after the clock, more than "
+                           "max_future_skew",
+                           ahead);
+}
+
+static void learn_release(cd_pipeline_t *p, const cd_event_t *ev)
+{
+    int expect = REL_UNKNOWN;
+    /* Relaxed pre-check keeps the common case (already known) to one load. */
+    if (atomic_load_explicit(&p->release_state, memory_order_relaxed) != REL_UNKNOWN) return;
+    if (ev->cohort != CD_COHORT_CANARY || ev->version_len == 0) return;
+    if (!atomic_compare_exchange_strong_explicit(&p->release_state, &expect, REL_WRITING,
+                                                 memory_order_relaxed, memory_order_relaxed))
+        return;
+    size_t n = ev->version_len < sizeof(p->release) - 1 ? ev->version_len : sizeof(p->release) - 1;
+    memcpy(p->release, ev->version, n);
+    p->release[n] = '\0';
+    /* Release: the bytes above are visible to whoever sees REL_READY. */
+    atomic_store_explicit(&p->release_state, REL_READY, memory_order_release);
+}
+
+static void minmax(atomic_int_fast64_t *a, int64_t v, bool less)
+{
+    int64_t cur = atomic_load_explicit(a, memory_order_relaxed);
+    while (less ? v < cur : v > cur)
+        if (atomic_compare_exchange_weak_explicit(a, &cur, v, memory_order_relaxed,
+                                                  memory_order_relaxed))
+            break;
+}
+
+cd_window_result_t cd_pipeline_add(cd_pipeline_t *p, const cd_event_t *ev, int stripe)
+{
+    cd_window_result_t res = CD_WIN_OK;
+    CD_ASSERT(ev->cohort == CD_COHORT_CANARY || ev->cohort == CD_COHORT_STABLE);
+    CD_ASSERT(ev->type == CD_TYPE_OTHER || (ev->type >= 0 && ev->type < p->cfg->decode.ntypes));
+
+    if (ev->type != CD_TYPE_OTHER)
+        res = cd_window_add(p->win, stripe, ev->type, ev->cohort, ev->ts_ms, 1);
+    if (res == CD_WIN_OK) {
+        for (int i = 0; i < p->cfg->decode.nnumeric; i++) {
+            if (ev->bad_num_mask & (1u << i)) count(&p->bad_numeric);
+            if (!(ev->num_mask & (1u << i))) continue;
+            cd_window_result_t r = cd_window_observe(p->win, i, ev->cohort, ev->ts_ms, ev->num[i]);
+            if (r != CD_WIN_OK) {
+                res = r; /* only possible for a type-less event: same time, same answer */
+                break;
+            }
+        }
+    }
+    if (res == CD_WIN_LATE) {
+        count(&p->late);
+        return res;
+    }
+    if (res == CD_WIN_FUTURE) {
+        count(&p->future);
+        return res;
+    }
+    int row = ev->type == CD_TYPE_OTHER ? CD_PIPELINE_OTHER : ev->type;
+    count(&p->by_type[row][ev->cohort]);
+    if (ev->ts_ms < atomic_load_explicit(&p->last_eval, memory_order_relaxed))
+        count(&p->after_eval);
+    minmax(&p->first_ms, ev->ts_ms, true);
+    minmax(&p->last_ms, ev->ts_ms, false);
+    learn_release(p, ev);
+    return res;
+}
+
+cd_bad_reason_t cd_pipeline_ingest(cd_pipeline_t *p, const char *buf, size_t len, int stripe)
+{
+    cd_event_t ev;
+    cd_bad_reason_t r = cd_pipeline_decode(p, buf, len, 0, &ev);
+    if (r == CD_BAD_NONE) cd_pipeline_add(p, &ev, stripe);
+    return r;
+}
+
+/* Largest multiple of step <= t (t may be negative). */
+static int64_t floor_to(int64_t t, int64_t step)
+{
+    int64_t q = t / step;
+    if (t % step != 0 && t < 0) q--;
+    return q * step;
+}
+
+void cd_pipeline_advance(cd_pipeline_t *p, int64_t now_ms)
+{
+    int64_t iv = p->cfg->eval_interval_ms > 0 ? p->cfg->eval_interval_ms : 1000;
+
+    /* Acquire pairs with learn_release's release store. */
+    if (atomic_load_explicit(&p->release_state, memory_order_acquire) == REL_READY) {
+        cd_engine_set_release(p->eng, p->release);
+        atomic_store_explicit(&p->release_state, REL_APPLIED, memory_order_relaxed);
+    }
+    if (!p->started) {
+        p->started = true;
+        p->clock = now_ms;
+        atomic_store_explicit(&p->last_eval, floor_to(now_ms, iv), memory_order_relaxed);
+        cd_window_set_clock(p->win, now_ms);
+        return;
+    }
+    if (now_ms <= p->clock) return;
+    int64_t b = atomic_load_explicit(&p->last_eval, memory_order_relaxed);
+    /* b <= now_ms - iv rather than b + iv <= now_ms: no overflow near INT64_MAX */
+    while (b <= now_ms - iv) {
+        b += iv;
+        cd_window_set_clock(p->win, b);
+        cd_engine_eval(p->eng, p->win, b, on_record, p);
+        p->evaluations++;
+        atomic_store_explicit(&p->last_eval, b, memory_order_relaxed);
+    }
+    p->clock = now_ms;
+    cd_window_set_clock(p->win, now_ms);
+}
+
+void cd_pipeline_stats(const cd_pipeline_t *p, cd_pipeline_stats_t *out)
+{
+    cd_pipeline_t *q = (cd_pipeline_t *)p; /* atomic loads take non-const pointers in C11 */
+    memset(out, 0, sizeof(*out));
+    for (int t = 0; t <= CD_MAX_TYPES; t++)
+        for (int c = 0; c < CD_NCOHORTS; c++) {
+            out->by_type[t][c] = atomic_load_explicit(&q->by_type[t][c], memory_order_relaxed);
+            out->accepted += out->by_type[t][c];
+        }
+    for (int r = 0; r < CD_BAD__COUNT; r++) {
+        out->bad[r] = atomic_load_explicit(&q->bad[r], memory_order_relaxed);
+        out->bad_total += out->bad[r];
+    }
+    out->bad_numeric = atomic_load_explicit(&q->bad_numeric, memory_order_relaxed);
+    out->late = atomic_load_explicit(&q->late, memory_order_relaxed);
+    out->future = atomic_load_explicit(&q->future, memory_order_relaxed);
+    out->after_eval = atomic_load_explicit(&q->after_eval, memory_order_relaxed);
+    if (out->accepted) {
+        out->first_ms = atomic_load_explicit(&q->first_ms, memory_order_relaxed);
+        out->last_ms = atomic_load_explicit(&q->last_ms, memory_order_relaxed);
+    }
+    out->evaluations = p->evaluations;
+    out->records = p->records;
+    out->clock_ms = p->clock;
+    out->last_eval_ms = p->started ? atomic_load_explicit(&q->last_eval, memory_order_relaxed) : 0;
+}
+
+int cd_pipeline_ntypes(const cd_pipeline_t *p)
+{
+    return p->cfg->decode.ntypes;
+}
+
+const char *cd_pipeline_type_name(const cd_pipeline_t *p, int i)
+{
+    CD_ASSERT(i >= 0 && i < p->cfg->decode.ntypes);
+    return p->cfg->type_names[i];
+}
+
+cd_verdict_kind_t cd_pipeline_verdict(const cd_pipeline_t *p)
+{
+    return cd_engine_verdict(p->eng);
+}
+
+int cd_pipeline_firing_rules(const cd_pipeline_t *p, const char **names, int max)
+{
+    int n = 0;
+    for (int i = 0; i < p->cfg->nrules; i++) {
+        cd_verdict_t last;
+        if (p->cfg->rules[i].dry_run) continue;
+        if (cd_engine_rule_state(p->eng, i, &last) != CD_STATE_FIRING) continue;
+        if (n < max) names[n] = p->cfg->rules[i].name;
+        n++;
+    }
+    return n;
+}
+
+const char *cd_pipeline_release(const cd_pipeline_t *p)
+{
+    cd_pipeline_t *q = (cd_pipeline_t *)p;
+    int st = atomic_load_explicit(&q->release_state, memory_order_acquire);
+    return st >= REL_READY ? p->release : "";
+}
+
+cd_window_t *cd_pipeline_window(cd_pipeline_t *p)
+{
+    return p->win;
+}

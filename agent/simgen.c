@@ -1,0 +1,455 @@
+/*
+ * simgen.c - the event generator behind `canaryd generate`, the scenario
+ * suite and the replay benchmark (see include/canaryd/simgen.h for the
+ * traffic model).
+ *
+ * Structure: cd_sim_second() draws the second's events for each cohort into
+ * a scratch array of small structs (type, ms offset, latency, ...), sorts
+ * them by (timestamp, draw order) and formats each one into a stack buffer
+ * just before handing it to the callback. Nothing is kept between seconds
+ * but the scratch array's capacity, which is what makes a second a pure
+ * function of (conf, second index): the PRNG (xoshiro256**, seeded through
+ * splitmix64 from seed, second index and cohort) restarts every second, and
+ * each cohort has its own stream so that changing the canary's parameters
+ * never perturbs the stable fleet's events.
+ *
+ * Distributions: Poisson by multiplication (Knuth) for small means and by
+ * Hormann's PTRS transformed rejection for larger ones (exact, O(1) per
+ * draw); normal by Box-Muller (one of the pair, the other is discarded so a
+ * draw consumes a fixed number of PRNG words); lognormal as exp(normal).
+ *
+ * Trade-off: a struct per event plus a sort costs a little over formatting
+ * straight away, but it keeps timestamps sorted without caring in which
+ * order the traffic kinds are drawn.
+ */
+#include "canaryd/simgen.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "canaryd/common.h"
+#include "canaryd/timeutil.h"
+
+/* Lognormal latency: median 40 ms, p99 200 ms -> sigma = ln(200/40) / z_0.99. */
+#define LAT_MEDIAN_MS 40.0
+#define LAT_SIGMA 0.69181 /* ln 5 / 2.32635 */
+
+enum ev_type {
+    EV_REQUEST,
+    EV_ERROR,
+    EV_LOGIN,
+    EV_LOGIN_FAILED,
+    EV_PAYMENT,
+    EV_PAYMENT_FAILED,
+    EV_AUDIT_FAILED,
+};
+
+static const char *const ev_names[] = {
+    "REQUEST_COMPLETED", "ERROR_OCCURRED", "USER_LOGIN",       "USER_LOGIN_FAILED",
+    "PAYMENT_COMPLETED", "PAYMENT_FAILED", "AUDIT_LOG_FAILED",
+};
+
+static const char *const routes[] = {"/api/checkout", "/api/cart", "/api/products", "/api/orders"};
+
+static const char *const scenario_names[CD_SIM__COUNT] = {
+    "healthy",       "error-regression",   "error-blip",         "payment-drop",
+    "payment-96",    "payment-sparse",     "login-spike-canary", "login-spike-fleet",
+    "audit-failure", "latency-regression", "handler-flatline",
+};
+
+typedef struct sim_ev {
+    uint16_t ms;    /* offset in the second */
+    uint8_t type;   /* enum ev_type */
+    uint8_t cohort; /* cd_cohort_t */
+    uint8_t route;  /* index in routes */
+    uint32_t seq;   /* draw order in the second: tie-break and request id */
+    uint32_t aux;   /* user id, amount in cents */
+    double latency; /* EV_REQUEST */
+} sim_ev_t;
+
+struct cd_sim {
+    cd_sim_conf_t conf;
+    sim_ev_t *evs;
+    size_t nevs, cap;
+};
+
+/* Parameters of one cohort for one second, after the scenario is applied. */
+typedef struct cohort_params {
+    double req_rate, login_rate, pay_rate;
+    double p_err, p_login_fail, p_pay_fail;
+    double latency_factor;
+    int audit_failures;
+    int publish_login; /* 0: USER_LOGIN is not published (flatline) */
+} cohort_params_t;
+
+/* ---- PRNG: xoshiro256** seeded with splitmix64 ---- */
+
+typedef struct rng {
+    uint64_t s[4];
+} rng_t;
+
+static uint64_t splitmix64(uint64_t *x)
+{
+    uint64_t z = (*x += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+static void rng_seed(rng_t *r, uint64_t seed, uint64_t second, uint64_t stream)
+{
+    uint64_t x = seed;
+    x = splitmix64(&x) ^ (second * 0xD1B54A32D192ED03ull);
+    x = splitmix64(&x) ^ (stream * 0xABC98388FB8FAC03ull);
+    for (int i = 0; i < 4; i++)
+        r->s[i] = splitmix64(&x);
+}
+
+static inline uint64_t rotl(uint64_t x, int k)
+{
+    return (x << k) | (x >> (64 - k));
+}
+
+static uint64_t rng_next(rng_t *r)
+{
+    uint64_t *s = r->s;
+    uint64_t result = rotl(s[1] * 5, 7) * 9;
+    uint64_t t = s[1] << 17;
+    s[2] ^= s[0];
+    s[3] ^= s[1];
+    s[1] ^= s[2];
+    s[0] ^= s[3];
+    s[2] ^= t;
+    s[3] = rotl(s[3], 45);
+    return result;
+}
+
+/* Uniform in [0, 1) with 53 random bits. */
+static double rng_uniform(rng_t *r)
+{
+    return (double)(rng_next(r) >> 11) * 0x1.0p-53;
+}
+
+static double rng_normal(rng_t *r)
+{
+    double u1 = 1.0 - rng_uniform(r); /* (0, 1]: log() stays finite */
+    double u2 = rng_uniform(r);
+    return sqrt(-2.0 * log(u1)) * cos(2.0 * M_PI * u2);
+}
+
+/* Poisson(lambda): Knuth below 30, PTRS (Hormann 1993) above. */
+static long rng_poisson(rng_t *r, double lambda)
+{
+    if (lambda <= 0.0) return 0;
+    if (lambda < 30.0) {
+        double limit = exp(-lambda), p = 1.0;
+        long k = -1;
+        do {
+            k++;
+            p *= rng_uniform(r);
+        } while (p > limit);
+        return k;
+    }
+    double slam = sqrt(lambda), loglam = log(lambda);
+    double b = 0.931 + 2.53 * slam;
+    double a = -0.059 + 0.02483 * b;
+    double invalpha = 1.1239 + 1.1328 / (b - 3.4);
+    double vr = 0.9277 - 3.6224 / (b - 2.0);
+    for (;;) {
+        double u = rng_uniform(r) - 0.5;
+        double v = rng_uniform(r);
+        double us = 0.5 - fabs(u);
+        double k = floor((2.0 * a / us + b) * u + lambda + 0.43);
+        if (us >= 0.07 && v <= vr) return (long)k;
+        if (k < 0.0 || (us < 0.013 && v > us)) continue;
+        if (log(v) + log(invalpha) - log(a / (us * us) + b) <=
+            -lambda + k * loglam - lgamma(k + 1.0))
+            return (long)k;
+    }
+}
+
+/* ---- names and configuration ---- */
+
+const char *cd_sim_scenario_name(cd_sim_scenario_t s)
+{
+    return (unsigned)s < CD_SIM__COUNT ? scenario_names[s] : "unknown";
+}
+
+bool cd_sim_scenario_parse(const char *name, cd_sim_scenario_t *out)
+{
+    for (int i = 0; i < CD_SIM__COUNT; i++) {
+        if (strcmp(name, scenario_names[i]) == 0) {
+            *out = (cd_sim_scenario_t)i;
+            return true;
+        }
+    }
+    return false;
+}
+
+void cd_sim_conf_init(cd_sim_conf_t *conf)
+{
+    memset(conf, 0, sizeof *conf);
+    conf->seed = 1;
+    conf->start_ms = 1795780800000LL; /* 2026-11-27T12:00:00Z */
+    conf->scenario = CD_SIM_HEALTHY;
+    conf->onset_ms = 4 * 60 * 1000;
+    conf->effect_ms = 0;
+    conf->rate = 400.0;
+    conf->canary_share = 0.05;
+}
+
+cd_sim_t *cd_sim_new(const cd_sim_conf_t *conf, char *errbuf, size_t errsize)
+{
+    cd_sim_t *sim = NULL;
+    if ((unsigned)conf->scenario >= CD_SIM__COUNT) {
+        snprintf(errbuf, errsize, "scenario %d is not a scenario", (int)conf->scenario);
+        goto err;
+    }
+    if (!(conf->rate > 0.0 && conf->rate <= 1e6)) {
+        snprintf(errbuf, errsize, "rate %g is outside the accepted range (0, 1000000]", conf->rate);
+        goto err;
+    }
+    if (!(conf->canary_share > 0.0 && conf->canary_share < 1.0)) {
+        snprintf(errbuf, errsize, "canary share %g is outside the accepted range (0, 1)",
+                 conf->canary_share);
+        goto err;
+    }
+    if (conf->start_ms < 0 || conf->start_ms % 1000 != 0) {
+        snprintf(errbuf, errsize, "start %lld ms is not a whole second at or after 1970",
+                 (long long)conf->start_ms);
+        goto err;
+    }
+    if (conf->onset_ms < 0 || conf->effect_ms < 0) {
+        snprintf(errbuf, errsize, "onset and effect must not be negative");
+        goto err;
+    }
+    sim = calloc(1, sizeof *sim);
+    if (!sim) {
+        snprintf(errbuf, errsize, "out of memory");
+        goto err;
+    }
+    sim->conf = *conf;
+    if (sim->conf.scenario == CD_SIM_ERROR_BLIP && sim->conf.effect_ms == 0)
+        sim->conf.effect_ms = CD_SIM_BLIP_DEFAULT_MS;
+    return sim;
+err:
+    free(sim);
+    return NULL;
+}
+
+void cd_sim_destroy(cd_sim_t *sim)
+{
+    if (!sim) return;
+    free(sim->evs);
+    free(sim);
+}
+
+/* Is the scenario's effect on during the second that starts at offset off
+ * (ms from start)? Effects switch on whole seconds: the first second whose
+ * start is at or after onset. */
+static bool effect_on(const cd_sim_conf_t *c, int64_t off)
+{
+    if (off < c->onset_ms) return false;
+    return c->effect_ms == 0 || off < c->onset_ms + c->effect_ms;
+}
+
+static void params_for(const cd_sim_conf_t *c, cd_cohort_t cohort, int64_t off, cohort_params_t *p)
+{
+    double share = cohort == CD_COHORT_CANARY ? c->canary_share : 1.0 - c->canary_share;
+    bool canary = cohort == CD_COHORT_CANARY;
+    bool on = effect_on(c, off);
+    p->req_rate = c->rate * share;
+    p->login_rate = 0.05 * c->rate * share;
+    p->pay_rate = 0.10 * c->rate * share;
+    p->p_err = 0.01;
+    p->p_login_fail = 0.05;
+    p->p_pay_fail = 0.01;
+    p->latency_factor = 1.0;
+    p->audit_failures = 0;
+    p->publish_login = 1;
+
+    switch (c->scenario) {
+    case CD_SIM_HEALTHY:
+        break;
+    case CD_SIM_ERROR_REGRESSION:
+    case CD_SIM_ERROR_BLIP:
+        if (canary && on) p->p_err *= 3.0;
+        break;
+    case CD_SIM_PAYMENT_DROP:
+        if (canary && on) p->p_pay_fail = 0.15;
+        break;
+    case CD_SIM_PAYMENT_96:
+        if (canary) p->p_pay_fail = 0.04;
+        break;
+    case CD_SIM_PAYMENT_SPARSE:
+        p->pay_rate = 0.0005 * c->rate * share;
+        if (canary && on) p->p_pay_fail = 0.5;
+        break;
+    case CD_SIM_LOGIN_SPIKE_CANARY:
+        if (canary && on) p->p_login_fail = 0.40;
+        break;
+    case CD_SIM_LOGIN_SPIKE_FLEET:
+        if (on) p->p_login_fail = 0.40;
+        break;
+    case CD_SIM_AUDIT_FAILURE: {
+        /* The burst lands in the first second the effect is on. */
+        int64_t first = (c->onset_ms + 999) / 1000 * 1000;
+        if (canary && off == first) p->audit_failures = CD_SIM_AUDIT_BURST;
+        break;
+    }
+    case CD_SIM_LATENCY_REGRESSION:
+        if (canary && on) p->latency_factor = 3.0;
+        break;
+    case CD_SIM_HANDLER_FLATLINE:
+        if (canary && on) p->publish_login = 0;
+        break;
+    case CD_SIM__COUNT:
+        break;
+    }
+}
+
+static int push(cd_sim_t *sim, const sim_ev_t *ev)
+{
+    if (sim->nevs == sim->cap) {
+        size_t cap = sim->cap ? sim->cap * 2 : 1024;
+        sim_ev_t *n = realloc(sim->evs, cap * sizeof *n);
+        if (!n) return -1;
+        sim->evs = n;
+        sim->cap = cap;
+    }
+    sim->evs[sim->nevs++] = *ev;
+    return 0;
+}
+
+static uint16_t draw_ms(rng_t *r)
+{
+    return (uint16_t)(rng_uniform(r) * 1000.0);
+}
+
+/* Draws one cohort's events of one second into sim->evs. */
+static int draw_cohort(cd_sim_t *sim, cd_cohort_t cohort, int64_t index)
+{
+    const cd_sim_conf_t *c = &sim->conf;
+    cohort_params_t p;
+    rng_t r;
+    params_for(c, cohort, index * 1000, &p);
+    rng_seed(&r, c->seed, (uint64_t)index, (uint64_t)cohort);
+
+    long n = rng_poisson(&r, p.req_rate);
+    for (long i = 0; i < n; i++) {
+        sim_ev_t ev = {.ms = draw_ms(&r), .type = EV_REQUEST, .cohort = (uint8_t)cohort};
+        ev.route = (uint8_t)(rng_next(&r) % 4);
+        ev.latency = LAT_MEDIAN_MS * p.latency_factor * exp(LAT_SIGMA * rng_normal(&r));
+        bool failed = rng_uniform(&r) < p.p_err;
+        ev.aux = failed;
+        ev.seq = (uint32_t)sim->nevs;
+        if (push(sim, &ev) < 0) return -1;
+        if (failed) {
+            /* The failed request's error, at the same instant, after it. */
+            sim_ev_t err = ev;
+            err.type = EV_ERROR;
+            err.seq = (uint32_t)sim->nevs;
+            if (push(sim, &err) < 0) return -1;
+        }
+    }
+    n = rng_poisson(&r, p.login_rate);
+    for (long i = 0; i < n; i++) {
+        sim_ev_t ev = {.ms = draw_ms(&r), .cohort = (uint8_t)cohort};
+        ev.type = rng_uniform(&r) < p.p_login_fail ? EV_LOGIN_FAILED : EV_LOGIN;
+        ev.aux = (uint32_t)(rng_next(&r) % 1000000);
+        ev.seq = (uint32_t)sim->nevs;
+        if (ev.type == EV_LOGIN && !p.publish_login)
+            continue; /* the handler fails silently: nothing is published */
+        if (push(sim, &ev) < 0) return -1;
+    }
+    n = rng_poisson(&r, p.pay_rate);
+    for (long i = 0; i < n; i++) {
+        sim_ev_t ev = {.ms = draw_ms(&r), .cohort = (uint8_t)cohort};
+        ev.type = rng_uniform(&r) < p.p_pay_fail ? EV_PAYMENT_FAILED : EV_PAYMENT;
+        ev.aux = (uint32_t)(500 + rng_next(&r) % 19500); /* 5.00 .. 199.99 */
+        ev.seq = (uint32_t)sim->nevs;
+        if (push(sim, &ev) < 0) return -1;
+    }
+    for (int i = 0; i < p.audit_failures; i++) {
+        sim_ev_t ev = {.ms = draw_ms(&r), .type = EV_AUDIT_FAILED, .cohort = (uint8_t)cohort};
+        ev.seq = (uint32_t)sim->nevs;
+        if (push(sim, &ev) < 0) return -1;
+    }
+    return 0;
+}
+
+static int ev_cmp(const void *a, const void *b)
+{
+    const sim_ev_t *x = a, *y = b;
+    if (x->ms != y->ms) return x->ms < y->ms ? -1 : 1;
+    return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+/* Formats one event; returns its length (lines are < 400 bytes). */
+static int format_ev(const sim_ev_t *ev, int64_t index, int64_t ts, char *buf, size_t size)
+{
+    bool canary = ev->cohort == CD_COHORT_CANARY;
+    char tbuf[40];
+    cd_time_format(ts, tbuf, sizeof tbuf);
+    /* Unique per (cohort, second, draw): 10 digits wrap after ~3 years of seconds. */
+    unsigned long long rid = (unsigned long long)(index * 100000 + ev->seq) % 10000000000ull;
+    int n = snprintf(buf, size,
+                     "{\"event_type\":\"%s\",\"timestamp\":\"%s\",\"cohort\":\"%s\","
+                     "\"service\":\"checkout\",\"version\":\"%s\",\"request_id\":\"%c-%010llu\","
+                     "\"data\":",
+                     ev_names[ev->type], tbuf, canary ? "canary" : "stable",
+                     canary ? "2.5.0" : "2.4.3", canary ? 'c' : 's', rid);
+    const char *route = routes[ev->route];
+    switch ((enum ev_type)ev->type) {
+    case EV_REQUEST:
+        n += snprintf(buf + n, size - n, "{\"latency_ms\":%.1f,\"route\":\"%s\",\"status\":%d}}",
+                      ev->latency, route, ev->aux ? 500 : 200);
+        break;
+    case EV_ERROR:
+        n += snprintf(buf + n, size - n,
+                      "{\"error\":\"UpstreamError\",\"message\":\"inventory service returned "
+                      "503\",\"route\":\"%s\",\"status\":500}}",
+                      route);
+        break;
+    case EV_LOGIN:
+    case EV_LOGIN_FAILED:
+        n += snprintf(buf + n, size - n, "{\"user_id\":\"u-%06u\",\"method\":\"password\"%s}}",
+                      (unsigned)ev->aux,
+                      ev->type == EV_LOGIN ? "" : ",\"reason\":\"invalid_credentials\"");
+        break;
+    case EV_PAYMENT:
+    case EV_PAYMENT_FAILED:
+        n += snprintf(buf + n, size - n,
+                      "{\"amount\":%u.%02u,\"currency\":\"EUR\",\"provider\":\"stripe\"%s}}",
+                      (unsigned)ev->aux / 100, (unsigned)ev->aux % 100,
+                      ev->type == EV_PAYMENT ? "" : ",\"reason\":\"card_declined\"");
+        break;
+    case EV_AUDIT_FAILED:
+        n += snprintf(buf + n, size - n,
+                      "{\"handler\":\"AuditLogHandler\",\"error\":\"audit sink unavailable\"}}");
+        break;
+    }
+    CD_ASSERT(n > 0 && (size_t)n < size);
+    return n;
+}
+
+long cd_sim_second(cd_sim_t *sim, int64_t second_start_ms, cd_sim_emit_cb cb, void *opaque)
+{
+    int64_t off = second_start_ms - sim->conf.start_ms;
+    if (off < 0 || off % 1000 != 0) return -1;
+    int64_t index = off / 1000;
+    sim->nevs = 0;
+    if (draw_cohort(sim, CD_COHORT_STABLE, index) < 0 ||
+        draw_cohort(sim, CD_COHORT_CANARY, index) < 0)
+        return -1;
+    qsort(sim->evs, sim->nevs, sizeof *sim->evs, ev_cmp);
+    char line[512];
+    for (size_t i = 0; i < sim->nevs; i++) {
+        int64_t ts = second_start_ms + sim->evs[i].ms;
+        int n = format_ev(&sim->evs[i], index, ts, line, sizeof line);
+        cb(line, (size_t)n, ts, opaque);
+    }
+    return (long)sim->nevs;
+}

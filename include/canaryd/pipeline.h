@@ -1,0 +1,123 @@
+/*
+ * pipeline.h - one canary analysis: source bytes -> decoder -> windows ->
+ * rule engine -> records. Sources (replay's line reader, later Kafka) feed
+ * payloads in; the owner of the clock calls cd_pipeline_advance().
+ *
+ * Counting: every payload handed in ends up in exactly one counter: bad
+ * input (by reason), late (older than the window ring), future (too far
+ * ahead of the clock), or accepted (by event type and cohort; types outside
+ * the catalog under "other"). Numeric fields that are present but not finite
+ * numbers are counted separately (the event itself is still accepted).
+ * Accepted events whose time lies before the last evaluation are also
+ * counted as "after_eval": they count only in later evaluations.
+ *
+ * Threading: cd_pipeline_decode / _add / _ingest / _count_* may be called
+ * from any number of threads at once (the decoder is immutable, the windows
+ * lock-free, the counters atomic). cd_pipeline_advance and the verdict
+ * queries belong to one thread at a time (the evaluating thread); records
+ * are delivered on that thread, synchronously.
+ */
+#ifndef CANARYD_PIPELINE_H
+#define CANARYD_PIPELINE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "canaryd/config.h"
+#include "canaryd/engine.h"
+#include "canaryd/event.h"
+#include "canaryd/window.h"
+
+typedef struct cd_pipeline cd_pipeline_t;
+
+/* Row of cd_pipeline_stats_t.by_type for types outside the catalog. */
+#define CD_PIPELINE_OTHER CD_MAX_TYPES
+
+typedef struct cd_pipeline_stats {
+    uint64_t accepted;                               /* sum of by_type */
+    uint64_t by_type[CD_MAX_TYPES + 1][CD_NCOHORTS]; /* [type id or CD_PIPELINE_OTHER][cohort] */
+    uint64_t bad[CD_BAD__COUNT];                     /* by reason; bad[CD_BAD_NONE] stays 0 */
+    uint64_t bad_total;
+    uint64_t bad_numeric;      /* numeric fields present but not a finite number */
+    uint64_t late;             /* dropped: older than the window ring */
+    uint64_t future;           /* dropped: too far ahead of the clock */
+    uint64_t after_eval;       /* accepted, but after an evaluation that covered their time */
+    int64_t first_ms, last_ms; /* earliest / latest accepted event time; 0 when none */
+    uint64_t evaluations;
+    uint64_t records;
+    int64_t clock_ms;     /* the clock of the last advance (0 before any) */
+    int64_t last_eval_ms; /* the last evaluated boundary (0 before any) */
+} cd_pipeline_stats_t;
+
+/*
+ * Builds decoder, window and engine from cfg. cfg is borrowed and must
+ * outlive the pipeline. ahead_ms: how far after the clock an event may land
+ * (replay: allowed_lateness, live: max_future_skew). nstripes: writer
+ * stripes of the window (0 = one per CPU; replay uses 1). cb(v, opaque)
+ * receives every record. Returns NULL with a message in errbuf.
+ */
+cd_pipeline_t *cd_pipeline_new(const cd_config_t *cfg, int64_t ahead_ms, int nstripes,
+                               cd_record_cb cb, void *opaque, char *errbuf, size_t errsize);
+void cd_pipeline_destroy(cd_pipeline_t *p);
+
+/*
+ * Decodes a payload. On bad input counts it under its reason and logs a
+ * rate-limited sample ("bad input (reason) at line N: <escaped first 120
+ * bytes>"; lineno 0 = no line number). Strings in *ev borrow buf.
+ */
+cd_bad_reason_t cd_pipeline_decode(cd_pipeline_t *p, const char *buf, size_t len, uint64_t lineno,
+                                   cd_event_t *ev);
+
+/*
+ * Adds a decoded event to the windows (counter of its type, its numeric
+ * fields) and counts it: accepted by (type, cohort), or late / future by the
+ * window's answer. Learns the release from the first canary event's version
+ * when the config names none (applied at the next advance). Use stripe
+ * cd_window_stripe() of the pipeline's window, or 0 from a single thread.
+ */
+cd_window_result_t cd_pipeline_add(cd_pipeline_t *p, const cd_event_t *ev, int stripe);
+
+/* cd_pipeline_decode + cd_pipeline_add. Returns the decode result. */
+cd_bad_reason_t cd_pipeline_ingest(cd_pipeline_t *p, const char *buf, size_t len, int stripe);
+
+/* Counts input rejected by the source itself (e.g. CD_BAD_LINE_TOO_LONG),
+ * logging a sample of its first bytes as cd_pipeline_decode does. */
+void cd_pipeline_count_bad(cd_pipeline_t *p, cd_bad_reason_t r, const char *sample, size_t len,
+                           uint64_t lineno);
+
+/* Counts an event the source dropped as too far in the future (replay's
+ * event-time clock), logging it rate-limited with ref_ms, the time it was
+ * compared with. */
+void cd_pipeline_count_future(cd_pipeline_t *p, const cd_event_t *ev, int64_t ref_ms,
+                              uint64_t lineno);
+
+/*
+ * Moves the clock to now_ms and evaluates the rules at every multiple of
+ * eval_interval in (last evaluated boundary, now_ms], in order, moving the
+ * window clock to each boundary before evaluating it (so a jump of the
+ * clock never recycles buckets an earlier boundary still reads). The first
+ * call evaluates nothing: it starts the grid at the boundary at or before
+ * now_ms. A now_ms earlier than the clock is ignored. Evaluating thread only.
+ */
+void cd_pipeline_advance(cd_pipeline_t *p, int64_t now_ms);
+
+/* Snapshot of the counters (each read relaxed: the snapshot is not atomic
+ * as a whole while other threads ingest). */
+void cd_pipeline_stats(const cd_pipeline_t *p, cd_pipeline_stats_t *out);
+
+/* Catalog name of type id i (0 <= i < cd_pipeline_ntypes). */
+int cd_pipeline_ntypes(const cd_pipeline_t *p);
+const char *cd_pipeline_type_name(const cd_pipeline_t *p, int i);
+
+/* The release's verdict (engine); the non-dry-run rules firing now (count
+ * returned, up to max names stored, borrowed from cfg); the release as known
+ * now ("" if unknown; borrowed). Evaluating thread. */
+cd_verdict_kind_t cd_pipeline_verdict(const cd_pipeline_t *p);
+int cd_pipeline_firing_rules(const cd_pipeline_t *p, const char **names, int max);
+const char *cd_pipeline_release(const cd_pipeline_t *p);
+
+/* The window (for cd_window_stripe()); borrowed. */
+cd_window_t *cd_pipeline_window(cd_pipeline_t *p);
+
+#endif

@@ -1,0 +1,325 @@
+/*
+ * engine.c - the rule engine (see include/canaryd/engine.h): per-rule state
+ * machines and the release's verdict.
+ *
+ * Data: one rule_rt_t per rule (a copy of its conf, its state, the times the
+ * state machine needs, its last evidence), a queue of this evaluation's rule
+ * verdicts, and the release's sticky flags (ROLLBACK, PROMOTE). Everything,
+ * including two histogram scratch buffers for percentile rules, is allocated
+ * by cd_engine_new(); cd_engine_eval() allocates nothing and reads no clock:
+ * the same windows and times always give the same records.
+ *
+ * Each evaluation: (1) every rule's evidence is computed (evidence.c) and its
+ * state machine stepped, emitting a state record per transition, in rule
+ * order; (2) the rule verdicts found on the way (ROLLBACK, ALERT) are
+ * emitted; (3) the release verdict is recomputed and a release-wide record
+ * emitted when it changes to ANALYZING, HEALTHY or PROMOTE (and once at the
+ * first evaluation). The trade-off: records of one evaluation are not
+ * interleaved by rule, so a reader sees every state change before the
+ * verdicts they caused.
+ *
+ * Threading: one thread at a time calls cd_engine_eval() and the getters
+ * (the HTTP API must serialise with the evaluating thread).
+ */
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "canaryd/timeutil.h"
+#include "engine_internal.h"
+#include "evidence.h"
+#include "evidence_fmt.h"
+
+static void copy_name(char *dst, size_t size, const char *src)
+{
+    snprintf(dst, size, "%s", src ? src : "");
+}
+
+cd_engine_t *cd_engine_new(const cd_engine_conf_t *conf, char *errbuf, size_t errsize)
+{
+    char scratch_err[8];
+    if (errbuf == NULL || errsize == 0) {
+        errbuf = scratch_err;
+        errsize = sizeof scratch_err;
+    }
+    cd_engine_t *e = NULL;
+    if (!cd_engine_check_conf(conf, errbuf, errsize)) goto err;
+    e = calloc(1, sizeof *e);
+    if (e == NULL) goto oom;
+    int n = conf->nrules;
+    e->nrules = n;
+    e->rules = calloc(n > 0 ? (size_t)n : 1, sizeof *e->rules);
+    e->queue = calloc(n > 0 ? (size_t)n : 1, sizeof *e->queue);
+    if (e->rules == NULL || e->queue == NULL) goto oom;
+    e->promote_after_ms =
+        conf->promote_after_ms ? conf->promote_after_ms : DEFAULT_PROMOTE_AFTER_MS;
+    e->alert_repeat_ms = conf->alert_repeat_ms ? conf->alert_repeat_ms : DEFAULT_ALERT_REPEAT_MS;
+    copy_name(e->release, sizeof e->release, conf->release);
+    for (int i = 0; i < conf->ntypes; i++) {
+        copy_name(e->type_store[i], CD_NAME_MAX, conf->type_names[i]);
+        e->type_ptrs[i] = conf->type_names[i] ? e->type_store[i] : NULL;
+    }
+    for (int i = 0; i < conf->nhists; i++) {
+        copy_name(e->hist_store[i], CD_NAME_MAX, conf->hist_names[i]);
+        e->hist_ptrs[i] = conf->hist_names[i] ? e->hist_store[i] : NULL;
+    }
+    e->names = (cd_evidence_names_t){e->type_ptrs, conf->ntypes, e->hist_ptrs, conf->nhists};
+    for (int i = 0; i < n; i++) {
+        rule_rt_t *rt = &e->rules[i];
+        rt->conf = conf->rules[i];
+        rt->state = CD_STATE_INACTIVE;
+        rt->clear_since = -1;
+        rt->outcome = rt->conf.action;
+        rt->last.record = CD_RECORD_STATE;
+        rt->last.rule = rt->conf.name;
+        rt->last.rule_kind = cd_rule_kind_name(rt->conf.kind);
+        rt->last.action = rt->conf.action;
+        rt->last.dry_run = rt->conf.dry_run;
+        rt->last.release = e->release;
+        rt->last.threshold = NAN;
+        rt->last.window_ms = rt->conf.window_ms;
+        rt->last.for_ms = rt->conf.for_ms;
+        snprintf(rt->last.reason, sizeof rt->last.reason, "not evaluated yet");
+    }
+    e->verdict = CD_VERDICT_ANALYZING;
+    return e;
+oom:
+    snprintf(errbuf, errsize, "out of memory allocating the rule engine");
+err:
+    cd_engine_destroy(e);
+    return NULL;
+}
+
+void cd_engine_destroy(cd_engine_t *e)
+{
+    if (e == NULL) return;
+    free(e->rules);
+    free(e->queue);
+    free(e);
+}
+
+void cd_engine_set_release(cd_engine_t *e, const char *release)
+{
+    copy_name(e->release, sizeof e->release, release);
+}
+
+cd_verdict_kind_t cd_engine_verdict(const cd_engine_t *e)
+{
+    return e->verdict;
+}
+
+cd_rule_state_t cd_engine_rule_state(const cd_engine_t *e, int i, cd_verdict_t *last)
+{
+    if (i < 0 || i >= e->nrules) {
+        if (last) {
+            memset(last, 0, sizeof *last);
+            last->threshold = NAN;
+        }
+        return CD_STATE_INACTIVE;
+    }
+    if (last) *last = e->rules[i].last;
+    return e->rules[i].state;
+}
+
+int64_t cd_engine_span_ms(const cd_rule_conf_t *rules, int nrules)
+{
+    int64_t span = 0;
+    for (int i = 0; i < nrules; i++) {
+        int64_t s = rules[i].window_ms;
+        if (rules[i].kind == CD_RULE_SPIKE && rules[i].reference_ms > 0) s += rules[i].reference_ms;
+        if (s > span) span = s;
+    }
+    return span;
+}
+
+/* ---- records ---- */
+
+/* Fills v with rule rt's evidence at now (reason left empty). */
+static void fill_rule_record(const cd_engine_t *e, const rule_rt_t *rt, int64_t now,
+                             cd_verdict_t *v)
+{
+    const cd_evidence_t *ev = &rt->ev;
+    memset(v, 0, sizeof *v);
+    v->record = CD_RECORD_STATE;
+    v->time_ms = now;
+    v->from = v->to = rt->state;
+    v->rule = rt->conf.name;
+    v->rule_kind = cd_rule_kind_name(rt->conf.kind);
+    v->action = rt->outcome;
+    v->dry_run = rt->conf.dry_run;
+    v->release = e->release;
+    v->canary = ev->canary;
+    v->stable = ev->stable;
+    v->stable_source = ev->stable_source;
+    v->threshold = ev->threshold;
+    v->window_ms = rt->conf.window_ms;
+    v->for_ms = rt->conf.for_ms;
+    snprintf(v->todo, sizeof v->todo, "%s", rt->conf.description);
+}
+
+/* reason = prefix + what [+ " for <for>"] + " " + ctx + suffix; insufficient
+ * evidence is just prefix + what ("insufficient data: ..."). */
+static void set_reason(cd_verdict_t *v, const rule_rt_t *rt, const char *prefix, bool with_for,
+                       const char *suffix)
+{
+    cd_sb_t sb;
+    cd_sb_init(&sb, v->reason, sizeof v->reason);
+    cd_sb_printf(&sb, "%s%s", prefix, rt->ev.what);
+    if (rt->ev.insufficient) return; /* "insufficient data: ..." says it all */
+    if (with_for && rt->conf.for_ms > 0) {
+        char d[32];
+        cd_sb_printf(&sb, " for %s", cd_duration_format(rt->conf.for_ms, d, sizeof d));
+    }
+    cd_sb_printf(&sb, " %s%s", rt->ev.ctx, suffix);
+}
+
+static void emit_state(cd_engine_t *e, rule_rt_t *rt, cd_rule_state_t from, int64_t now,
+                       cd_record_cb cb, void *opaque)
+{
+    cd_verdict_t *v = &e->out;
+    fill_rule_record(e, rt, now, v);
+    v->from = from;
+    char d[32], tail[96];
+    switch (rt->state) {
+    case CD_STATE_PENDING:
+        snprintf(tail, sizeof tail, "; pending: fires if it holds for %s",
+                 cd_duration_format(rt->conf.for_ms, d, sizeof d));
+        set_reason(v, rt, "", false, tail);
+        break;
+    case CD_STATE_FIRING:
+        set_reason(v, rt, "", from == CD_STATE_PENDING, "");
+        break;
+    case CD_STATE_INACTIVE:
+        set_reason(v, rt, rt->ev.insufficient ? "" : "cleared before firing: ", false, "");
+        break;
+    case CD_STATE_RESOLVED:
+        snprintf(tail, sizeof tail,
+                 "clear for %s: ", cd_duration_format(rt->conf.resolve_for_ms, d, sizeof d));
+        set_reason(v, rt, tail, false, "");
+        break;
+    }
+    cb(v, opaque);
+}
+
+static void queue_verdict(cd_engine_t *e, rule_rt_t *rt, cd_verdict_kind_t kind, int64_t now,
+                          const char *prefix, bool with_for)
+{
+    CD_ASSERT(e->nqueued < e->nrules); /* at most one verdict per rule per evaluation */
+    cd_verdict_t *v = &e->queue[e->nqueued++];
+    fill_rule_record(e, rt, now, v);
+    v->record = CD_RECORD_VERDICT;
+    v->verdict = kind;
+    v->action = kind == CD_VERDICT_ROLLBACK ? CD_ACTION_ROLLBACK : CD_ACTION_ALERT;
+    set_reason(v, rt, prefix, with_for, "");
+}
+
+/* ---- the rule state machine ---- */
+
+static void step_rule(cd_engine_t *e, rule_rt_t *rt, int64_t now, cd_record_cb cb, void *opaque)
+{
+    const cd_evidence_t *ev = &rt->ev;
+    const cd_rule_conf_t *r = &rt->conf;
+    cd_rule_state_t from = rt->state, to = from;
+
+    if (ev->breach) rt->outcome = ev->fleet ? CD_ACTION_ALERT : r->action;
+    switch (from) {
+    case CD_STATE_INACTIVE:
+    case CD_STATE_RESOLVED:
+        if (ev->breach) {
+            to = r->for_ms == 0 ? CD_STATE_FIRING : CD_STATE_PENDING;
+            rt->pending_since = now;
+        }
+        break;
+    case CD_STATE_PENDING:
+        /* In band (neither breach nor clear) keeps pending_since: `for`
+         * means held continuously, and the band absorbs noise near the
+         * threshold. Insufficient data cannot confirm the hold. */
+        if (ev->insufficient || ev->clear)
+            to = CD_STATE_INACTIVE;
+        else if (ev->breach && now - rt->pending_since >= r->for_ms)
+            to = CD_STATE_FIRING;
+        break;
+    case CD_STATE_FIRING:
+        /* Only clear evaluations count towards recovery; breach, in band and
+         * insufficient data all restart the clear run. */
+        if (ev->clear) {
+            if (rt->clear_since < 0) rt->clear_since = now;
+            if (now - rt->clear_since >= r->resolve_for_ms) to = CD_STATE_RESOLVED;
+        } else {
+            rt->clear_since = -1;
+        }
+        break;
+    }
+    if (to == from) return;
+    if (to == CD_STATE_FIRING) {
+        CD_ASSERT(ev->breach); /* nothing fires without a breach at this instant */
+        rt->clear_since = -1;
+        rt->dry_rollback_sent = false;
+    }
+    rt->state = to;
+    emit_state(e, rt, from, now, cb, opaque);
+}
+
+/* Queues the ROLLBACK / ALERT a firing rule owes at this evaluation. */
+static void rule_verdict(cd_engine_t *e, rule_rt_t *rt, bool entered, int64_t now)
+{
+    if (rt->state != CD_STATE_FIRING) return;
+    const char *prefix = entered ? "" : "still firing: ";
+    if (rt->outcome == CD_ACTION_ROLLBACK) {
+        /* Only on a breaching evaluation: a firing spike that was fleet-wide
+         * turns into a ROLLBACK when the canary alone spikes, not when the
+         * numbers happen to be clear or missing. */
+        if (!rt->ev.breach) return;
+        if (rt->conf.dry_run) {
+            if (!rt->dry_rollback_sent) {
+                rt->dry_rollback_sent = true;
+                queue_verdict(e, rt, CD_VERDICT_ROLLBACK, now,
+                              entered ? "" : "now canary-only: ", entered);
+            }
+        } else if (!e->rollback) {
+            e->rollback = true;
+            queue_verdict(e, rt, CD_VERDICT_ROLLBACK, now,
+                          entered ? "" : "now canary-only: ", entered);
+        }
+        return;
+    }
+    /* Repeats only while the condition still holds: a firing rule whose
+     * numbers are clear is recovering (waiting out resolve_for), and saying
+     * "still firing" then would be noise. Entering FIRING is a breach. */
+    if (rt->ev.breach && (!rt->alerted || now - rt->last_alert_ms >= e->alert_repeat_ms)) {
+        rt->alerted = true;
+        rt->last_alert_ms = now;
+        queue_verdict(e, rt, CD_VERDICT_ALERT, now, prefix, entered);
+    }
+}
+
+/* Refreshes what cd_engine_rule_state() reports for rt. */
+static void remember(const cd_engine_t *e, rule_rt_t *rt, int64_t now)
+{
+    fill_rule_record(e, rt, now, &rt->last);
+    set_reason(&rt->last, rt, "", false, "");
+}
+
+void cd_engine_eval(cd_engine_t *e, const cd_window_t *w, int64_t now_ms, cd_record_cb cb,
+                    void *opaque)
+{
+    CD_ASSERT(e != NULL && w != NULL && cb != NULL);
+    /* Going back in time would replay `for` and resolve_for against the
+     * wrong instants: a verdict-corrupting caller bug, not bad input. */
+    CD_ASSERT(!e->evaluated || now_ms >= e->last_now);
+
+    e->nqueued = 0;
+    for (int i = 0; i < e->nrules; i++) {
+        rule_rt_t *rt = &e->rules[i];
+        cd_rule_state_t before = rt->state;
+        cd_evidence_eval(&rt->conf, &e->names, w, now_ms, e->scratch, &rt->ev);
+        step_rule(e, rt, now_ms, cb, opaque);
+        rule_verdict(e, rt, before != CD_STATE_FIRING && rt->state == CD_STATE_FIRING, now_ms);
+        remember(e, rt, now_ms);
+    }
+    for (int i = 0; i < e->nqueued; i++)
+        cb(&e->queue[i], opaque);
+    cd_engine_release_step(e, now_ms, cb, opaque);
+    e->evaluated = true;
+    e->last_now = now_ms;
+}

@@ -1,0 +1,41 @@
+/*
+ * evidence_fmt.h - sentence pieces shared by the evidence kinds (implemented
+ * in evidence_fmt.c; internal to evidence*.c). All append to a bounded
+ * cd_sb_t and never overflow.
+ */
+#ifndef CANARYD_RULES_EVIDENCE_FMT_H
+#define CANARYD_RULES_EVIDENCE_FMT_H
+
+#include "evidence.h"
+
+/* The op's spelling when it holds, else the comparison that holds instead
+ * (">" not holding prints "<="). */
+const char *cd_evfmt_op(cd_op_t op, bool holds);
+void cd_evfmt_type(cd_sb_t *sb, const cd_evidence_names_t *n, int id);
+/* "ERROR_OCCURRED/REQUEST_COMPLETED", "PAYMENT_COMPLETED/(PAYMENT_COMPLETED+PAYMENT_FAILED)" */
+void cd_evfmt_signal(cd_sb_t *sb, const cd_evidence_names_t *n, const cd_signal_t *s);
+/* ratio: "3.05%"; count: "37" */
+void cd_evfmt_value(cd_sb_t *sb, bool ratio, double v);
+/* ratio: "3.05% (ERROR_OCCURRED/REQUEST_COMPLETED 37/1213)" or without the
+ * names "1.00% (229/22871)"; count: "3 (AUDIT_LOG_FAILED)" or "3". */
+void cd_evfmt_obs(cd_sb_t *sb, const cd_evidence_names_t *n, const cd_signal_t *s,
+                  const cd_obs_t *o, bool with_names);
+/* "insufficient data: canary has 120 samples in 1m, needs 500" ("; stable
+ * has ..." after the first). */
+void cd_evfmt_need(cd_sb_t *sb, bool *first, const char *cohort, uint64_t have, uint64_t need,
+                   int64_t window_ms);
+/* "samples canary 1213 >= 500" (", stable ..." after the first) */
+void cd_evfmt_samples(cd_sb_t *sb, bool *first, const char *cohort, uint64_t have, uint64_t need);
+/* "(window 1m; " */
+void cd_evfmt_window(cd_sb_t *sb, int64_t window_ms);
+/* Minimum samples actually required: a ratio needs at least 1. */
+uint64_t cd_evfmt_min(uint64_t configured, bool ratio);
+
+/* Kinds implemented in evidence_spike.c (ev is zeroed by the caller,
+ * threshold and compared preset to NaN). */
+void cd_evidence_spike(const cd_rule_conf_t *r, const cd_evidence_names_t *n, const cd_window_t *w,
+                       int64_t now_ms, cd_evidence_t *ev);
+void cd_evidence_flatline(const cd_rule_conf_t *r, const cd_evidence_names_t *n,
+                          const cd_window_t *w, int64_t now_ms, cd_evidence_t *ev);
+
+#endif

@@ -1,0 +1,58 @@
+/*
+ * stats.c - two-proportion z statistic and Wilson score bounds (see stats.h).
+ *
+ * Everything is computed in double from integer counts; the counts of one
+ * window (at most a few billion events) are exact in a double. No state, no
+ * allocation; thread-safe.
+ */
+#include "stats.h"
+
+#include <math.h>
+
+double cd_stats_z_two_prop(uint64_t x1, uint64_t n1, uint64_t x2, uint64_t n2)
+{
+    if (n1 == 0 || n2 == 0) return 0.0;
+    if (x1 > n1) x1 = n1;
+    if (x2 > n2) x2 = n2;
+    double p1 = (double)x1 / (double)n1;
+    double p2 = (double)x2 / (double)n2;
+    double p = ((double)x1 + (double)x2) / ((double)n1 + (double)n2);
+    /* No variance in the pooled sample: the difference is exactly 0 (both
+     * all-zero or both all-one), never a spike. */
+    if (p <= 0.0 || p >= 1.0) return 0.0;
+    double se = sqrt(p * (1.0 - p) * (1.0 / (double)n1 + 1.0 / (double)n2));
+    return (p1 - p2) / se;
+}
+
+/* Returns the centre of the Wilson interval in *centre and its half-width. */
+static double wilson_half(uint64_t x, uint64_t n, double z, double *centre)
+{
+    if (x > n) x = n;
+    double nn = (double)n;
+    double p = (double)x / nn;
+    double z2 = z * z;
+    double denom = 1.0 + z2 / nn;
+    *centre = (p + z2 / (2.0 * nn)) / denom;
+    return z / denom * sqrt(p * (1.0 - p) / nn + z2 / (4.0 * nn * nn));
+}
+
+double cd_stats_wilson_upper(uint64_t x, uint64_t n, double z)
+{
+    if (n == 0) return 1.0;
+    double c, h = wilson_half(x, n, z, &c);
+    double u = c + h;
+    return u > 1.0 ? 1.0 : u;
+}
+
+double cd_stats_wilson_lower(uint64_t x, uint64_t n, double z)
+{
+    if (n == 0) return 0.0;
+    double c, h = wilson_half(x, n, z, &c);
+    double l = c - h;
+    return l < 0.0 ? 0.0 : l;
+}
+
+double cd_stats_norm_cdf(double z)
+{
+    return 0.5 * erfc(-z / sqrt(2.0));
+}

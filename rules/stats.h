@@ -1,0 +1,45 @@
+/*
+ * stats.h - the few statistics the rule engine needs (internal to rules/).
+ *
+ * Rules decide on counts of events, so every test here takes counts, not
+ * pre-rounded proportions: x successes (or failures) out of n trials.
+ *   - cd_stats_z_two_prop: the pooled two-proportion z statistic, used by
+ *     spike rules as a one-sided test "is p1 above p2?".
+ *   - cd_stats_wilson_*: one-sided Wilson score bounds, used by threshold
+ *     rules so a small sample is not taken for a breach (96 % of 600 payments
+ *     is not evidence of < 95 %).
+ *   - cd_stats_norm_cdf: the one-sided confidence a z corresponds to, for
+ *     reason sentences ("upper 95% bound").
+ *
+ * Pure functions: no state, no allocation, safe from any thread. Degenerate
+ * inputs (n == 0, x > n) never produce NaN: see each function.
+ */
+#ifndef CANARYD_RULES_STATS_H
+#define CANARYD_RULES_STATS_H
+
+#include <stdint.h>
+
+/*
+ * z = (p1 - p2) / sqrt(p (1 - p) (1/n1 + 1/n2)), p1 = x1/n1, p2 = x2/n2 and
+ * p = (x1 + x2) / (n1 + n2) the pooled proportion. Positive when p1 > p2.
+ * Returns 0 when either n is 0 or the pooled proportion is 0 or >= 1 (no
+ * variance: 0 failures against 0 failures is no evidence of anything).
+ * Counts with x > n (a "proportion" whose numerator is not a subset of its
+ * denominator) are clamped to x = n.
+ */
+double cd_stats_z_two_prop(uint64_t x1, uint64_t n1, uint64_t x2, uint64_t n2);
+
+/*
+ * One-sided Wilson score bounds of the proportion x/n at z (z >= 0):
+ *   centre = (p + z^2/2n) / (1 + z^2/n)
+ *   half   = z / (1 + z^2/n) * sqrt(p (1 - p) / n + z^2 / 4n^2)
+ * upper = centre + half, lower = centre - half, both clamped to [0, 1].
+ * n == 0: upper 1, lower 0 (nothing is known). x > n is clamped to n.
+ */
+double cd_stats_wilson_upper(uint64_t x, uint64_t n, double z);
+double cd_stats_wilson_lower(uint64_t x, uint64_t n, double z);
+
+/* Standard normal CDF Phi(z): the one-sided confidence of a bound at z. */
+double cd_stats_norm_cdf(double z);
+
+#endif

@@ -1,0 +1,304 @@
+/*
+ * test_window.c - single-threaded behaviour of the sliding windows: exact
+ * sums per second, range edges (end exclusive), LATE / FUTURE exactly at the
+ * boundaries, bucket reuse after the ring wraps, independence of cohorts and
+ * metrics, histogram merges over ranges, a clock that never goes back, and
+ * configuration errors.
+ *
+ * The standard window here: 3 metrics, 1 histogram, 1 s buckets, span 10 s,
+ * ahead 5 s, 2 stripes: ring of 10 + 5 + 2 = 17 buckets.
+ */
+#include <criterion/criterion.h>
+#include <string.h>
+
+#include "canaryd/window.h"
+
+#define S CD_COHORT_STABLE
+#define C CD_COHORT_CANARY
+
+static cd_window_t *std_window(void)
+{
+    cd_window_conf_t conf = {.nmetrics = 3,
+                             .nhists = 1,
+                             .resolution_ms = 1000,
+                             .span_ms = 10000,
+                             .ahead_ms = 5000,
+                             .nstripes = 2};
+    char err[256] = "";
+    cd_window_t *w = cd_window_new(&conf, err, sizeof(err));
+    cr_assert_not_null(w, "cd_window_new: %s", err);
+    return w;
+}
+
+Test(window, add_and_sum_exact_per_second)
+{
+    cd_window_t *w = std_window();
+    cd_window_set_clock(w, 100000);
+    cr_assert_eq(cd_window_add(w, 0, 1, C, 100000, 3), CD_WIN_OK);
+    cr_assert_eq(cd_window_add(w, 1, 1, C, 100999, 4), CD_WIN_OK);
+    cr_assert_eq(cd_window_add(w, 0, 1, C, 101000, 5), CD_WIN_OK);
+    cr_assert_eq(cd_window_add(w, 1, 1, C, 99000, 11), CD_WIN_OK);
+    cr_assert_eq(cd_window_sum(w, 1, C, 100000, 1000), 11);
+    cr_assert_eq(cd_window_sum(w, 1, C, 101000, 1000), 7);
+    cr_assert_eq(cd_window_sum(w, 1, C, 102000, 1000), 5);
+    cr_assert_eq(cd_window_sum(w, 1, C, 102000, 2000), 12);
+    cr_assert_eq(cd_window_sum(w, 1, C, 102000, 3000), 23);
+    cr_assert_eq(cd_window_sum(w, 1, C, 102000, 10000), 23);
+    /* end is exclusive: a window ending where a second starts misses it */
+    cr_assert_eq(cd_window_sum(w, 1, C, 99000, 5000), 0);
+    cr_assert_eq(cd_window_sum(w, 1, C, 101000, 2000), 18);
+    /* empty and negative ranges */
+    cr_assert_eq(cd_window_sum(w, 1, C, 102000, 0), 0);
+    cr_assert_eq(cd_window_sum(w, 1, C, 102000, -1000), 0);
+    cr_assert_eq(cd_window_sum(w, 1, C, 0, 1000), 0);
+    cd_window_destroy(w);
+}
+
+Test(window, unaligned_range_counts_whole_buckets)
+{
+    /* Documented: buckets [floor((end-len)/res), floor(end/res) - 1]. */
+    cd_window_t *w = std_window();
+    cd_window_set_clock(w, 100000);
+    cd_window_add(w, 0, 0, S, 98000, 1);
+    cd_window_add(w, 0, 0, S, 99000, 2);
+    cd_window_add(w, 0, 0, S, 100000, 4);
+    cr_assert_eq(cd_window_sum(w, 0, S, 100500, 1000), 2); /* [99, 99] */
+    cr_assert_eq(cd_window_sum(w, 0, S, 100500, 1500), 2); /* [99, 99] */
+    cr_assert_eq(cd_window_sum(w, 0, S, 100500, 1600), 3); /* [98, 99] */
+    cr_assert_eq(cd_window_sum(w, 0, S, 100999, 1000), 2); /* [99, 99] */
+    cr_assert_eq(cd_window_sum(w, 0, S, 100999, 999), 0);  /* [100, 99]: none */
+    cr_assert_eq(cd_window_sum(w, 0, S, 101000, 500), 4);  /* [100, 100] */
+    cr_assert_eq(cd_window_sum(w, 0, S, 100400, 300), 0);  /* [100, 99]: none */
+    cd_window_destroy(w);
+}
+
+Test(window, late_and_future_exactly_at_the_boundaries)
+{
+    cd_window_t *w = std_window();
+    cd_window_set_clock(w, 100500); /* clock second 100: late before second 90 */
+    cr_assert_eq(cd_window_add(w, 0, 0, S, 90000, 1), CD_WIN_OK);
+    cr_assert_eq(cd_window_add(w, 0, 0, S, 89999, 1), CD_WIN_LATE);
+    cr_assert_eq(cd_window_add(w, 0, 0, S, 105500, 1), CD_WIN_OK); /* clock + ahead */
+    cr_assert_eq(cd_window_add(w, 0, 0, S, 105501, 1), CD_WIN_FUTURE);
+    cr_assert_eq(cd_window_add(w, 0, 0, S, -1, 1), CD_WIN_LATE);
+    cr_assert_eq(cd_window_add(w, 0, 0, S, INT64_MAX, 1), CD_WIN_FUTURE);
+    cr_assert_eq(cd_window_observe(w, 0, S, 89999, 5.0), CD_WIN_LATE);
+    cr_assert_eq(cd_window_observe(w, 0, S, 105501, 5.0), CD_WIN_FUTURE);
+    cr_assert_eq(cd_window_observe(w, 0, S, 90000, 5.0), CD_WIN_OK);
+    /* rejected events left no trace; accepted ones are exact */
+    cr_assert_eq(cd_window_sum(w, 0, S, 91000, 1000), 1);
+    cr_assert_eq(cd_window_sum(w, 0, S, 106000, 1000), 1);
+    cr_assert_eq(cd_window_sum(w, 0, S, 106000, 17000), 2);
+    cd_hist_t h;
+    cd_window_hist(w, 0, S, 106000, 17000, &h);
+    cr_assert_eq(h.count, 1);
+    cd_window_destroy(w);
+}
+
+Test(window, before_the_first_clock)
+{
+    cd_window_t *w = std_window();
+    cr_assert_eq(cd_window_clock(w), 0);
+    cr_assert_eq(cd_window_add(w, 0, 2, C, 0, 1), CD_WIN_OK);
+    cr_assert_eq(cd_window_add(w, 0, 2, C, 5000, 1), CD_WIN_OK);
+    cr_assert_eq(cd_window_add(w, 0, 2, C, 5001, 1), CD_WIN_FUTURE);
+    cr_assert_eq(cd_window_add(w, 0, 2, C, -1, 1), CD_WIN_LATE);
+    cr_assert_eq(cd_window_sum(w, 2, C, 1000, 1000), 1);
+    cr_assert_eq(cd_window_sum(w, 2, C, 6000, 6000), 2);
+    cd_window_destroy(w);
+}
+
+Test(window, ring_wrap_reuses_buckets)
+{
+    cd_window_t *w = std_window();
+    cd_window_set_clock(w, 100000);
+    for (int s = 90; s <= 105; s++)
+        cr_assert_eq(cd_window_add(w, s & 1, 0, C, s * 1000, (uint64_t)s), CD_WIN_OK);
+    cr_assert_eq(cd_window_sum(w, 0, C, 106000, 16000), (90 + 105) * 16 / 2);
+
+    /* 34 s later = two laps of the 17-bucket ring: second 134 uses the slot
+     * of 100 and 117, second 124 the slot of 90 and 107. */
+    cd_window_set_clock(w, 130000);
+    cr_assert_eq(cd_window_sum(w, 0, C, 106000, 16000), 0); /* old seconds gone */
+    cr_assert_eq(cd_window_add(w, 0, 0, C, 100000, 1), CD_WIN_LATE);
+    cr_assert_eq(cd_window_add(w, 0, 0, C, 134000, 7), CD_WIN_OK);
+    cr_assert_eq(cd_window_add(w, 1, 0, C, 124500, 9), CD_WIN_OK);
+    cr_assert_eq(cd_window_sum(w, 0, C, 135000, 1000), 7);
+    cr_assert_eq(cd_window_sum(w, 0, C, 125000, 1000), 9);
+    cr_assert_eq(cd_window_sum(w, 0, C, 101000, 1000), 0);
+    cr_assert_eq(cd_window_sum(w, 0, C, 135000, 15000), 16);
+    cr_assert_eq(cd_window_sum(w, 0, C, 136000, 40000), 16);
+
+    /* every slot, one lap later, holds exactly its new second */
+    cd_window_set_clock(w, 200000);
+    for (int s = 190; s <= 205; s++)
+        cr_assert_eq(cd_window_add(w, 0, 0, C, s * 1000 + (s < 205 ? 999 : 0), 1000 + (uint64_t)s),
+                     CD_WIN_OK, "s=%d", s);
+    for (int s = 190; s <= 205; s++)
+        cr_assert_eq(cd_window_sum(w, 0, C, (s + 1) * 1000, 1000), 1000 + (uint64_t)s, "s=%d", s);
+    cr_assert_eq(cd_window_sum(w, 0, C, 135000, 1000), 0);
+    cd_window_destroy(w);
+}
+
+Test(window, cohorts_and_metrics_are_independent)
+{
+    cd_window_t *w = std_window();
+    cd_window_set_clock(w, 50000);
+    for (int m = 0; m < 3; m++)
+        for (int c = 0; c < 2; c++)
+            cd_window_add(w, m, m, (cd_cohort_t)c, 49000, (uint64_t)(10 * m + c + 1));
+    for (int m = 0; m < 3; m++)
+        for (int c = 0; c < 2; c++)
+            cr_assert_eq(cd_window_sum(w, m, (cd_cohort_t)c, 50000, 1000),
+                         (uint64_t)(10 * m + c + 1), "m=%d c=%d", m, c);
+    cd_hist_t h;
+    cd_window_hist(w, 0, S, 50000, 1000, &h);
+    cr_assert_eq(h.count, 0);
+    cd_window_observe(w, 0, C, 49000, 12.0);
+    cd_window_hist(w, 0, S, 50000, 1000, &h);
+    cr_assert_eq(h.count, 0);
+    cd_window_hist(w, 0, C, 50000, 1000, &h);
+    cr_assert_eq(h.count, 1);
+    cd_window_destroy(w);
+}
+
+Test(window, histogram_merge_over_ranges)
+{
+    cd_window_t *w = std_window();
+    cd_window_set_clock(w, 100000);
+    /* second 96: 10 x 1 ms; 97: 10 x 100 ms; 98: 5 x 0 (bin 0), 5 x 1e9 (overflow) */
+    for (int i = 0; i < 10; i++) {
+        cr_assert_eq(cd_window_observe(w, 0, C, 96000 + i, 1.0), CD_WIN_OK);
+        cr_assert_eq(cd_window_observe(w, 0, C, 97000 + i, 100.0), CD_WIN_OK);
+        cr_assert_eq(cd_window_observe(w, 0, C, 98000 + i, i < 5 ? 0.0 : 1e9), CD_WIN_OK);
+    }
+    cd_hist_t h;
+    cd_window_hist(w, 0, C, 97000, 1000, &h);
+    cr_assert_eq(h.count, 10);
+    cr_assert_eq(h.bins[cd_hist_bin(1.0)], 10);
+    cd_window_hist(w, 0, C, 98000, 2000, &h);
+    cr_assert_eq(h.count, 20);
+    cr_assert_eq(h.bins[cd_hist_bin(1.0)], 10);
+    cr_assert_eq(h.bins[cd_hist_bin(100.0)], 10);
+    cr_assert_float_eq(cd_hist_quantile(&h, 0.5), cd_hist_bin_value(cd_hist_bin(1.0)), 1e-12);
+    cr_assert_float_eq(cd_hist_quantile(&h, 0.51), cd_hist_bin_value(cd_hist_bin(100.0)), 1e-12);
+    cd_window_hist(w, 0, C, 99000, 3000, &h);
+    cr_assert_eq(h.count, 30);
+    cr_assert_eq(h.bins[0], 5);
+    cr_assert_eq(h.bins[CD_HIST_BINS - 1], 5);
+    uint64_t total = 0;
+    for (int i = 0; i < CD_HIST_BINS; i++)
+        total += h.bins[i];
+    cr_assert_eq(total, 30);
+    cd_window_hist(w, 0, C, 99000, 1000, &h);
+    cr_assert_eq(h.count, 10);
+    cr_assert_eq(h.bins[cd_hist_bin(1.0)], 0);
+    /* after the ring wraps, the old bins are gone and the new ones exact */
+    cd_window_set_clock(w, 113000); /* seconds 96..98 -> slots reused by 113..115 */
+    cr_assert_eq(cd_window_observe(w, 0, C, 113000, 100.0), CD_WIN_OK);
+    cr_assert_eq(cd_window_observe(w, 0, C, 114000, 7.0), CD_WIN_OK);
+    cd_window_hist(w, 0, C, 116000, 17000, &h);
+    cr_assert_eq(h.count, 2);
+    cr_assert_eq(h.bins[cd_hist_bin(100.0)], 1);
+    cr_assert_eq(h.bins[cd_hist_bin(7.0)], 1);
+    cd_window_destroy(w);
+}
+
+Test(window, clock_never_moves_backwards)
+{
+    cd_window_t *w = std_window();
+    cd_window_set_clock(w, 100000);
+    cd_window_set_clock(w, 50000);
+    cr_assert_eq(cd_window_clock(w), 100000);
+    cr_assert_eq(cd_window_add(w, 0, 0, S, 89999, 1), CD_WIN_LATE);
+    cr_assert_eq(cd_window_add(w, 0, 0, S, 105000, 1), CD_WIN_OK);
+    cd_window_set_clock(w, 100000);
+    cd_window_set_clock(w, 100001);
+    cr_assert_eq(cd_window_clock(w), 100001);
+    cd_window_destroy(w);
+}
+
+Test(window, large_counts_and_stripes_sum)
+{
+    cd_window_t *w = std_window();
+    cd_window_set_clock(w, 10000);
+    cr_assert_eq(cd_window_add(w, 0, 0, S, 10000, UINT64_C(1) << 39), CD_WIN_OK);
+    cr_assert_eq(cd_window_add(w, 1, 0, S, 10000, UINT64_C(1) << 39), CD_WIN_OK);
+    cr_assert_eq(cd_window_add(w, 5, 0, S, 10000, 1), CD_WIN_OK); /* stripe 5 = 5 % 2 */
+    cr_assert_eq(cd_window_sum(w, 0, S, 11000, 1000), (UINT64_C(1) << 40) + 1);
+    cr_assert_eq(cd_window_add(w, 0, 0, S, 10000, 0), CD_WIN_OK);
+    cr_assert_eq(cd_window_sum(w, 0, S, 11000, 1000), (UINT64_C(1) << 40) + 1);
+    cd_window_destroy(w);
+}
+
+Test(window, stripe_is_stable_per_thread)
+{
+    cd_window_t *w = std_window();
+    int a = cd_window_stripe(w);
+    cr_assert(a >= 0 && a < 2);
+    cr_assert_eq(cd_window_stripe(w), a);
+    cd_window_destroy(w);
+}
+
+Test(window, bad_conf_is_rejected_with_reason)
+{
+    char err[256];
+    cd_window_conf_t conf = {.nmetrics = 3, .nhists = 1, .span_ms = 1000, .ahead_ms = 0};
+    conf.nmetrics = 33;
+    cr_assert_null(cd_window_new(&conf, err, sizeof(err)));
+    cr_assert_str_eq(err, "window: nmetrics 33 is outside allowed range 0..32");
+    conf.nmetrics = 3;
+    conf.resolution_ms = -5;
+    cr_assert_null(cd_window_new(&conf, err, sizeof(err)));
+    cr_assert_str_eq(err, "window: resolution_ms -5 is not allowed; accepted: > 0, or 0 for 1000");
+    conf.resolution_ms = 1;
+    conf.span_ms = INT64_C(1) << 50;
+    cr_assert_null(cd_window_new(&conf, err, sizeof(err)));
+    cr_assert(strstr(err, "need more than 10000000 buckets") != NULL, "%s", err);
+}
+
+Test(window, defaults_and_memory)
+{
+    char err[256] = "";
+    cd_window_conf_t conf = {.nmetrics = 7, .nhists = 1, .span_ms = 300000, .ahead_ms = 5000};
+    cd_window_t *w = cd_window_new(&conf, err, sizeof(err));
+    cr_assert_not_null(w, "%s", err);
+    /* 300 + 5 + 2 buckets, each at least two cohorts of bins */
+    size_t mem = cd_window_memory(w);
+    cr_assert(mem >= 307 * 2 * CD_HIST_BINS * sizeof(uint64_t), "%zu", mem);
+    cd_window_set_clock(w, 1700000000000);
+    cr_assert_eq(cd_window_add(w, cd_window_stripe(w), 6, C, 1700000000123, 2), CD_WIN_OK);
+    cr_assert_eq(cd_window_sum(w, 6, C, 1700000001000, 1000), 2);
+    cr_assert_eq(cd_window_memory(w), mem); /* nothing allocated after new */
+    cd_window_destroy(w);
+}
+
+Test(window, other_resolution_and_rounded_up_span)
+{
+    /* 250 ms buckets; span 1100 ms rounds up to 5 buckets, ahead 500 ms = 2 */
+    cd_window_conf_t conf = {.nmetrics = 1,
+                             .nhists = 1,
+                             .resolution_ms = 250,
+                             .span_ms = 1100,
+                             .ahead_ms = 500,
+                             .nstripes = 1};
+    char err[256] = "";
+    cd_window_t *w = cd_window_new(&conf, err, sizeof(err));
+    cr_assert_not_null(w, "%s", err);
+    cd_window_set_clock(w, 10100); /* bucket 40; oldest admitted bucket 35 = 8750 ms */
+    cr_assert_eq(cd_window_add(w, 0, 0, S, 8750, 1), CD_WIN_OK);
+    cr_assert_eq(cd_window_add(w, 0, 0, S, 8749, 1), CD_WIN_LATE);
+    cr_assert_eq(cd_window_add(w, 0, 0, S, 10600, 2), CD_WIN_OK);
+    cr_assert_eq(cd_window_add(w, 0, 0, S, 10601, 1), CD_WIN_FUTURE);
+    cr_assert_eq(cd_window_add(w, 0, 0, S, 9999, 4), CD_WIN_OK);
+    cr_assert_eq(cd_window_observe(w, 0, S, 9999, 3.0), CD_WIN_OK);
+    cr_assert_eq(cd_window_sum(w, 0, S, 9000, 250), 1);
+    cr_assert_eq(cd_window_sum(w, 0, S, 10000, 250), 4);
+    cr_assert_eq(cd_window_sum(w, 0, S, 10750, 250), 2);
+    cr_assert_eq(cd_window_sum(w, 0, S, 10750, 2000), 7);
+    cd_hist_t h;
+    cd_window_hist(w, 0, S, 10000, 250, &h);
+    cr_assert_eq(h.count, 1);
+    cr_assert_eq(h.bins[cd_hist_bin(3.0)], 1);
+    cd_window_destroy(w);
+}
