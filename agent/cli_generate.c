@@ -78,9 +78,10 @@ static void usage(FILE *f)
                "--scenario-file reads the same settings from a JSON object (keys scenario,\n"
                "seed, start, duration, onset, effect, rate, canary_share, garbage, disorder;\n"
                "description and expect are ignored). Later options override earlier ones.\n"
+               "Exit: 0 done, 1 write error or out of memory, 2 usage or settings error.\n"
                "Scenarios:");
     for (int i = 0; i < CD_SIM__COUNT; i++)
-        fprintf(f, " %s", cd_sim_scenario_name((cd_sim_scenario_t)i));
+        fprintf(f, "%s%s", i % 6 == 0 ? "\n  " : " ", cd_sim_scenario_name((cd_sim_scenario_t)i));
     fprintf(f, "\n");
 }
 
@@ -136,11 +137,11 @@ static int set_setting(gen_opts_t *o, const char *key, const char *val, char *er
                      key, val);
             return -1;
         }
-        if (key[0] == 'd' && key[1] == 'u')
+        if (strcmp(key, "duration") == 0)
             o->duration_ms = ms;
-        else if (key[0] == 'o')
+        else if (strcmp(key, "onset") == 0)
             o->sim.onset_ms = ms;
-        else if (key[0] == 'e')
+        else if (strcmp(key, "effect") == 0)
             o->sim.effect_ms = ms;
         else
             o->disorder_ms = ms;
@@ -151,9 +152,9 @@ static int set_setting(gen_opts_t *o, const char *key, const char *val, char *er
             snprintf(err, esz, "%s: \"%s\" is not a number", key, val);
             return -1;
         }
-        if (key[0] == 'r')
+        if (strcmp(key, "rate") == 0)
             o->sim.rate = v;
-        else if (key[0] == 'c')
+        else if (strcmp(key, "canary_share") == 0)
             o->sim.canary_share = v;
         else if (!(v >= 0.0 && v <= 1.0)) {
             snprintf(err, esz, "garbage: %s is outside the accepted range [0, 1]", val);
@@ -181,7 +182,11 @@ static int load_file(gen_opts_t *o, const char *path, char *err, size_t esz)
     json_t *val;
     int rc = -1;
     if (!root) {
-        snprintf(err, esz, "%s: line %d, column %d: %s", path, jerr.line, jerr.column, jerr.text);
+        if (jerr.line > 0)
+            snprintf(err, esz, "%s: line %d, column %d: %s", path, jerr.line, jerr.column,
+                     jerr.text);
+        else
+            snprintf(err, esz, "%s", jerr.text); /* jansson names the file and errno */
         return -1;
     }
     if (!json_is_object(root)) {

@@ -80,6 +80,7 @@ static size_t make_file(char *path, long events)
     cd_sim_destroy(sim);
     if (fclose(w.f) != 0) {
         fprintf(stderr, "bench_replay: writing %s: %s\n", path, strerror(errno));
+        unlink(path);
         return 0;
     }
     return w.bytes;

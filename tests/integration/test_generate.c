@@ -21,12 +21,27 @@
 
 extern char **environ;
 
-static int tmpfile_fd(char *path)
+/* An anonymous temp file (unlinked at once, so nothing is left behind when
+ * an assertion ends the test early). */
+static int tmpfile_fd(void)
 {
-    strcpy(path, "/tmp/canaryd-gen-XXXXXX");
+    char path[] = "/tmp/canaryd-test-XXXXXX";
     int fd = mkstemp(path);
     cr_assert(fd >= 0);
+    unlink(path);
     return fd;
+}
+
+/* The whole content of fd, NUL-terminated; *len counts NULs inside too. */
+static char *slurp_fd(int fd, size_t *len)
+{
+    struct stat st;
+    cr_assert_eq(fstat(fd, &st), 0);
+    char *s = malloc((size_t)st.st_size + 1);
+    cr_assert_eq(pread(fd, s, (size_t)st.st_size, 0), st.st_size);
+    s[st.st_size] = '\0';
+    if (len) *len = (size_t)st.st_size;
+    return s;
 }
 
 typedef struct cmd_out {
@@ -34,22 +49,6 @@ typedef struct cmd_out {
     char *out, *err;
     size_t out_len;
 } cmd_out_t;
-
-/* The whole file, NUL-terminated; *len counts NULs inside too. */
-static char *slurp_n(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    cr_assert_not_null(f, "cannot open %s", path);
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *s = malloc((size_t)n + 1);
-    cr_assert_eq(fread(s, 1, (size_t)n, f), (size_t)n);
-    s[n] = '\0';
-    fclose(f);
-    *len = (size_t)n;
-    return s;
-}
 
 /* Runs `canaryd generate ARGS...` (NULL-terminated) and captures its output. */
 static void generate(cmd_out_t *r, ...)
@@ -64,8 +63,7 @@ static void generate(cmd_out_t *r, ...)
         argv[n++] = (char *)a;
     va_end(ap);
     argv[n] = NULL;
-    char out_p[64], err_p[64];
-    int ofd = tmpfile_fd(out_p), efd = tmpfile_fd(err_p);
+    int ofd = tmpfile_fd(), efd = tmpfile_fd();
     posix_spawn_file_actions_t fa;
     posix_spawn_file_actions_init(&fa);
     posix_spawn_file_actions_adddup2(&fa, ofd, STDOUT_FILENO);
@@ -75,12 +73,10 @@ static void generate(cmd_out_t *r, ...)
     cr_assert_eq(posix_spawn(&pid, bin, &fa, NULL, argv, environ), 0);
     cr_assert_eq(waitpid(pid, &st, 0), pid);
     posix_spawn_file_actions_destroy(&fa);
-    close(ofd), close(efd);
     r->status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-    size_t elen;
-    r->out = slurp_n(out_p, &r->out_len);
-    r->err = slurp_n(err_p, &elen);
-    unlink(out_p), unlink(err_p);
+    r->out = slurp_fd(ofd, &r->out_len);
+    r->err = slurp_fd(efd, NULL);
+    close(ofd), close(efd);
 }
 
 static void cmd_free(cmd_out_t *r)

@@ -64,12 +64,27 @@ static char *slurp(const char *path)
     return s;
 }
 
-static int tmpfile_fd(char *path)
+/* An anonymous temp file (unlinked at once, so nothing is left behind when
+ * an assertion ends the test early). */
+static int tmpfile_fd(void)
 {
-    strcpy(path, "/tmp/canaryd-scen-XXXXXX");
+    char path[] = "/tmp/canaryd-test-XXXXXX";
     int fd = mkstemp(path);
     cr_assert(fd >= 0);
+    unlink(path);
     return fd;
+}
+
+/* The whole content of fd, NUL-terminated; *len counts NULs inside too. */
+static char *slurp_fd(int fd, size_t *len)
+{
+    struct stat st;
+    cr_assert_eq(fstat(fd, &st), 0);
+    char *s = malloc((size_t)st.st_size + 1);
+    cr_assert_eq(pread(fd, s, (size_t)st.st_size, 0), st.st_size);
+    s[st.st_size] = '\0';
+    if (len) *len = (size_t)st.st_size;
+    return s;
 }
 
 static int exit_of(int status)
@@ -82,8 +97,7 @@ static void run_case(const char *scen_file, const char *fault, const char *fault
 {
     const char *bin = getenv("CANARYD_BIN");
     cr_assert_not_null(bin, "CANARYD_BIN is not set (ctest sets it)");
-    char out_p[64], err_p[64], gerr_p[64];
-    int out_fd = tmpfile_fd(out_p), err_fd = tmpfile_fd(err_p), gerr_fd = tmpfile_fd(gerr_p);
+    int out_fd = tmpfile_fd(), err_fd = tmpfile_fd(), gerr_fd = tmpfile_fd();
     int pfd[2];
     cr_assert_eq(pipe(pfd), 0);
 
@@ -114,13 +128,12 @@ static void run_case(const char *scen_file, const char *fault, const char *fault
     cr_assert_eq(waitpid(rpid, &rs, 0), rpid);
     posix_spawn_file_actions_destroy(&ga);
     posix_spawn_file_actions_destroy(&ra);
-    close(out_fd), close(err_fd), close(gerr_fd);
     r->gen_status = exit_of(gs);
     r->replay_status = exit_of(rs);
-    r->out = slurp(out_p);
-    r->err = slurp(err_p);
-    r->gen_err = slurp(gerr_p);
-    unlink(out_p), unlink(err_p), unlink(gerr_p);
+    r->out = slurp_fd(out_fd, NULL);
+    r->err = slurp_fd(err_fd, NULL);
+    r->gen_err = slurp_fd(gerr_fd, NULL);
+    close(out_fd), close(err_fd), close(gerr_fd);
 }
 
 static void run_free(run_out_t *r)
@@ -411,6 +424,7 @@ ParameterizedTest(scen_param_t *p, scenarios, run, .timeout = 300)
     cr_assert(nwant > 0, "%s: expected.jsonl is empty", p->name);
 
     compare(p->name, "plain", want, nwant, &plain);
+    int plain_status = plain.replay_status;
     check_expect(p->name, scen, &plain);
     run_free(&plain);
 
@@ -426,6 +440,8 @@ ParameterizedTest(scen_param_t *p, scenarios, run, .timeout = 300)
     run_out_t disorder;
     run_case(scen_path, "--disorder", "3s", &disorder);
     compare(p->name, "--disorder 3s", want, nwant, &disorder);
+    cr_assert_eq(disorder.replay_status, plain_status, "%s: exit %d with --disorder, %d plain",
+                 p->name, disorder.replay_status, plain_status);
     cr_assert_eq(summary_count(disorder.err, "\n  late "), 0,
                  "%s: events dropped as late in the disorder run:\n%s", p->name, disorder.err);
     cr_assert_eq(summary_count(disorder.err, "\n  after evaluation "), 0,

@@ -16,7 +16,7 @@
  * none of A's in-flight adds leaking in; neighbouring seconds stay empty.
  * (Checked once by hand: with the cell tags disabled - tag_of() returning 0,
  * which is the plain "CAS epoch, zero, store epoch" protocol - this test
- * fails: second Y's sum is not what group B added.)
+ * fails: second Y holds 1501 adds where group B made 1500, one of A's leaked in.)
  */
 #include <criterion/criterion.h>
 #include <pthread.h>
