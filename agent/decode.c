@@ -329,16 +329,20 @@ static bool str_eq(const char *a, size_t alen, const char *b, size_t blen)
     return alen == blen && !memcmp(a, b, alen);
 }
 
+/* 9999-12-31T23:59:59.999Z: the last instant RFC 3339 can write, so every
+ * accepted time can be rendered back into the verdict log. */
+#define CD_EPOCH_MS_MAX INT64_C(253402300799999)
+
 /* Integer epoch ms: digits only (the grammar check already refused leading
- * zeros), no sign, no fraction, no exponent, fits in int64. */
+ * zeros), no sign, no fraction, no exponent, at most year 9999. */
 static bool epoch_ms(const char *s, size_t n, int64_t *out)
 {
     int64_t v = 0;
     if (n == 0) return false;
     for (size_t i = 0; i < n; i++) {
         if (s[i] < '0' || s[i] > '9') return false;
-        if (v > (INT64_MAX - (s[i] - '0')) / 10) return false;
         v = v * 10 + (s[i] - '0');
+        if (v > CD_EPOCH_MS_MAX) return false;
     }
     *out = v;
     return true;

@@ -44,6 +44,10 @@ struct cd_pipeline {
     atomic_int_fast64_t last_eval;
     uint64_t evaluations, records;
     int64_t clock;
+    int64_t span_ms;     /* how far back the window ring reaches */
+    int64_t grid_origin; /* cd_pipeline_begin(); valid when has_origin */
+    int64_t grid;        /* last boundary passed (evaluated, or the grid's start) */
+    bool has_origin;
     bool started;
 
     atomic_int release_state;
@@ -89,7 +93,7 @@ cd_pipeline_t *cd_pipeline_new(const cd_config_t *cfg, int64_t ahead_ms, int nst
         .nmetrics = cfg->decode.ntypes,
         .nhists = cfg->decode.nnumeric,
         .resolution_ms = cfg->resolution_ms,
-        .span_ms = cd_engine_span_ms(cfg->rules, cfg->nrules) + cfg->slack_ms,
+        .span_ms = p->span_ms = cd_engine_span_ms(cfg->rules, cfg->nrules) + cfg->slack_ms,
         .ahead_ms = ahead_ms,
         .nstripes = nstripes,
     };
@@ -260,6 +264,13 @@ static int64_t floor_to(int64_t t, int64_t step)
     return q * step;
 }
 
+void cd_pipeline_begin(cd_pipeline_t *p, int64_t first_event_ms)
+{
+    if (p->started) return;
+    p->grid_origin = first_event_ms;
+    p->has_origin = true;
+}
+
 void cd_pipeline_advance(cd_pipeline_t *p, int64_t now_ms)
 {
     int64_t iv = p->cfg->eval_interval_ms > 0 ? p->cfg->eval_interval_ms : 1000;
@@ -272,20 +283,37 @@ void cd_pipeline_advance(cd_pipeline_t *p, int64_t now_ms)
     if (!p->started) {
         p->started = true;
         p->clock = now_ms;
-        atomic_store_explicit(&p->last_eval, floor_to(now_ms, iv), memory_order_relaxed);
+        /* last_eval stays INT64_MIN until a boundary is really evaluated:
+         * events before the grid's start are not "after evaluation". */
+        p->grid = floor_to(p->has_origin ? p->grid_origin : now_ms, iv);
         cd_window_set_clock(p->win, now_ms);
         return;
     }
     if (now_ms <= p->clock) return;
-    int64_t b = atomic_load_explicit(&p->last_eval, memory_order_relaxed);
+    int64_t b = p->grid;
+    /* A gap longer than the ring (the stream paused, or the clock re-anchored
+     * after a run of events far ahead): once every window has emptied, the
+     * evaluations in between all see the same empty windows, so skip to the
+     * last span before now instead of evaluating each boundary (which could
+     * be billions of them). The boundaries up to b + span still run, so rules
+     * see the data leave and change state as they would have. */
+    int64_t empty_after = p->span_ms + iv;
+    /* unsigned difference: no overflow for any pair of int64 times */
+    bool skip = now_ms > b && (uint64_t)now_ms - (uint64_t)b > 3 * (uint64_t)empty_after;
+    int64_t skip_at = skip ? b + empty_after : INT64_MAX;
     /* b <= now_ms - iv rather than b + iv <= now_ms: no overflow near INT64_MAX */
     while (b <= now_ms - iv) {
+        if (b >= skip_at) {
+            b = floor_to(now_ms - empty_after, iv);
+            skip_at = INT64_MAX;
+        }
         b += iv;
         cd_window_set_clock(p->win, b);
         cd_engine_eval(p->eng, p->win, b, on_record, p);
         p->evaluations++;
         atomic_store_explicit(&p->last_eval, b, memory_order_relaxed);
     }
+    p->grid = b;
     p->clock = now_ms;
     cd_window_set_clock(p->win, now_ms);
 }
@@ -314,7 +342,7 @@ void cd_pipeline_stats(const cd_pipeline_t *p, cd_pipeline_stats_t *out)
     out->evaluations = p->evaluations;
     out->records = p->records;
     out->clock_ms = p->clock;
-    out->last_eval_ms = p->started ? atomic_load_explicit(&q->last_eval, memory_order_relaxed) : 0;
+    out->last_eval_ms = p->evaluations ? atomic_load_explicit(&q->last_eval, memory_order_relaxed) : 0;
 }
 
 int cd_pipeline_ntypes(const cd_pipeline_t *p)

@@ -7,7 +7,11 @@
  * before any evaluation reads their second, and the verdicts are the same
  * on every run. An event more than max_future_skew after max_ts (after the
  * first event) is dropped as "future" without moving the clock: one bad
- * timestamp must not fast-forward the analysis. The clock is advanced before
+ * timestamp must not fast-forward the analysis. But when REANCHOR_RUN such
+ * events come in a row, it is the stream that moved on (a pause longer than
+ * the skew, or a bogus first timestamp far in the past that every real event
+ * now looks "future" against): the clock follows the stream again from the
+ * last of them, with a warning. The clock is advanced before
  * the event is added (the window only accepts events up to allowed_lateness
  * after its clock); this evaluates exactly what advancing after the add
  * would, since every boundary evaluated is <= clock <= the event's time and
@@ -283,12 +287,15 @@ static int exit_status(const cd_pipeline_t *p, FILE *f)
     return rc;
 }
 
+/* Consecutive "future" events after which the clock follows the stream. */
+#define REANCHOR_RUN 64
+
 /* Reads every line; returns EXIT_IO on a read error, else -1. */
 static int run(replay_t *r, cd_pipeline_t *p, cd_linereader_t *lr, const cd_config_t *cfg)
 {
     int64_t max_ts = 0, clock = 0, wall0 = 0, ev0 = 0, last_progress = 0, start = mono_ms();
     bool have = false, tty = isatty(STDERR_FILENO);
-    uint64_t n = 0;
+    uint64_t n = 0, future_run = 0;
 
     while (!stop && !r->io_failed) {
         const char *line;
@@ -317,9 +324,18 @@ static int run(replay_t *r, cd_pipeline_t *p, cd_linereader_t *lr, const cd_conf
         /* unsigned difference: exact when ts > max_ts, no overflow at the extremes */
         if (have && ev.ts_ms > max_ts &&
             (uint64_t)ev.ts_ms - (uint64_t)max_ts > (uint64_t)cfg->max_future_skew_ms) {
-            cd_pipeline_count_future(p, &ev, max_ts, lineno);
-            continue;
+            if (++future_run < REANCHOR_RUN) {
+                cd_pipeline_count_future(p, &ev, max_ts, lineno);
+                continue;
+            }
+            char from[40], to[40];
+            cd_log(CD_LOG_WARN,
+                   "line %llu: %d events in a row more than max_future_skew after %s; "
+                   "following the stream to %s",
+                   (unsigned long long)lineno, REANCHOR_RUN, cd_time_format(max_ts, from, sizeof(from)),
+                   cd_time_format(ev.ts_ms, to, sizeof(to)));
         }
+        future_run = 0;
         if (!have || ev.ts_ms > max_ts) {
             max_ts = ev.ts_ms;
             clock = max_ts - cfg->allowed_lateness_ms;
@@ -331,6 +347,7 @@ static int run(replay_t *r, cd_pipeline_t *p, cd_linereader_t *lr, const cd_conf
             }
             sleep_until(wall0 + (int64_t)((double)(clock - ev0) / r->speed));
         }
+        if (!have) cd_pipeline_begin(p, ev.ts_ms);
         have = true;
         cd_pipeline_advance(p, clock);
         cd_pipeline_add(p, &ev, 0);

@@ -102,6 +102,15 @@ void cd_pipeline_count_future(cd_pipeline_t *p, const cd_event_t *ev, int64_t re
  */
 void cd_pipeline_advance(cd_pipeline_t *p, int64_t now_ms);
 
+/*
+ * Optional, before the first cd_pipeline_advance(): the time of the first
+ * event, so that the evaluation grid starts at the boundary at or before it
+ * and the first evaluation is the boundary after it (instead of a boundary
+ * before the stream began, when the clock trails the events by the allowed
+ * lateness). Evaluating thread only.
+ */
+void cd_pipeline_begin(cd_pipeline_t *p, int64_t first_event_ms);
+
 /* Snapshot of the counters (each read relaxed: the snapshot is not atomic
  * as a whole while other threads ingest). */
 void cd_pipeline_stats(const cd_pipeline_t *p, cd_pipeline_stats_t *out);

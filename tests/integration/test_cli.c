@@ -156,13 +156,15 @@ static const char EVENTS[] =
     EV("ERROR_OCCURRED", "12:00:02.500", "\"canary\",\"version\":\"2.5.0\"") "\n"
     EV("REQUEST_COMPLETED", "12:09:00.000", "\"canary\"") "\n"        /* future: dropped */
     EV("REQUEST_COMPLETED", "12:00:01.000", "\"stable\"") "\n"        /* out of order, in time */
-    EV("REQUEST_COMPLETED", "11:59:59.000", "\"stable\"") "\n"        /* after an evaluation */
+    EV("REQUEST_COMPLETED", "11:59:59.000", "\"stable\"") "\n"        /* before the first evaluation */
     EV("REQUEST_COMPLETED", "11:50:00.000", "\"stable\"") "\n"        /* older than the ring */
+    EV("REQUEST_COMPLETED", "12:00:04.000", "\"stable\"") "\n"        /* evaluates 12:00:01, :02 */
+    EV("REQUEST_COMPLETED", "12:00:00.500", "\"stable\"") "\n"        /* after an evaluation */
     EV("REQUEST_COMPLETED", "12:00:05.000", "\"stable\"") "\r\n"; /* CRLF, last line */
 /* clang-format on */
 
 #define HEALTHY_JSON                                                                               \
-    "{\"time\":\"2026-11-27T11:59:59.000Z\",\"kind\":\"verdict\",\"verdict\":\"HEALTHY\","         \
+    "{\"time\":\"2026-11-27T12:00:01.000Z\",\"kind\":\"verdict\",\"verdict\":\"HEALTHY\","         \
     "\"rule\":null,\"rule_kind\":null,\"action\":null,\"dry_run\":false,\"release\":\"2.5.0\","    \
     "\"reason\":\"every rule has enough data and none is firing; promote after 1m healthy\","      \
     "\"todo\":\"\",\"observed\":{\"canary\":null,\"stable\":null,\"stable_source\":null},"         \
@@ -181,7 +183,7 @@ static const char WANT_JSON[] =
                  "\"verdict\",\"verdict\":\"ROLLBACK\"," EVIDENCE;
 
 static const char WANT_PRETTY[] =
-    "2026-11-27 11:59:59Z  HEALTHY   -               every rule has enough data and none is "
+    "2026-11-27 12:00:01Z  HEALTHY   -               every rule has enough data and none is "
     "firing; promote after 1m healthy (release 2.5.0)\n"
     "2026-11-27 12:00:03Z  state     errors          inactive -> firing  canary errors 1 "
     "(ERROR_OCCURRED) > 0 (window 10s; samples canary 1 >= 0)\n"
@@ -209,8 +211,8 @@ Test(replay, records_summary_and_exit_status, .init = setup, .fini = teardown)
     cr_assert_eq(run(NULL, ARGS("replay", "--config", path_of("cfg.json"), path_of("ev.jsonl"))),
                  20);
     expect_file("out", WANT_JSON);
-    expect_in("err", "canaryd replay: 10 lines, 6 events accepted, 1 bad, 1 late, 1 future\n");
-    expect_in("err", "  REQUEST_COMPLETED                 1          4\n"
+    expect_in("err", "canaryd replay: 12 lines, 8 events accepted, 1 bad, 1 late, 1 future\n");
+    expect_in("err", "  REQUEST_COMPLETED                 1          6\n"
                      "  ERROR_OCCURRED                    1          0\n"
                      "  (other)                           0          0\n"
                      "  bad input: 1\n"
@@ -221,7 +223,7 @@ Test(replay, records_summary_and_exit_status, .init = setup, .fini = teardown)
                      "  after evaluation (beyond allowed_lateness, counted in later windows "
                      "only): 1\n"
                      "  event time: 2026-11-27T11:59:59.000Z .. 2026-11-27T12:00:05.000Z\n"
-                     "  evaluations: 7, records: 3\n"
+                     "  evaluations: 5, records: 3\n"
                      "  release: 2.5.0\n"
                      "  final verdict: ROLLBACK (firing: errors), exit 20\n");
     expect_in("err", "bad input (invalid_json) at line 4: not json\n");
@@ -261,6 +263,32 @@ Test(replay, healthy_analyzing_and_line_limit, .init = setup, .fini = teardown)
                                 path_of("ok.jsonl"))),
                  11);
     expect_in("err", "    line_too_long                   2\n");
+}
+
+/* A bogus first timestamp (1970) makes every real event look "future"; after
+ * 64 of them in a row the clock follows the stream again, without
+ * evaluating the 56 years in between one second at a time. */
+Test(replay, reanchors_after_a_run_of_future_events, .init = setup, .fini = teardown)
+{
+    write_file("cfg.json", CONFIG, "w");
+    FILE *f = fopen(path_of("ev.jsonl"), "w");
+    cr_assert_not_null(f);
+    fprintf(f, "{\"event_type\":\"REQUEST_COMPLETED\",\"timestamp\":1000,\"cohort\":\"stable\"}\n");
+    for (int i = 0; i < 70; i++)
+        fprintf(f, EV("REQUEST_COMPLETED", "12:00:%02d.%03d", "\"stable\"") "\n", i / 10,
+                (i % 10) * 100);
+    fclose(f);
+    /* This config's only rule needs no samples, so the empty windows around
+     * the gap count as healthy and the release is promoted. */
+    cr_assert_eq(run(NULL, ARGS("replay", "--config", path_of("cfg.json"), path_of("ev.jsonl"))),
+                 0);
+    expect_in("err", "canaryd replay: 71 lines, 8 events accepted, 0 bad, 0 late, 63 future\n");
+    expect_in("err", "line 65: 64 events in a row more than max_future_skew after "
+                     "1970-01-01T00:00:01.000Z; following the stream to 2026-11-27T12:00:06.300Z");
+    /* span 10s window + 10s slack: 21 boundaries after the bogus event, 21
+     * before the re-anchored clock (12:00:04.300), then 12:00:05 and :06 */
+    expect_in("err", "  evaluations: 44, records: 2\n");
+    expect_in("err", "  final verdict: PROMOTE, exit 0\n");
 }
 
 Test(replay, verdict_log_appended, .init = setup, .fini = teardown)

@@ -561,7 +561,10 @@ Test(decode, epoch_ms_timestamps)
     } c[] = {
         {"1795780803250", CD_BAD_NONE, T0},
         {"0", CD_BAD_NONE, 0},
-        {"9223372036854775807", CD_BAD_NONE, INT64_MAX},
+        /* the last instant RFC 3339 can write back (9999-12-31T23:59:59.999Z) */
+        {"253402300799999", CD_BAD_NONE, INT64_C(253402300799999)},
+        {"253402300800000", CD_BAD_BAD_TIMESTAMP, 0},
+        {"9223372036854775807", CD_BAD_BAD_TIMESTAMP, 0},
         {"9223372036854775808", CD_BAD_BAD_TIMESTAMP, 0},
         {"-5", CD_BAD_BAD_TIMESTAMP, 0},
         {"1795780803250.0", CD_BAD_BAD_TIMESTAMP, 0},

@@ -247,7 +247,7 @@ Test(pipeline, evaluation_boundaries, .init = setup, .fini = teardown)
     cd_pipeline_advance(pl, T0 + 300); /* starts the grid at T0, evaluates nothing */
     cd_pipeline_stats(pl, &s);
     cr_assert_eq(s.evaluations, 0);
-    cr_assert_eq(s.last_eval_ms, T0);
+    cr_assert_eq(s.last_eval_ms, 0); /* nothing evaluated yet */
 
     cd_pipeline_advance(pl, T0 + 3000);
     cd_pipeline_stats(pl, &s);
@@ -262,6 +262,46 @@ Test(pipeline, evaluation_boundaries, .init = setup, .fini = teardown)
     cd_pipeline_advance(pl, T0 + 4000);
     cd_pipeline_stats(pl, &s);
     cr_assert_eq(s.evaluations, 4);
+}
+
+/* Replay's clock trails the first event by the allowed lateness; the grid
+ * starts at the first event, so no evaluation predates the stream, and an
+ * event from before the grid's start is not "after evaluation". */
+Test(pipeline, begin_starts_the_grid_at_the_first_event, .init = setup, .fini = teardown)
+{
+    cd_pipeline_stats_t s;
+    cd_pipeline_begin(pl, T0 + 300);
+    cd_pipeline_advance(pl, T0 + 300 - 5000);
+    cd_pipeline_advance(pl, T0 + 999);
+    cd_pipeline_stats(pl, &s);
+    cr_assert_eq(s.evaluations, 0);
+    cr_assert_eq(feeds("{\"event_type\":\"REQUEST_COMPLETED\",\"timestamp\":"
+                          "\"2026-11-27T11:59:59.000Z\",\"cohort\":\"stable\"}", 1),
+                 CD_BAD_NONE);
+    cd_pipeline_advance(pl, T0 + 1000);
+    cd_pipeline_stats(pl, &s);
+    cr_assert_eq(s.evaluations, 1);
+    cr_assert_eq(s.last_eval_ms, T0 + 1000);
+    cr_assert_eq(s.after_eval, 0);
+    cr_assert_eq(recs.n, 1); /* the release-wide verdict of the first evaluation */
+    cr_assert_eq(recs.v[0].time_ms, T0 + 1000);
+}
+
+/* A clock jump longer than the ring evaluates until the windows are empty,
+ * then only the last span before the new time: span = 10s window + 30s
+ * slack = 40s, so 41 boundaries on each side of the gap, not 172800. */
+Test(pipeline, long_gap_evaluates_only_around_it, .init = setup, .fini = teardown)
+{
+    cd_pipeline_stats_t s;
+    const int64_t day2 = 2LL * 86400 * 1000;
+    cd_pipeline_advance(pl, T0);
+    cd_pipeline_advance(pl, T0 + day2);
+    cd_pipeline_stats(pl, &s);
+    cr_assert_eq(s.evaluations, 82);
+    cr_assert_eq(s.last_eval_ms, T0 + day2);
+    cd_pipeline_advance(pl, T0 + day2 + 1000);
+    cd_pipeline_stats(pl, &s);
+    cr_assert_eq(s.evaluations, 83);
 }
 
 Test(pipeline, records_arrive_with_learnt_release, .init = setup, .fini = teardown)
