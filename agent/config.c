@@ -30,8 +30,8 @@
 /* Largest config file read. */
 #define CD_CFG_FILE_MAX (4 << 20)
 
-static const char *const TOP_KEYS[] = {"events",        "windows", "verdicts",
-                                       "baseline_file", "rules",   NULL};
+static const char *const TOP_KEYS[] = {"events", "windows", "verdicts", "baseline_file", "rules",
+                                       "kafka",  "sinks",   "http",     "log",           NULL};
 static const char *const WINDOWS_KEYS[] = {"resolution", "allowed_lateness", "max_future_skew",
                                            "slack", NULL};
 static const char *const VERDICTS_KEYS[] = {"promote_after", "alert_repeat_interval",
@@ -122,6 +122,21 @@ static void parse_root(cd_cfgctx_t *x, const json_t *root, const char *origin_di
         cd_cfg_parse_rules(x, rules);
     json_t *b = json_object_get(root, "baseline_file");
     if (b) cd_cfg_parse_baseline(x, b, origin_dir);
+
+    /* Sections owned by other modules: kept as JSON for them to parse (and
+     * to report problems in, with their key paths) when they start; an
+     * absent section is NULL. Each must at least be an object. */
+    static const char *const sections[] = {"kafka", "sinks", "http", "log"};
+    void **slots[] = {&x->c->kafka_json, &x->c->sinks_json, &x->c->http_json, &x->c->log_json};
+    for (size_t i = 0; i < sizeof(sections) / sizeof(sections[0]); i++) {
+        json_t *sec = json_object_get(root, sections[i]);
+        if (!sec) continue;
+        if (!json_is_object(sec)) {
+            cd_cfg_bad(x, sections[i], sec, "is not an object", "a JSON object");
+            continue;
+        }
+        *slots[i] = json_incref(sec);
+    }
 }
 
 cd_config_t *cd_config_parse_ex(const char *text, size_t len, const char *origin_dir,
@@ -143,7 +158,8 @@ cd_config_t *cd_config_parse_ex(const char *text, size_t len, const char *origin
     if (!json_is_object(root)) {
         cd_cfgctx_t x0 = {.d = diag};
         cd_cfg_bad(&x0, "", root, "is not an object",
-                   "a JSON object with the keys events, windows, verdicts, baseline_file, rules");
+                   "a JSON object with the keys events, windows, verdicts, baseline_file, rules, "
+                   "kafka, sinks, http, log");
         goto err;
     }
     c = calloc(1, sizeof(*c));
@@ -158,7 +174,7 @@ cd_config_t *cd_config_parse_ex(const char *text, size_t len, const char *origin
     json_decref(root);
     return c;
 err:
-    free(c);
+    cd_config_free(c);
     json_decref(root);
     return NULL;
 }
@@ -252,6 +268,11 @@ cd_config_t *cd_config_load(const char *path, cd_diag_t *diag)
 
 void cd_config_free(cd_config_t *c)
 {
+    if (!c) return;
+    json_decref(c->kafka_json);
+    json_decref(c->sinks_json);
+    json_decref(c->http_json);
+    json_decref(c->log_json);
     free(c);
 }
 

@@ -58,6 +58,16 @@ typedef struct cd_config {
 
     cd_rule_conf_t rules[CD_MAX_RULES];
     int nrules;
+
+    /* Sections parsed by the modules that own them (the Kafka source, the
+     * sinks, the HTTP API, logging), which report their own problems with
+     * key paths when they start and in check-config. Each is a jansson
+     * json_t * object holding a reference owned by this config (released by
+     * cd_config_free), or NULL when the key is absent. */
+    void *kafka_json;
+    void *sinks_json;
+    void *http_json;
+    void *log_json;
 } cd_config_t;
 
 /*

@@ -14,6 +14,8 @@
 #include "../../agent/cli.h"
 #include "canaryd/config.h"
 
+#include <jansson.h>
+
 #define DATA CANARYD_SOURCE_DIR "/tests/data/config/"
 
 static cd_diag_t diag;
@@ -329,7 +331,7 @@ Test(config, duplicate_json_keys_rejected)
 Test(config, top_level_must_be_an_object_with_rules)
 {
     expect("[1, 2]", "top level: [1,2] is not an object; accepted: a JSON object with the keys "
-                     "events, windows, verdicts, baseline_file, rules\n");
+                     "events, windows, verdicts, baseline_file, rules, kafka, sinks, http, log\n");
     expect("{}", "top level: missing required key \"rules\"; accepted: an array of 1 to 32 rule "
                  "objects\n");
     expect("{'rules': {}}",
@@ -382,10 +384,10 @@ Test(config, numeric_field_not_a_string)
 
 Test(config, unknown_keys_at_every_level)
 {
-    expect("{'kafka': {}, 'events': {'colour': 1}, 'windows': {'resolutoin': '1s'}, "
+    expect("{'kafak': {}, 'events': {'colour': 1}, 'windows': {'resolutoin': '1s'}, "
            "'verdicts': {'promote': '1m'}, 'rules': [" THR(", 'min_samples': {'canry': 1}") "]}",
-           "top level: unknown key \"kafka\"; known keys: events, windows, verdicts, "
-           "baseline_file, rules\n"
+           "top level: unknown key \"kafak\"; known keys: events, windows, verdicts, "
+           "baseline_file, rules, kafka, sinks, http, log\n"
            "events: unknown key \"colour\"; known keys: type_field, time_field, cohort_field, "
            "canary_value, stable_value, version_field, service_field, canary_version, types, "
            "numeric_fields\n"
@@ -397,7 +399,28 @@ Test(config, unknown_keys_at_every_level)
     /* A key that is not a plain word is shown escaped, never raw. */
     expect("{'\\u001b[31m': 1, 'rules': [" THR("") "]}",
            "top level: unknown key \"\\u001B[31m\"; known keys: events, windows, verdicts, "
-           "baseline_file, rules\n");
+           "baseline_file, rules, kafka, sinks, http, log\n");
+}
+
+/* Sections of later modules are kept as JSON for them, and must be objects. */
+Test(config, module_sections_are_kept_for_their_owners)
+{
+    cd_diag_t d;
+    const char *src = "{\"kafka\": {\"brokers\": \"b:9092\"}, \"sinks\": {}, \"rules\": [" THR("") "]}";
+    char text[2048];
+    snprintf(text, sizeof text, "%s", src);
+    for (char *q = text; *q; q++)
+        if (*q == '\'') *q = '"';
+    cd_config_t *c = cd_config_parse(text, strlen(text), NULL, &d);
+    cr_assert_not_null(c, "%s", d.text);
+    cr_assert_not_null(c->kafka_json);
+    cr_assert_not_null(c->sinks_json);
+    cr_assert_null(c->http_json);
+    cr_assert_null(c->log_json);
+    cr_assert_str_eq(json_string_value(json_object_get(c->kafka_json, "brokers")), "b:9092");
+    cd_config_free(c);
+    expect("{'http': [], 'rules': [" THR("") "]}",
+           "http: [] is not an object; accepted: a JSON object\n");
 }
 
 Test(config, duplicate_rule_names)
