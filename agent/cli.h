@@ -9,5 +9,8 @@ int cd_cli_replay(int argc, char **argv);       /* agent/replay.c */
 int cd_cli_tail(int argc, char **argv);         /* agent/tail.c */
 int cd_cli_check_config(int argc, char **argv); /* agent/cli_check_config.c */
 int cd_cli_generate(int argc, char **argv);     /* agent/cli_generate.c */
+int cd_cli_baseline(int argc, char **argv);     /* agent/cli_baseline.c */
+int cd_cli_run(int argc, char **argv);          /* agent/cli_run.c */
+int cd_cli_simulate(int argc, char **argv);     /* agent/cli_simulate.c */
 
 #endif

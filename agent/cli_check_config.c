@@ -13,6 +13,8 @@
 #include <string.h>
 
 #include "canaryd/config.h"
+#include "canaryd/dispatcher.h"
+#include "canaryd/kafka_source.h"
 #include "canaryd/timeutil.h"
 #include "cli.h"
 
@@ -199,6 +201,21 @@ int cd_cli_check_config(int argc, char **argv)
     }
     cd_config_t *c = cd_config_load(file, d);
     int rc = 0;
+    /* The sinks section is checked by the dispatcher (sinks/dispatcher.c),
+     * which builds each sink and frees it without sending anything. */
+    int sink_problems = c ? cd_dispatcher_check(c, d) : 0;
+    /* The kafka section is parsed by its module (agent/config_kafka.c). */
+    cd_kafka_conf_t *kc = c ? malloc(sizeof(*kc)) : NULL;
+    if (c && (!kc || !cd_kafka_conf_parse(c, kc, d))) {
+        if (!kc) cd_diag_add(d, "out of memory");
+        cd_config_free(c);
+        c = NULL;
+    }
+    free(kc);
+    if (c && sink_problems > 0) {
+        cd_config_free(c);
+        c = NULL;
+    }
     if (!c) {
         print_problems(stderr, file, d);
         rc = 2;

@@ -29,6 +29,7 @@
 
 /* cd_config_parse_ex flags. */
 #define CD_CFG_NO_FILES 0x1 /* never open a file: a named baseline_file is a problem */
+#define CD_CFG_NO_BASELINE 0x2 /* baseline_file resolved, not read (`canaryd baseline` writes it) */
 
 typedef struct cd_cfgctx {
     cd_config_t *c;

@@ -45,6 +45,9 @@
 
 #include <math.h>
 #include <string.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 
 /* ---- stage 1: bytes ---------------------------------------------------- */
 
@@ -100,12 +103,34 @@ static bool utf8_valid(const unsigned char *s, size_t len)
 }
 
 /* Stage 1. *has_ctl is set when some byte is below 0x20 (only then can a
- * string hold a raw control character, which the walk must reject). */
+ * string hold a raw control character, which the walk must reject). With
+ * SSE2 (every x86-64) 16 bytes per step: a byte is < 0x20 iff
+ * min_epu8(byte, 0x1F) == byte; the high bits are OR-ed and read once. */
 static cd_bad_reason_t scan_bytes(const char *buf, size_t len, bool *has_ctl)
 {
     const unsigned char *s = (const unsigned char *)buf;
     uint64_t ctl = 0, high = 0;
     size_t i = 0;
+#ifdef __SSE2__
+    if (len >= 16) {
+        const __m128i lim = _mm_set1_epi8(0x1F);
+        __m128i vctl = _mm_setzero_si128(), vor = _mm_setzero_si128();
+        for (; i + 16 <= len; i += 16) {
+            __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(s + i));
+            vctl = _mm_or_si128(vctl, _mm_cmpeq_epi8(_mm_min_epu8(v, lim), v));
+            vor = _mm_or_si128(vor, v);
+        }
+        /* The tail as one more (overlapping) block: bytes re-read are harmless. */
+        if (i < len) {
+            __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(s + len - 16));
+            vctl = _mm_or_si128(vctl, _mm_cmpeq_epi8(_mm_min_epu8(v, lim), v));
+            vor = _mm_or_si128(vor, v);
+            i = len;
+        }
+        ctl = (uint64_t)_mm_movemask_epi8(vctl);
+        high = (uint64_t)_mm_movemask_epi8(vor);
+    }
+#endif
     for (; i + 8 <= len; i += 8) {
         uint64_t w;
         memcpy(&w, s + i, 8);
@@ -126,17 +151,42 @@ static cd_bad_reason_t scan_bytes(const char *buf, size_t len, bool *has_ctl)
 
 /* ---- stage 3: grammar check + path matching ---------------------------- */
 
+/* n bytes at a and b are equal. Keys and type names are short: two
+ * overlapping word loads settle most of them without a libc call. */
+static inline bool bytes_eq(const char *a, const char *b, size_t n)
+{
+    if (n >= 8) {
+        uint64_t x, y, acc = 0;
+        for (size_t i = 0; i + 8 < n; i += 8) {
+            memcpy(&x, a + i, 8);
+            memcpy(&y, b + i, 8);
+            acc |= x ^ y;
+        }
+        memcpy(&x, a + n - 8, 8);
+        memcpy(&y, b + n - 8, 8);
+        return !(acc | (x ^ y));
+    }
+    if (n >= 4) {
+        uint32_t x0, y0, x1, y1;
+        memcpy(&x0, a, 4);
+        memcpy(&y0, b, 4);
+        memcpy(&x1, a + n - 4, 4);
+        memcpy(&y1, b + n - 4, 4);
+        return !((x0 ^ y0) | (x1 ^ y1));
+    }
+    return n == 0 || (a[0] == b[0] && a[n / 2] == b[n / 2] && a[n - 1] == b[n - 1]);
+}
+
 static bool is_ws(char c)
 {
     return c == ' ' || c == '\t' || c == '\n' || c == '\r';
 }
 
 /* The bytes in [from, to) are whitespace, then sep (if non-zero), then
- * whitespace. */
-static inline bool gap_ok(const char *buf, size_t from, size_t to, char sep)
+ * whitespace. Callers try the compact-JSON case inline first. */
+static bool gap_ok(const char *buf, size_t from, size_t to, char sep)
 {
-    /* Compact JSON (the common case) has nothing or exactly the separator. */
-    if (to - from == (sep != 0) && (!sep || buf[from] == sep)) return true;
+    if (from > to) return false;
     while (from < to && is_ws(buf[from]))
         from++;
     if (sep) {
@@ -148,27 +198,40 @@ static inline bool gap_ok(const char *buf, size_t from, size_t to, char sep)
     return from == to;
 }
 
+/* gap_ok, with compact JSON (nothing, or exactly the separator) decided
+ * inline. */
+static inline bool gap(const char *buf, size_t from, size_t to, char sep)
+{
+    if (to - from == (sep != 0) && (!sep || buf[from] == sep)) return true;
+    return gap_ok(buf, from, to, sep);
+}
+
+static inline bool is_digit(char c)
+{
+    return (unsigned char)(c - '0') < 10;
+}
+
 /* JSON literal: true, false, null or a number
  * -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)? */
 static bool literal_ok(const char *s, size_t n)
 {
-    if ((n == 4 && !memcmp(s, "true", 4)) || (n == 5 && !memcmp(s, "false", 5)) ||
-        (n == 4 && !memcmp(s, "null", 4)))
-        return true;
     size_t i = 0;
-    if (i < n && s[i] == '-') i++;
+    if (s[0] == 't') return n == 4 && !memcmp(s, "true", 4);
+    if (s[0] == 'f') return n == 5 && !memcmp(s, "false", 5);
+    if (s[0] == 'n') return n == 4 && !memcmp(s, "null", 4);
+    if (s[0] == '-') i++;
     if (i >= n) return false;
     if (s[i] == '0') {
         i++;
-    } else if (s[i] >= '1' && s[i] <= '9') {
-        while (i < n && s[i] >= '0' && s[i] <= '9')
+    } else if (is_digit(s[i])) {
+        while (i < n && is_digit(s[i]))
             i++;
     } else {
         return false;
     }
     if (i < n && s[i] == '.') {
         size_t d = ++i;
-        while (i < n && s[i] >= '0' && s[i] <= '9')
+        while (i < n && is_digit(s[i]))
             i++;
         if (i == d) return false;
     }
@@ -176,7 +239,7 @@ static bool literal_ok(const char *s, size_t n)
         i++;
         if (i < n && (s[i] == '+' || s[i] == '-')) i++;
         size_t d = i;
-        while (i < n && s[i] >= '0' && s[i] <= '9')
+        while (i < n && is_digit(s[i]))
             i++;
         if (i == d) return false;
     }
@@ -190,148 +253,250 @@ static bool has_ctl_char(const char *s, size_t n)
     return false;
 }
 
+/* A container being walked. The innermost one lives in walk()'s locals;
+ * this is what is saved of the ones around it. */
 typedef struct frame {
     int tok;       /* container token */
     int left;      /* children (keys for objects) still to come */
     uint16_t mask; /* paths whose segments matched the keys down to here */
     bool is_obj;
-    bool first;
 } frame_t;
 
 /* First byte of a token in the input (strings: the opening quote). */
-static size_t tok_begin(const jsmntok_t *t)
+static inline size_t tok_begin(const jsmntok_t *t)
 {
     return (size_t)t->start - (t->type == JSMN_STRING);
 }
 
-/* Byte after a token (strings: after the closing quote; containers: after
- * the opening bracket, their content follows). */
-static size_t tok_after(const jsmntok_t *t)
+/* The key [ks, ke) of buf at depth `depth` against the paths in mask
+ * (non-zero): *final gets the paths it completes, the return value the paths
+ * that continue below it. Only the segments of the key's depth and length
+ * are compared, through word images. */
+static inline uint16_t match_key(const cd_decoder_t *d, const char *buf, size_t ks, size_t ke,
+                                 int depth, uint16_t mask, uint16_t *final)
 {
-    if (t->type == JSMN_OBJECT || t->type == JSMN_ARRAY) return (size_t)t->start + 1;
-    return (size_t)t->end + (t->type == JSMN_STRING);
-}
-
-/* Checks a scalar's shape; containers are checked as their frames close. */
-static bool scalar_ok(const char *buf, const jsmntok_t *t, bool has_ctl)
-{
-    if (t->size != 0) return false;
-    if (t->type == JSMN_PRIMITIVE) return literal_ok(buf + t->start, (size_t)(t->end - t->start));
-    return !has_ctl || !has_ctl_char(buf + t->start, (size_t)(t->end - t->start));
-}
-
-/* Key token k at depth `depth` against the paths in mask: *final gets the
- * paths it completes, the return value the paths that continue below it. */
-static uint16_t match_key(const cd_decoder_t *d, const char *buf, const jsmntok_t *k, int depth,
-                          uint16_t mask, uint16_t *final)
-{
-    uint16_t cont = 0;
-    size_t klen = (size_t)(k->end - k->start);
-    *final = 0;
-    /* Only paths whose segment here has this key's length can match: most
-     * keys are settled by this one table lookup. */
-    mask &= d->seg_len_mask[depth][klen < CD_SEG_LEN_BUCKETS ? klen : CD_SEG_LEN_BUCKETS - 1];
-    while (mask) {
-        int p = __builtin_ctz(mask);
-        mask &= (uint16_t)(mask - 1);
-        const cd_path_t *path = &d->paths[p];
-        const cd_seg_t *seg = &path->seg[depth];
-        if (seg->len == klen && seg->s[0] == buf[k->start] &&
-            !memcmp(seg->s, buf + k->start, klen)) {
-            if (depth == path->nseg - 1)
-                *final |= (uint16_t)(1u << p);
-            else
-                cont |= (uint16_t)(1u << p);
+    uint16_t cont = 0, fin = 0;
+    size_t klen = ke - ks;
+    uint32_t sl = d->seg_len_mask[depth][klen < CD_SEG_LEN_BUCKETS ? klen : CD_SEG_LEN_BUCKETS - 1];
+    /* Most keys are settled here: no live path has a segment of this length. */
+    if (sl & mask) {
+        uint64_t h, t;
+        /* ke >= 8 is every key but one in the first bytes of a document */
+        if (ke >= 8)
+            cd_key_image(buf + ks, klen, &h, &t);
+        else
+            cd_key_image_safe(buf + ks, klen, &h, &t);
+        const cd_segkey_t *e = &d->segkeys[sl >> 16 & 0xFF];
+        for (unsigned k = sl >> 24; k > 0; k--, e++) {
+            if (e->len == klen && cd_words_eq(buf + ks, h, t, e->s, e->head, e->tail, klen)) {
+                fin |= e->final;
+                cont |= e->cont;
+            }
         }
     }
-    return cont;
+    *final = fin & mask;
+    return cont & mask;
+}
+
+/* After a value with more to come in its container: whitespace, then the
+ * ',' that *p must reach past. A closing bracket always follows a value
+ * inside a container, so the scan stays below len. */
+static bool skip_comma(const char *buf, size_t len, size_t *p)
+{
+    size_t i = *p;
+    while (i < len && is_ws(buf[i]))
+        i++;
+    if (i >= len || buf[i] != ',') return false;
+    *p = i + 1;
+    return true;
 }
 
 /*
  * Stage 3 over n >= 1 tokens: grammar check and path resolution. found[p] is
  * set to the value token of path p (last occurrence), -1 when absent.
+ *
+ * Every grammar error gives the same reason (invalid_json), so the checks
+ * may run in any order; what matters is that the set of accepted documents
+ * is exactly JSON. The loop visits each token once, in document order, with
+ * p the first byte not yet accounted for:
+ *   - before an element (key or array value) only whitespace may precede it;
+ *   - between a key and its value, whitespace and one ':';
+ *   - after an element that is not its container's last, whitespace and one
+ *     ',' are consumed at once (for a container: when it closes);
+ *   - before a closing bracket, only whitespace.
+ * Compact JSON passes each check with one compare; whitespace takes the
+ * out-of-line path. The innermost container lives in locals (registers); the
+ * stack holds only the ones around it, and its depth is the path depth.
  */
 static cd_bad_reason_t walk(const cd_decoder_t *d, const char *buf, size_t len,
                             const jsmntok_t *tok, int n, bool has_ctl, int *found)
 {
     frame_t st[CD_DECODE_MAX_TOKENS];
-    int sp = 0;
-    size_t p = 0; /* bytes before p are accounted for */
-    bool not_object = false;
+    const jsmntok_t *t = &tok[0];
 
-    for (int i = 0; i < n; i++) {
-        /* Close finished containers: only whitespace before their bracket. */
-        while (sp > 0 && st[sp - 1].left == 0) {
-            size_t close = (size_t)tok[st[sp - 1].tok].end - 1;
-            if (!gap_ok(buf, p, close, 0)) return CD_BAD_INVALID_JSON;
+    if (!gap(buf, 0, tok_begin(t), 0)) return CD_BAD_INVALID_JSON;
+    if (t->type != JSMN_OBJECT && t->type != JSMN_ARRAY) {
+        /* A lone scalar: a valid document that is not an object, unless
+         * something follows it. */
+        if (n != 1 || t->size != 0) return CD_BAD_INVALID_JSON;
+        if (t->type == JSMN_PRIMITIVE ? !literal_ok(buf + t->start, (size_t)(t->end - t->start))
+                                      : has_ctl && has_ctl_char(buf + t->start,
+                                                                (size_t)(t->end - t->start)))
+            return CD_BAD_INVALID_JSON;
+        size_t after = (size_t)t->end + (t->type == JSMN_STRING);
+        return gap(buf, after, len, 0) ? CD_BAD_NOT_OBJECT : CD_BAD_INVALID_JSON;
+    }
+    /* Not an object: keep checking the grammar so that the reason is
+     * invalid_json when both apply (it comes first). */
+    bool not_object = t->type != JSMN_OBJECT;
+    /* The innermost container. */
+    int ctok = 0, left = t->size;
+    uint16_t mask = not_object ? 0 : d->all_paths;
+    bool is_obj = !not_object;
+    int sp = 0, i = 1;
+    size_t p = (size_t)t->start + 1;
+
+    for (;;) {
+        if (left == 0) {
+            /* Close the container: only whitespace before its bracket. */
+            size_t close = (size_t)tok[ctok].end - 1;
+            if (!gap(buf, p, close, 0)) return CD_BAD_INVALID_JSON;
             p = close + 1;
+            if (sp == 0) break;
             sp--;
+            ctok = st[sp].tok;
+            left = st[sp].left;
+            mask = st[sp].mask;
+            is_obj = st[sp].is_obj;
+            goto next;
         }
-        const jsmntok_t *t = &tok[i];
-        uint16_t final = 0, cont = 0;
-        if (sp == 0) {
-            if (i != 0) return CD_BAD_INVALID_JSON; /* a second top-level value */
-            if (!gap_ok(buf, p, tok_begin(t), 0)) return CD_BAD_INVALID_JSON;
-            /* Not an object: keep checking the grammar so that the reason
-             * is invalid_json when both apply (it comes first). */
-            not_object = t->type != JSMN_OBJECT;
-            cont = not_object ? 0 : d->all_paths;
-        } else {
-            frame_t *f = &st[sp - 1];
-            char sep = f->first ? 0 : ',';
-            f->first = false;
-            f->left--;
-            if (!gap_ok(buf, p, tok_begin(t), sep)) return CD_BAD_INVALID_JSON;
-            if (f->is_obj) {
-                /* A key: a string whose only child is its value. */
-                if (t->type != JSMN_STRING || t->size != 1 || i + 1 >= n)
-                    return CD_BAD_INVALID_JSON;
-                if (has_ctl && has_ctl_char(buf + t->start, (size_t)(t->end - t->start)))
-                    return CD_BAD_INVALID_JSON;
-                if (f->mask) cont = match_key(d, buf, t, sp - 1, f->mask, &final);
-                p = tok_after(t);
-                t = &tok[++i];
-                if (!gap_ok(buf, p, tok_begin(t), ':')) return CD_BAD_INVALID_JSON;
+        left--;
+        uint16_t cont = 0;
+        if (is_obj) {
+            /* A key: a string whose only child is its value. */
+            const jsmntok_t *k = &tok[i];
+            if (i + 1 >= n || k->type != JSMN_STRING || k->size != 1) return CD_BAD_INVALID_JSON;
+            size_t ks = (size_t)k->start, ke = (size_t)k->end;
+            if (ks - 1 != p && !gap_ok(buf, p, ks - 1, 0)) return CD_BAD_INVALID_JSON;
+            if (has_ctl && has_ctl_char(buf + ks, ke - ks)) return CD_BAD_INVALID_JSON;
+            t = &tok[++i];
+            size_t vb = tok_begin(t);
+            if (!(vb == ke + 2 && buf[ke + 1] == ':') && !gap_ok(buf, ke + 1, vb, ':'))
+                return CD_BAD_INVALID_JSON;
+            if (mask) {
+                uint16_t final;
+                cont = match_key(d, buf, ks, ke, sp, mask, &final);
                 while (final) {
                     found[__builtin_ctz(final)] = i;
                     final &= (uint16_t)(final - 1);
                 }
             }
+        } else {
+            if (i >= n) return CD_BAD_INVALID_JSON;
+            t = &tok[i];
+            size_t vb = tok_begin(t);
+            if (vb != p && !gap_ok(buf, p, vb, 0)) return CD_BAD_INVALID_JSON;
         }
-        if (t->type == JSMN_OBJECT || t->type == JSMN_ARRAY) {
-            /* sp < n <= CD_DECODE_MAX_TOKENS: each frame holds a token. */
-            CD_ASSERT(sp < CD_DECODE_MAX_TOKENS);
-            st[sp++] = (frame_t){.tok = i,
-                                 .left = t->size,
-                                 .mask = t->type == JSMN_OBJECT ? cont : 0,
-                                 .is_obj = t->type == JSMN_OBJECT,
-                                 .first = true};
-        } else if (!scalar_ok(buf, t, has_ctl)) {
-            return CD_BAD_INVALID_JSON;
+        i++;
+        /* The value t. */
+        if (t->type == JSMN_STRING) {
+            if (t->size != 0) return CD_BAD_INVALID_JSON;
+            if (has_ctl && has_ctl_char(buf + t->start, (size_t)(t->end - t->start)))
+                return CD_BAD_INVALID_JSON;
+            p = (size_t)t->end + 1;
+        } else if (t->type == JSMN_PRIMITIVE) {
+            if (t->size != 0 || !literal_ok(buf + t->start, (size_t)(t->end - t->start)))
+                return CD_BAD_INVALID_JSON;
+            p = (size_t)t->end;
+        } else {
+            /* Descend. sp < n <= CD_DECODE_MAX_TOKENS: each frame holds a
+             * token. */
+            CD_ASSERT(sp + 1 < CD_DECODE_MAX_TOKENS);
+            st[sp++] = (frame_t){.tok = ctok, .left = left, .mask = mask, .is_obj = is_obj};
+            is_obj = t->type == JSMN_OBJECT;
+            ctok = (int)(t - tok);
+            left = t->size;
+            mask = is_obj ? cont : 0;
+            p = (size_t)t->start + 1;
+            continue;
         }
-        p = tok_after(t);
+    next:
+        /* A finished element: a ',' must follow unless it was the last. */
+        if (left) {
+            if (buf[p] == ',')
+                p++;
+            else if (!skip_comma(buf, len, &p))
+                return CD_BAD_INVALID_JSON;
+        }
     }
-    while (sp > 0) {
-        if (st[sp - 1].left != 0) return CD_BAD_INVALID_JSON;
-        size_t close = (size_t)tok[st[sp - 1].tok].end - 1;
-        if (!gap_ok(buf, p, close, 0)) return CD_BAD_INVALID_JSON;
-        p = close + 1;
-        sp--;
-    }
-    if (!gap_ok(buf, p, len, 0)) return CD_BAD_INVALID_JSON;
+    /* Every token belongs to the first value, and only whitespace follows. */
+    if (i != n || !gap(buf, p, len, 0)) return CD_BAD_INVALID_JSON;
     return not_object ? CD_BAD_NOT_OBJECT : CD_BAD_NONE;
 }
 
 /* ---- stage 4: interpretation ------------------------------------------- */
 
-static bool str_eq(const char *a, size_t alen, const char *b, size_t blen)
+static inline bool str_eq(const char *a, size_t alen, const char *b, size_t blen)
 {
-    return alen == blen && !memcmp(a, b, alen);
+    return alen == blen && bytes_eq(a, b, alen);
 }
 
 /* 9999-12-31T23:59:59.999Z: the last instant RFC 3339 can write, so every
  * accepted time can be rendered back into the verdict log. */
 #define CD_EPOCH_MS_MAX INT64_C(253402300799999)
+
+/*
+ * RFC 3339 timestamps through a one-entry, per-thread cache of the minute.
+ * Producers write "YYYY-MM-DDTHH:MM:SS.mmmZ" and consecutive events share
+ * the minute, so the 17-byte prefix "YYYY-MM-DDTHH:MM:" is looked up in a
+ * thread-local slot holding cd_time_parse_rfc3339(prefix + "00Z"); a hit
+ * leaves only "SS.mmmZ" or "SSZ" to read (SS <= 59). That is exact: for
+ * those tails the parser's result is the minute's plus SS * 1000 + mmm.
+ * Anything else (offsets, other fraction lengths, leap seconds, a prefix the
+ * parser rejects) goes to cd_time_parse_rfc3339 itself. The slot is this
+ * thread's own, so the decoder stays shareable; it caches a pure function,
+ * so it can never change an answer, only its cost.
+ */
+#define TS_PREFIX 17
+
+static _Thread_local struct {
+    char prefix[TS_PREFIX];
+    int64_t minute_ms;
+    bool valid;
+} ts_cache;
+
+static inline bool two_digits(const char *s, int *out)
+{
+    if (!is_digit(s[0]) || !is_digit(s[1])) return false;
+    *out = (s[0] - '0') * 10 + (s[1] - '0');
+    return true;
+}
+
+static bool parse_time(const char *s, size_t n, int64_t *ms)
+{
+    int sec, frac = 0;
+    if ((n != TS_PREFIX + 3 && n != TS_PREFIX + 7) || (s[n - 1] != 'Z' && s[n - 1] != 'z') ||
+        !two_digits(s + TS_PREFIX, &sec) || sec > 59)
+        return cd_time_parse_rfc3339(s, n, ms);
+    if (n == TS_PREFIX + 7) {
+        const char *f = s + TS_PREFIX + 2;
+        if (f[0] != '.' || !is_digit(f[1]) || !is_digit(f[2]) || !is_digit(f[3]))
+            return cd_time_parse_rfc3339(s, n, ms);
+        frac = (f[1] - '0') * 100 + (f[2] - '0') * 10 + (f[3] - '0');
+    }
+    if (!ts_cache.valid || memcmp(ts_cache.prefix, s, TS_PREFIX) != 0) {
+        char minute[TS_PREFIX + 3];
+        memcpy(minute, s, TS_PREFIX);
+        memcpy(minute + TS_PREFIX, "00Z", 3);
+        int64_t m;
+        if (!cd_time_parse_rfc3339(minute, sizeof minute, &m)) return false;
+        memcpy(ts_cache.prefix, s, TS_PREFIX);
+        ts_cache.minute_ms = m;
+        ts_cache.valid = true;
+    }
+    *ms = ts_cache.minute_ms + sec * 1000 + frac;
+    return true;
+}
 
 /* Integer epoch ms: digits only (the grammar check already refused leading
  * zeros), no sign, no fraction, no exponent, at most year 9999. */
@@ -406,8 +571,15 @@ static cd_bad_reason_t interpret(const cd_decoder_t *d, const char *buf, const j
     ev->type_str = buf + t->start;
     ev->type_len = (size_t)(t->end - t->start);
     ev->type = CD_TYPE_OTHER;
+    uint64_t h, tl;
+    if (t->end >= 8)
+        cd_key_image(ev->type_str, ev->type_len, &h, &tl);
+    else
+        cd_key_image_safe(ev->type_str, ev->type_len, &h, &tl);
     for (int i = 0; i < d->ntypes; i++) {
-        if (str_eq(ev->type_str, ev->type_len, d->types[i], d->type_len[i])) {
+        if (d->type_len[i] == ev->type_len &&
+            cd_words_eq(ev->type_str, h, tl, d->types[i], d->type_head[i], d->type_tail[i],
+                        ev->type_len)) {
             ev->type = i;
             break;
         }
@@ -416,7 +588,7 @@ static cd_bad_reason_t interpret(const cd_decoder_t *d, const char *buf, const j
     if (found[CD_PATH_TIME] < 0) return CD_BAD_MISSING_TIMESTAMP;
     t = &tok[found[CD_PATH_TIME]];
     if (t->type == JSMN_STRING) {
-        if (!cd_time_parse_rfc3339(buf + t->start, (size_t)(t->end - t->start), &ev->ts_ms))
+        if (!parse_time(buf + t->start, (size_t)(t->end - t->start), &ev->ts_ms))
             return CD_BAD_BAD_TIMESTAMP;
     } else if (t->type != JSMN_PRIMITIVE ||
                !epoch_ms(buf + t->start, (size_t)(t->end - t->start), &ev->ts_ms)) {
@@ -507,8 +679,7 @@ cd_bad_reason_t cd_decode(const cd_decoder_t *d, const char *buf, size_t len, cd
     if (n <= 0) return CD_BAD_TRUNCATED_JSON; /* empty or whitespace only */
 
     int found[CD_PATH_MAX];
-    for (int i = 0; i < CD_PATH_MAX; i++)
-        found[i] = -1;
+    memset(found, 0xff, sizeof found); /* every entry -1: absent */
     if ((r = walk(d, buf, len, tok, n, has_ctl, found)) != CD_BAD_NONE) return r;
     return interpret(d, buf, tok, found, ev);
 }

@@ -129,6 +129,46 @@ static bool name_copy(char *dst, size_t *dlen, const char *field, const char *na
     return true;
 }
 
+static int len_bucket(size_t len)
+{
+    return len < CD_SEG_LEN_BUCKETS ? (int)len : CD_SEG_LEN_BUCKETS - 1;
+}
+
+/* Fills seg_len_mask and the segment keys (see decode_internal.h): for each
+ * depth and length bucket in order, one entry per distinct segment string,
+ * with the masks of every configured path that ends or continues there. */
+static void build_segkeys(cd_decoder_t *d)
+{
+    int nk = 0;
+    for (int depth = 0; depth < CD_PATH_MAX_SEGS; depth++) {
+        for (int b = 0; b < CD_SEG_LEN_BUCKETS; b++) {
+            int first = nk;
+            for (int p = 0; p < CD_PATH_MAX; p++) {
+                const cd_path_t *path = &d->paths[p];
+                if (!(d->all_paths & (1u << p)) || depth >= path->nseg) continue;
+                const cd_seg_t *seg = &path->seg[depth];
+                if (len_bucket(seg->len) != b) continue;
+                d->seg_len_mask[depth][b] |= (uint16_t)(1u << p);
+                int k = first;
+                while (k < nk &&
+                       !(d->segkeys[k].len == seg->len && !memcmp(d->segkeys[k].s, seg->s, seg->len)))
+                    k++;
+                if (k == nk) {
+                    CD_ASSERT(nk < CD_SEGKEYS_MAX);
+                    cd_segkey_t *e = &d->segkeys[nk++];
+                    *e = (cd_segkey_t){.s = seg->s, .len = seg->len};
+                    cd_key_image_safe(seg->s, seg->len, &e->head, &e->tail);
+                }
+                if (depth == path->nseg - 1)
+                    d->segkeys[k].final |= (uint16_t)(1u << p);
+                else
+                    d->segkeys[k].cont |= (uint16_t)(1u << p);
+            }
+            d->seg_len_mask[depth][b] |= (uint32_t)first << 16 | (uint32_t)(nk - first) << 24;
+        }
+    }
+}
+
 cd_decoder_t *cd_decoder_new(const cd_decode_conf_t *conf, char *errbuf, size_t errsize)
 {
     cd_decoder_t *d = NULL;
@@ -227,14 +267,9 @@ cd_decoder_t *cd_decoder_new(const cd_decode_conf_t *conf, char *errbuf, size_t 
     }
     d->nnumeric = conf->nnumeric;
 
-    for (int p = 0; p < CD_PATH_MAX; p++) {
-        if (!(d->all_paths & (1u << p))) continue;
-        for (int s = 0; s < d->paths[p].nseg; s++) {
-            size_t len = d->paths[p].seg[s].len;
-            int b = len < CD_SEG_LEN_BUCKETS ? (int)len : CD_SEG_LEN_BUCKETS - 1;
-            d->seg_len_mask[s][b] |= (uint16_t)(1u << p);
-        }
-    }
+    for (int i = 0; i < d->ntypes; i++)
+        cd_key_image_safe(d->types[i], d->type_len[i], &d->type_head[i], &d->type_tail[i]);
+    build_segkeys(d);
     return d;
 
 err:

@@ -18,12 +18,20 @@
  * a window ending at b excludes b itself. At the end of input the clock goes
  * to max_ts, so the last boundaries are evaluated too.
  *
- * Output: each record is rendered once as JSON; the verdict log gets the
- * JSON (fsync'ed), stdout gets JSON when there is no log, or the human line
- * with --pretty (in addition to the log, when both are given).
+ * Output: every record goes to the sink dispatcher (sinks/dispatcher.c),
+ * which renders it once as JSON. --verdict-log and stdout are log sinks
+ * ("--verdict-log": the JSON, fsync'ed; "stdout": JSON when there is no
+ * log, or the human line with --pretty, also when a log is written), next
+ * to the sinks of the config's "sinks" section. Replay is a batch: submit
+ * waits for room in the queue rather than dropping a record, and at the
+ * end the dispatcher drains, at most sinks.drain_timeout (default 10 s),
+ * before the summary. A failed write to --verdict-log or stdout is an I/O
+ * error (exit 1); failures of configured sinks are counted in the summary
+ * and logged, and do not change the exit status (it reports the verdict).
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <jansson.h>
 #include <math.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -34,11 +42,10 @@
 #include <unistd.h>
 
 #include "canaryd/config.h"
+#include "canaryd/dispatcher.h"
 #include "canaryd/log.h"
 #include "canaryd/pipeline.h"
 #include "canaryd/timeutil.h"
-#include "canaryd/verdict_fmt.h"
-#include "canaryd/verdict_log.h"
 #include "cli.h"
 #include "linereader.h"
 
@@ -60,13 +67,23 @@ typedef struct replay {
     double speed;
     size_t max_line;
 
-    cd_verdict_log_t *vlog;
+    cd_dispatcher_t *disp;
+    int nconf;    /* sinks of the config's "sinks" section, first */
+    int nbuiltin; /* then --verdict-log and/or stdout */
     bool to_stdout;
     bool io_failed;
     bool progress_shown;
 } replay_t;
 
-static volatile sig_atomic_t stop;
+static volatile sig_atomic_t stop, hup;
+
+/* SIGHUP: the log sinks reopen their files (logrotate); the flag is picked
+ * up by the read loop, which asks the dispatcher thread to do it. */
+static void on_hup(int sig)
+{
+    (void)sig;
+    hup = 1;
+}
 
 static void on_signal(int sig)
 {
@@ -87,38 +104,59 @@ static void clear_progress(replay_t *r)
     r->progress_shown = false;
 }
 
+/* Whether --verdict-log or stdout gave up on a record (they do not retry). */
+static bool builtin_failed(replay_t *r)
+{
+    cd_sink_stats_t st[66];
+    int n = cd_dispatcher_stats(r->disp, st, 66);
+    for (int i = r->nconf; i < n && i < r->nconf + r->nbuiltin && i < 66; i++)
+        if (st[i].failed) return true;
+    return false;
+}
+
 static void on_record(const cd_verdict_t *v, void *opaque)
 {
     replay_t *r = opaque;
-    char json[4096], err[512];
-    int n = cd_verdict_to_json(v, json, sizeof(json));
-    if (n < 0) {
-        /* Cannot happen with bounded reason/todo; never drop a record silently. */
-        cd_log(CD_LOG_ERROR, "a verdict record could not be rendered (rule %s)",
-               v->rule ? v->rule : "-");
-        r->io_failed = true;
-        return;
+    if (r->to_stdout) clear_progress(r);
+    /* blocking mode: false only when the record could not be rendered,
+     * which bounded reason/todo make impossible; never drop one silently */
+    if (!cd_dispatcher_submit(r->disp, v)) r->io_failed = true;
+    if (builtin_failed(r)) r->io_failed = true;
+}
+
+/* Adds a log sink for --verdict-log (path) or stdout (path "-"). */
+static int add_log_sink(replay_t *r, const char *name, const char *path, cd_diag_t *diag)
+{
+    /* one attempt: a failed write is reported as an I/O error, as before */
+    json_t *e = json_pack(
+        "{s:s, s:s, s:s, s:s, s:b, s:{s:i}, s:{s:[s, s]}}", "type", "log", "name", name, "path",
+        path, "format", r->pretty && strcmp(path, "-") == 0 ? "pretty" : "json", "colour",
+        r->colour, "retry", "max_attempts", 1, "filter", "kinds", "verdict", "state");
+    if (!e) {
+        cd_diag_add(diag, "%s: out of memory", name);
+        return -1;
     }
-    if (r->vlog && cd_verdict_log_write(r->vlog, json, (size_t)n, err, sizeof(err)) != 0) {
-        cd_log(CD_LOG_ERROR, "%s", err);
-        r->io_failed = true;
-    }
-    if (!r->to_stdout) return;
-    clear_progress(r);
-    if (r->pretty) {
-        char out[8192];
-        if (cd_verdict_pretty_from_json(json, (size_t)n, out, sizeof(out), r->colour) >= 0)
-            fputs(out, stdout);
-        else
-            fputs(json, stdout);
-    } else {
-        fputs(json, stdout);
-    }
-    fputc('\n', stdout);
-    if (fflush(stdout) != 0 || ferror(stdout)) {
-        cd_log(CD_LOG_ERROR, "writing records to stdout: %s", strerror(errno));
-        r->io_failed = true;
-    }
+    int rc = cd_dispatcher_add(r->disp, e, name, diag);
+    json_decref(e);
+    if (rc == 0) r->nbuiltin++;
+    return rc;
+}
+
+/* Sink counters, when the config has sinks of its own. */
+static void sink_summary(replay_t *r, FILE *f)
+{
+    cd_sink_stats_t st[64];
+    cd_dispatcher_stats(r->disp, st, 64);
+    if (r->nconf == 0) return;
+    fprintf(f, "  sinks (queue overflows: %llu):\n",
+            (unsigned long long)cd_dispatcher_overflows(r->disp));
+    for (int i = 0; i < r->nconf && i < 64; i++)
+        fprintf(f,
+                "    %-20s %-8s delivered %llu, failed %llu, retries %llu, dropped %llu, "
+                "pending %llu\n",
+                st[i].name, st[i].type, (unsigned long long)st[i].delivered,
+                (unsigned long long)st[i].failed, (unsigned long long)st[i].retries,
+                (unsigned long long)st[i].dropped, (unsigned long long)st[i].pending);
 }
 
 static void usage(FILE *f)
@@ -298,6 +336,10 @@ static int run(replay_t *r, cd_pipeline_t *p, cd_linereader_t *lr, const cd_conf
     uint64_t n = 0, future_run = 0;
 
     while (!stop && !r->io_failed) {
+        if (hup) {
+            hup = 0;
+            cd_dispatcher_reopen(r->disp);
+        }
         const char *line;
         size_t len;
         cd_event_t ev;
@@ -384,16 +426,24 @@ int cd_cli_replay(int argc, char **argv)
         fprintf(stderr, "canaryd replay: %s: %s\n", r.input, strerror(errno));
         goto out;
     }
-    if (r.log_path) {
-        r.vlog = cd_verdict_log_open(r.log_path, err, sizeof(err));
-        if (!r.vlog) {
-            fprintf(stderr, "canaryd replay: %s\n", err);
-            goto out;
-        }
-    }
-    r.to_stdout = !r.vlog || r.pretty;
+    r.to_stdout = !r.log_path || r.pretty;
     const char *nc = getenv("NO_COLOR");
     r.colour = r.pretty && isatty(STDOUT_FILENO) && !(nc && *nc);
+    r.disp = cd_dispatcher_new(cfg, diag);
+    if (!r.disp) {
+        fprintf(stderr, "canaryd replay: config %s:\n%s", r.config_path, diag->text);
+        rc = EXIT_USAGE;
+        goto out;
+    }
+    {
+        cd_sink_stats_t none[1];
+        r.nconf = cd_dispatcher_stats(r.disp, none, 0);
+    }
+    if ((r.log_path && add_log_sink(&r, "--verdict-log", r.log_path, diag) != 0) ||
+        (r.to_stdout && add_log_sink(&r, "stdout", "-", diag) != 0)) {
+        fprintf(stderr, "canaryd replay: %s", diag->text);
+        goto out;
+    }
 
     lr = cd_linereader_new(fd, r.max_line, err, sizeof(err));
     if (!lr) {
@@ -407,15 +457,31 @@ int cd_cli_replay(int argc, char **argv)
         goto out;
     }
 
+    cd_dispatcher_set_blocking(r.disp, true);
+    if (cd_dispatcher_start(r.disp, err, sizeof(err)) != 0) {
+        fprintf(stderr, "canaryd replay: %s\n", err);
+        goto out;
+    }
+
     struct sigaction sa;
     memset(&sa, 0, sizeof(sa));
     sa.sa_handler = on_signal;
     sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
+    sa.sa_handler = on_hup;
+    sigaction(SIGHUP, &sa, NULL);
 
     rc = run(&r, p, lr, cfg);
+    uint64_t left = cd_dispatcher_drain(r.disp, cd_dispatcher_drain_timeout(r.disp));
+    if (builtin_failed(&r)) r.io_failed = true;
     summary(p, cd_linereader_lineno(lr), stderr);
+    sink_summary(&r, stderr);
+    if (left)
+        fprintf(stderr,
+                "  sinks: %llu deliveries still pending after the drain timeout; "
+                "abandoned\n",
+                (unsigned long long)left);
     if (rc >= 0) goto out;
     if (r.io_failed) {
         rc = EXIT_IO;
@@ -432,8 +498,8 @@ io:
     rc = EXIT_IO;
 out:
     cd_pipeline_destroy(p);
+    cd_dispatcher_destroy(r.disp);
     cd_linereader_destroy(lr);
-    cd_verdict_log_close(r.vlog);
     if (fd > STDIN_FILENO) close(fd);
     cd_config_free(cfg);
     free(diag);

@@ -8,20 +8,74 @@
  *     canary, relative to the traffic each cohort carries?
  * Both have no hysteresis band: clear == !breach.
  *
+ * A spike needs two tests to pass, the factor test (above the other side by
+ * at least `factor` x) and the significance test (z >= the rule's z), and
+ * each comparison prints both with their numbers. When one is not a spike,
+ * the sentence names the test that failed: a large z next to "no spike"
+ * otherwise reads like a contradiction (a 6 % vs 5 % difference over
+ * thousands of logins is very significant and still not a 2x spike).
+ *
  * Pure, allocation-free; reads the window only (see evidence.h).
  */
 #include <inttypes.h>
 #include <math.h>
+#include <stdio.h>
 
 #include "canaryd/timeutil.h"
 #include "evidence_fmt.h"
 #include "stats.h"
 
-/* One-sided "a is a spike over b": above it, by factor, and significant. */
-static bool is_spike(const cd_rule_conf_t *r, const cd_obs_t *a, const cd_obs_t *b, double *z)
+/* The two tests of one-sided "a is a spike over b": the factor test (a is
+ * above b, and by at least factor x b) and the significance test (z >= the
+ * rule's z). Kept apart so a reason can say which one failed. */
+typedef struct spike_test {
+    double z;
+    bool factor_ok, signif_ok;
+} spike_test_t;
+
+static bool is_spike(const cd_rule_conf_t *r, const cd_obs_t *a, const cd_obs_t *b, spike_test_t *t)
 {
-    *z = cd_stats_z_two_prop(a->numerator, a->denominator, b->numerator, b->denominator);
-    return a->value > b->value && a->value >= r->factor * b->value && *z >= r->z;
+    t->z = cd_stats_z_two_prop(a->numerator, a->denominator, b->numerator, b->denominator);
+    t->factor_ok = a->value > b->value && a->value >= r->factor * b->value;
+    t->signif_ok = t->z >= r->z;
+    return t->factor_ok && t->signif_ok;
+}
+
+/*
+ * " >= 2 x <b> = 10.00%" or " < 2 x <b> = 10.00%": the factor comparison,
+ * b printed after b_prefix ("stable "), with its type names if b_names.
+ * When a reaches factor x b without being above b at all (0 vs 0, or a
+ * factor below 1), the comparison holds but the test does not, so it reads
+ * " is not above <b>" instead.
+ */
+static void fmt_factor(cd_sb_t *sb, const cd_rule_conf_t *r, const cd_obs_t *a, const cd_obs_t *b,
+                       const char *b_prefix, const cd_evidence_names_t *n, bool b_names)
+{
+    double t = r->factor * b->value;
+    bool reaches = a->value >= t;
+    if (reaches && !(a->value > b->value)) {
+        cd_sb_printf(sb, " is not above %s", b_prefix);
+        cd_evfmt_obs(sb, n, &r->signal, b, b_names);
+        return;
+    }
+    cd_sb_printf(sb, " %s %g x %s", reaches ? ">=" : "<", r->factor, b_prefix);
+    cd_evfmt_obs(sb, n, &r->signal, b, b_names);
+    cd_sb_printf(sb, " = ");
+    cd_evfmt_value(sb, true, t);
+}
+
+/* ", z 21.48 >= 3.00: no canary spike (factor test fails)": the z test and
+ * the outcome, naming every test that failed. */
+static void fmt_outcome(cd_sb_t *sb, const cd_rule_conf_t *r, const spike_test_t *t,
+                        const char *spike, const char *no_spike)
+{
+    cd_sb_printf(sb, ", z %.2f %s %.2f: ", t->z, t->signif_ok ? ">=" : "<", r->z);
+    if (t->factor_ok && t->signif_ok)
+        cd_sb_printf(sb, "%s", spike);
+    else if (!t->factor_ok && !t->signif_ok)
+        cd_sb_printf(sb, "%s (factor and significance tests fail)", no_spike);
+    else
+        cd_sb_printf(sb, "%s (%s test fails)", no_spike, t->factor_ok ? "significance" : "factor");
 }
 
 void cd_evidence_spike(const cd_rule_conf_t *r, const cd_evidence_names_t *n, const cd_window_t *w,
@@ -47,15 +101,14 @@ void cd_evidence_spike(const cd_rule_conf_t *r, const cd_evidence_names_t *n, co
     }
     ev->threshold = r->factor * os->value;
     ev->compared = oc->value;
-    double zc;
-    bool canary_spike = is_spike(r, oc, os, &zc);
+    spike_test_t tc, ts = {0};
+    bool canary_spike = is_spike(r, oc, os, &tc);
 
     /* Fleet check: stable over [now - window - reference, now - window). */
     cd_obs_t ref;
     cd_evidence_signal(s, w, CD_COHORT_STABLE, now - r->window_ms, r->reference_ms, &ref);
     bool have_ref = r->reference_ms > 0 && ref.denominator >= min_s;
-    double zs = 0.0;
-    bool stable_spike = have_ref && is_spike(r, os, &ref, &zs);
+    bool stable_spike = have_ref && is_spike(r, os, &ref, &ts);
 
     ev->breach = canary_spike || stable_spike;
     ev->clear = !ev->breach;
@@ -63,13 +116,8 @@ void cd_evidence_spike(const cd_rule_conf_t *r, const cd_evidence_names_t *n, co
 
     cd_sb_printf(&sb, "canary %s ", r->name);
     cd_evfmt_obs(&sb, n, s, oc, true);
-    bool above = oc->value >= r->factor * os->value;
-    cd_sb_printf(&sb, " %s %g x stable ", above ? ">=" : "<", r->factor);
-    cd_evfmt_obs(&sb, n, s, os, false);
-    cd_sb_printf(&sb, " = ");
-    cd_evfmt_value(&sb, true, ev->threshold);
-    cd_sb_printf(&sb, ", z %.2f %s %.2f", zc, zc >= r->z ? ">=" : "<", r->z);
-    cd_sb_printf(&sb, canary_spike ? " (canary spike)" : " (no canary spike)");
+    fmt_factor(&sb, r, oc, os, "stable ", n, false);
+    fmt_outcome(&sb, r, &tc, "canary spike", "no canary spike");
 
     char d[32];
     cd_duration_format(r->reference_ms, d, sizeof d);
@@ -79,13 +127,13 @@ void cd_evidence_spike(const cd_rule_conf_t *r, const cd_evidence_names_t *n, co
                      " samples in the preceding %s, needs %" PRIu64,
                      ref.denominator, d, min_s);
     } else {
-        cd_sb_printf(&sb, "; stable vs its preceding %s ", d);
-        cd_evfmt_obs(&sb, n, s, &ref, false);
-        cd_sb_printf(&sb, ": z %.2f %s %.2f", zs, zs >= r->z ? ">=" : "<", r->z);
-        if (stable_spike)
-            cd_sb_printf(&sb, ", fleet-wide: user behaviour, not the deployment");
-        else
-            cd_sb_printf(&sb, ", no fleet-wide spike");
+        char prefix[48];
+        snprintf(prefix, sizeof prefix, "its preceding %s ", d);
+        cd_sb_printf(&sb, "; stable ");
+        cd_evfmt_value(&sb, true, os->value);
+        fmt_factor(&sb, r, os, &ref, prefix, n, false);
+        fmt_outcome(&sb, r, &ts, "fleet-wide spike, user behaviour, not the deployment",
+                    "no fleet-wide spike");
     }
 
     cd_sb_init(&sb, ev->ctx, sizeof ev->ctx);

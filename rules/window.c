@@ -12,6 +12,7 @@
  *   [stripe 0 cells][stripe 1 cells]  nmetrics x 2 counters, each stripe
  *   ...                               starting on its own cache line
  *   [octave masks]                    one word per (hist, cohort)
+ *   [group counts]                    NGROUPS cells per (hist, cohort)
  *   [bins (hist 0, stable)]...        CD_HIST_BINS cells per (hist, cohort)
  *
  * Cells carry their second. Every counter and bin cell is one 64-bit word:
@@ -40,6 +41,14 @@
  * not 4356. A bin untouched since an older second keeps that second's tag and
  * a zero count; the first writer of this second adopts it (CAS to (tag, n))
  * after re-checking, sequentially consistently, that epoch is still s.
+ *
+ * Group counts. Beside its bin, an observation adds 1 to its group's count
+ * cell (same tag protocol, same mask bit, reset with the group's bins), so a
+ * bucket knows how many values each octave holds without reading its 64
+ * bins. cd_window_quantile() uses that to find the octave holding the rank
+ * from a few cells per bucket and then merges only that octave's bins: a
+ * p99 over 300 buckets reads about 300 x (octaves + 64) cells instead of
+ * 300 x 64 x octaves. The price is a second CAS per observation.
  *
  * Memory orders. epoch: store-release after the reset / load-acquire by
  * writers and readers, so whoever sees epoch == s sees the reset cells.
@@ -74,6 +83,7 @@
  * untouched pages (calloc), so resident memory follows the octaves in use.
  */
 #include <errno.h>
+#include <math.h>
 #include <sched.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -102,6 +112,7 @@ struct cd_window {
     int64_t span_b, ahead_b, n;
     size_t stripe_stride; /* bytes per stripe block, a multiple of LINE */
     size_t mask_off;      /* offset of the octave masks in a bucket */
+    size_t gcount_off;    /* offset of the group counts in a bucket */
     size_t bins_off;      /* offset of the bins in a bucket */
     size_t bucket_stride; /* bytes per bucket, a multiple of LINE */
     size_t alloc_size;
@@ -134,6 +145,11 @@ static inline cell_t *b_counters(const cd_window_t *w, unsigned char *b, int str
 static inline cell_t *b_mask(const cd_window_t *w, unsigned char *b, int hc)
 {
     return (cell_t *)(void *)(b + w->mask_off) + hc;
+}
+
+static inline cell_t *b_gcounts(const cd_window_t *w, unsigned char *b, int hc)
+{
+    return (cell_t *)(void *)(b + w->gcount_off) + (size_t)hc * NGROUPS;
 }
 
 static inline cell_t *b_bins(const cd_window_t *w, unsigned char *b, int hc)
@@ -255,7 +271,8 @@ cd_window_t *cd_window_new(const cd_window_conf_t *conf, char *errbuf, size_t er
         w->stripe_stride = LINE; /* keep stripes distinct even with no metrics */
     size_t nhc = (size_t)w->nhists * CD_NCOHORTS;
     w->mask_off = LINE + (size_t)w->nstripes * w->stripe_stride;
-    w->bins_off = w->mask_off + round_line(nhc * sizeof(cell_t));
+    w->gcount_off = w->mask_off + round_line(nhc * sizeof(cell_t));
+    w->bins_off = w->gcount_off + round_line(nhc * NGROUPS * sizeof(cell_t));
     w->bucket_stride = round_line(w->bins_off + nhc * CD_HIST_BINS * sizeof(cell_t));
     if ((size_t)w->n > (SIZE_MAX - LINE) / w->bucket_stride) {
         snprintf(errbuf, errsize, "window: %lld buckets of %zu bytes overflow the address space",
@@ -312,12 +329,13 @@ static void bucket_reset(const cd_window_t *w, unsigned char *b, int64_t s)
     }
     for (int hc = 0; hc < w->nhists * CD_NCOHORTS; hc++) {
         uint64_t mask = atomic_exchange_explicit(b_mask(w, b, hc), 0, memory_order_seq_cst);
-        cell_t *bins = b_bins(w, b, hc);
+        cell_t *bins = b_bins(w, b, hc), *gcounts = b_gcounts(w, b, hc);
         while (mask) {
             int g = __builtin_ctzll(mask);
             mask &= mask - 1;
             int lo, hi;
             group_bins(g, &lo, &hi);
+            atomic_store_explicit(&gcounts[g], tag, memory_order_seq_cst);
             for (int i = lo; i < hi; i++)
                 atomic_store_explicit(&bins[i], tag, memory_order_seq_cst);
         }
@@ -483,7 +501,11 @@ cd_window_result_t cd_window_observe(cd_window_t *w, int hist, cd_cohort_t c, in
      * the next claimer will see it. Set it ourselves before the bin. */
     if (!(atomic_load_explicit(mask, memory_order_acquire) & bit))
         atomic_fetch_or_explicit(mask, bit, memory_order_seq_cst);
-    return cell_add(&b_bins(w, b, hc)[bin], b_epoch(b), s, 1) ? CD_WIN_OK : CD_WIN_LATE;
+    /* Bin first, then its group's count: if the bucket is recycled in
+     * between, the second both belonged to is gone and the event is late. */
+    if (!cell_add(&b_bins(w, b, hc)[bin], b_epoch(b), s, 1)) return CD_WIN_LATE;
+    return cell_add(&b_gcounts(w, b, hc)[group_of(bin)], b_epoch(b), s, 1) ? CD_WIN_OK
+                                                                            : CD_WIN_LATE;
 }
 
 /* ---- readers ----------------------------------------------------------- */
@@ -564,4 +586,100 @@ void cd_window_hist(const cd_window_t *w, int hist, cd_cohort_t c, int64_t end_m
             }
         }
     }
+}
+
+/*
+ * Reads group g's bins of one bucket (second s) into part[lo..hi) when the
+ * bucket holds s with g in its mask, with the same validation as
+ * cd_window_hist: false (nothing read) when the bucket does not hold s,
+ * does not have g, or was recycled while read.
+ */
+static bool read_group(const cd_window_t *w, int hc, int64_t s, int g, int lo, int hi,
+                       uint64_t *part)
+{
+    unsigned char *b = bucket_at(w, s);
+    _Atomic int64_t *ep = b_epoch(b);
+    if (atomic_load_explicit(ep, memory_order_acquire) != s) return false;
+    if (!(atomic_load_explicit(b_mask(w, b, hc), memory_order_relaxed) & (UINT64_C(1) << g)))
+        return false;
+    uint64_t tag = tag_of(s);
+    const cell_t *bins = b_bins(w, b, hc);
+    for (int i = lo; i < hi; i++) {
+        uint64_t v = atomic_load_explicit(&bins[i], memory_order_relaxed);
+        part[i - lo] = (v & ~COUNT_MASK) == tag ? v & COUNT_MASK : 0;
+    }
+    atomic_thread_fence(memory_order_acquire);
+    return atomic_load_explicit(ep, memory_order_relaxed) == s;
+}
+
+double cd_window_quantile(const cd_window_t *w, int hist, cd_cohort_t c, int64_t end_ms,
+                          int64_t len_ms, double q, uint64_t *count)
+{
+    CD_ASSERT(hist >= 0 && hist < w->nhists);
+    CD_ASSERT(c == CD_COHORT_STABLE || c == CD_COHORT_CANARY);
+    if (count) *count = 0;
+    int64_t lo, hi;
+    if (!read_range(w, end_ms, len_ms, &lo, &hi)) return 0.0;
+    int hc = hist * CD_NCOHORTS + (int)c;
+
+    /* Pass 1: per-group totals over the range (validated per bucket exactly
+     * like cd_window_hist, so the totals are what a merge would count). */
+    uint64_t gsum[NGROUPS] = {0}, total = 0;
+    for (int64_t s = lo; s <= hi; s++) {
+        unsigned char *b = bucket_at(w, s);
+        _Atomic int64_t *ep = b_epoch(b);
+        if (atomic_load_explicit(ep, memory_order_acquire) != s) continue;
+        uint64_t tag = tag_of(s), part[NGROUPS];
+        uint64_t mask = atomic_load_explicit(b_mask(w, b, hc), memory_order_relaxed);
+        const cell_t *gc = b_gcounts(w, b, hc);
+        for (uint64_t m = mask; m; m &= m - 1) {
+            int g = __builtin_ctzll(m);
+            uint64_t v = atomic_load_explicit(&gc[g], memory_order_relaxed);
+            part[g] = (v & ~COUNT_MASK) == tag ? v & COUNT_MASK : 0;
+        }
+        atomic_thread_fence(memory_order_acquire);
+        if (atomic_load_explicit(ep, memory_order_relaxed) != s) continue;
+        for (uint64_t m = mask; m; m &= m - 1) {
+            int g = __builtin_ctzll(m);
+            gsum[g] += part[g];
+            total += part[g];
+        }
+    }
+    if (count) *count = total;
+    if (total == 0) return 0.0;
+
+    /* The rank, exactly as cd_hist_quantile computes it. */
+    if (!(q >= 0.0)) /* negative or NaN */
+        q = 0.0;
+    if (q > 1.0) q = 1.0;
+    uint64_t rank = (uint64_t)ceil(q * (double)total);
+    if (rank < 1) rank = 1;
+    if (rank > total) rank = total;
+
+    /* Pass 2: the group holding the rank, then its bins merged over the
+     * range. Quiescent, that group holds the answer. With writers running,
+     * group counts and bins may differ by the adds in flight: a shortfall
+     * moves on to merge the following groups, and the last non-empty bin
+     * seen is the answer of last resort (as in cd_hist_quantile). */
+    int g = 0, last = -1;
+    uint64_t cum = 0;
+    while (g < NGROUPS && cum + gsum[g] < rank)
+        cum += gsum[g++];
+    for (; g < NGROUPS; g++) {
+        int blo, bhi;
+        group_bins(g, &blo, &bhi);
+        uint64_t merged[CD_HIST_SUB] = {0}, part[CD_HIST_SUB];
+        for (int64_t s = lo; s <= hi; s++) {
+            if (!read_group(w, hc, s, g, blo, bhi, part)) continue;
+            for (int i = 0; i < bhi - blo; i++)
+                merged[i] += part[i];
+        }
+        for (int i = 0; i < bhi - blo; i++) {
+            if (merged[i] == 0) continue;
+            cum += merged[i];
+            last = blo + i;
+            if (cum >= rank) return cd_hist_bin_value(last);
+        }
+    }
+    return last >= 0 ? cd_hist_bin_value(last) : 0.0;
 }

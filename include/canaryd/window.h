@@ -71,6 +71,19 @@ uint64_t cd_window_sum(const cd_window_t *w, int metric, cd_cohort_t c, int64_t 
 void cd_window_hist(const cd_window_t *w, int hist, cd_cohort_t c, int64_t end_ms, int64_t len_ms,
                     cd_hist_t *out);
 
+/*
+ * Value at quantile q of histogram (hist, cohort) over the same range: the
+ * same nearest-rank answer as cd_window_hist() followed by cd_hist_quantile()
+ * (0 when empty), without merging the whole histogram: per-octave counts
+ * kept beside the bins find the octave holding the rank, and only that
+ * octave's bins are merged. *count (if not NULL) gets the number of values
+ * in the range, the merged histogram's count. Thread-safe like the other
+ * readers; with writers running, the answer reflects some of the adds in
+ * flight, as a merge would. No allocation (about 1 KB of stack).
+ */
+double cd_window_quantile(const cd_window_t *w, int hist, cd_cohort_t c, int64_t end_ms,
+                          int64_t len_ms, double q, uint64_t *count);
+
 /* Bytes allocated for the ring (for sizing docs and RSS budgets). */
 size_t cd_window_memory(const cd_window_t *w);
 

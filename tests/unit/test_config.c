@@ -743,7 +743,7 @@ Test(config, baseline_problems)
     t = q("{'baseline_file': 'minimal.json', 'rules': [" THR("") "]}");
     cr_assert_null(cd_config_parse(t, strlen(t), DATA, &diag));
     cr_assert_str_eq(diag.text, DATA "minimal.json: unknown key \"rules\"; known keys: "
-                                     "captured_at, values\n" DATA
+                                     "captured_at, values, samples, window\n" DATA
                                      "minimal.json: missing required key \"values\"; accepted: "
                                      "an object such as {\"captured_at\": "
                                      "\"2026-11-20T10:00:00Z\", \"values\": {\"error-rate\": "

@@ -55,8 +55,12 @@ Test(engine, spike_canary_only_rolls_back, .fini = stop)
     cr_assert_eq(v->canary.denominator, 500);
     cr_assert_eq(v->stable.numerator, 25);
     cr_assert_float_eq(v->threshold, 0.10, 1e-12);
-    cr_assert(strstr(v->reason, "z 3.50 >= 3.00 (canary spike)") != NULL, "%s", v->reason);
-    cr_assert(strstr(v->reason, "no fleet-wide spike") != NULL, "%s", v->reason);
+    cr_assert_str_eq(v->reason,
+                     "canary spike 11.00% (USER_LOGIN_FAILED/(USER_LOGIN+USER_LOGIN_FAILED) "
+                     "55/500) >= 2 x stable 5.00% (25/500) = 10.00%, z 3.50 >= 3.00: canary "
+                     "spike; stable 5.00% < 2 x its preceding 10s 5.00% (50/1000) = 10.00%, z "
+                     "0.00 < 3.00: no fleet-wide spike (factor and significance tests fail) "
+                     "(window 5s; samples canary 500 >= 100, stable 500 >= 100)");
     no_more(3);
     cr_assert_eq(cd_engine_verdict(sim.e), CD_VERDICT_ROLLBACK);
 }
@@ -76,8 +80,9 @@ Test(engine, spike_fleet_wide_alerts_then_canary_only_rolls_back, .fini = stop)
     cr_assert_eq(f->action, CD_ACTION_ALERT);
     const cd_verdict_t *a = verdict_at(2, CD_VERDICT_ALERT, "spike", 16);
     cr_assert_eq(a->action, CD_ACTION_ALERT);
-    cr_assert(strstr(a->reason, "fleet-wide: user behaviour, not the deployment") != NULL, "%s",
-              a->reason);
+    cr_assert(strstr(a->reason, "z 4.29 >= 3.00: fleet-wide spike, user behaviour, not the "
+                                "deployment") != NULL,
+              "%s", a->reason);
     no_more(3);
     cr_assert_eq(cd_engine_verdict(sim.e), CD_VERDICT_ALERT);
 

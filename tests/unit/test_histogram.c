@@ -8,6 +8,7 @@
 #include <criterion/criterion.h>
 #include <math.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "canaryd/histogram.h"
 
@@ -166,4 +167,59 @@ Test(histogram, accuracy_constant)
     for (size_t i = 0; i < NSAMPLES; i++)
         samples[i] = 123.456;
     check_quantiles("constant");
+}
+
+/* The frexp() formulation cd_hist_bin used before it read the IEEE bits. */
+static int frexp_bin(double v)
+{
+    if (!(v > CD_HIST_MIN)) return 0;
+    if (v >= CD_HIST_MIN * (double)(UINT64_C(1) << CD_HIST_OCTAVES)) return CD_HIST_BINS - 1;
+    int e;
+    double m = frexp(v / CD_HIST_MIN, &e);
+    int k = e - 1;
+    int j = (int)((2.0 * m - 1.0) * CD_HIST_SUB);
+    if (k < 0) {
+        k = 0;
+        j = 0;
+    } else if (k >= CD_HIST_OCTAVES) {
+        k = CD_HIST_OCTAVES - 1;
+        j = CD_HIST_SUB - 1;
+    }
+    if (j >= CD_HIST_SUB) j = CD_HIST_SUB - 1;
+    return 1 + k * CD_HIST_SUB + j;
+}
+
+Test(histogram, bin_from_bits_equals_frexp)
+{
+    /* every bin edge and its neighbours one ulp away, in every octave */
+    int checked = 0;
+    for (int b = 0; b < CD_HIST_BINS; b++) {
+        double m = cd_hist_bin_value(b);
+        double lo = b > 0 ? (cd_hist_bin_value(b - 1) + m) / 2 : CD_HIST_MIN;
+        double vs[] = {m, lo, nextafter(lo, 0), nextafter(lo, INFINITY),
+                       nextafter(m, 0), nextafter(m, INFINITY)};
+        for (size_t i = 0; i < sizeof vs / sizeof vs[0]; i++) {
+            cr_assert_eq(cd_hist_bin(vs[i]), frexp_bin(vs[i]), "v %.17g", vs[i]);
+            checked++;
+        }
+    }
+    /* powers of two times MIN (the octave edges) and the range limits */
+    for (int k = -3; k <= CD_HIST_OCTAVES + 3; k++) {
+        double e = ldexp(CD_HIST_MIN, k);
+        double vs[] = {e, nextafter(e, 0), nextafter(e, INFINITY)};
+        for (size_t i = 0; i < 3; i++)
+            cr_assert_eq(cd_hist_bin(vs[i]), frexp_bin(vs[i]), "v %.17g", vs[i]);
+    }
+    /* random doubles of every magnitude, from raw bits */
+    rng_seed(77);
+    for (int i = 0; i < 200000; i++) {
+        uint64_t bits = (uint64_t)(rng_unit() * 9007199254740992.0) << 11 ^
+                        (uint64_t)(rng_unit() * 2048.0);
+        double v;
+        memcpy(&v, &bits, sizeof v);
+        cr_assert_eq(cd_hist_bin(v), frexp_bin(v), "bits %016llx", (unsigned long long)bits);
+        double u = pow(10.0, -5.0 + 15.0 * rng_unit()); /* 1e-5 .. 1e10 */
+        cr_assert_eq(cd_hist_bin(u), frexp_bin(u), "v %.17g", u);
+    }
+    cr_assert_eq(checked, CD_HIST_BINS * 6);
 }

@@ -9,6 +9,7 @@
  * ahead 5 s, 2 stripes: ring of 10 + 5 + 2 = 17 buckets.
  */
 #include <criterion/criterion.h>
+#include <math.h>
 #include <string.h>
 
 #include "canaryd/window.h"
@@ -300,5 +301,162 @@ Test(window, other_resolution_and_rounded_up_span)
     cd_window_hist(w, 0, S, 10000, 250, &h);
     cr_assert_eq(h.count, 1);
     cr_assert_eq(h.bins[cd_hist_bin(3.0)], 1);
+    cd_window_destroy(w);
+}
+
+/* ---- cd_window_quantile: the same answer as merge + cd_hist_quantile ---- */
+
+static uint64_t qrng = 0x2545F4914F6CDD1Du;
+static uint64_t qrand(void)
+{
+    qrng ^= qrng << 13;
+    qrng ^= qrng >> 7;
+    qrng ^= qrng << 17;
+    return qrng;
+}
+
+/* A value from one of several shapes: bin 0 (zero, tiny, negative, NaN),
+ * overflow (huge, +inf), one fixed value, log-uniform over the whole range,
+ * and latency-like values in a few octaves. */
+static double qvalue(int shape)
+{
+    switch (shape) {
+    case 0: {
+        static const double low[] = {0.0, 0.0005, -3.0, 0.001};
+        return qrand() % 8 == 0 ? NAN : low[qrand() % 4];
+    }
+    case 1:
+        return qrand() % 2 ? 1e8 : INFINITY;
+    case 2:
+        return 42.0;
+    case 3:
+        return pow(10.0, -4.0 + (double)(qrand() % 13000) / 1000.0); /* 1e-4 .. 1e9 */
+    default:
+        return 5.0 + (double)(qrand() % 40000) / 100.0 + (qrand() % 100 == 0 ? 2000.0 : 0.0);
+    }
+}
+
+/* Compares cd_window_quantile with cd_window_hist + cd_hist_quantile for
+ * several q over (end, len); returns the merged count. */
+static uint64_t assert_quantiles_match(const cd_window_t *w, int hist, cd_cohort_t c,
+                                       int64_t end, int64_t len)
+{
+    static const double qs[] = {0.0, 1e-9, 0.001, 0.25, 0.5, 0.75, 0.9, 0.99, 0.999, 1.0, -1.0,
+                                2.0, NAN};
+    cd_hist_t h;
+    cd_window_hist(w, hist, c, end, len, &h);
+    for (size_t i = 0; i < sizeof qs / sizeof qs[0]; i++) {
+        uint64_t n = 12345;
+        double got = cd_window_quantile(w, hist, c, end, len, qs[i], &n);
+        double want = cd_hist_quantile(&h, qs[i]);
+        cr_assert_eq(n, h.count, "count: end %lld len %lld q %g", (long long)end, (long long)len,
+                     qs[i]);
+        cr_assert(memcmp(&got, &want, sizeof got) == 0,
+                  "end %lld len %lld q %g: got %.17g want %.17g (count %llu)", (long long)end,
+                  (long long)len, qs[i], got, want, (unsigned long long)h.count);
+    }
+    /* count may be NULL */
+    double v = cd_window_quantile(w, hist, c, end, len, 0.5, NULL);
+    double want = cd_hist_quantile(&h, 0.5);
+    cr_assert(memcmp(&v, &want, sizeof v) == 0);
+    return h.count;
+}
+
+Test(window, quantile_equals_merge_on_varied_data)
+{
+    cd_window_conf_t conf = {.nmetrics = 1,
+                             .nhists = 2,
+                             .resolution_ms = 1000,
+                             .span_ms = 30000,
+                             .ahead_ms = 5000,
+                             .nstripes = 2};
+    char err[256] = "";
+    cd_window_t *w = cd_window_new(&conf, err, sizeof(err)); /* ring of 37 buckets */
+    cr_assert_not_null(w, "%s", err);
+
+    /* empty window, before and after a clock */
+    uint64_t n = 99;
+    cr_assert_eq(cd_window_quantile(w, 0, C, 10000, 5000, 0.5, &n), 0.0);
+    cr_assert_eq(n, 0);
+    cd_window_set_clock(w, 1000000);
+    cr_assert_eq(assert_quantiles_match(w, 0, C, 1000000, 30000), 0);
+
+    /* a single value */
+    cr_assert_eq(cd_window_observe(w, 0, C, 999500, 7.25), CD_WIN_OK);
+    cr_assert_eq(assert_quantiles_match(w, 0, C, 1000000, 30000), 1);
+    cr_assert_eq(cd_window_quantile(w, 0, C, 1000000, 30000, 0.99, NULL),
+                 cd_hist_bin_value(cd_hist_bin(7.25)));
+
+    /* 400 seconds of mixed data: the ring (37 buckets) is recycled more than
+     * ten times, and shapes change every 25 s so that old values in recycled
+     * buckets would show if they leaked. */
+    uint64_t compared = 0, nonempty = 0, low = 0, high = 0;
+    for (int64_t sec = 1000; sec < 1400; sec++) {
+        int64_t clock = sec * 1000;
+        cd_window_set_clock(w, clock);
+        int shape = (int)(sec / 25 % 6);
+        int per_sec = (int)(qrand() % 40);
+        for (int k = 0; k < per_sec; k++) {
+            /* mostly the current second, some late ones, a few out of range */
+            int64_t t = clock + (int64_t)(qrand() % 1000) - (qrand() % 4 == 0 ? 20000 : 0) -
+                        (qrand() % 50 == 0 ? 40000 : 0) + (qrand() % 50 == 0 ? 9000 : 0);
+            int s = qrand() % 3 == 0 ? shape : (int)(qrand() % 6);
+            cd_window_result_t r =
+                cd_window_observe(w, (int)(qrand() % 2), qrand() % 4 ? S : C, t, qvalue(s));
+            cr_assert(r == CD_WIN_OK || r == CD_WIN_LATE || r == CD_WIN_FUTURE);
+        }
+        if (sec % 3) continue;
+        static const int64_t lens[] = {1000, 5000, 30000, 45000, 2500, 999};
+        static const int64_t ends[] = {0, 1000, -7000, 1500, 6000, -31000};
+        for (size_t li = 0; li < sizeof lens / sizeof lens[0]; li++) {
+            for (int hist = 0; hist < 2; hist++) {
+                for (int c = 0; c < 2; c++) {
+                    int64_t end = clock + ends[li];
+                    uint64_t cnt = assert_quantiles_match(w, hist, (cd_cohort_t)c, end, lens[li]);
+                    compared++;
+                    nonempty += cnt > 0;
+                    cd_hist_t h;
+                    cd_window_hist(w, hist, (cd_cohort_t)c, end, lens[li], &h);
+                    low += h.bins[0];
+                    high += h.bins[CD_HIST_BINS - 1];
+                }
+            }
+        }
+    }
+    /* the comparisons were about real data, bin 0 and overflow included */
+    cr_assert_eq(compared, 133 * 24); /* 133 evaluation seconds x 6 ranges x 2 x 2 */
+    cr_assert_gt(nonempty, compared / 2);
+    cr_assert_gt(low, 1000);
+    cr_assert_gt(high, 1000);
+    cd_window_destroy(w);
+}
+
+Test(window, quantile_matches_recorded_histogram)
+{
+    /* 1..100 ms over ten seconds against a cd_hist_t recorded directly. */
+    cd_window_t *w = std_window();
+    cd_window_set_clock(w, 100000);
+    cd_hist_t h;
+    cd_hist_reset(&h);
+    for (int i = 1; i <= 100; i++) {
+        cr_assert_eq(cd_window_observe(w, 0, S, 90000 + (i % 10) * 1000, (double)i), CD_WIN_OK);
+        cd_hist_record(&h, (double)i);
+    }
+    uint64_t n = 0;
+    cr_assert_eq(cd_window_quantile(w, 0, S, 100000, 10000, 0.5, &n), cd_hist_quantile(&h, 0.5));
+    cr_assert_eq(n, 100);
+    cr_assert_eq(cd_window_quantile(w, 0, S, 100000, 10000, 0.5, NULL),
+                 cd_hist_bin_value(cd_hist_bin(50.0)));
+    cr_assert_eq(cd_window_quantile(w, 0, S, 100000, 10000, 0.99, NULL),
+                 cd_hist_bin_value(cd_hist_bin(99.0)));
+    cr_assert_eq(cd_window_quantile(w, 0, S, 100000, 10000, 1.0, NULL),
+                 cd_hist_bin_value(cd_hist_bin(100.0)));
+    cr_assert_eq(cd_window_quantile(w, 0, S, 100000, 10000, 0.0, NULL),
+                 cd_hist_bin_value(cd_hist_bin(1.0)));
+    /* the other cohort and an empty range stay empty */
+    cr_assert_eq(cd_window_quantile(w, 0, C, 100000, 10000, 0.5, &n), 0.0);
+    cr_assert_eq(n, 0);
+    cr_assert_eq(cd_window_quantile(w, 0, S, 100000, 0, 0.5, &n), 0.0);
+    cr_assert_eq(n, 0);
     cd_window_destroy(w);
 }

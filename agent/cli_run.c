@@ -1,0 +1,416 @@
+/*
+ * cli_run.c - `canaryd run`: the live agent. Kafka consumers (kafka_source.c)
+ * count events into the pipeline from worker threads; the live clock
+ * (live.c) evaluates the rules on wall time; records are written as replay
+ * writes them (JSON lines on stdout, the human line with --pretty, and/or
+ * the fsync'ed --verdict-log).
+ *
+ * Threads: main (signals, exit conditions, shutdown), N Kafka workers, the
+ * live clock thread (evaluations, so records are rendered and written on it;
+ * the verdict log belongs to it, and SIGHUP's reopen is done there through
+ * the tick callback). Signal handlers only set flags; main polls them every
+ * 20 ms.
+ *
+ * Shutdown (SIGINT/SIGTERM, --exit-after-events, --exit-when-idle): stop
+ * consuming (every worker commits what it counted and leaves the group, with
+ * a deadline), evaluate once more, flush, print the summary and a
+ * machine-readable stats line on stderr, exit 0. The whole takes well under
+ * the 5 s budget: STOP_DEADLINE_MS for Kafka, one evaluation, one write.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "canaryd/config.h"
+#include "canaryd/kafka_source.h"
+#include "canaryd/live.h"
+#include "canaryd/log.h"
+#include "canaryd/pipeline.h"
+#include "canaryd/timeutil.h"
+#include "canaryd/verdict_fmt.h"
+#include "canaryd/verdict_log.h"
+#include "cli.h"
+
+enum { EXIT_OK = 0, EXIT_IO = 1, EXIT_USAGE = 2 };
+
+/* Kafka's share of the 5 s shutdown budget. */
+#define STOP_DEADLINE_MS 3500
+
+typedef struct run {
+    const char *config_path, *log_path, *brokers, *topic, *group;
+    int threads; /* -1: from config */
+    bool pretty, colour, to_stdout;
+    uint64_t exit_after;   /* 0 = never */
+    int64_t exit_idle_ms;  /* 0 = never */
+    cd_verdict_log_t *vlog;
+    atomic_bool io_failed;
+} run_t;
+
+static volatile sig_atomic_t stop_sig, hup_sig;
+
+static void on_signal(int sig)
+{
+    if (sig == SIGHUP)
+        hup_sig = 1;
+    else
+        stop_sig = sig;
+}
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Evaluating thread: SIGHUP reopens the verdict log. */
+static void on_tick(void *opaque)
+{
+    run_t *r = opaque;
+    char err[512];
+    if (!hup_sig) return;
+    hup_sig = 0;
+    if (!r->vlog) return;
+    if (cd_verdict_log_reopen(r->vlog, err, sizeof(err)) != 0)
+        cd_log(CD_LOG_ERROR, "SIGHUP: %s", err);
+    else
+        cd_log(CD_LOG_INFO, "SIGHUP: reopened %s", cd_verdict_log_path(r->vlog));
+}
+
+/* Evaluating thread: one record, rendered once. */
+static void on_record(const cd_verdict_t *v, void *opaque)
+{
+    run_t *r = opaque;
+    char json[4096], err[512];
+    int n = cd_verdict_to_json(v, json, sizeof(json));
+    if (n < 0) {
+        cd_log(CD_LOG_ERROR, "a verdict record could not be rendered (rule %s)",
+               v->rule ? v->rule : "-");
+        atomic_store(&r->io_failed, true);
+        return;
+    }
+    if (r->vlog && cd_verdict_log_write(r->vlog, json, (size_t)n, err, sizeof(err)) != 0) {
+        cd_log(CD_LOG_ERROR, "%s", err);
+        atomic_store(&r->io_failed, true);
+    }
+    if (!r->to_stdout) return;
+    if (r->pretty) {
+        char out[8192];
+        if (cd_verdict_pretty_from_json(json, (size_t)n, out, sizeof(out), r->colour) >= 0)
+            fputs(out, stdout);
+        else
+            fputs(json, stdout);
+    } else {
+        fputs(json, stdout);
+    }
+    fputc('\n', stdout);
+    if (fflush(stdout) != 0 || ferror(stdout)) {
+        cd_log(CD_LOG_ERROR, "writing records to stdout: %s", strerror(errno));
+        atomic_store(&r->io_failed, true);
+    }
+}
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: canaryd run --config FILE [--brokers B] [--topic T] [--group G]\n"
+            "                   [--threads N] [--verdict-log FILE] [--pretty]\n"
+            "                   [--exit-after-events N] [--exit-when-idle D]\n"
+            "  Consumes events from Kafka in a consumer group with N worker threads\n"
+            "  (default: the config's kafka.threads, else one per core), evaluates the\n"
+            "  rules on the wall clock and writes verdict records like replay: JSON on\n"
+            "  stdout, or into --verdict-log (appended, fsync'ed; SIGHUP reopens it);\n"
+            "  --pretty prints the human format on stdout. --brokers, --topic, --group\n"
+            "  override the config's kafka section. --exit-after-events N stops after N\n"
+            "  messages were counted; --exit-when-idle D (e.g. 2s) stops once every\n"
+            "  assigned partition is caught up and no message came for D.\n"
+            "  SIGINT/SIGTERM: stop consuming, evaluate once more, commit, flush, exit.\n"
+            "  A summary and a `stats` JSON line go to stderr at exit.\n"
+            "  exit: 0 stopped, 1 I/O or fatal Kafka error, 2 usage or config error\n");
+}
+
+static int bad_opt(const char *opt, const char *v, const char *accepted)
+{
+    fprintf(stderr, "canaryd run: %s: \"%s\" is not accepted; accepted: %s\n", opt, v, accepted);
+    return EXIT_USAGE;
+}
+
+static int parse_args(run_t *r, int argc, char **argv)
+{
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+        char *end;
+        if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
+            usage(stdout);
+            return EXIT_OK;
+        } else if (strcmp(a, "--pretty") == 0) {
+            r->pretty = true;
+        } else if (strcmp(a, "--config") == 0 && v) {
+            r->config_path = argv[++i];
+        } else if (strcmp(a, "--verdict-log") == 0 && v) {
+            r->log_path = argv[++i];
+        } else if (strcmp(a, "--brokers") == 0 && v && *v) {
+            r->brokers = argv[++i];
+        } else if (strcmp(a, "--topic") == 0 && v && *v) {
+            r->topic = argv[++i];
+        } else if (strcmp(a, "--group") == 0 && v && *v) {
+            r->group = argv[++i];
+        } else if (strcmp(a, "--threads") == 0 && v) {
+            i++;
+            long n = strtol(v, &end, 10);
+            if (end == v || *end || n < 1 || n > CD_KAFKA_MAX_THREADS)
+                return bad_opt(a, v, "an integer 1..64");
+            r->threads = (int)n;
+        } else if (strcmp(a, "--exit-after-events") == 0 && v) {
+            i++;
+            errno = 0;
+            unsigned long long n = strtoull(v, &end, 10);
+            if (errno || end == v || *end || v[0] == '-' || n == 0)
+                return bad_opt(a, v, "an integer >= 1");
+            r->exit_after = n;
+        } else if (strcmp(a, "--exit-when-idle") == 0 && v) {
+            i++;
+            if (!cd_duration_parse(v, &r->exit_idle_ms) || r->exit_idle_ms <= 0)
+                return bad_opt(a, v, "a duration > 0 such as \"500ms\" or \"2s\"");
+        } else {
+            fprintf(stderr, "canaryd run: unknown option or missing value: \"%s\"\n", a);
+            usage(stderr);
+            return EXIT_USAGE;
+        }
+    }
+    if (!r->config_path) {
+        fprintf(stderr, "canaryd run: --config FILE is required\n");
+        usage(stderr);
+        return EXIT_USAGE;
+    }
+    return -1;
+}
+
+/* Config section plus command-line overrides; problems on stderr. */
+static bool kafka_settings(const run_t *r, const cd_config_t *cfg, cd_kafka_conf_t *kc)
+{
+    cd_diag_t *d = malloc(sizeof(*d));
+    bool ok;
+    if (!d) return false;
+    cd_diag_init(d);
+    ok = cd_kafka_conf_parse(cfg, kc, d);
+    if (r->brokers) snprintf(kc->brokers, sizeof(kc->brokers), "%s", r->brokers);
+    if (r->topic) {
+        snprintf(kc->topics[0], sizeof(kc->topics[0]), "%s", r->topic);
+        kc->ntopics = 1;
+    }
+    if (r->group) snprintf(kc->group, sizeof(kc->group), "%s", r->group);
+    if (r->threads > 0) kc->threads = r->threads;
+    if (ok) ok = cd_kafka_conf_runnable(kc, d);
+    if (!ok) fprintf(stderr, "canaryd run: config %s:\n%s", r->config_path, d->text);
+    free(d);
+    return ok;
+}
+
+/* Human summary, then one JSON line tests and scripts can parse. */
+static void summary(const cd_pipeline_t *p, const cd_kafka_source_t *src, uint64_t steps, FILE *f)
+{
+    cd_pipeline_stats_t s;
+    cd_kafka_stats_t k;
+    char t1[40], t2[40];
+    cd_pipeline_stats(p, &s);
+    cd_kafka_source_stats(src, &k);
+
+    fprintf(f,
+            "canaryd run: %llu messages, %llu events accepted, %llu bad, %llu late, %llu "
+            "future; %llu evaluations\n",
+            (unsigned long long)k.messages, (unsigned long long)s.accepted,
+            (unsigned long long)s.bad_total, (unsigned long long)s.late,
+            (unsigned long long)s.future, (unsigned long long)s.evaluations);
+    fprintf(f, "  %-24s %10s %10s\n", "event type", "canary", "stable");
+    json_t *types = json_object();
+    for (int t = 0; t <= cd_pipeline_ntypes(p); t++) {
+        int row = t < cd_pipeline_ntypes(p) ? t : CD_PIPELINE_OTHER;
+        const char *name = row == CD_PIPELINE_OTHER ? "(other)" : cd_pipeline_type_name(p, t);
+        uint64_t c = s.by_type[row][CD_COHORT_CANARY], st = s.by_type[row][CD_COHORT_STABLE];
+        fprintf(f, "  %-24s %10llu %10llu\n", name, (unsigned long long)c, (unsigned long long)st);
+        json_object_set_new(types, name,
+                            json_pack("{s:I,s:I}", "canary", (json_int_t)c, "stable",
+                                      (json_int_t)st));
+    }
+    json_t *bad = json_object();
+    for (int r = 1; r < CD_BAD__COUNT; r++)
+        if (s.bad[r]) {
+            fprintf(f, "    bad %-22s %10llu\n", cd_bad_reason_name((cd_bad_reason_t)r),
+                    (unsigned long long)s.bad[r]);
+            json_object_set_new(bad, cd_bad_reason_name((cd_bad_reason_t)r),
+                                json_integer((json_int_t)s.bad[r]));
+        }
+    if (s.accepted)
+        fprintf(f, "  event time: %s .. %s\n", cd_time_format(s.first_ms, t1, sizeof(t1)),
+                cd_time_format(s.last_ms, t2, sizeof(t2)));
+    fprintf(f,
+            "  kafka: %llu errors (retried), %llu failed commits, %llu rebalances, %llu "
+            "redelivered messages skipped (already counted)\n",
+            (unsigned long long)k.kafka_errors, (unsigned long long)k.commits_failed,
+            (unsigned long long)k.rebalances, (unsigned long long)k.redelivered);
+    const char *rel = cd_pipeline_release(p);
+    fprintf(f, "  release: %s, verdict: %s\n", *rel ? rel : "(unknown)",
+            cd_verdict_kind_name(cd_pipeline_verdict(p)));
+
+    json_t *j = json_pack(
+        "{s:I,s:I,s:I,s:I,s:I,s:I,s:o,s:o,s:I,s:I,s:I,s:s,s:I,s:I}", "messages",
+        (json_int_t)k.messages, "accepted", (json_int_t)s.accepted, "bad",
+        (json_int_t)s.bad_total, "late", (json_int_t)s.late, "future", (json_int_t)s.future,
+        "header_cohort", (json_int_t)k.header_cohort, "by_type", types, "bad_by_reason", bad,
+        "evaluations", (json_int_t)s.evaluations, "records", (json_int_t)s.records,
+        "clock_steps", (json_int_t)steps, "verdict", cd_verdict_kind_name(cd_pipeline_verdict(p)),
+        "kafka_errors", (json_int_t)k.kafka_errors, "redelivered", (json_int_t)k.redelivered);
+    char *line = j ? json_dumps(j, JSON_COMPACT) : NULL;
+    if (line) fprintf(f, "canaryd run: stats %s\n", line);
+    free(line);
+    json_decref(j);
+}
+
+/* Main thread: waits for a reason to stop. Returns the exit status. */
+static int wait_for_stop(run_t *r, cd_kafka_source_t *src)
+{
+    int64_t idle_since = -1; /* when caught up with no message since */
+    uint64_t seen = 0;
+    while (!stop_sig) {
+        struct timespec ts = {0, 20 * 1000000L};
+        nanosleep(&ts, NULL);
+        if (cd_kafka_source_failed(src)) return EXIT_IO;
+        if (atomic_load(&r->io_failed)) return EXIT_IO;
+        if (r->exit_after) {
+            cd_kafka_stats_t k;
+            cd_kafka_source_stats(src, &k);
+            if (k.messages >= r->exit_after) {
+                cd_log(CD_LOG_INFO, "%llu messages counted: stopping (--exit-after-events)",
+                       (unsigned long long)k.messages);
+                break;
+            }
+        }
+        if (r->exit_idle_ms) {
+            cd_kafka_stats_t k;
+            cd_kafka_source_stats(src, &k);
+            int64_t now = mono_ms();
+            if (!cd_kafka_source_caught_up(src) || k.messages != seen) {
+                idle_since = -1;
+                seen = k.messages;
+            } else if (idle_since < 0) {
+                idle_since = now;
+            } else if (now - idle_since >= r->exit_idle_ms) {
+                cd_log(CD_LOG_INFO, "caught up and idle for %lld ms: stopping (--exit-when-idle)",
+                       (long long)(now - idle_since));
+                break;
+            }
+        }
+    }
+    if (stop_sig) cd_log(CD_LOG_INFO, "signal %d: stopping", (int)stop_sig);
+    return EXIT_OK;
+}
+
+int cd_cli_run(int argc, char **argv)
+{
+    run_t r = {.threads = -1};
+    cd_config_t *cfg = NULL, *lcfg = NULL;
+    cd_kafka_conf_t *kc = NULL;
+    cd_pipeline_t *p = NULL;
+    cd_kafka_source_t *src = NULL;
+    cd_live_t *live = NULL;
+    cd_diag_t *diag = NULL;
+    char err[1024];
+    int rc = parse_args(&r, argc, argv);
+    if (rc >= 0) return rc;
+    atomic_init(&r.io_failed, false);
+
+    rc = EXIT_IO;
+    diag = malloc(sizeof(*diag));
+    kc = malloc(sizeof(*kc));
+    lcfg = malloc(sizeof(*lcfg));
+    if (!diag || !kc || !lcfg) {
+        fprintf(stderr, "canaryd run: out of memory\n");
+        goto out;
+    }
+    rc = EXIT_USAGE;
+    cd_diag_init(diag);
+    cfg = cd_config_load(r.config_path, diag);
+    if (!cfg) {
+        fprintf(stderr, "canaryd run: config %s:\n%s", r.config_path, diag->text);
+        goto out;
+    }
+    if (!kafka_settings(&r, cfg, kc)) goto out;
+
+    rc = EXIT_IO;
+    if (r.log_path) {
+        r.vlog = cd_verdict_log_open(r.log_path, err, sizeof(err));
+        if (!r.vlog) {
+            fprintf(stderr, "canaryd run: %s\n", err);
+            goto out;
+        }
+    }
+    r.to_stdout = !r.vlog || r.pretty;
+    const char *nc = getenv("NO_COLOR");
+    r.colour = r.pretty && isatty(STDOUT_FILENO) && !(nc && *nc);
+
+    cd_live_config(cfg, lcfg);
+    /* Live: events may be up to max_future_skew ahead of the wall clock. */
+    p = cd_pipeline_new(lcfg, cfg->max_future_skew_ms, kc->threads, on_record, &r, err,
+                        sizeof(err));
+    if (!p) {
+        fprintf(stderr, "canaryd run: %s\n", err);
+        rc = EXIT_USAGE;
+        goto out;
+    }
+    src = cd_kafka_source_new(kc, cfg, p, err, sizeof(err));
+    if (!src) {
+        fprintf(stderr, "canaryd run: %s\n", err);
+        rc = EXIT_USAGE;
+        goto out;
+    }
+    live = cd_live_new(p, on_tick, &r, err, sizeof(err));
+    if (!live) {
+        fprintf(stderr, "canaryd run: %s\n", err);
+        goto out;
+    }
+
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL);
+
+    if (cd_live_start(live, err, sizeof(err)) != 0 ||
+        cd_kafka_source_start(src, err, sizeof(err)) != 0) {
+        fprintf(stderr, "canaryd run: %s\n", err);
+        cd_kafka_source_stop(src, STOP_DEADLINE_MS);
+        cd_live_stop(live);
+        goto out;
+    }
+    cd_log(CD_LOG_INFO, "consuming %s%s from %s as group %s", kc->topics[0],
+           kc->ntopics > 1 ? " (and more)" : "", kc->brokers, kc->group);
+
+    rc = wait_for_stop(&r, src);
+    cd_kafka_source_stop(src, STOP_DEADLINE_MS); /* stop consuming, commit, leave */
+    cd_live_stop(live);                          /* evaluate once more */
+    fflush(stdout);
+    summary(p, src, cd_live_steps(live), stderr);
+    if (atomic_load(&r.io_failed)) rc = EXIT_IO;
+out:
+    cd_live_destroy(live);
+    cd_kafka_source_destroy(src);
+    cd_pipeline_destroy(p);
+    cd_verdict_log_close(r.vlog);
+    cd_config_free(cfg);
+    free(lcfg);
+    free(kc);
+    free(diag);
+    return rc;
+}

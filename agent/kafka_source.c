@@ -1,0 +1,677 @@
+/*
+ * kafka_source.c - Kafka consumers in a consumer group feeding the pipeline
+ * from N worker threads.
+ *
+ * How partitions reach threads: one librdkafka high-level consumer per
+ * worker thread, all in the same group. The group coordinator spreads the
+ * partitions over the workers exactly as it spreads them over processes, so
+ * each worker polls, decodes, counts and stores offsets for its own
+ * partitions, sequentially. Chosen over one consumer with per-partition
+ * queues forwarded to workers because the offset rules then hold by
+ * construction: a worker stores a message's offset right after counting it,
+ * on the thread that polled it, and the rebalance callback runs inside that
+ * same thread's poll, so when a revoke arrives every message polled before
+ * it is already counted and stored, and committing first is one synchronous
+ * rd_kafka_commit (no hand-off between a dispatcher and workers to drain).
+ * Counting shares nothing but the lock-free windows (each worker has its own
+ * stripe, cd_window_stripe()). The cost: one set of broker connections per
+ * worker, and workers beyond the partition count stay idle (a topic should
+ * have at least as many partitions as canaryd has threads).
+ *
+ * Offsets: enable.auto.offset.store=false (stored after counting),
+ * enable.auto.commit=true (librdkafka commits the stored offsets every
+ * auto.commit.interval.ms, default 5 s, and retries failures at the next
+ * commit), a synchronous commit on revoke and on stop. An event is thus
+ * counted once per group unless the process dies between counting and the
+ * next commit (at-least-once across crashes, exactly once across clean
+ * stops and rebalances).
+ *
+ * Cohort header: when kafka.cohort_header is set and a message carries that
+ * header, its value (the configured canary or stable value) is the event's
+ * cohort. The decoder takes the cohort from the payload and uses the last
+ * occurrence of a key, so the worker appends the cohort field to the
+ * payload's top-level object (in a per-worker buffer) before decoding: the
+ * header wins over any cohort in the payload, everything else is decoded
+ * exactly as without a header, and the decoder stays untouched. A header
+ * value that is neither cohort value is counted as unknown_cohort.
+ *
+ * Logging: librdkafka's log lines and errors go through canaryd's log,
+ * rate-limited per facility, so a broker that stays down is reported once
+ * per interval while librdkafka reconnects with its backoff.
+ */
+#include "canaryd/kafka_source.h"
+
+#include <jansson.h>
+#include <librdkafka/rdkafka.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <syslog.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "canaryd/log.h"
+
+typedef struct worker {
+    struct cd_kafka_source *s;
+    int id;
+    rd_kafka_t *rk;
+    pthread_t thread;
+    bool started;
+    char *buf; /* payload + appended cohort */
+    size_t cap;
+    atomic_int assigned;
+    atomic_bool caught_up;
+    /* assigned partitions and whether each is at its end (worker thread only) */
+    struct part {
+        char topic[256];
+        int32_t partition;
+        bool eof;
+        int64_t next; /* offset after the last one counted; -1 unknown */
+    } *parts;
+    int nparts, capparts;
+} worker_t;
+
+struct cd_kafka_source {
+    cd_pipeline_t *p;
+    int nworkers;
+    worker_t *w;
+    char hdr[128];
+    char *suffix[CD_NCOHORTS];     /* ",\"cohort\":\"canary\"}" */
+    size_t suffix_len[CD_NCOHORTS];
+    const char *cohort_value[CD_NCOHORTS];
+    int64_t deadline_ms;
+    int nstarted;          /* workers started (written before any starts) */
+    atomic_int committed;  /* workers past their final commit */
+    atomic_bool stop;
+    atomic_bool failed;
+    /* statistics: relaxed, exact in total (as in pipeline.c) */
+    atomic_uint_fast64_t messages, header_cohort, kafka_errors, commits_failed, rebalances;
+    atomic_int_fast64_t last_msg_ms, redelivered;
+    /* Offsets counted in partitions this process gave up (revoked or lost),
+     * so that a partition coming back to any worker resumes after what was
+     * counted even when the commit could not be made (broker down longer
+     * than the session: the assignment is lost, the commit impossible).
+     * Touched on rebalances only, under the mutex. */
+    pthread_mutex_t mu;
+    struct part *gone;
+    int ngone, capgone;
+};
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void inc(atomic_uint_fast64_t *c)
+{
+    atomic_fetch_add_explicit(c, 1, memory_order_relaxed);
+}
+
+/* ---- librdkafka callbacks (librdkafka's threads or the polling worker) -- */
+
+static void log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
+{
+    char key[64];
+    cd_log_level_t l = level <= LOG_ERR       ? CD_LOG_ERROR
+                       : level <= LOG_WARNING ? CD_LOG_WARN
+                       : level <= LOG_INFO    ? CD_LOG_INFO
+                                              : CD_LOG_DEBUG;
+    (void)rk;
+    if (!cd_log_enabled(l)) return;
+    snprintf(key, sizeof(key), "rdkafka:%s", fac);
+    cd_log_ratelimited(key, l, "kafka %s: %s", fac, buf);
+}
+
+static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
+{
+    struct cd_kafka_source *s = ((worker_t *)opaque)->s;
+    char key[64];
+    inc(&s->kafka_errors);
+    if (err == RD_KAFKA_RESP_ERR__FATAL) {
+        char fatal[512];
+        rd_kafka_fatal_error(rk, fatal, sizeof(fatal));
+        cd_log(CD_LOG_ERROR, "kafka: fatal error: %s; stopping", fatal);
+        atomic_store_explicit(&s->failed, true, memory_order_relaxed);
+        return;
+    }
+    snprintf(key, sizeof(key), "kafka:%s", rd_kafka_err2name((rd_kafka_resp_err_t)err));
+    cd_log_ratelimited(key, CD_LOG_WARN, "kafka: %s (librdkafka keeps retrying)", reason);
+}
+
+static void commit_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+                      rd_kafka_topic_partition_list_t *offsets, void *opaque)
+{
+    struct cd_kafka_source *s = ((worker_t *)opaque)->s;
+    (void)rk, (void)offsets;
+    if (err == RD_KAFKA_RESP_ERR_NO_ERROR || err == RD_KAFKA_RESP_ERR__NO_OFFSET) return;
+    inc(&s->commits_failed);
+    cd_log_ratelimited("kafka:commit", CD_LOG_WARN,
+                       "kafka: offset commit failed: %s (retried at the next commit)",
+                       rd_kafka_err2str(err));
+}
+
+/* The worker's record of partition (topic, partition), or NULL. */
+static struct part *part_of(worker_t *w, const char *topic, int32_t partition)
+{
+    for (int i = 0; i < w->nparts; i++)
+        if (w->parts[i].partition == partition && strcmp(w->parts[i].topic, topic) == 0)
+            return &w->parts[i];
+    return NULL;
+}
+
+/* Every assigned partition reported its end (enable.partition.eof) with no
+ * message since. */
+static bool at_end(const worker_t *w)
+{
+    for (int i = 0; i < w->nparts; i++)
+        if (!w->parts[i].eof) return false;
+    return w->nparts > 0;
+}
+
+/* Remembers p's counted position in the source (rebalance, worker thread). */
+static void remember(cd_kafka_source_t *s, const struct part *p)
+{
+    if (p->next < 0) return;
+    pthread_mutex_lock(&s->mu);
+    int i;
+    for (i = 0; i < s->ngone; i++)
+        if (s->gone[i].partition == p->partition && strcmp(s->gone[i].topic, p->topic) == 0) break;
+    if (i == s->ngone && s->ngone == s->capgone) {
+        int cap = s->capgone ? 2 * s->capgone : 16;
+        struct part *ng = realloc(s->gone, (size_t)cap * sizeof(*ng));
+        if (ng) {
+            s->gone = ng;
+            s->capgone = cap;
+        }
+    }
+    if (i < s->capgone) {
+        if (i == s->ngone) {
+            s->gone[i] = *p;
+            s->ngone++;
+        } else if (p->next > s->gone[i].next) {
+            s->gone[i].next = p->next;
+        }
+    }
+    pthread_mutex_unlock(&s->mu);
+}
+
+/* The counted position of (topic, partition) when this process had it
+ * before, else -1. */
+static int64_t recall(cd_kafka_source_t *s, const char *topic, int32_t partition)
+{
+    int64_t next = -1;
+    pthread_mutex_lock(&s->mu);
+    for (int i = 0; i < s->ngone; i++)
+        if (s->gone[i].partition == partition && strcmp(s->gone[i].topic, topic) == 0)
+            next = s->gone[i].next;
+    pthread_mutex_unlock(&s->mu);
+    return next;
+}
+
+/* Rebalance (worker thread): track the assignment for at_end(). */
+static void track(worker_t *w, rd_kafka_topic_partition_list_t *l, bool add)
+{
+    for (int i = 0; i < l->cnt; i++) {
+        struct part *p = part_of(w, l->elems[i].topic, l->elems[i].partition);
+        if (!add) {
+            if (p) {
+                remember(w->s, p);
+                *p = w->parts[--w->nparts];
+            }
+            continue;
+        }
+        if (p) continue;
+        if (w->nparts == w->capparts) {
+            int cap = w->capparts ? 2 * w->capparts : 16;
+            struct part *np = realloc(w->parts, (size_t)cap * sizeof(*np));
+            if (!np) return; /* caught_up then stays false: idle exit only delayed */
+            w->parts = np;
+            w->capparts = cap;
+        }
+        p = &w->parts[w->nparts++];
+        snprintf(p->topic, sizeof(p->topic), "%s", l->elems[i].topic);
+        p->partition = l->elems[i].partition;
+        p->eof = false;
+        p->next = recall(w->s, p->topic, p->partition);
+        /* Resume after what this process counted (the committed offset may be older). */
+        if (p->next >= 0) l->elems[i].offset = p->next;
+    }
+}
+
+static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+                         rd_kafka_topic_partition_list_t *parts, void *opaque)
+{
+    worker_t *w = opaque;
+    bool coop = strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE") == 0;
+    inc(&w->s->rebalances);
+    if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+        cd_log(CD_LOG_INFO, "kafka: worker %d assigned %d partition(s)", w->id, parts->cnt);
+        track(w, parts, true);
+        if (coop) {
+            rd_kafka_error_t *e = rd_kafka_incremental_assign(rk, parts);
+            if (e) rd_kafka_error_destroy(e);
+        } else {
+            rd_kafka_assign(rk, parts);
+        }
+        atomic_fetch_add_explicit(&w->assigned, parts->cnt, memory_order_relaxed);
+        atomic_store_explicit(&w->caught_up, false, memory_order_relaxed);
+        return;
+    }
+    /* Revoked (or an error): every message polled before this callback ran
+     * on this thread is counted and stored; commit it before letting go. */
+    if (!rd_kafka_assignment_lost(rk)) {
+        rd_kafka_resp_err_t ce = rd_kafka_commit(rk, NULL, 0);
+        if (ce && ce != RD_KAFKA_RESP_ERR__NO_OFFSET)
+            cd_log(CD_LOG_WARN, "kafka: worker %d: commit before revoke failed: %s", w->id,
+                   rd_kafka_err2str(ce));
+    }
+    cd_log(CD_LOG_INFO, "kafka: worker %d revoked %d partition(s)", w->id, parts->cnt);
+    if (coop) {
+        rd_kafka_error_t *e = rd_kafka_incremental_unassign(rk, parts);
+        if (e) rd_kafka_error_destroy(e);
+        atomic_fetch_sub_explicit(&w->assigned, parts->cnt, memory_order_relaxed);
+    } else {
+        rd_kafka_assign(rk, NULL);
+        atomic_store_explicit(&w->assigned, 0, memory_order_relaxed);
+    }
+    track(w, parts, false);
+    if (!coop) {
+        for (int i = 0; i < w->nparts; i++) /* eager: everything goes */
+            remember(w->s, &w->parts[i]);
+        w->nparts = 0;
+    }
+    atomic_store_explicit(&w->caught_up, at_end(w), memory_order_relaxed);
+}
+
+/* ---- construction --------------------------------------------------------- */
+
+static int set(rd_kafka_conf_t *c, const char *path, const char *name, const char *val,
+               char *errbuf, size_t errsize)
+{
+    char e[512];
+    if (rd_kafka_conf_set(c, name, val, e, sizeof(e)) == RD_KAFKA_CONF_OK) return 0;
+    snprintf(errbuf, errsize, "%s: librdkafka refused it: %s", path, e);
+    return -1;
+}
+
+static rd_kafka_t *make_consumer(worker_t *w, const cd_kafka_conf_t *kc,
+                                 char *errbuf, size_t errsize)
+{
+    char e[512], path[256];
+    rd_kafka_t *rk = NULL;
+    rd_kafka_topic_partition_list_t *topics = NULL;
+    rd_kafka_conf_t *c = rd_kafka_conf_new();
+
+    /* Defaults canaryd picks, overridable by kafka.properties. */
+    if (set(c, "(default)", "auto.offset.reset", "earliest", errbuf, errsize) ||
+        set(c, "(default)", "queued.max.messages.kbytes", "16384", errbuf, errsize) ||
+        set(c, "(default)", "client.id", "canaryd", errbuf, errsize) ||
+        set(c, "(default)", "enable.partition.eof", "true", errbuf, errsize))
+        goto err;
+    for (int i = 0; i < kc->nprops; i++) {
+        snprintf(path, sizeof(path), "kafka.properties.%s", kc->prop_names[i]);
+        if (rd_kafka_conf_set(c, kc->prop_names[i], kc->prop_values[i], e, sizeof(e)) !=
+            RD_KAFKA_CONF_OK) {
+            /* cd_kafka_conf_parse reports with secrets cut out; never echo a value here. */
+            snprintf(errbuf, errsize, "%s: librdkafka refused it%s%s", path,
+                     cd_kafka_prop_is_secret(kc->prop_names[i]) ? "" : ": ",
+                     cd_kafka_prop_is_secret(kc->prop_names[i]) ? "" : e);
+            goto err;
+        }
+    }
+    if (set(c, "kafka.brokers", "bootstrap.servers", kc->brokers, errbuf, errsize) ||
+        set(c, "kafka.group", "group.id", kc->group, errbuf, errsize) ||
+        set(c, "(canaryd)", "enable.auto.offset.store", "false", errbuf, errsize) ||
+        set(c, "(canaryd)", "enable.auto.commit", "true", errbuf, errsize))
+        goto err;
+    rd_kafka_conf_set_log_cb(c, log_cb);
+    rd_kafka_conf_set_error_cb(c, error_cb);
+    rd_kafka_conf_set_offset_commit_cb(c, commit_cb);
+    rd_kafka_conf_set_rebalance_cb(c, rebalance_cb);
+    rd_kafka_conf_set_opaque(c, w); /* every callback's opaque: the worker */
+
+    rk = rd_kafka_new(RD_KAFKA_CONSUMER, c, e, sizeof(e));
+    if (!rk) {
+        snprintf(errbuf, errsize, "kafka consumer: %s", e);
+        goto err;
+    }
+    c = NULL; /* owned by rk now */
+    rd_kafka_poll_set_consumer(rk);
+    topics = rd_kafka_topic_partition_list_new(kc->ntopics);
+    for (int i = 0; i < kc->ntopics; i++)
+        rd_kafka_topic_partition_list_add(topics, kc->topics[i], RD_KAFKA_PARTITION_UA);
+    rd_kafka_resp_err_t se = rd_kafka_subscribe(rk, topics);
+    rd_kafka_topic_partition_list_destroy(topics);
+    if (se) {
+        snprintf(errbuf, errsize, "kafka.topics: subscribe failed: %s", rd_kafka_err2str(se));
+        goto err;
+    }
+    return rk;
+err:
+    if (c) rd_kafka_conf_destroy(c);
+    if (rk) rd_kafka_destroy(rk);
+    return NULL;
+}
+
+/* ",\"<key>\":\"<value>\"}" with JSON escaping by jansson. */
+static char *make_suffix(const char *key, const char *value, size_t *len)
+{
+    json_t *k = json_string(key), *v = json_string(value);
+    char *ks = k ? json_dumps(k, JSON_ENCODE_ANY) : NULL;
+    char *vs = v ? json_dumps(v, JSON_ENCODE_ANY) : NULL;
+    char *out = NULL;
+    if (ks && vs) {
+        size_t n = strlen(ks) + strlen(vs) + 4;
+        out = malloc(n);
+        if (out) *len = (size_t)snprintf(out, n, ",%s:%s}", ks, vs);
+    }
+    free(ks);
+    free(vs);
+    json_decref(k);
+    json_decref(v);
+    return out;
+}
+
+cd_kafka_source_t *cd_kafka_source_new(const cd_kafka_conf_t *kc, const cd_config_t *cfg,
+                                       cd_pipeline_t *p, char *errbuf, size_t errsize)
+{
+    cd_kafka_source_t *s = calloc(1, sizeof(*s));
+    if (!s) {
+        snprintf(errbuf, errsize, "out of memory");
+        return NULL;
+    }
+    s->p = p;
+    pthread_mutex_init(&s->mu, NULL);
+    atomic_init(&s->committed, 0);
+    atomic_init(&s->last_msg_ms, mono_ms());
+    s->nworkers = kc->threads > 0 ? kc->threads : (int)sysconf(_SC_NPROCESSORS_ONLN);
+    if (s->nworkers < 1) s->nworkers = 1;
+    if (s->nworkers > CD_KAFKA_MAX_THREADS) s->nworkers = CD_KAFKA_MAX_THREADS;
+    snprintf(s->hdr, sizeof(s->hdr), "%s", kc->cohort_header);
+    if (s->hdr[0]) {
+        s->cohort_value[CD_COHORT_CANARY] = cfg->decode.canary_value;
+        s->cohort_value[CD_COHORT_STABLE] = cfg->decode.stable_value;
+        for (int c = 0; c < CD_NCOHORTS; c++) {
+            s->suffix[c] = make_suffix(cfg->decode.cohort_path, s->cohort_value[c],
+                                       &s->suffix_len[c]);
+            if (!s->suffix[c]) {
+                snprintf(errbuf, errsize, "out of memory");
+                goto err;
+            }
+        }
+    }
+    s->w = calloc((size_t)s->nworkers, sizeof(worker_t));
+    if (!s->w) {
+        snprintf(errbuf, errsize, "out of memory");
+        goto err;
+    }
+    for (int i = 0; i < s->nworkers; i++) {
+        worker_t *w = &s->w[i];
+        w->s = s;
+        w->id = i;
+        atomic_init(&w->assigned, 0);
+        atomic_init(&w->caught_up, false);
+        w->rk = make_consumer(w, kc, errbuf, errsize);
+        if (!w->rk) goto err;
+    }
+    return s;
+err:
+    cd_kafka_source_destroy(s);
+    return NULL;
+}
+
+/* ---- consuming -------------------------------------------------------------- */
+
+/* Where the payload's top-level object closes: the index of its last '}'
+ * (after trailing whitespace), and whether the object is empty. -1 when the
+ * payload does not end like an object (it is then decoded as it is). */
+static long object_end(const char *b, size_t n, bool *empty)
+{
+    size_t i = n;
+    while (i > 0 && (b[i - 1] == ' ' || b[i - 1] == '\t' || b[i - 1] == '\r' || b[i - 1] == '\n'))
+        i--;
+    if (i == 0 || b[i - 1] != '}') return -1;
+    size_t close = i - 1, j = close;
+    while (j > 0 && (b[j - 1] == ' ' || b[j - 1] == '\t' || b[j - 1] == '\r' || b[j - 1] == '\n'))
+        j--;
+    *empty = j > 0 && b[j - 1] == '{';
+    return (long)close;
+}
+
+static void process(worker_t *w, const rd_kafka_message_t *m, int stripe)
+{
+    cd_kafka_source_t *s = w->s;
+    const char *buf = m->payload;
+    size_t len = m->len;
+    cd_event_t ev;
+
+    if (s->hdr[0]) {
+        rd_kafka_headers_t *h;
+        const void *v;
+        size_t vl;
+        if (rd_kafka_message_headers(m, &h) == RD_KAFKA_RESP_ERR_NO_ERROR &&
+            rd_kafka_header_get_last(h, s->hdr, &v, &vl) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+            int c = -1;
+            for (int k = 0; k < CD_NCOHORTS; k++)
+                if (v && vl == strlen(s->cohort_value[k]) && memcmp(v, s->cohort_value[k], vl) == 0)
+                    c = k;
+            if (c < 0) {
+                cd_pipeline_count_bad(s->p, CD_BAD_UNKNOWN_COHORT, buf, len, 0);
+                return;
+            }
+            bool empty = false;
+            long close = object_end(buf, len, &empty);
+            if (close >= 0) {
+                size_t need = (size_t)close + s->suffix_len[c] + 1;
+                if (need > w->cap) {
+                    char *nb = realloc(w->buf, need);
+                    if (!nb) {
+                        cd_log_ratelimited("kafka:oom", CD_LOG_ERROR,
+                                           "out of memory: cohort header not applied");
+                        goto decode;
+                    }
+                    w->buf = nb;
+                    w->cap = need;
+                }
+                memcpy(w->buf, buf, (size_t)close);
+                /* an empty object takes the field without the leading comma */
+                memcpy(w->buf + close, s->suffix[c] + (empty ? 1 : 0),
+                       s->suffix_len[c] - (empty ? 1 : 0));
+                buf = w->buf;
+                len = (size_t)close + s->suffix_len[c] - (empty ? 1 : 0);
+                inc(&s->header_cohort);
+            }
+        }
+    }
+decode:
+    if (cd_pipeline_decode(s->p, buf, len, 0, &ev) == CD_BAD_NONE) cd_pipeline_add(s->p, &ev, stripe);
+}
+
+static void *worker_run(void *arg)
+{
+    worker_t *w = arg;
+    cd_kafka_source_t *s = w->s;
+    int stripe = cd_window_stripe(cd_pipeline_window(s->p));
+    while (!atomic_load_explicit(&s->stop, memory_order_relaxed)) {
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(w->rk, 100);
+        if (!m) continue;
+        if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF && m->rkt) {
+            struct part *p = part_of(w, rd_kafka_topic_name(m->rkt), m->partition);
+            if (p) p->eof = true;
+            atomic_store_explicit(&w->caught_up, at_end(w), memory_order_relaxed);
+        }
+        if (m->err) {
+            if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+                char key[64];
+                inc(&s->kafka_errors);
+                snprintf(key, sizeof(key), "kafka:consume:%s", rd_kafka_err2name(m->err));
+                cd_log_ratelimited(key, CD_LOG_WARN, "kafka: consume: %s",
+                                   rd_kafka_message_errstr(m));
+            }
+            rd_kafka_message_destroy(m);
+            continue;
+        }
+        struct part *pt = part_of(w, rd_kafka_topic_name(m->rkt), m->partition);
+        if (pt && pt->eof) {
+            pt->eof = false;
+            atomic_store_explicit(&w->caught_up, false, memory_order_relaxed);
+        }
+        if (pt && pt->next >= 0 && m->offset < pt->next) {
+            /* Already counted by this process (redelivered after a lost
+             * assignment): never count an event twice. */
+            atomic_fetch_add_explicit(&s->redelivered, 1, memory_order_relaxed);
+            rd_kafka_offset_store(m->rkt, m->partition, m->offset);
+            rd_kafka_message_destroy(m);
+            continue;
+        }
+        if (pt) pt->next = m->offset + 1;
+        process(w, m, stripe);
+        /* Counted: now its offset may be committed (offset + 1 is stored). */
+        rd_kafka_offset_store(m->rkt, m->partition, m->offset);
+        rd_kafka_message_destroy(m);
+        inc(&s->messages);
+        atomic_store_explicit(&s->last_msg_ms, mono_ms(), memory_order_relaxed);
+    }
+
+    /* Stop: commit what was counted, then leave the group, within the deadline. */
+    /* Retried until half the deadline: an injected or transient coordinator
+     * error must not make the next member count these events again. */
+    rd_kafka_resp_err_t ce;
+    while ((ce = rd_kafka_commit(w->rk, NULL, 0)) && ce != RD_KAFKA_RESP_ERR__NO_OFFSET &&
+           mono_ms() < s->deadline_ms - 1500) {
+        cd_log_ratelimited("kafka:final-commit", CD_LOG_WARN,
+                           "kafka: worker %d: final commit failed: %s; retrying", w->id,
+                           rd_kafka_err2str(ce));
+        struct timespec ts = {0, 100 * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+    if (ce && ce != RD_KAFKA_RESP_ERR__NO_OFFSET) {
+        inc(&s->commits_failed);
+        cd_log(CD_LOG_WARN, "kafka: worker %d: final commit failed: %s", w->id,
+               rd_kafka_err2str(ce));
+    }
+    /* Leave only once every worker has committed: the first to leave starts
+     * a rebalance that makes the others' commits fail. */
+    atomic_fetch_add_explicit(&s->committed, 1, memory_order_acq_rel);
+    while (atomic_load_explicit(&s->committed, memory_order_acquire) < s->nstarted &&
+           mono_ms() < s->deadline_ms - 1000) {
+        struct timespec ts = {0, 5 * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+    rd_kafka_queue_t *q = rd_kafka_queue_new(w->rk);
+    rd_kafka_error_t *e = rd_kafka_consumer_close_queue(w->rk, q);
+    if (e) {
+        cd_log(CD_LOG_WARN, "kafka: worker %d: close: %s", w->id, rd_kafka_error_string(e));
+        rd_kafka_error_destroy(e);
+    } else {
+        while (!rd_kafka_consumer_closed(w->rk) && mono_ms() < s->deadline_ms) {
+            rd_kafka_event_t *ev = rd_kafka_queue_poll(q, 50);
+            if (!ev) continue;
+            /* Rebalance events during close: give the partitions up. */
+            if (rd_kafka_event_type(ev) == RD_KAFKA_EVENT_REBALANCE) {
+                if (strcmp(rd_kafka_rebalance_protocol(w->rk), "COOPERATIVE") == 0) {
+                    rd_kafka_error_t *ue = rd_kafka_incremental_unassign(
+                        w->rk, rd_kafka_event_topic_partition_list(ev));
+                    if (ue) rd_kafka_error_destroy(ue);
+                } else {
+                    rd_kafka_assign(w->rk, NULL);
+                }
+            }
+            rd_kafka_event_destroy(ev);
+        }
+        if (!rd_kafka_consumer_closed(w->rk))
+            cd_log(CD_LOG_WARN, "kafka: worker %d did not leave the group in time", w->id);
+    }
+    rd_kafka_queue_destroy(q);
+    return NULL;
+}
+
+int cd_kafka_source_start(cd_kafka_source_t *s, char *errbuf, size_t errsize)
+{
+    /* Written before any worker exists (pthread_create orders it before
+     * their reads); a failed start leaves the others waiting out their
+     * deadline, not forever. */
+    s->nstarted = s->nworkers;
+    for (int i = 0; i < s->nworkers; i++) {
+        int e = pthread_create(&s->w[i].thread, NULL, worker_run, &s->w[i]);
+        if (e != 0) {
+            snprintf(errbuf, errsize, "kafka worker thread: %s", strerror(e));
+            return -1;
+        }
+        s->w[i].started = true;
+    }
+    return 0;
+}
+
+void cd_kafka_source_stop(cd_kafka_source_t *s, int64_t deadline_ms)
+{
+    if (!s) return;
+    s->deadline_ms = mono_ms() + deadline_ms;
+    atomic_store_explicit(&s->stop, true, memory_order_relaxed);
+    for (int i = 0; i < s->nworkers; i++) {
+        if (!s->w[i].started) continue;
+        pthread_join(s->w[i].thread, NULL);
+        s->w[i].started = false;
+    }
+}
+
+void cd_kafka_source_destroy(cd_kafka_source_t *s)
+{
+    if (!s) return;
+    cd_kafka_source_stop(s, 0);
+    for (int i = 0; s->w && i < s->nworkers; i++) {
+        if (s->w[i].rk) {
+            /* Closed by the worker (or never started): no second close. */
+            rd_kafka_destroy_flags(s->w[i].rk, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
+        }
+        free(s->w[i].buf);
+        free(s->w[i].parts);
+    }
+    free(s->w);
+    for (int c = 0; c < CD_NCOHORTS; c++)
+        free(s->suffix[c]);
+    free(s->gone);
+    pthread_mutex_destroy(&s->mu);
+    free(s);
+}
+
+void cd_kafka_source_stats(const cd_kafka_source_t *s, cd_kafka_stats_t *out)
+{
+    cd_kafka_source_t *q = (cd_kafka_source_t *)s;
+    memset(out, 0, sizeof(*out));
+    out->messages = atomic_load_explicit(&q->messages, memory_order_relaxed);
+    out->header_cohort = atomic_load_explicit(&q->header_cohort, memory_order_relaxed);
+    out->kafka_errors = atomic_load_explicit(&q->kafka_errors, memory_order_relaxed);
+    out->commits_failed = atomic_load_explicit(&q->commits_failed, memory_order_relaxed);
+    out->rebalances = atomic_load_explicit(&q->rebalances, memory_order_relaxed);
+    out->redelivered = (uint64_t)atomic_load_explicit(&q->redelivered, memory_order_relaxed);
+    for (int i = 0; i < s->nworkers; i++)
+        out->assigned += atomic_load_explicit(&q->w[i].assigned, memory_order_relaxed);
+}
+
+int64_t cd_kafka_source_last_message_ms(const cd_kafka_source_t *s)
+{
+    return atomic_load_explicit(&((cd_kafka_source_t *)s)->last_msg_ms, memory_order_relaxed);
+}
+
+bool cd_kafka_source_caught_up(const cd_kafka_source_t *s)
+{
+    cd_kafka_source_t *q = (cd_kafka_source_t *)s;
+    int assigned = 0;
+    for (int i = 0; i < s->nworkers; i++) {
+        int a = atomic_load_explicit(&q->w[i].assigned, memory_order_relaxed);
+        assigned += a;
+        if (a > 0 && !atomic_load_explicit(&q->w[i].caught_up, memory_order_relaxed)) return false;
+    }
+    return assigned > 0;
+}
+
+bool cd_kafka_source_failed(const cd_kafka_source_t *s)
+{
+    return atomic_load_explicit(&((cd_kafka_source_t *)s)->failed, memory_order_relaxed);
+}

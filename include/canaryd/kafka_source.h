@@ -1,0 +1,111 @@
+/*
+ * kafka_source.h - the live event source: librdkafka high-level consumers in
+ * a consumer group, feeding payloads into a pipeline from N worker threads.
+ *
+ * Configuration comes from the config's "kafka" section (parsed by
+ * agent/config_kafka.c, see docs/live.md), optionally overridden on the
+ * command line, and every librdkafka property is passed through. Offsets are
+ * stored only after the event was counted and committed periodically
+ * (librdkafka's auto commit of stored offsets), on rebalance revoke (before
+ * giving the partitions up) and on stop.
+ */
+#ifndef CANARYD_KAFKA_SOURCE_H
+#define CANARYD_KAFKA_SOURCE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "canaryd/config.h"
+#include "canaryd/pipeline.h"
+
+#define CD_KAFKA_MAX_TOPICS 16
+#define CD_KAFKA_MAX_PROPS 64
+#define CD_KAFKA_MAX_THREADS 64
+
+/* The parsed "kafka" section. Plain data: copy it freely. */
+typedef struct cd_kafka_conf {
+    char brokers[1024];                     /* bootstrap.servers; "" = not given */
+    char topics[CD_KAFKA_MAX_TOPICS][256];  /* at least one needed to run */
+    int ntopics;
+    char group[256];                        /* group.id; default "canaryd" */
+    char cohort_header[128];                /* message header holding the cohort; "" = none */
+    int threads;                            /* worker threads; 0 = number of online CPUs */
+    int nprops;                             /* "properties", passed to librdkafka as is */
+    char prop_names[CD_KAFKA_MAX_PROPS][128];
+    char prop_values[CD_KAFKA_MAX_PROPS][1024];
+} cd_kafka_conf_t;
+
+/* Defaults: no brokers, no topics, group "canaryd", no header, threads 0. */
+void cd_kafka_conf_init(cd_kafka_conf_t *kc);
+
+/*
+ * Parses the "kafka" section (a jansson object, cd_config_t.kafka_json; NULL
+ * = absent: defaults) into *kc and checks it against the rest of cfg (the
+ * cohort header needs a top-level cohort field). Every property is tried on a
+ * librdkafka configuration; a refused one is reported with its key path and
+ * librdkafka's own message ("kafka.properties.foo: No such configuration
+ * property: \"foo\""), with the value of secret properties (passwords, keys)
+ * never shown. Problems go to diag, one line each; returns true when none.
+ * Any thread; allocates only temporarily.
+ */
+bool cd_kafka_conf_parse(const cd_config_t *cfg, cd_kafka_conf_t *kc, cd_diag_t *diag);
+
+/* What running needs beyond a valid section: brokers and at least one topic
+ * (from the config or the command line). Reports into diag; true when ok. */
+bool cd_kafka_conf_runnable(const cd_kafka_conf_t *kc, cd_diag_t *diag);
+
+/* Whether a librdkafka property holds a secret (its value is never logged). */
+bool cd_kafka_prop_is_secret(const char *name);
+
+typedef struct cd_kafka_source cd_kafka_source_t;
+
+typedef struct cd_kafka_stats {
+    uint64_t messages;       /* payloads handed to the pipeline (each counted exactly once there) */
+    uint64_t header_cohort;  /* of which the cohort came from the message header */
+    uint64_t kafka_errors;   /* consumer errors reported by librdkafka (retried by it) */
+    uint64_t commits_failed; /* offset commits that failed (retried at the next commit) */
+    uint64_t rebalances;     /* assignments and revocations */
+    uint64_t redelivered;    /* messages skipped: already counted by this process */
+    int assigned;            /* partitions assigned now, over all workers */
+} cd_kafka_stats_t;
+
+/*
+ * Creates kc->threads consumers (one per worker; see kafka_source.c for why)
+ * in group kc->group, subscribed to kc->topics, counting into p (borrowed;
+ * must outlive the source), with cfg's decoder settings (borrowed). Nothing
+ * is consumed before cd_kafka_source_start(). Returns NULL with a message in
+ * errbuf (a refused property names its key path). Free with
+ * cd_kafka_source_destroy(). Caller's thread.
+ */
+cd_kafka_source_t *cd_kafka_source_new(const cd_kafka_conf_t *kc, const cd_config_t *cfg,
+                                       cd_pipeline_t *p, char *errbuf, size_t errsize);
+
+/* Starts the worker threads. 0, or -1 with a message. */
+int cd_kafka_source_start(cd_kafka_source_t *s, char *errbuf, size_t errsize);
+
+/*
+ * Stops consuming: every worker finishes the message in hand (counted and
+ * stored), commits its stored offsets synchronously and leaves the group,
+ * within deadline_ms in all (after that the consumer is destroyed without
+ * leaving the group; its uncommitted events will be consumed again by the
+ * next member). Joins the workers. Idempotent. The thread that started it.
+ */
+void cd_kafka_source_stop(cd_kafka_source_t *s, int64_t deadline_ms);
+
+void cd_kafka_source_destroy(cd_kafka_source_t *s);
+
+/* Counters (relaxed snapshot). Any thread. */
+void cd_kafka_source_stats(const cd_kafka_source_t *s, cd_kafka_stats_t *out);
+
+/* Monotonic ms of the last message consumed (or of the start). Any thread. */
+int64_t cd_kafka_source_last_message_ms(const cd_kafka_source_t *s);
+
+/* True when partitions are assigned and every one has reached its known end
+ * (the consumer position is at the high watermark last fetched). Any thread. */
+bool cd_kafka_source_caught_up(const cd_kafka_source_t *s);
+
+/* True once librdkafka raised a fatal error (the agent must stop). */
+bool cd_kafka_source_failed(const cd_kafka_source_t *s);
+
+#endif

@@ -1,0 +1,65 @@
+/*
+ * live.h - the live clock: wall time drives the pipeline's windows and rule
+ * evaluation from a thread of its own, so that a canary that goes silent is
+ * still judged, and an event that completes a rule's condition is judged
+ * within one grid step (CD_LIVE_GRID_MS) of being counted.
+ *
+ * Events keep their own timestamps (the sources count them into the bucket
+ * of their event time); the clock only decides which buckets are current and
+ * when rules are evaluated. An event more than max_future_skew ahead of the
+ * wall clock is "future", one older than the window ring is "late", as in
+ * the core.
+ */
+#ifndef CANARYD_LIVE_H
+#define CANARYD_LIVE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "canaryd/config.h"
+#include "canaryd/pipeline.h"
+
+/* The live evaluation grid: rules are evaluated at every multiple of this
+ * many ms of wall time (100 times a second). */
+#define CD_LIVE_GRID_MS 10
+
+/*
+ * The config a live pipeline is built from: a shallow copy of cfg with the
+ * evaluation interval set to the live grid (verdicts.eval_interval is the
+ * event-time grid of replay). out borrows cfg's JSON sections: never pass it
+ * to cd_config_free(), and keep cfg alive as long as out.
+ */
+void cd_live_config(const cd_config_t *cfg, cd_config_t *out);
+
+/* Wall-clock time, epoch ms (CLOCK_REALTIME). */
+int64_t cd_live_now_ms(void);
+
+typedef struct cd_live cd_live_t;
+
+/* Called on the evaluating thread before every evaluation step (e.g. to
+ * reopen a verdict log after SIGHUP: the log belongs to that thread). */
+typedef void (*cd_live_tick_cb)(void *opaque);
+
+/*
+ * Prepares a clock for p (borrowed; its evaluating thread becomes the
+ * live thread between cd_live_start and cd_live_stop). Records are
+ * delivered on that thread. tick may be NULL. NULL + message on failure.
+ */
+cd_live_t *cd_live_new(cd_pipeline_t *p, cd_live_tick_cb tick, void *opaque, char *errbuf,
+                       size_t errsize);
+
+/* Advances the pipeline to now (starting its grid) and starts the thread.
+ * 0, or -1 with a message. Caller's thread. */
+int cd_live_start(cd_live_t *l, char *errbuf, size_t errsize);
+
+/* Stops and joins the thread, then evaluates once more at the wall clock on
+ * the caller's thread (which owns the pipeline again afterwards).
+ * Idempotent. */
+void cd_live_stop(cd_live_t *l);
+
+/* Evaluation steps run (advance calls that moved the clock). Any thread. */
+uint64_t cd_live_steps(const cd_live_t *l);
+
+void cd_live_destroy(cd_live_t *l);
+
+#endif

@@ -1,0 +1,904 @@
+/*
+ * dispatcher.c - the bounded queue between the evaluating thread and the
+ * sinks, and the thread that delivers from it (see dispatcher.h).
+ *
+ * Data structure: submitters render a record into a heap item (the record
+ * and copies of its borrowed strings, plus the JSON line) and push its
+ * pointer into a ring of queue_size slots under a mutex held for a few
+ * instructions; a full ring drops the record and counts it (or, in batch
+ * mode, waits for the dispatcher thread to make room). The dispatcher
+ * thread takes every item from the ring at once, applies each sink's
+ * filter and appends an entry to that sink's FIFO; an item is shared by the
+ * sinks that took it and freed by the last one (refcount).
+ *
+ * Delivery: each sink delivers its FIFO in order with one record in flight
+ * at a time, so chat messages arrive in the order the verdicts were made and
+ * an exec hook never runs twice at once. RETRY puts the head entry back with
+ * a delay drawn uniformly from [0, min(cap, base * 2^(attempt-1))] ("full
+ * jitter": spreads retries from many agents), but never shorter than the
+ * destination's Retry-After. A token bucket per sink (rate_limit messages per
+ * second) holds deliveries back without counting an attempt. Asynchronous
+ * sinks (webhook, exec) return PENDING and are driven from their poll():
+ * while one is in flight the thread alternates between short polls (<= 20 ms)
+ * and the ring, so new records still move into FIFOs promptly.
+ *
+ * Accounting: `outstanding` counts records in the ring plus entries in sink
+ * FIFOs; drain waits on it reaching zero. Per-sink counters are atomics
+ * written by the dispatcher thread and read by any thread (relaxed: they are
+ * statistics, no other data is published through them).
+ *
+ * Trade-off: the ring is mutex-protected rather than lock-free. Submitters
+ * contend only with each other and with a thread that holds the lock for a
+ * pointer copy, a few times per verdict, and verdicts come a few per second
+ * at most; the evaluating thread never waits for a sink.
+ */
+#include "canaryd/dispatcher.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "canaryd/log.h"
+#include "canaryd/sink.h"
+#include "canaryd/verdict_fmt.h"
+#include "sink_util.h"
+
+#define DEFAULT_QUEUE 1024
+#define DEFAULT_DRAIN_MS 10000
+#define POLL_SLICE_MS 20
+#define MAX_SINKS 64
+
+typedef struct item {
+    atomic_int refs; /* sinks still holding it; the dispatcher thread only, atomic for clarity */
+    uint64_t id;
+    cd_verdict_t v; /* its strings point into the arrays below */
+    char rule[CD_NAME_MAX], rule_kind[32], release[128], stable_source[16];
+    size_t json_len;
+    char json[]; /* NUL-terminated */
+} item_t;
+
+typedef struct entry {
+    item_t *it;
+    int attempt;        /* attempts made so far */
+    int64_t not_before; /* monotonic ms */
+    struct entry *next;
+} entry_t;
+
+typedef struct filter {
+    unsigned verdicts; /* bit per cd_verdict_kind_t; 0 = all */
+    unsigned actions;  /* bit per cd_action_t; 0 = all */
+    bool kind_verdict, kind_state;
+    char (*rules)[CD_NAME_MAX];
+    int nrules; /* 0 = all */
+} filter_t;
+
+typedef struct sink {
+    cd_dispatcher_t *d;
+    const struct cd_sink_ops *ops;
+    void *state;
+    char name[64], type[16];
+    filter_t f;
+    bool send_resolved;
+    int64_t base_ms, cap_ms;
+    int max_attempts;
+    double rate, tokens; /* rate_limit (messages/s, 0 = none); bucket of capacity max(1, rate) */
+    int64_t tokens_at;
+    entry_t *head, *tail;
+    size_t len;
+    bool inflight; /* head is being delivered asynchronously */
+    char rollback_release[128];
+    bool rollback_sent;
+    _Atomic uint64_t delivered, failed, retries, dropped, filtered, pending;
+} sink_t;
+
+struct cd_dispatcher {
+    pthread_mutex_t mu;
+    pthread_cond_t wake;  /* thread: ring not empty, reopen, stop */
+    pthread_cond_t space; /* blocking submitters: ring has room */
+    pthread_cond_t idle;  /* drain: outstanding reached 0 */
+    item_t **ring;
+    size_t cap, head, count;
+    uint64_t outstanding; /* guarded by mu */
+    bool stop, reopen, started, blocking;
+    bool drain_expired; /* a drain of at least drain_ms timed out: destroy does not wait again */
+    pthread_t thread;
+    _Atomic uint64_t next_id, overflows;
+    int64_t drain_ms;
+    char service[128];
+    sink_t *sinks[MAX_SINKS];
+    int nsinks;
+};
+
+/* ---- config ---- */
+
+static const char *const VERDICT_NAMES[] = {"ANALYZING", "HEALTHY", "PROMOTE",
+                                            "ROLLBACK",  "ALERT",   NULL};
+static const char *const ACTION_NAMES[] = {"rollback", "alert", NULL};
+static const char *const KIND_NAMES[] = {"verdict", "state", NULL};
+
+static int name_index(const char *s, const char *const *names)
+{
+    for (int i = 0; names[i]; i++)
+        if (strcmp(s, names[i]) == 0) return i;
+    return -1;
+}
+
+/* A list of names into a bit mask; rule names are checked against cfg. */
+static bool parse_names(cd_diag_t *diag, const char *path, const json_t *v,
+                        const char *const *names, const char *accepted, unsigned *mask)
+{
+    if (!json_is_array(v) || json_array_size(v) == 0) {
+        cd_sconf_bad(diag, path, v, false, "is not a non-empty list", accepted);
+        return false;
+    }
+    size_t i;
+    json_t *x;
+    bool ok = true;
+    json_array_foreach(v, i, x)
+    {
+        int k = json_is_string(x) ? name_index(json_string_value(x), names) : -1;
+        if (k < 0) {
+            char p[256];
+            snprintf(p, sizeof(p), "%s[%zu]", path, i);
+            cd_sconf_bad(diag, p, x, false, "is not accepted", accepted);
+            ok = false;
+            continue;
+        }
+        *mask |= 1u << k;
+    }
+    return ok;
+}
+
+static bool parse_filter(cd_diag_t *diag, const char *path, const json_t *f, const cd_config_t *cfg,
+                         filter_t *out)
+{
+    static const char *const KEYS[] = {"verdicts", "actions", "rules", "kinds", NULL};
+    char p[256];
+    bool ok = true;
+    unsigned kinds = 0;
+
+    out->kind_verdict = true;
+    if (!f) return true;
+    if (!json_is_object(f)) {
+        cd_sconf_bad(diag, path, f, false, "is not an object",
+                     "an object with the keys verdicts, actions, rules, kinds");
+        return false;
+    }
+    ok &= cd_sconf_keys(diag, path, f, KEYS, false);
+    json_t *v;
+    if ((v = json_object_get(f, "verdicts"))) {
+        cd_sconf_path(p, sizeof(p), path, "verdicts");
+        ok &= parse_names(diag, p, v, VERDICT_NAMES,
+                          "a list of \"ANALYZING\", \"HEALTHY\", \"PROMOTE\", \"ROLLBACK\", "
+                          "\"ALERT\"",
+                          &out->verdicts);
+    }
+    if ((v = json_object_get(f, "actions"))) {
+        cd_sconf_path(p, sizeof(p), path, "actions");
+        ok &= parse_names(diag, p, v, ACTION_NAMES, "a list of \"rollback\", \"alert\"",
+                          &out->actions);
+    }
+    if ((v = json_object_get(f, "kinds"))) {
+        cd_sconf_path(p, sizeof(p), path, "kinds");
+        ok &= parse_names(diag, p, v, KIND_NAMES, "a list of \"verdict\", \"state\"", &kinds);
+        out->kind_verdict = kinds & 1u;
+        out->kind_state = kinds & 2u;
+    }
+    if ((v = json_object_get(f, "rules"))) {
+        char acc[1024];
+        size_t n = (size_t)snprintf(acc, sizeof(acc), "a list of rule names of this config (");
+        for (int r = 0; cfg && r < cfg->nrules && n < sizeof(acc); r++)
+            n += (size_t)snprintf(acc + n, sizeof(acc) - n, "%s%s", r ? ", " : "",
+                                  cfg->rules[r].name);
+        if (n < sizeof(acc)) snprintf(acc + n, sizeof(acc) - n, ")");
+        cd_sconf_path(p, sizeof(p), path, "rules");
+        if (!json_is_array(v) || json_array_size(v) == 0) {
+            cd_sconf_bad(diag, p, v, false, "is not a non-empty list", acc);
+            return false;
+        }
+        out->rules = calloc(json_array_size(v), sizeof(*out->rules));
+        if (!out->rules) {
+            cd_diag_add(diag, "%s: out of memory", p);
+            return false;
+        }
+        size_t i;
+        json_t *x;
+        json_array_foreach(v, i, x)
+        {
+            bool known = false;
+            for (int r = 0; cfg && json_is_string(x) && r < cfg->nrules; r++)
+                known |= strcmp(cfg->rules[r].name, json_string_value(x)) == 0;
+            if (!known) {
+                char q[300];
+                snprintf(q, sizeof(q), "%s[%zu]", p, i);
+                cd_sconf_bad(diag, q, x, false, "is not a rule of this config", acc);
+                ok = false;
+                continue;
+            }
+            snprintf(out->rules[out->nrules++], CD_NAME_MAX, "%s", json_string_value(x));
+        }
+    }
+    return ok;
+}
+
+static bool parse_retry(cd_diag_t *diag, const char *path, const json_t *r, sink_t *s)
+{
+    static const char *const KEYS[] = {"base", "cap", "max_attempts", NULL};
+    bool ok = true;
+    double attempts = s->max_attempts;
+    if (!r) return true;
+    if (!json_is_object(r)) {
+        cd_sconf_bad(diag, path, r, false, "is not an object",
+                     "an object with the keys base, cap, max_attempts");
+        return false;
+    }
+    ok &= cd_sconf_keys(diag, path, r, KEYS, false);
+    ok &= cd_sconf_duration(diag, path, r, "base", 1, 3600000, &s->base_ms);
+    ok &= cd_sconf_duration(diag, path, r, "cap", 1, 24 * 3600000LL, &s->cap_ms);
+    bool num = cd_sconf_number(diag, path, r, "max_attempts", 1, 1000, &attempts);
+    ok &= num;
+    if (num && attempts != (int)attempts) {
+        char p[256];
+        cd_sconf_path(p, sizeof(p), path, "max_attempts");
+        cd_sconf_bad(diag, p, json_object_get(r, "max_attempts"), false, "is not an integer",
+                     "an integer from 1 to 1000");
+        ok = false;
+    }
+    s->max_attempts = (int)attempts;
+    if (ok && s->cap_ms < s->base_ms) {
+        char p[256];
+        cd_sconf_path(p, sizeof(p), path, "cap");
+        cd_sconf_bad(diag, p, json_object_get(r, "cap"), false, "is below retry.base",
+                     "a duration >= base");
+        ok = false;
+    }
+    return ok;
+}
+
+static void sink_free(sink_t *s)
+{
+    if (!s) return;
+    if (s->state && s->ops->destroy) s->ops->destroy(s->state);
+    free(s->f.rules);
+    free(s);
+}
+
+/* One entry of "outputs" (or a sink added by the program). */
+static sink_t *parse_entry(cd_dispatcher_t *d, const cd_config_t *cfg, const json_t *e,
+                           const char *path, cd_diag_t *diag)
+{
+    char p[256];
+    int before = diag->count;
+    sink_t *s = NULL;
+    if (!json_is_object(e)) {
+        cd_sconf_bad(diag, path, e, false, "is not an object",
+                     "an object with at least \"type\" (see docs/sinks.md)");
+        return NULL;
+    }
+    json_t *t = json_object_get(e, "type");
+    const struct cd_sink_ops *ops =
+        json_is_string(t) ? cd_sink_ops_find(json_string_value(t)) : NULL;
+    cd_sconf_path(p, sizeof(p), path, "type");
+    if (!ops) {
+        if (t)
+            cd_sconf_bad(diag, p, t, false, "is not a sink type", cd_sink_types());
+        else
+            cd_diag_add(diag, "%s: missing; accepted: %s", p, cd_sink_types());
+        return NULL;
+    }
+    s = calloc(1, sizeof(*s));
+    if (!s) {
+        cd_diag_add(diag, "%s: out of memory", path);
+        return NULL;
+    }
+    s->d = d;
+    s->ops = ops;
+    s->base_ms = 1000;
+    s->cap_ms = 60000;
+    s->max_attempts = 10;
+    snprintf(s->type, sizeof(s->type), "%s", ops->name);
+    snprintf(s->name, sizeof(s->name), "%s-%d", ops->name, d->nsinks);
+    json_t *n = json_object_get(e, "name");
+    if (n) {
+        cd_sconf_path(p, sizeof(p), path, "name");
+        if (!json_is_string(n) || json_string_length(n) == 0 || json_string_length(n) >= 64)
+            cd_sconf_bad(diag, p, n, false, "is not a name", "a string of 1 to 63 bytes");
+        else
+            snprintf(s->name, sizeof(s->name), "%s", json_string_value(n));
+        for (int i = 0; i < d->nsinks; i++)
+            if (strcmp(d->sinks[i]->name, s->name) == 0)
+                cd_sconf_bad(diag, p, n, false, "is the name of another sink",
+                             "a name no other sink has");
+    }
+    cd_sconf_path(p, sizeof(p), path, "filter");
+    parse_filter(diag, p, json_object_get(e, "filter"), cfg, &s->f);
+    cd_sconf_path(p, sizeof(p), path, "retry");
+    parse_retry(diag, p, json_object_get(e, "retry"), s);
+    /* Chat services limit incoming webhooks to about one message per second
+     * (Slack documents it; Discord, Teams and Google Chat are similar). */
+    json_t *fmt = json_object_get(e, "format");
+    if (strcmp(s->type, "webhook") == 0 &&
+        !(json_is_string(fmt) && (strcmp(json_string_value(fmt), "generic") == 0 ||
+                                  strcmp(json_string_value(fmt), "alertmanager") == 0)))
+        s->rate = 1;
+    cd_sconf_number(diag, path, e, "rate_limit", 0, 1e6, &s->rate);
+    cd_sconf_bool(diag, path, e, "send_resolved", &s->send_resolved);
+    /* the sink's own keys are checked even when common ones are wrong, so
+     * one run of check-config shows every problem */
+    int common_problems = diag->count - before;
+    s->state = ops->init(e, path, diag);
+    if (!s->state && diag->count == before)
+        cd_diag_add(diag, "%s: the %s sink failed to start", path, s->type);
+    if (!s->state || common_problems) goto err;
+    s->tokens = s->rate > 1 ? s->rate : 1;
+    s->tokens_at = cd_sink_now_ms();
+    return s;
+err:
+    sink_free(s);
+    return NULL;
+}
+
+static cd_dispatcher_t *dispatcher_alloc(size_t cap)
+{
+    cd_dispatcher_t *d = calloc(1, sizeof(*d));
+    if (!d) return NULL;
+    d->cap = cap;
+    d->drain_ms = DEFAULT_DRAIN_MS;
+    d->ring = calloc(cap, sizeof(*d->ring));
+    if (!d->ring) {
+        free(d);
+        return NULL;
+    }
+    pthread_mutex_init(&d->mu, NULL);
+    pthread_cond_init(&d->wake, NULL);
+    pthread_cond_init(&d->space, NULL);
+    pthread_cond_init(&d->idle, NULL);
+    return d;
+}
+
+/* Parses the section; builds the sinks into d when d != NULL, else builds
+ * and frees them (check). */
+static cd_dispatcher_t *parse_section(const cd_config_t *cfg, cd_diag_t *diag, bool keep)
+{
+    static const char *const KEYS[] = {"queue_size", "drain_timeout", "outputs", NULL};
+    const json_t *sec = cfg ? cfg->sinks_json : NULL;
+    double qsize = DEFAULT_QUEUE;
+    int64_t drain = DEFAULT_DRAIN_MS;
+    int before = diag->count;
+    cd_dispatcher_t *d = NULL;
+
+    if (sec) {
+        cd_sconf_keys(diag, "sinks", sec, KEYS, false);
+        if (cd_sconf_number(diag, "sinks", sec, "queue_size", 1, 1 << 20, &qsize) &&
+            qsize != (double)(size_t)qsize) {
+            cd_sconf_bad(diag, "sinks.queue_size", json_object_get(sec, "queue_size"), false,
+                         "is not an integer", "an integer from 1 to 1048576");
+            qsize = DEFAULT_QUEUE;
+        }
+        cd_sconf_duration(diag, "sinks", sec, "drain_timeout", 0, 600000, &drain);
+    }
+    d = dispatcher_alloc((size_t)qsize);
+    if (!d) {
+        cd_diag_add(diag, "sinks: out of memory");
+        return NULL;
+    }
+    d->drain_ms = drain;
+    json_t *outs = sec ? json_object_get(sec, "outputs") : NULL;
+    if (outs && !json_is_array(outs)) {
+        cd_sconf_bad(diag, "sinks.outputs", outs, false, "is not a list",
+                     "a list of sink entries (objects)");
+    } else if (outs) {
+        size_t i;
+        json_t *e;
+        json_array_foreach(outs, i, e)
+        {
+            char p[64];
+            snprintf(p, sizeof(p), "sinks.outputs[%zu]", i);
+            if (d->nsinks == MAX_SINKS) {
+                cd_diag_add(diag, "%s: too many sinks; accepted: at most %d", p, MAX_SINKS);
+                break;
+            }
+            sink_t *s = parse_entry(d, cfg, e, p, diag);
+            if (s) d->sinks[d->nsinks++] = s;
+        }
+    }
+    if (diag->count > before || !keep) {
+        cd_dispatcher_destroy(d);
+        return NULL;
+    }
+    return d;
+}
+
+cd_dispatcher_t *cd_dispatcher_new(const cd_config_t *cfg, cd_diag_t *diag)
+{
+    return parse_section(cfg, diag, true);
+}
+
+int cd_dispatcher_check(const cd_config_t *cfg, cd_diag_t *diag)
+{
+    int before = diag->count;
+    parse_section(cfg, diag, false);
+    return diag->count - before;
+}
+
+int cd_dispatcher_add(cd_dispatcher_t *d, const void *entry, const char *path, cd_diag_t *diag)
+{
+    CD_ASSERT(!d->started);
+    if (d->nsinks == MAX_SINKS) {
+        cd_diag_add(diag, "%s: too many sinks; accepted: at most %d", path, MAX_SINKS);
+        return -1;
+    }
+    sink_t *s = parse_entry(d, NULL, entry, path, diag);
+    if (!s) return -1;
+    d->sinks[d->nsinks++] = s;
+    return 0;
+}
+
+void cd_dispatcher_set_service(cd_dispatcher_t *d, const char *service)
+{
+    snprintf(d->service, sizeof(d->service), "%s", service ? service : "");
+}
+
+void cd_dispatcher_set_blocking(cd_dispatcher_t *d, bool blocking)
+{
+    d->blocking = blocking;
+}
+
+int64_t cd_dispatcher_drain_timeout(const cd_dispatcher_t *d)
+{
+    return d->drain_ms;
+}
+
+uint64_t cd_dispatcher_overflows(const cd_dispatcher_t *d)
+{
+    /* relaxed: a statistic */
+    return atomic_load_explicit(&d->overflows, memory_order_relaxed);
+}
+
+/* ---- submit ---- */
+
+static void copy_str(char *dst, size_t size, const char **field)
+{
+    if (!*field) return;
+    snprintf(dst, size, "%s", *field);
+    *field = dst;
+}
+
+bool cd_dispatcher_submit(cd_dispatcher_t *d, const cd_verdict_t *v)
+{
+    char json[4096];
+    int n = cd_verdict_to_json(v, json, sizeof(json));
+    if (n < 0) {
+        cd_log_ratelimited("dispatcher-render", CD_LOG_ERROR,
+                           "a verdict record (rule %s) could not be rendered; not delivered",
+                           v->rule ? v->rule : "-");
+        return false;
+    }
+    item_t *it = malloc(sizeof(*it) + (size_t)n + 1);
+    if (!it) {
+        cd_log_ratelimited("dispatcher-oom", CD_LOG_ERROR, "out of memory queueing a record");
+        return false;
+    }
+    it->v = *v;
+    copy_str(it->rule, sizeof(it->rule), &it->v.rule);
+    copy_str(it->rule_kind, sizeof(it->rule_kind), &it->v.rule_kind);
+    copy_str(it->release, sizeof(it->release), &it->v.release);
+    copy_str(it->stable_source, sizeof(it->stable_source), &it->v.stable_source);
+    memcpy(it->json, json, (size_t)n + 1);
+    it->json_len = (size_t)n;
+    atomic_init(&it->refs, 0);
+    /* relaxed: only uniqueness matters */
+    it->id = atomic_fetch_add_explicit(&d->next_id, 1, memory_order_relaxed) + 1;
+
+    pthread_mutex_lock(&d->mu);
+    while (d->blocking && d->started && !d->stop && d->count == d->cap)
+        pthread_cond_wait(&d->space, &d->mu);
+    if (d->count == d->cap || d->stop) {
+        pthread_mutex_unlock(&d->mu);
+        uint64_t o = atomic_fetch_add_explicit(&d->overflows, 1, memory_order_relaxed) + 1;
+        cd_log_ratelimited("dispatcher-overflow", CD_LOG_WARN,
+                           "sink queue full (%zu records): %s record dropped (%llu so far)", d->cap,
+                           v->record == CD_RECORD_STATE ? "a state"
+                                                        : cd_verdict_kind_name(v->verdict),
+                           (unsigned long long)o);
+        free(it);
+        return false;
+    }
+    d->ring[(d->head + d->count) % d->cap] = it;
+    d->count++;
+    d->outstanding++;
+    pthread_cond_signal(&d->wake);
+    pthread_mutex_unlock(&d->mu);
+    return true;
+}
+
+void cd_dispatcher_reopen(cd_dispatcher_t *d)
+{
+    pthread_mutex_lock(&d->mu);
+    d->reopen = true;
+    pthread_cond_signal(&d->wake);
+    pthread_mutex_unlock(&d->mu);
+}
+
+/* ---- the dispatcher thread ---- */
+
+static void outstanding_sub(cd_dispatcher_t *d, uint64_t n)
+{
+    pthread_mutex_lock(&d->mu);
+    d->outstanding -= n;
+    if (d->outstanding == 0) pthread_cond_broadcast(&d->idle);
+    pthread_mutex_unlock(&d->mu);
+}
+
+static void item_release(item_t *it)
+{
+    /* acq_rel: the last holder must see the others' reads finished before
+     * freeing (all on one thread today; kept correct if sinks ever split). */
+    if (atomic_fetch_sub_explicit(&it->refs, 1, memory_order_acq_rel) == 1) free(it);
+}
+
+static bool takes(sink_t *s, const cd_verdict_t *v)
+{
+    const filter_t *f = &s->f;
+    if (v->record == CD_RECORD_STATE) {
+        bool resolved_alert = v->to == CD_STATE_RESOLVED && v->rule && v->action == CD_ACTION_ALERT;
+        if (!f->kind_state && !(s->send_resolved && resolved_alert)) return false;
+    } else {
+        if (!f->kind_verdict) return false;
+        if (f->verdicts && !(f->verdicts & (1u << v->verdict))) return false;
+    }
+    if (f->actions && (!v->rule || !(f->actions & (1u << v->action)))) return false;
+    if (f->nrules) {
+        bool hit = false;
+        for (int i = 0; v->rule && i < f->nrules && !hit; i++)
+            hit = strcmp(f->rules[i], v->rule) == 0;
+        if (!hit) return false;
+    }
+    /* A ROLLBACK is final for a release: each sink hears it once. */
+    if (v->record == CD_RECORD_VERDICT && v->verdict == CD_VERDICT_ROLLBACK) {
+        if (s->rollback_sent && strcmp(s->rollback_release, v->release) == 0) return false;
+        s->rollback_sent = true;
+        snprintf(s->rollback_release, sizeof(s->rollback_release), "%s", v->release);
+    }
+    return true;
+}
+
+/* Moves one item into the FIFOs of the sinks that take it; returns how many. */
+static uint64_t distribute(cd_dispatcher_t *d, item_t *it, int64_t now)
+{
+    uint64_t n = 0;
+    atomic_store_explicit(&it->refs, 1, memory_order_relaxed); /* ours, while distributing */
+    for (int i = 0; i < d->nsinks; i++) {
+        sink_t *s = d->sinks[i];
+        if (!takes(s, &it->v)) {
+            atomic_fetch_add_explicit(&s->filtered, 1, memory_order_relaxed);
+            continue;
+        }
+        if (s->len >= d->cap) {
+            atomic_fetch_add_explicit(&s->dropped, 1, memory_order_relaxed);
+            cd_log_ratelimited(s->name, CD_LOG_WARN,
+                               "sink %s: %zu records waiting, record %llu dropped", s->name, s->len,
+                               (unsigned long long)it->id);
+            continue;
+        }
+        entry_t *e = calloc(1, sizeof(*e));
+        if (!e) {
+            atomic_fetch_add_explicit(&s->dropped, 1, memory_order_relaxed);
+            cd_log_ratelimited("dispatcher-oom", CD_LOG_ERROR, "out of memory queueing a record");
+            continue;
+        }
+        e->it = it;
+        e->not_before = now;
+        atomic_fetch_add_explicit(&it->refs, 1, memory_order_relaxed);
+        if (s->tail)
+            s->tail->next = e;
+        else
+            s->head = e;
+        s->tail = e;
+        s->len++;
+        atomic_fetch_add_explicit(&s->pending, 1, memory_order_relaxed);
+        n++;
+    }
+    item_release(it);
+    return n;
+}
+
+static void pop_head(sink_t *s)
+{
+    entry_t *e = s->head;
+    s->head = e->next;
+    if (!s->head) s->tail = NULL;
+    s->len--;
+    s->inflight = false;
+    atomic_fetch_sub_explicit(&s->pending, 1, memory_order_relaxed);
+    item_release(e->it);
+    free(e);
+    outstanding_sub(s->d, 1);
+}
+
+static const char *what(const item_t *it, char *buf, size_t size)
+{
+    const cd_verdict_t *v = &it->v;
+    if (v->record == CD_RECORD_STATE)
+        snprintf(buf, size, "state %s %s -> %s", v->rule ? v->rule : "-",
+                 cd_rule_state_name(v->from), cd_rule_state_name(v->to));
+    else
+        snprintf(buf, size, "%s%s%s", cd_verdict_kind_name(v->verdict), v->rule ? " " : "",
+                 v->rule ? v->rule : "");
+    return buf;
+}
+
+/* Full jitter: uniform in [0, min(cap, base * 2^(attempt-1))]. */
+static int64_t backoff_ms(const sink_t *s, int attempt)
+{
+    int64_t ceil = s->base_ms;
+    for (int i = 1; i < attempt && ceil < s->cap_ms; i++)
+        ceil *= 2;
+    if (ceil > s->cap_ms) ceil = s->cap_ms;
+    return (int64_t)arc4random_uniform((uint32_t)(ceil > UINT32_MAX - 1 ? UINT32_MAX - 1 : ceil) +
+                                       1);
+}
+
+static void finish(sink_t *s, cd_sink_result_t r, int64_t retry_after_ms)
+{
+    entry_t *e = s->head;
+    char w[128];
+    if (r == CD_SINK_OK) {
+        atomic_fetch_add_explicit(&s->delivered, 1, memory_order_relaxed);
+        cd_log(CD_LOG_DEBUG, "sink %s: delivered record %llu (%s), attempt %d", s->name,
+               (unsigned long long)e->it->id, what(e->it, w, sizeof(w)), e->attempt);
+        pop_head(s);
+    } else if (r == CD_SINK_DROP) {
+        atomic_fetch_add_explicit(&s->failed, 1, memory_order_relaxed);
+        cd_log(CD_LOG_ERROR, "sink %s: record %llu (%s) dropped: the destination refused it",
+               s->name, (unsigned long long)e->it->id, what(e->it, w, sizeof(w)));
+        pop_head(s);
+    } else if (e->attempt >= s->max_attempts) {
+        atomic_fetch_add_explicit(&s->failed, 1, memory_order_relaxed);
+        cd_log(CD_LOG_ERROR, "sink %s: record %llu (%s) dropped after %d attempts", s->name,
+               (unsigned long long)e->it->id, what(e->it, w, sizeof(w)), e->attempt);
+        pop_head(s);
+    } else {
+        int64_t delay = backoff_ms(s, e->attempt);
+        if (retry_after_ms > delay) delay = retry_after_ms;
+        atomic_fetch_add_explicit(&s->retries, 1, memory_order_relaxed);
+        cd_log_ratelimited(s->name, CD_LOG_WARN,
+                           "sink %s: record %llu (%s) attempt %d failed; retrying in %lld ms%s",
+                           s->name, (unsigned long long)e->it->id, what(e->it, w, sizeof(w)),
+                           e->attempt, (long long)delay,
+                           retry_after_ms >= 0 ? " (Retry-After)" : "");
+        e->not_before = cd_sink_now_ms() + delay;
+        s->inflight = false;
+    }
+}
+
+static void on_done(void *opaque, uint64_t msg_id, cd_sink_result_t r, int64_t retry_after_ms)
+{
+    sink_t *s = opaque;
+    if (!s->head || !s->inflight || s->head->it->id != msg_id) {
+        cd_log(CD_LOG_ERROR, "sink %s: completion for unknown record %llu ignored", s->name,
+               (unsigned long long)msg_id);
+        return;
+    }
+    finish(s, r == CD_SINK_PENDING ? CD_SINK_RETRY : r, retry_after_ms);
+}
+
+/* Starts the head delivery if due; returns the time it is next due (or
+ * INT64_MAX when nothing waits / it is in flight). */
+static int64_t try_start(cd_dispatcher_t *d, sink_t *s, int64_t now)
+{
+    while (s->head && !s->inflight) {
+        entry_t *e = s->head;
+        if (now < e->not_before) return e->not_before;
+        if (s->rate > 0) {
+            double burst = s->rate > 1 ? s->rate : 1;
+            s->tokens += (double)(now - s->tokens_at) * s->rate / 1000.0;
+            if (s->tokens > burst) s->tokens = burst;
+            s->tokens_at = now;
+            if (s->tokens < 1) return now + (int64_t)((1 - s->tokens) * 1000.0 / s->rate) + 1;
+            s->tokens -= 1;
+        }
+        e->attempt++;
+        cd_sink_msg_t m = {.id = e->it->id,
+                           .v = &e->it->v,
+                           .json = e->it->json,
+                           .json_len = e->it->json_len,
+                           .service = d->service,
+                           .attempt = e->attempt};
+        int64_t ra = -1;
+        cd_sink_result_t r = s->ops->deliver(s->state, &m, &ra);
+        if (r == CD_SINK_PENDING && s->ops->poll) {
+            s->inflight = true;
+            return INT64_MAX;
+        }
+        finish(s, r == CD_SINK_PENDING ? CD_SINK_RETRY : r, ra);
+        now = cd_sink_now_ms();
+    }
+    return INT64_MAX;
+}
+
+static void *thread_main(void *arg)
+{
+    cd_dispatcher_t *d = arg;
+    item_t **batch = malloc(d->cap * sizeof(*batch));
+    CD_ASSERT(batch);
+
+    for (;;) {
+        size_t nb = 0;
+        bool reopen;
+        pthread_mutex_lock(&d->mu);
+        if (d->stop) {
+            pthread_mutex_unlock(&d->mu);
+            break;
+        }
+        while (d->count) {
+            batch[nb++] = d->ring[d->head];
+            d->head = (d->head + 1) % d->cap;
+            d->count--;
+        }
+        if (nb) pthread_cond_broadcast(&d->space);
+        reopen = d->reopen;
+        d->reopen = false;
+        pthread_mutex_unlock(&d->mu);
+
+        int64_t now = cd_sink_now_ms();
+        uint64_t added = 0;
+        for (size_t i = 0; i < nb; i++)
+            added += distribute(d, batch[i], now);
+        if (nb) {
+            pthread_mutex_lock(&d->mu);
+            d->outstanding = d->outstanding + added - nb;
+            if (d->outstanding == 0) pthread_cond_broadcast(&d->idle);
+            pthread_mutex_unlock(&d->mu);
+        }
+        for (int i = 0; reopen && i < d->nsinks; i++)
+            if (d->sinks[i]->ops->reopen) d->sinks[i]->ops->reopen(d->sinks[i]->state);
+
+        int64_t next = INT64_MAX;
+        for (int i = 0; i < d->nsinks; i++) {
+            int64_t t = try_start(d, d->sinks[i], now);
+            if (t < next) next = t;
+        }
+        /* Drive asynchronous deliveries: one short blocking poll, the rest
+         * without waiting, so the ring is looked at every POLL_SLICE_MS. */
+        bool waited = false;
+        for (int i = 0; i < d->nsinks; i++) {
+            sink_t *s = d->sinks[i];
+            if (!s->inflight) continue;
+            int64_t slice = POLL_SLICE_MS;
+            now = cd_sink_now_ms();
+            if (next != INT64_MAX && next - now < slice) slice = next > now ? next - now : 0;
+            s->ops->poll(s->state, waited ? 0 : (int)slice, on_done, s);
+            waited = true;
+        }
+        if (waited) continue;
+
+        pthread_mutex_lock(&d->mu);
+        if (!d->count && !d->stop && !d->reopen) {
+            if (next == INT64_MAX) {
+                pthread_cond_wait(&d->wake, &d->mu);
+            } else {
+                /* the condvar waits on CLOCK_REALTIME: convert the monotonic deadline */
+                int64_t wait = next - cd_sink_now_ms();
+                if (wait > 0) {
+                    struct timespec ts;
+                    clock_gettime(CLOCK_REALTIME, &ts);
+                    ts.tv_sec += wait / 1000;
+                    ts.tv_nsec += (wait % 1000) * 1000000L;
+                    if (ts.tv_nsec >= 1000000000L) {
+                        ts.tv_sec++;
+                        ts.tv_nsec -= 1000000000L;
+                    }
+                    pthread_cond_timedwait(&d->wake, &d->mu, &ts);
+                }
+            }
+        }
+        pthread_mutex_unlock(&d->mu);
+    }
+    free(batch);
+    return NULL;
+}
+
+int cd_dispatcher_start(cd_dispatcher_t *d, char *errbuf, size_t errsize)
+{
+    sigset_t all, old;
+    CD_ASSERT(!d->started);
+    /* The thread takes no signals: SIGINT / SIGTERM / SIGHUP belong to the
+     * main thread, and a SIGPIPE from a dead webhook peer or exec child must
+     * not kill the process (write then fails with EPIPE, which is handled). */
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, &old);
+    int rc = pthread_create(&d->thread, NULL, thread_main, d);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (rc != 0) {
+        snprintf(errbuf, errsize, "starting the sink dispatcher thread: %s", strerror(rc));
+        return -1;
+    }
+    pthread_mutex_lock(&d->mu);
+    d->started = true;
+    pthread_mutex_unlock(&d->mu);
+    return 0;
+}
+
+uint64_t cd_dispatcher_drain(cd_dispatcher_t *d, int64_t timeout_ms)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_sec += timeout_ms / 1000;
+    ts.tv_nsec += (timeout_ms % 1000) * 1000000L;
+    if (ts.tv_nsec >= 1000000000L) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_lock(&d->mu);
+    while (d->started && d->outstanding > 0)
+        if (pthread_cond_timedwait(&d->idle, &d->mu, &ts) == ETIMEDOUT) break;
+    uint64_t left = d->outstanding;
+    if (left && timeout_ms >= d->drain_ms) d->drain_expired = true;
+    pthread_mutex_unlock(&d->mu);
+    return left;
+}
+
+int cd_dispatcher_stats(cd_dispatcher_t *d, cd_sink_stats_t *out, int max)
+{
+    for (int i = 0; i < d->nsinks && i < max; i++) {
+        sink_t *s = d->sinks[i];
+        cd_sink_stats_t *o = &out[i];
+        snprintf(o->name, sizeof(o->name), "%s", s->name);
+        snprintf(o->type, sizeof(o->type), "%s", s->type);
+        /* relaxed: statistics */
+        o->delivered = atomic_load_explicit(&s->delivered, memory_order_relaxed);
+        o->failed = atomic_load_explicit(&s->failed, memory_order_relaxed);
+        o->retries = atomic_load_explicit(&s->retries, memory_order_relaxed);
+        o->dropped = atomic_load_explicit(&s->dropped, memory_order_relaxed);
+        o->filtered = atomic_load_explicit(&s->filtered, memory_order_relaxed);
+        o->pending = atomic_load_explicit(&s->pending, memory_order_relaxed);
+    }
+    return d->nsinks;
+}
+
+void cd_dispatcher_destroy(cd_dispatcher_t *d)
+{
+    if (!d) return;
+    if (d->started) {
+        bool expired = d->drain_expired;
+        uint64_t left = cd_dispatcher_drain(d, expired ? 0 : d->drain_ms);
+        if (left && !expired) /* else the caller of drain has reported it */
+            cd_log(CD_LOG_WARN,
+                   "sinks: %llu record deliveries still pending after %lld ms; "
+                   "abandoned",
+                   (unsigned long long)left, (long long)d->drain_ms);
+        pthread_mutex_lock(&d->mu);
+        d->stop = true;
+        pthread_cond_broadcast(&d->wake);
+        pthread_cond_broadcast(&d->space);
+        pthread_mutex_unlock(&d->mu);
+        pthread_join(d->thread, NULL);
+    }
+    for (size_t i = 0; i < d->count; i++)
+        free(d->ring[(d->head + i) % d->cap]);
+    for (int i = 0; i < d->nsinks; i++) {
+        sink_t *s = d->sinks[i];
+        while (s->head) {
+            atomic_fetch_add_explicit(&s->dropped, 1, memory_order_relaxed);
+            entry_t *e = s->head;
+            s->head = e->next;
+            item_release(e->it);
+            free(e);
+        }
+        if (s->ops->flush) s->ops->flush(s->state);
+        sink_free(s);
+    }
+    pthread_cond_destroy(&d->wake);
+    pthread_cond_destroy(&d->space);
+    pthread_cond_destroy(&d->idle);
+    pthread_mutex_destroy(&d->mu);
+    free(d->ring);
+    free(d);
+}

@@ -1,0 +1,545 @@
+/*
+ * test_live.c - `canaryd run` (CANARYD_BIN, a child process) against
+ * librdkafka's mock cluster started in this process on loopback: exact
+ * counts and verdicts for a known stream, two agents splitting a group,
+ * resuming from committed offsets after SIGTERM, the broker down for 10 s
+ * and injected Fetch / OffsetCommit errors, the cohort from a header, and an
+ * invalid librdkafka property. Counts are read from the `stats` JSON line
+ * the agent prints on stderr at exit. Each test works in its own folder
+ * under /tmp, removed afterwards; every child is waited for.
+ */
+#include <criterion/criterion.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <jansson.h>
+#include <librdkafka/rdkafka.h>
+#include <librdkafka/rdkafka_mock.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+extern char **environ;
+
+#define TOPIC "events"
+#define PARTS 4
+
+static char dir[64];
+static rd_kafka_t *mock_rk;
+static rd_kafka_mock_cluster_t *mock;
+static char bootstraps[256];
+/* children not yet reaped: killed by teardown when a test fails early */
+static pid_t kids[8];
+static int nkids;
+
+static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st, (void)flag, (void)ftw;
+    return remove(path);
+}
+
+static void setup(void)
+{
+    char e[256];
+    snprintf(dir, sizeof(dir), "/tmp/cd_live_XXXXXX");
+    cr_assert_not_null(mkdtemp(dir));
+    rd_kafka_conf_t *c = rd_kafka_conf_new();
+    rd_kafka_conf_set(c, "log_level", "0", e, sizeof(e));
+    mock_rk = rd_kafka_new(RD_KAFKA_PRODUCER, c, e, sizeof(e));
+    cr_assert_not_null(mock_rk, "%s", e);
+    mock = rd_kafka_mock_cluster_new(mock_rk, 1);
+    cr_assert_not_null(mock);
+    cr_assert_eq(rd_kafka_mock_topic_create(mock, TOPIC, PARTS, 1), 0);
+    snprintf(bootstraps, sizeof(bootstraps), "%s", rd_kafka_mock_cluster_bootstraps(mock));
+}
+
+static void teardown(void)
+{
+    for (int i = 0; i < nkids; i++) {
+        int st;
+        if (kids[i] > 0 && waitpid(kids[i], &st, WNOHANG) == 0) {
+            kill(kids[i], SIGKILL);
+            waitpid(kids[i], &st, 0);
+        }
+    }
+    nkids = 0;
+    if (mock) rd_kafka_mock_cluster_destroy(mock);
+    if (mock_rk) rd_kafka_destroy(mock_rk);
+    mock = NULL;
+    mock_rk = NULL;
+    nftw(dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
+}
+
+static const char *path_of(const char *name)
+{
+    static char buf[64][160];
+    static int i;
+    char *p = buf[i++ % 64];
+    snprintf(p, 160, "%s/%s", dir, name);
+    return p;
+}
+
+static char *read_file(const char *name)
+{
+    FILE *f = fopen(path_of(name), "rb");
+    if (!f) return strdup("");
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    rewind(f);
+    char *s = malloc((size_t)n + 1);
+    size_t got = fread(s, 1, (size_t)n, f);
+    s[got] = '\0';
+    fclose(f);
+    return s;
+}
+
+/* kafka_extra: more keys of the kafka section; props: more properties. The
+ * short session timeout lets a new member in soon after one stopped (the mock
+ * cluster of librdkafka 2.0 keeps a member that left until its session
+ * expires). */
+static void write_config(const char *name, const char *kafka_extra, const char *props)
+{
+    FILE *f = fopen(path_of(name), "w");
+    cr_assert_not_null(f);
+    fprintf(f,
+            "{\"events\": {\"types\": [\"REQUEST_COMPLETED\", \"ERROR_OCCURRED\"]},\n"
+            " \"windows\": {\"max_future_skew\": \"1m\", \"slack\": \"2m\"},\n"
+            " \"rules\": [{\"name\": \"errors\", \"kind\": \"threshold\",\n"
+            "   \"description\": \"Roll back on canary errors.\", \"numerator\": "
+            "[\"ERROR_OCCURRED\"],\n"
+            "   \"scope\": \"canary\", \"op\": \">\", \"threshold\": 5, \"window\": \"10s\", "
+            "\"for\": \"0s\",\n"
+            "   \"resolve_for\": \"10s\", \"action\": \"rollback\"}],\n"
+            " \"kafka\": {\"topics\": [\"" TOPIC "\"], \"group\": \"g\"%s,\n"
+            "   \"properties\": {\"session.timeout.ms\": 6000, \"heartbeat.interval.ms\": 500%s}}}\n",
+            kafka_extra ? kafka_extra : "", props ? props : "");
+    fclose(f);
+}
+
+static void sleep_ms(long ms)
+{
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Starts canaryd run with the mock's brokers; stdout/stderr into out/err. */
+static pid_t start(const char *out, const char *err, const char *const *args)
+{
+    const char *bin = getenv("CANARYD_BIN");
+    cr_assert_not_null(bin, "CANARYD_BIN is not set");
+    char *argv[40];
+    int n = 0;
+    argv[n++] = (char *)bin;
+    argv[n++] = "run";
+    argv[n++] = "--brokers";
+    argv[n++] = bootstraps;
+    for (int i = 0; args[i] && n < 39; i++)
+        argv[n++] = (char *)args[i];
+    argv[n] = NULL;
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+    posix_spawn_file_actions_addopen(&fa, 1, path_of(out), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    posix_spawn_file_actions_addopen(&fa, 2, path_of(err), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    pid_t pid;
+    int rc = posix_spawn(&pid, bin, &fa, NULL, argv, environ);
+    posix_spawn_file_actions_destroy(&fa);
+    cr_assert_eq(rc, 0, "spawn %s: %s", bin, strerror(rc));
+    if (nkids < 8) kids[nkids++] = pid;
+    return pid;
+}
+
+static void reaped(pid_t pid)
+{
+    for (int i = 0; i < nkids; i++)
+        if (kids[i] == pid) kids[i] = 0;
+}
+
+/* Waits up to limit_ms for the child; kills it (and fails) after that. */
+static int wait_exit(pid_t pid, long limit_ms)
+{
+    int st;
+    for (long t = 0; t < limit_ms; t += 10) {
+        pid_t r = waitpid(pid, &st, WNOHANG);
+        if (r == pid) {
+            reaped(pid);
+            cr_assert(WIFEXITED(st), "canaryd did not exit normally (status 0x%x)", st);
+            return WEXITSTATUS(st);
+        }
+        sleep_ms(10);
+    }
+    kill(pid, SIGKILL);
+    waitpid(pid, &st, 0);
+    reaped(pid);
+    cr_assert_fail("canaryd did not exit within %ld ms", limit_ms);
+    return -1;
+}
+
+/* Waits up to limit_ms for file name to contain needle. */
+static bool wait_for(const char *name, const char *needle, long limit_ms)
+{
+    for (long t = 0; t < limit_ms; t += 20) {
+        char *s = read_file(name);
+        bool found = strstr(s, needle) != NULL;
+        free(s);
+        if (found) return true;
+        sleep_ms(20);
+    }
+    return false;
+}
+
+/* The stats JSON line of an agent's stderr (new reference). */
+static json_t *stats_of(const char *err)
+{
+    char *s = read_file(err);
+    const char *p = strstr(s, "canaryd run: stats ");
+    cr_assert_not_null(p, "no stats line in:\n%s", s);
+    json_error_t je;
+    json_t *j = json_loadb(p + 19, strcspn(p + 19, "\n"), 0, &je);
+    cr_assert_not_null(j, "stats line: %s", je.text);
+    free(s);
+    return j;
+}
+
+static long long stat_int(json_t *st, const char *key)
+{
+    return (long long)json_integer_value(json_object_get(st, key));
+}
+
+static long long by_type(json_t *st, const char *type, const char *cohort)
+{
+    return (long long)json_integer_value(
+        json_object_get(json_object_get(json_object_get(st, "by_type"), type), cohort));
+}
+
+/* ---- producing -------------------------------------------------------------- */
+
+static rd_kafka_t *producer(void)
+{
+    char e[256];
+    rd_kafka_conf_t *c = rd_kafka_conf_new();
+    cr_assert_eq(rd_kafka_conf_set(c, "bootstrap.servers", bootstraps, e, sizeof(e)), 0);
+    rd_kafka_conf_set(c, "log_level", "0", e, sizeof(e));
+    /* no duplicates from producer retries when the broker goes down */
+    cr_assert_eq(rd_kafka_conf_set(c, "enable.idempotence", "true", e, sizeof(e)), 0);
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, c, e, sizeof(e));
+    cr_assert_not_null(rk, "%s", e);
+    return rk;
+}
+
+/* n events of type/cohort (cohort NULL: none in the payload) with the
+ * current time, round-robin over the partitions; header: cohort header
+ * value or NULL. */
+static void produce(rd_kafka_t *rk, int n, const char *type, const char *cohort,
+                    const char *header, int *seq)
+{
+    for (int i = 0; i < n; i++) {
+        char payload[256];
+        if (cohort)
+            snprintf(payload, sizeof(payload),
+                     "{\"event_type\":\"%s\",\"timestamp\":%lld,\"cohort\":\"%s\","
+                     "\"version\":\"%s\"}",
+                     type, (long long)now_ms(), cohort,
+                     strcmp(cohort, "canary") == 0 ? "2.5.0" : "2.4.0");
+        else
+            snprintf(payload, sizeof(payload),
+                     "{\"event_type\":\"%s\",\"timestamp\":%lld,\"version\":\"2.5.0\"}", type,
+                     (long long)now_ms());
+        rd_kafka_resp_err_t e;
+        int part = (*seq)++ % PARTS;
+        if (header)
+            e = rd_kafka_producev(rk, RD_KAFKA_V_TOPIC(TOPIC), RD_KAFKA_V_PARTITION(part),
+                                  RD_KAFKA_V_VALUE(payload, strlen(payload)),
+                                  RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                                  RD_KAFKA_V_HEADER("cohort", header, -1), RD_KAFKA_V_END);
+        else
+            e = rd_kafka_producev(rk, RD_KAFKA_V_TOPIC(TOPIC), RD_KAFKA_V_PARTITION(part),
+                                  RD_KAFKA_V_VALUE(payload, strlen(payload)),
+                                  RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
+        cr_assert_eq(e, 0, "produce: %s", rd_kafka_err2str(e));
+    }
+}
+
+static void produce_raw(rd_kafka_t *rk, const char *payload, int *seq)
+{
+    cr_assert_eq(rd_kafka_producev(rk, RD_KAFKA_V_TOPIC(TOPIC),
+                                   RD_KAFKA_V_PARTITION((*seq)++ % PARTS),
+                                   RD_KAFKA_V_VALUE((void *)payload, strlen(payload)),
+                                   RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END),
+                 0);
+}
+
+static void flush_all(rd_kafka_t *rk)
+{
+    cr_assert_eq(rd_kafka_flush(rk, 20000), 0, "flush timed out");
+}
+
+#define ARGS(...) ((const char *const[]){__VA_ARGS__, NULL})
+
+/* ---- tests ------------------------------------------------------------------ */
+
+TestSuite(live, .init = setup, .fini = teardown, .timeout = 60);
+
+Test(live, known_stream_exact_counts_and_rollback)
+{
+    int seq = 0;
+    write_config("c.json", NULL, NULL);
+    rd_kafka_t *pr = producer();
+    produce(pr, 100, "REQUEST_COMPLETED", "stable", NULL, &seq);
+    produce(pr, 50, "REQUEST_COMPLETED", "canary", NULL, &seq);
+    produce(pr, 20, "ERROR_OCCURRED", "canary", NULL, &seq);
+    produce(pr, 7, "USER_LOGIN", "stable", NULL, &seq);
+    produce_raw(pr, "not json", &seq);
+    produce_raw(pr, "{\"event_type\":\"REQUEST_COMPLETED\",\"timestamp\":1}", &seq);
+    produce_raw(pr, "{\"event_type\":\"X\",\"timestamp\":1,\"cohort\":\"blue\"}", &seq);
+    flush_all(pr);
+    rd_kafka_destroy(pr);
+
+    pid_t pid = start("out", "err",
+                      ARGS("--config", path_of("c.json"), "--threads", "2",
+                           "--exit-after-events", "180"));
+    cr_assert_eq(wait_exit(pid, 20000), 0);
+    json_t *st = stats_of("err");
+    cr_assert_eq(stat_int(st, "messages"), 180);
+    cr_assert_eq(stat_int(st, "accepted"), 177);
+    cr_assert_eq(stat_int(st, "bad"), 3);
+    cr_assert_eq(by_type(st, "REQUEST_COMPLETED", "stable"), 100);
+    cr_assert_eq(by_type(st, "REQUEST_COMPLETED", "canary"), 50);
+    cr_assert_eq(by_type(st, "ERROR_OCCURRED", "canary"), 20);
+    cr_assert_eq(by_type(st, "(other)", "stable"), 7);
+    json_t *bad = json_object_get(st, "bad_by_reason");
+    cr_assert_eq(json_integer_value(json_object_get(bad, "invalid_json")), 1);
+    cr_assert_eq(json_integer_value(json_object_get(bad, "missing_cohort")), 1);
+    cr_assert_eq(json_integer_value(json_object_get(bad, "unknown_cohort")), 1);
+    cr_assert_str_eq(json_string_value(json_object_get(st, "verdict")), "ROLLBACK");
+    json_decref(st);
+    char *out = read_file("out");
+    cr_assert_not_null(strstr(out, "\"kind\":\"verdict\",\"verdict\":\"ROLLBACK\",\"rule\":\"errors\""),
+                       "stdout:\n%s", out);
+    /* judged as soon as the count passed 5, whichever count that was */
+    cr_assert_not_null(strstr(out, " (ERROR_OCCURRED) > 5 (window 10s;"), "stdout:\n%s", out);
+    free(out);
+}
+
+Test(live, cohort_from_header)
+{
+    int seq = 0;
+    write_config("c.json", ", \"cohort_header\": \"cohort\"", NULL);
+    rd_kafka_t *pr = producer();
+    produce(pr, 30, "REQUEST_COMPLETED", NULL, "canary", &seq);
+    produce(pr, 40, "REQUEST_COMPLETED", NULL, "stable", &seq);
+    /* the header wins over the payload's field */
+    produce(pr, 5, "ERROR_OCCURRED", "stable", "canary", &seq);
+    produce(pr, 3, "REQUEST_COMPLETED", NULL, "green", &seq); /* unknown cohort */
+    produce(pr, 2, "REQUEST_COMPLETED", NULL, NULL, &seq);    /* no cohort anywhere */
+    flush_all(pr);
+    rd_kafka_destroy(pr);
+
+    pid_t pid = start("out", "err",
+                      ARGS("--config", path_of("c.json"), "--exit-after-events", "80"));
+    cr_assert_eq(wait_exit(pid, 20000), 0);
+    json_t *st = stats_of("err");
+    cr_assert_eq(stat_int(st, "messages"), 80);
+    cr_assert_eq(stat_int(st, "header_cohort"), 75);
+    cr_assert_eq(by_type(st, "REQUEST_COMPLETED", "canary"), 30);
+    cr_assert_eq(by_type(st, "REQUEST_COMPLETED", "stable"), 40);
+    cr_assert_eq(by_type(st, "ERROR_OCCURRED", "canary"), 5);
+    cr_assert_eq(by_type(st, "ERROR_OCCURRED", "stable"), 0);
+    json_t *bad = json_object_get(st, "bad_by_reason");
+    cr_assert_eq(json_integer_value(json_object_get(bad, "unknown_cohort")), 3);
+    cr_assert_eq(json_integer_value(json_object_get(bad, "missing_cohort")), 2);
+    json_decref(st);
+}
+
+Test(live, invalid_property_fails_at_start_with_key_path)
+{
+    write_config("c.json", NULL, ", \"fetch.wait.max.ms\": \"soon\", "
+                                 "\"no.such.thing\": \"1\", \"sasl.password\": {\"x\": 1}");
+    pid_t pid = start("out", "err", ARGS("--config", path_of("c.json")));
+    cr_assert_eq(wait_exit(pid, 10000), 2);
+    char *err = read_file("err");
+    cr_assert_not_null(strstr(err, "kafka.properties.fetch.wait.max.ms: librdkafka refused it: "
+                                   "Invalid value for configuration property "
+                                   "\"fetch.wait.max.ms\""),
+                       "stderr:\n%s", err);
+    cr_assert_not_null(strstr(err, "kafka.properties.no.such.thing: librdkafka refused it: No "
+                                   "such configuration property: \"no.such.thing\""),
+                       "stderr:\n%s", err);
+    cr_assert_not_null(strstr(err, "kafka.properties.sasl.password: (secret) is not a string"),
+                       "stderr:\n%s", err);
+    free(err);
+
+    /* check-config reports the same problems */
+    const char *bin = getenv("CANARYD_BIN");
+    char cmd[512];
+    snprintf(cmd, sizeof(cmd), "%s check-config %s >/dev/null 2>%s", bin, path_of("c.json"),
+             path_of("cc"));
+    int rc = system(cmd);
+    cr_assert(WIFEXITED(rc) && WEXITSTATUS(rc) == 2);
+    char *cc = read_file("cc");
+    cr_assert_not_null(strstr(cc, "3 problems"), "%s", cc);
+    cr_assert_not_null(strstr(cc, "kafka.properties.no.such.thing"), "%s", cc);
+    free(cc);
+}
+
+Test(live, secret_value_never_shown)
+{
+    write_config("c.json", NULL, ", \"ssl.key.password\": \"hunter2-secret\", "
+                                 "\"security.protocol\": \"hunter3\"");
+    pid_t pid = start("out", "err", ARGS("--config", path_of("c.json")));
+    cr_assert_eq(wait_exit(pid, 10000), 2);
+    char *err = read_file("err");
+    cr_assert_null(strstr(err, "hunter2-secret"), "%s", err);
+    cr_assert_not_null(strstr(err, "kafka.properties.security.protocol: librdkafka refused it"),
+                       "%s", err);
+    free(err);
+}
+
+Test(live, two_agents_split_the_group)
+{
+    int seq = 0;
+    write_config("c.json", NULL, NULL);
+    pid_t a = start("outa", "erra",
+                    ARGS("--config", path_of("c.json"), "--threads", "1", "--exit-when-idle",
+                         "3s"));
+    pid_t b = start("outb", "errb",
+                    ARGS("--config", path_of("c.json"), "--threads", "1", "--exit-when-idle",
+                         "3s"));
+    cr_assert(wait_for("erra", "assigned", 15000), "agent a never got partitions");
+    cr_assert(wait_for("errb", "assigned", 15000), "agent b never got partitions");
+    rd_kafka_t *pr = producer();
+    produce(pr, 400, "REQUEST_COMPLETED", "stable", NULL, &seq);
+    flush_all(pr);
+    rd_kafka_destroy(pr);
+    cr_assert_eq(wait_exit(a, 30000), 0);
+    cr_assert_eq(wait_exit(b, 30000), 0);
+    json_t *sa = stats_of("erra"), *sb = stats_of("errb");
+    long long na = stat_int(sa, "messages"), nb = stat_int(sb, "messages");
+    cr_assert_eq(na + nb, 400, "a %lld + b %lld", na, nb);
+    cr_assert_gt(na, 0);
+    cr_assert_gt(nb, 0);
+    cr_assert_eq(by_type(sa, "REQUEST_COMPLETED", "stable") +
+                     by_type(sb, "REQUEST_COMPLETED", "stable"),
+                 400);
+    json_decref(sa);
+    json_decref(sb);
+}
+
+Test(live, sigterm_commits_and_next_run_resumes)
+{
+    int seq = 0;
+    write_config("c.json", NULL, NULL);
+    rd_kafka_t *pr = producer();
+    produce(pr, 150, "REQUEST_COMPLETED", "stable", NULL, &seq);
+    flush_all(pr);
+    pid_t a = start("outa", "erra", ARGS("--config", path_of("c.json"), "--threads", "2"));
+    cr_assert(wait_for("erra", "assigned", 15000));
+    produce(pr, 150, "REQUEST_COMPLETED", "canary", NULL, &seq);
+    flush_all(pr);
+    sleep_ms(1000); /* let it consume; counts are checked exactly below either way */
+    kill(a, SIGTERM);
+    cr_assert_eq(wait_exit(a, 5000), 0, "exit within 5 s of SIGTERM");
+    produce(pr, 100, "ERROR_OCCURRED", "canary", NULL, &seq);
+    flush_all(pr);
+    rd_kafka_destroy(pr);
+    pid_t b = start("outb", "errb",
+                    ARGS("--config", path_of("c.json"), "--exit-when-idle", "2s"));
+    cr_assert_eq(wait_exit(b, 30000), 0);
+    json_t *sa = stats_of("erra"), *sb = stats_of("errb");
+    cr_assert_gt(stat_int(sa, "messages"), 0);
+    cr_assert_eq(stat_int(sa, "messages") + stat_int(sb, "messages"), 400);
+    cr_assert_eq(by_type(sb, "ERROR_OCCURRED", "canary"), 100);
+    cr_assert_eq(by_type(sa, "REQUEST_COMPLETED", "stable") +
+                     by_type(sb, "REQUEST_COMPLETED", "stable"),
+                 150);
+    json_decref(sa);
+    json_decref(sb);
+}
+
+Test(live, broker_down_10s_then_up_loses_nothing)
+{
+    int seq = 0;
+    write_config("c.json", NULL, NULL);
+    rd_kafka_t *pr = producer();
+    produce(pr, 200, "REQUEST_COMPLETED", "stable", NULL, &seq);
+    flush_all(pr);
+    pid_t a = start("outa", "erra",
+                    ARGS("--config", path_of("c.json"), "--threads", "2", "--exit-after-events",
+                         "400"));
+    cr_assert(wait_for("erra", "assigned", 15000));
+    rd_kafka_destroy(pr);
+    sleep_ms(500);
+    cr_assert_eq(rd_kafka_mock_broker_set_down(mock, 1), 0);
+    sleep_ms(10000);
+    cr_assert_eq(rd_kafka_mock_broker_set_up(mock, 1), 0);
+    pr = producer(); /* a fresh connection: the test's producer is not under test */
+    produce(pr, 200, "REQUEST_COMPLETED", "canary", NULL, &seq);
+    flush_all(pr);
+    rd_kafka_destroy(pr);
+    cr_assert_eq(wait_exit(a, 30000), 0);
+    json_t *st = stats_of("erra");
+    cr_assert_eq(stat_int(st, "messages"), 400, "stats: %s", json_dumps(st, JSON_COMPACT));
+    cr_assert_eq(by_type(st, "REQUEST_COMPLETED", "stable"), 200);
+    cr_assert_eq(by_type(st, "REQUEST_COMPLETED", "canary"), 200, "stats: %s",
+                 json_dumps(st, JSON_COMPACT));
+    json_decref(st);
+    /* and everything was committed: a second member finds nothing left */
+    pid_t b = start("outb", "errb",
+                    ARGS("--config", path_of("c.json"), "--exit-when-idle", "1s"));
+    cr_assert_eq(wait_exit(b, 30000), 0);
+    st = stats_of("errb");
+    char *ea = read_file("erra");
+    cr_assert_eq(stat_int(st, "messages"), 0, "first agent:\n%s", ea);
+    free(ea);
+    json_decref(st);
+}
+
+Test(live, injected_fetch_and_commit_errors_lose_nothing)
+{
+    int seq = 0;
+    write_config("c.json", NULL, ", \"auto.commit.interval.ms\": 100");
+    rd_kafka_t *pr = producer();
+    produce(pr, 100, "REQUEST_COMPLETED", "stable", NULL, &seq);
+    flush_all(pr);
+    pid_t a = start("outa", "erra",
+                    ARGS("--config", path_of("c.json"), "--threads", "2", "--exit-after-events",
+                         "300"));
+    cr_assert(wait_for("erra", "assigned", 15000));
+    rd_kafka_mock_push_request_errors(mock, 1 /* Fetch */, 4, RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION,
+                                      RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT,
+                                      RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION,
+                                      RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT);
+    rd_kafka_mock_push_request_errors(mock, 8 /* OffsetCommit */, 3,
+                                      RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT,
+                                      RD_KAFKA_RESP_ERR_COORDINATOR_LOAD_IN_PROGRESS,
+                                      RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT);
+    produce(pr, 200, "REQUEST_COMPLETED", "canary", NULL, &seq);
+    flush_all(pr);
+    rd_kafka_destroy(pr);
+    cr_assert_eq(wait_exit(a, 30000), 0);
+    json_t *st = stats_of("erra");
+    cr_assert_eq(stat_int(st, "messages"), 300);
+    cr_assert_eq(by_type(st, "REQUEST_COMPLETED", "stable"), 100);
+    cr_assert_eq(by_type(st, "REQUEST_COMPLETED", "canary"), 200);
+    json_decref(st);
+    pid_t b = start("outb", "errb",
+                    ARGS("--config", path_of("c.json"), "--exit-when-idle", "1s"));
+    cr_assert_eq(wait_exit(b, 30000), 0);
+    st = stats_of("errb");
+    char *ea = read_file("erra");
+    cr_assert_eq(stat_int(st, "messages"), 0, "first agent:\n%s", ea);
+    free(ea);
+    json_decref(st);
+}
