@@ -135,6 +135,12 @@ static void parse_root(cd_cfgctx_t *x, const json_t *root, const char *origin_di
             cd_cfg_bad(x, sections[i], sec, "is not an object", "a JSON object");
             continue;
         }
+        if (strcmp(sections[i], "http") == 0 || strcmp(sections[i], "log") == 0) {
+            /* Reserved: accepting and ignoring them would be a silent default. */
+            cd_diag_add(x->d, "%s: not supported by this version yet; accepted: leave the key out",
+                        sections[i]);
+            continue;
+        }
         *slots[i] = json_incref(sec);
     }
 }

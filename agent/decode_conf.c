@@ -150,8 +150,8 @@ static void build_segkeys(cd_decoder_t *d)
                 if (len_bucket(seg->len) != b) continue;
                 d->seg_len_mask[depth][b] |= (uint16_t)(1u << p);
                 int k = first;
-                while (k < nk &&
-                       !(d->segkeys[k].len == seg->len && !memcmp(d->segkeys[k].s, seg->s, seg->len)))
+                while (k < nk && !(d->segkeys[k].len == seg->len &&
+                                   !memcmp(d->segkeys[k].s, seg->s, seg->len)))
                     k++;
                 if (k == nk) {
                     CD_ASSERT(nk < CD_SEGKEYS_MAX);

@@ -38,6 +38,13 @@
  * Logging: librdkafka's log lines and errors go through canaryd's log,
  * rate-limited per facility, so a broker that stays down is reported once
  * per interval while librdkafka reconnects with its backoff.
+ *
+ * Benchmark trace (bench/bench_kafka_delay.c): with CANARYD_TRACE_CONSUME=1
+ * in the environment, every consumed message also writes one line
+ * "canaryd trace: consumed TOPIC [PARTITION] @OFFSET mono_ns NS" on stderr,
+ * NS being CLOCK_MONOTONIC when poll returned it (before decoding), written
+ * after the message was counted so that the write does not delay counting.
+ * Off by default: one branch on a flag read once at creation.
  */
 #include "canaryd/kafka_source.h"
 
@@ -87,6 +94,7 @@ struct cd_kafka_source {
     atomic_int committed;  /* workers past their final commit */
     atomic_bool stop;
     atomic_bool failed;
+    bool trace; /* CANARYD_TRACE_CONSUME: one stderr line per message (benchmarks) */
     /* statistics: relaxed, exact in total (as in pipeline.c) */
     atomic_uint_fast64_t messages, header_cohort, kafka_errors, commits_failed, rebalances;
     atomic_int_fast64_t last_msg_ms, redelivered;
@@ -105,6 +113,13 @@ static int64_t mono_ms(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int64_t mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
 static void inc(atomic_uint_fast64_t *c)
@@ -386,6 +401,8 @@ cd_kafka_source_t *cd_kafka_source_new(const cd_kafka_conf_t *kc, const cd_confi
         return NULL;
     }
     s->p = p;
+    const char *trace = getenv("CANARYD_TRACE_CONSUME");
+    s->trace = trace && *trace && strcmp(trace, "0") != 0;
     pthread_mutex_init(&s->mu, NULL);
     atomic_init(&s->committed, 0);
     atomic_init(&s->last_msg_ms, mono_ms());
@@ -500,6 +517,7 @@ static void *worker_run(void *arg)
     while (!atomic_load_explicit(&s->stop, memory_order_relaxed)) {
         rd_kafka_message_t *m = rd_kafka_consumer_poll(w->rk, 100);
         if (!m) continue;
+        int64_t polled_ns = s->trace ? mono_ns() : 0;
         if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF && m->rkt) {
             struct part *p = part_of(w, rd_kafka_topic_name(m->rkt), m->partition);
             if (p) p->eof = true;
@@ -531,6 +549,10 @@ static void *worker_run(void *arg)
         }
         if (pt) pt->next = m->offset + 1;
         process(w, m, stripe);
+        if (s->trace)
+            fprintf(stderr, "canaryd trace: consumed %s [%d] @%lld mono_ns %lld\n",
+                    rd_kafka_topic_name(m->rkt), (int)m->partition, (long long)m->offset,
+                    (long long)polled_ns);
         /* Counted: now its offset may be committed (offset + 1 is stored). */
         rd_kafka_offset_store(m->rkt, m->partition, m->offset);
         rd_kafka_message_destroy(m);

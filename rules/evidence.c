@@ -207,10 +207,10 @@ static void eval_percentile(const cd_rule_conf_t *r, const cd_evidence_names_t *
      * bins instead of all of them: this rule runs every second over 5
      * minutes of buckets. scratch is not needed for that. */
     uint64_t nc, ns;
-    double vc = cd_window_quantile(w, r->hist, CD_COHORT_CANARY, now, r->window_ms, r->quantile,
-                                   &nc);
-    double vs = cd_window_quantile(w, r->hist, CD_COHORT_STABLE, now, r->window_ms, r->quantile,
-                                   &ns);
+    double vc =
+        cd_window_quantile(w, r->hist, CD_COHORT_CANARY, now, r->window_ms, r->quantile, &nc);
+    double vs =
+        cd_window_quantile(w, r->hist, CD_COHORT_STABLE, now, r->window_ms, r->quantile, &ns);
     /* A quantile of nothing is undefined: at least one observation each. */
     uint64_t min_c = cd_evfmt_min(r->min_samples_canary, true);
     uint64_t min_s = cd_evfmt_min(r->min_samples_stable, true);

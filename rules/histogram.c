@@ -8,9 +8,9 @@
  *                          j = linear sub-bin of width MIN*2^k / 64
  *   bin CD_HIST_BINS - 1   overflow: v >= MIN*2^34 (about 1.7e7), +inf
  * The bin index is read from the bits of v / MIN (no loop, no libm call),
- * so recording is a division and a few integer operations. A bin's representative value is its midpoint,
- * which is within 1/128 (0.78 %) of every value in the bin; bin 0 reports
- * MIN/2 and the overflow bin its lower edge (it has no upper edge).
+ * so recording is a division and a few integer operations. A bin's representative value is its
+ * midpoint, which is within 1/128 (0.78 %) of every value in the bin; bin 0 reports MIN/2 and the
+ * overflow bin its lower edge (it has no upper edge).
  *
  * Quantiles are nearest-rank: the smallest bin whose cumulative count reaches
  * ceil(q * count). Pure functions, no allocation, no shared state: any thread

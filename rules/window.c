@@ -505,7 +505,7 @@ cd_window_result_t cd_window_observe(cd_window_t *w, int hist, cd_cohort_t c, in
      * between, the second both belonged to is gone and the event is late. */
     if (!cell_add(&b_bins(w, b, hc)[bin], b_epoch(b), s, 1)) return CD_WIN_LATE;
     return cell_add(&b_gcounts(w, b, hc)[group_of(bin)], b_epoch(b), s, 1) ? CD_WIN_OK
-                                                                            : CD_WIN_LATE;
+                                                                           : CD_WIN_LATE;
 }
 
 /* ---- readers ----------------------------------------------------------- */
@@ -588,30 +588,6 @@ void cd_window_hist(const cd_window_t *w, int hist, cd_cohort_t c, int64_t end_m
     }
 }
 
-/*
- * Reads group g's bins of one bucket (second s) into part[lo..hi) when the
- * bucket holds s with g in its mask, with the same validation as
- * cd_window_hist: false (nothing read) when the bucket does not hold s,
- * does not have g, or was recycled while read.
- */
-static bool read_group(const cd_window_t *w, int hc, int64_t s, int g, int lo, int hi,
-                       uint64_t *part)
-{
-    unsigned char *b = bucket_at(w, s);
-    _Atomic int64_t *ep = b_epoch(b);
-    if (atomic_load_explicit(ep, memory_order_acquire) != s) return false;
-    if (!(atomic_load_explicit(b_mask(w, b, hc), memory_order_relaxed) & (UINT64_C(1) << g)))
-        return false;
-    uint64_t tag = tag_of(s);
-    const cell_t *bins = b_bins(w, b, hc);
-    for (int i = lo; i < hi; i++) {
-        uint64_t v = atomic_load_explicit(&bins[i], memory_order_relaxed);
-        part[i - lo] = (v & ~COUNT_MASK) == tag ? v & COUNT_MASK : 0;
-    }
-    atomic_thread_fence(memory_order_acquire);
-    return atomic_load_explicit(ep, memory_order_relaxed) == s;
-}
-
 double cd_window_quantile(const cd_window_t *w, int hist, cd_cohort_t c, int64_t end_ms,
                           int64_t len_ms, double q, uint64_t *count)
 {
@@ -670,7 +646,21 @@ double cd_window_quantile(const cd_window_t *w, int hist, cd_cohort_t c, int64_t
         group_bins(g, &blo, &bhi);
         uint64_t merged[CD_HIST_SUB] = {0}, part[CD_HIST_SUB];
         for (int64_t s = lo; s <= hi; s++) {
-            if (!read_group(w, hc, s, g, blo, bhi, part)) continue;
+            /* validated like cd_window_hist: the bucket holds s with g in its
+             * mask, and still holds s after the bins were read */
+            unsigned char *b = bucket_at(w, s);
+            _Atomic int64_t *ep = b_epoch(b);
+            if (atomic_load_explicit(ep, memory_order_acquire) != s) continue;
+            uint64_t mask = atomic_load_explicit(b_mask(w, b, hc), memory_order_relaxed);
+            if (!(mask & (UINT64_C(1) << g))) continue;
+            uint64_t tag = tag_of(s);
+            const cell_t *bins = b_bins(w, b, hc);
+            for (int i = blo; i < bhi; i++) {
+                uint64_t v = atomic_load_explicit(&bins[i], memory_order_relaxed);
+                part[i - blo] = (v & ~COUNT_MASK) == tag ? v & COUNT_MASK : 0;
+            }
+            atomic_thread_fence(memory_order_acquire);
+            if (atomic_load_explicit(ep, memory_order_relaxed) != s) continue;
             for (int i = 0; i < bhi - blo; i++)
                 merged[i] += part[i];
         }

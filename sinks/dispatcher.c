@@ -27,6 +27,9 @@
  * written by the dispatcher thread and read by any thread (relaxed: they are
  * statistics, no other data is published through them).
  *
+ * The types are in dispatcher_internal.h; one sink entry of the config is
+ * parsed in dispatcher_conf.c, the section around it here.
+ *
  * Trade-off: the ring is mutex-protected rather than lock-free. Submitters
  * contend only with each other and with a thread that holds the lock for a
  * pointer copy, a few times per verdict, and verdicts come a few per second
@@ -47,302 +50,8 @@
 #include "canaryd/log.h"
 #include "canaryd/sink.h"
 #include "canaryd/verdict_fmt.h"
+#include "dispatcher_internal.h"
 #include "sink_util.h"
-
-#define DEFAULT_QUEUE 1024
-#define DEFAULT_DRAIN_MS 10000
-#define POLL_SLICE_MS 20
-#define MAX_SINKS 64
-
-typedef struct item {
-    atomic_int refs; /* sinks still holding it; the dispatcher thread only, atomic for clarity */
-    uint64_t id;
-    cd_verdict_t v; /* its strings point into the arrays below */
-    char rule[CD_NAME_MAX], rule_kind[32], release[128], stable_source[16];
-    size_t json_len;
-    char json[]; /* NUL-terminated */
-} item_t;
-
-typedef struct entry {
-    item_t *it;
-    int attempt;        /* attempts made so far */
-    int64_t not_before; /* monotonic ms */
-    struct entry *next;
-} entry_t;
-
-typedef struct filter {
-    unsigned verdicts; /* bit per cd_verdict_kind_t; 0 = all */
-    unsigned actions;  /* bit per cd_action_t; 0 = all */
-    bool kind_verdict, kind_state;
-    char (*rules)[CD_NAME_MAX];
-    int nrules; /* 0 = all */
-} filter_t;
-
-typedef struct sink {
-    cd_dispatcher_t *d;
-    const struct cd_sink_ops *ops;
-    void *state;
-    char name[64], type[16];
-    filter_t f;
-    bool send_resolved;
-    int64_t base_ms, cap_ms;
-    int max_attempts;
-    double rate, tokens; /* rate_limit (messages/s, 0 = none); bucket of capacity max(1, rate) */
-    int64_t tokens_at;
-    entry_t *head, *tail;
-    size_t len;
-    bool inflight; /* head is being delivered asynchronously */
-    char rollback_release[128];
-    bool rollback_sent;
-    _Atomic uint64_t delivered, failed, retries, dropped, filtered, pending;
-} sink_t;
-
-struct cd_dispatcher {
-    pthread_mutex_t mu;
-    pthread_cond_t wake;  /* thread: ring not empty, reopen, stop */
-    pthread_cond_t space; /* blocking submitters: ring has room */
-    pthread_cond_t idle;  /* drain: outstanding reached 0 */
-    item_t **ring;
-    size_t cap, head, count;
-    uint64_t outstanding; /* guarded by mu */
-    bool stop, reopen, started, blocking;
-    bool drain_expired; /* a drain of at least drain_ms timed out: destroy does not wait again */
-    pthread_t thread;
-    _Atomic uint64_t next_id, overflows;
-    int64_t drain_ms;
-    char service[128];
-    sink_t *sinks[MAX_SINKS];
-    int nsinks;
-};
-
-/* ---- config ---- */
-
-static const char *const VERDICT_NAMES[] = {"ANALYZING", "HEALTHY", "PROMOTE",
-                                            "ROLLBACK",  "ALERT",   NULL};
-static const char *const ACTION_NAMES[] = {"rollback", "alert", NULL};
-static const char *const KIND_NAMES[] = {"verdict", "state", NULL};
-
-static int name_index(const char *s, const char *const *names)
-{
-    for (int i = 0; names[i]; i++)
-        if (strcmp(s, names[i]) == 0) return i;
-    return -1;
-}
-
-/* A list of names into a bit mask; rule names are checked against cfg. */
-static bool parse_names(cd_diag_t *diag, const char *path, const json_t *v,
-                        const char *const *names, const char *accepted, unsigned *mask)
-{
-    if (!json_is_array(v) || json_array_size(v) == 0) {
-        cd_sconf_bad(diag, path, v, false, "is not a non-empty list", accepted);
-        return false;
-    }
-    size_t i;
-    json_t *x;
-    bool ok = true;
-    json_array_foreach(v, i, x)
-    {
-        int k = json_is_string(x) ? name_index(json_string_value(x), names) : -1;
-        if (k < 0) {
-            char p[256];
-            snprintf(p, sizeof(p), "%s[%zu]", path, i);
-            cd_sconf_bad(diag, p, x, false, "is not accepted", accepted);
-            ok = false;
-            continue;
-        }
-        *mask |= 1u << k;
-    }
-    return ok;
-}
-
-static bool parse_filter(cd_diag_t *diag, const char *path, const json_t *f, const cd_config_t *cfg,
-                         filter_t *out)
-{
-    static const char *const KEYS[] = {"verdicts", "actions", "rules", "kinds", NULL};
-    char p[256];
-    bool ok = true;
-    unsigned kinds = 0;
-
-    out->kind_verdict = true;
-    if (!f) return true;
-    if (!json_is_object(f)) {
-        cd_sconf_bad(diag, path, f, false, "is not an object",
-                     "an object with the keys verdicts, actions, rules, kinds");
-        return false;
-    }
-    ok &= cd_sconf_keys(diag, path, f, KEYS, false);
-    json_t *v;
-    if ((v = json_object_get(f, "verdicts"))) {
-        cd_sconf_path(p, sizeof(p), path, "verdicts");
-        ok &= parse_names(diag, p, v, VERDICT_NAMES,
-                          "a list of \"ANALYZING\", \"HEALTHY\", \"PROMOTE\", \"ROLLBACK\", "
-                          "\"ALERT\"",
-                          &out->verdicts);
-    }
-    if ((v = json_object_get(f, "actions"))) {
-        cd_sconf_path(p, sizeof(p), path, "actions");
-        ok &= parse_names(diag, p, v, ACTION_NAMES, "a list of \"rollback\", \"alert\"",
-                          &out->actions);
-    }
-    if ((v = json_object_get(f, "kinds"))) {
-        cd_sconf_path(p, sizeof(p), path, "kinds");
-        ok &= parse_names(diag, p, v, KIND_NAMES, "a list of \"verdict\", \"state\"", &kinds);
-        out->kind_verdict = kinds & 1u;
-        out->kind_state = kinds & 2u;
-    }
-    if ((v = json_object_get(f, "rules"))) {
-        char acc[1024];
-        size_t n = (size_t)snprintf(acc, sizeof(acc), "a list of rule names of this config (");
-        for (int r = 0; cfg && r < cfg->nrules && n < sizeof(acc); r++)
-            n += (size_t)snprintf(acc + n, sizeof(acc) - n, "%s%s", r ? ", " : "",
-                                  cfg->rules[r].name);
-        if (n < sizeof(acc)) snprintf(acc + n, sizeof(acc) - n, ")");
-        cd_sconf_path(p, sizeof(p), path, "rules");
-        if (!json_is_array(v) || json_array_size(v) == 0) {
-            cd_sconf_bad(diag, p, v, false, "is not a non-empty list", acc);
-            return false;
-        }
-        out->rules = calloc(json_array_size(v), sizeof(*out->rules));
-        if (!out->rules) {
-            cd_diag_add(diag, "%s: out of memory", p);
-            return false;
-        }
-        size_t i;
-        json_t *x;
-        json_array_foreach(v, i, x)
-        {
-            bool known = false;
-            for (int r = 0; cfg && json_is_string(x) && r < cfg->nrules; r++)
-                known |= strcmp(cfg->rules[r].name, json_string_value(x)) == 0;
-            if (!known) {
-                char q[300];
-                snprintf(q, sizeof(q), "%s[%zu]", p, i);
-                cd_sconf_bad(diag, q, x, false, "is not a rule of this config", acc);
-                ok = false;
-                continue;
-            }
-            snprintf(out->rules[out->nrules++], CD_NAME_MAX, "%s", json_string_value(x));
-        }
-    }
-    return ok;
-}
-
-static bool parse_retry(cd_diag_t *diag, const char *path, const json_t *r, sink_t *s)
-{
-    static const char *const KEYS[] = {"base", "cap", "max_attempts", NULL};
-    bool ok = true;
-    double attempts = s->max_attempts;
-    if (!r) return true;
-    if (!json_is_object(r)) {
-        cd_sconf_bad(diag, path, r, false, "is not an object",
-                     "an object with the keys base, cap, max_attempts");
-        return false;
-    }
-    ok &= cd_sconf_keys(diag, path, r, KEYS, false);
-    ok &= cd_sconf_duration(diag, path, r, "base", 1, 3600000, &s->base_ms);
-    ok &= cd_sconf_duration(diag, path, r, "cap", 1, 24 * 3600000LL, &s->cap_ms);
-    bool num = cd_sconf_number(diag, path, r, "max_attempts", 1, 1000, &attempts);
-    ok &= num;
-    if (num && attempts != (int)attempts) {
-        char p[256];
-        cd_sconf_path(p, sizeof(p), path, "max_attempts");
-        cd_sconf_bad(diag, p, json_object_get(r, "max_attempts"), false, "is not an integer",
-                     "an integer from 1 to 1000");
-        ok = false;
-    }
-    s->max_attempts = (int)attempts;
-    if (ok && s->cap_ms < s->base_ms) {
-        char p[256];
-        cd_sconf_path(p, sizeof(p), path, "cap");
-        cd_sconf_bad(diag, p, json_object_get(r, "cap"), false, "is below retry.base",
-                     "a duration >= base");
-        ok = false;
-    }
-    return ok;
-}
-
-static void sink_free(sink_t *s)
-{
-    if (!s) return;
-    if (s->state && s->ops->destroy) s->ops->destroy(s->state);
-    free(s->f.rules);
-    free(s);
-}
-
-/* One entry of "outputs" (or a sink added by the program). */
-static sink_t *parse_entry(cd_dispatcher_t *d, const cd_config_t *cfg, const json_t *e,
-                           const char *path, cd_diag_t *diag)
-{
-    char p[256];
-    int before = diag->count;
-    sink_t *s = NULL;
-    if (!json_is_object(e)) {
-        cd_sconf_bad(diag, path, e, false, "is not an object",
-                     "an object with at least \"type\" (see docs/sinks.md)");
-        return NULL;
-    }
-    json_t *t = json_object_get(e, "type");
-    const struct cd_sink_ops *ops =
-        json_is_string(t) ? cd_sink_ops_find(json_string_value(t)) : NULL;
-    cd_sconf_path(p, sizeof(p), path, "type");
-    if (!ops) {
-        if (t)
-            cd_sconf_bad(diag, p, t, false, "is not a sink type", cd_sink_types());
-        else
-            cd_diag_add(diag, "%s: missing; accepted: %s", p, cd_sink_types());
-        return NULL;
-    }
-    s = calloc(1, sizeof(*s));
-    if (!s) {
-        cd_diag_add(diag, "%s: out of memory", path);
-        return NULL;
-    }
-    s->d = d;
-    s->ops = ops;
-    s->base_ms = 1000;
-    s->cap_ms = 60000;
-    s->max_attempts = 10;
-    snprintf(s->type, sizeof(s->type), "%s", ops->name);
-    snprintf(s->name, sizeof(s->name), "%s-%d", ops->name, d->nsinks);
-    json_t *n = json_object_get(e, "name");
-    if (n) {
-        cd_sconf_path(p, sizeof(p), path, "name");
-        if (!json_is_string(n) || json_string_length(n) == 0 || json_string_length(n) >= 64)
-            cd_sconf_bad(diag, p, n, false, "is not a name", "a string of 1 to 63 bytes");
-        else
-            snprintf(s->name, sizeof(s->name), "%s", json_string_value(n));
-        for (int i = 0; i < d->nsinks; i++)
-            if (strcmp(d->sinks[i]->name, s->name) == 0)
-                cd_sconf_bad(diag, p, n, false, "is the name of another sink",
-                             "a name no other sink has");
-    }
-    cd_sconf_path(p, sizeof(p), path, "filter");
-    parse_filter(diag, p, json_object_get(e, "filter"), cfg, &s->f);
-    cd_sconf_path(p, sizeof(p), path, "retry");
-    parse_retry(diag, p, json_object_get(e, "retry"), s);
-    /* Chat services limit incoming webhooks to about one message per second
-     * (Slack documents it; Discord, Teams and Google Chat are similar). */
-    json_t *fmt = json_object_get(e, "format");
-    if (strcmp(s->type, "webhook") == 0 &&
-        !(json_is_string(fmt) && (strcmp(json_string_value(fmt), "generic") == 0 ||
-                                  strcmp(json_string_value(fmt), "alertmanager") == 0)))
-        s->rate = 1;
-    cd_sconf_number(diag, path, e, "rate_limit", 0, 1e6, &s->rate);
-    cd_sconf_bool(diag, path, e, "send_resolved", &s->send_resolved);
-    /* the sink's own keys are checked even when common ones are wrong, so
-     * one run of check-config shows every problem */
-    int common_problems = diag->count - before;
-    s->state = ops->init(e, path, diag);
-    if (!s->state && diag->count == before)
-        cd_diag_add(diag, "%s: the %s sink failed to start", path, s->type);
-    if (!s->state || common_problems) goto err;
-    s->tokens = s->rate > 1 ? s->rate : 1;
-    s->tokens_at = cd_sink_now_ms();
-    return s;
-err:
-    sink_free(s);
-    return NULL;
-}
 
 static cd_dispatcher_t *dispatcher_alloc(size_t cap)
 {
@@ -404,7 +113,7 @@ static cd_dispatcher_t *parse_section(const cd_config_t *cfg, cd_diag_t *diag, b
                 cd_diag_add(diag, "%s: too many sinks; accepted: at most %d", p, MAX_SINKS);
                 break;
             }
-            sink_t *s = parse_entry(d, cfg, e, p, diag);
+            sink_t *s = cd_dsp_parse_entry(d, cfg, e, p, diag);
             if (s) d->sinks[d->nsinks++] = s;
         }
     }
@@ -434,7 +143,7 @@ int cd_dispatcher_add(cd_dispatcher_t *d, const void *entry, const char *path, c
         cd_diag_add(diag, "%s: too many sinks; accepted: at most %d", path, MAX_SINKS);
         return -1;
     }
-    sink_t *s = parse_entry(d, NULL, entry, path, diag);
+    sink_t *s = cd_dsp_parse_entry(d, NULL, entry, path, diag);
     if (!s) return -1;
     d->sinks[d->nsinks++] = s;
     return 0;
@@ -893,7 +602,7 @@ void cd_dispatcher_destroy(cd_dispatcher_t *d)
             free(e);
         }
         if (s->ops->flush) s->ops->flush(s->state);
-        sink_free(s);
+        cd_dsp_sink_free(s);
     }
     pthread_cond_destroy(&d->wake);
     pthread_cond_destroy(&d->space);

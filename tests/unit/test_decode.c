@@ -7,10 +7,12 @@
  * ASan any read past len is a crash, not a silent pass.
  */
 #include <criterion/criterion.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "canaryd/event.h"
+#include "canaryd/timeutil.h"
 
 static const char *SOP_TYPES[] = {"REQUEST_COMPLETED", "ERROR_OCCURRED",    "USER_LOGIN",
                                   "USER_LOGIN_FAILED", "PAYMENT_COMPLETED", "PAYMENT_FAILED",
@@ -725,4 +727,144 @@ Test(decoder_new, defaults)
     cr_assert_eq(c.ntypes, 0);
     cr_assert_eq(c.nnumeric, 0);
     cr_assert_eq(c.max_tokens, 0);
+}
+
+/* ---- fast paths agree with the general ones ---- */
+
+Test(decode, timestamps_agree_with_the_parser_through_the_minute_cache)
+{
+    /* Order matters: the decoder caches the last minute per thread, so the
+     * list moves between minutes, repeats prefixes with valid and invalid
+     * tails, and puts a rejected minute between two accepted ones. */
+    static const char *ts[] = {
+        "2026-11-27T12:00:03.250Z",
+        "2026-11-27T12:00:59.999Z",
+        "2026-11-27T12:00:00Z",
+        "2026-11-27T12:00:60Z",
+        "2026-11-27T12:00:60.500Z",
+        "2026-11-27T12:00:61Z",
+        "2026-11-27T12:00:6aZ",
+        "2026-11-27T12:00:03.25Z",
+        "2026-11-27T12:00:03.2500Z",
+        "2026-11-27T12:00:03.123456789Z",
+        "2026-11-27T12:00:03.1234567890Z",
+        "2026-11-27T12:00:03.Z",
+        "2026-11-27T12:00:03.250z",
+        "2026-11-27T12:00:03.250",
+        "2026-11-27T12:00:03.250+01:00",
+        "2026-11-27T12:01:03.250Z",
+        "2026-11-27t12:01:03.250Z",
+        "2026-11-27 12:01:03.250Z",
+        "2026-11-27T12:01:03,250Z",
+        "2026-11-27T12:01:03.2a0Z",
+        "2026-02-30T00:00:01.000Z",
+        "2026-02-30T00:00:02Z",
+        "2024-02-29T23:59:59.999Z",
+        "2025-02-29T23:59:59.999Z",
+        "2026-11-27T24:00:00.000Z",
+        "2026-11-27T23:60:00.000Z",
+        "2026-13-01T00:00:00.000Z",
+        "9999-12-31T23:59:59.999Z",
+        "0000-01-01T00:00:00.000Z",
+        "1969-12-31T23:59:59.999Z",
+        "2026-11-27T12:00:03.250Z",
+        "2026-11-27T12:00:03.250ZZ",
+        "2026-11-27T12:00:03.250 ",
+        "2026-11-27T12:0:03.250Z",
+        "",
+    };
+    for (int round = 0; round < 2; round++) {
+        for (size_t i = 0; i < sizeof ts / sizeof ts[0]; i++) {
+            char s[200];
+            snprintf(s, sizeof s,
+                     "{\"event_type\":\"USER_LOGIN\",\"timestamp\":\"%s\",\"cohort\":\"canary\"}",
+                     ts[i]);
+            int64_t want = 0;
+            bool ok = cd_time_parse_rfc3339(ts[i], strlen(ts[i]), &want);
+            cd_event_t ev;
+            cd_bad_reason_t r = decode_on(dec, s, &ev);
+            cr_assert_eq(r, ok ? CD_BAD_NONE : CD_BAD_BAD_TIMESTAMP, "%s: %s", ts[i],
+                         cd_bad_reason_name(r));
+            if (ok) cr_assert_eq(ev.ts_ms, want, "%s", ts[i]);
+        }
+    }
+    /* and the expected values themselves, for the common shape */
+    cd_event_t ev;
+    cr_assert_eq(decode_on(dec,
+                           "{\"event_type\":\"X\",\"timestamp\":\"2026-11-27T12:00:03.250Z\","
+                           "\"cohort\":\"canary\"}",
+                           &ev),
+                 CD_BAD_NONE);
+    cr_assert_eq(ev.ts_ms, T0);
+    cr_assert_eq(decode_on(dec,
+                           "{\"event_type\":\"X\",\"timestamp\":\"2026-11-27T12:00:04Z\","
+                           "\"cohort\":\"canary\"}",
+                           &ev),
+                 CD_BAD_NONE);
+    cr_assert_eq(ev.ts_ms, T0 + 750);
+}
+
+static char long_seg[80], seg16[17], seg17[18];
+
+static void tweak_key_lengths(cd_decode_conf_t *c)
+{
+    /* segments of 1, 16, 17 and 70 bytes (the last length bucket), and a
+     * type path that is the first key of the document */
+    memset(long_seg, 'k', 70);
+    long_seg[69] = 'z';
+    memcpy(seg16, "abcdefghijklmnop", 17);
+    memcpy(seg17, "abcdefghijklmnopq", 18);
+    static char p1[120], p2[64];
+    snprintf(p1, sizeof p1, "%s.%s", seg17, long_seg);
+    snprintf(p2, sizeof p2, "q.%s", seg16);
+    c->type_path = "t";
+    c->numeric_paths[0] = p1;
+    c->numeric_paths[1] = p2;
+    c->nnumeric = 2;
+}
+
+Test(decode, keys_of_every_length_match_exactly)
+{
+    cd_decoder_t *d = make(tweak_key_lengths);
+    char s[512];
+    cd_event_t ev;
+    snprintf(s, sizeof s,
+             "{\"t\":\"USER_LOGIN\",\"timestamp\":1,\"cohort\":\"stable\",\"%s\":{\"%s\":4.5},"
+             "\"q\":{\"%s\":6}}",
+             seg17, long_seg, seg16);
+    cr_assert_eq(decode_on(d, s, &ev), CD_BAD_NONE);
+    cr_assert_eq(ev.type, 2);
+    cr_assert_eq(ev.num_mask, 3u);
+    cr_assert_eq(ev.num[0], 4.5);
+    cr_assert_eq(ev.num[1], 6.0);
+    /* one byte different anywhere in a key: no match */
+    for (size_t pos = 0; pos < 70; pos++) {
+        char key[80];
+        memcpy(key, long_seg, 71);
+        key[pos] ^= 1;
+        snprintf(s, sizeof s,
+                 "{\"t\":\"USER_LOGIN\",\"timestamp\":1,\"cohort\":\"stable\",\"%s\":{\"%s\":4.5}}",
+                 seg17, key);
+        cr_assert_eq(decode_on(d, s, &ev), CD_BAD_NONE);
+        cr_assert_eq(ev.num_mask, 0u, "byte %zu", pos);
+    }
+    for (size_t pos = 0; pos < 16; pos++) {
+        char key[20];
+        memcpy(key, seg16, 17);
+        key[pos] ^= 1;
+        snprintf(s, sizeof s,
+                 "{\"t\":\"USER_LOGIN\",\"timestamp\":1,\"cohort\":\"stable\","
+                 "\"q\":{\"%s\":6}}",
+                 key);
+        cr_assert_eq(decode_on(d, s, &ev), CD_BAD_NONE);
+        cr_assert_eq(ev.num_mask, 0u, "byte %zu", pos);
+    }
+    /* a prefix or an extension of a key is another key */
+    cr_assert_eq(decode_on(d, "{\"tt\":\"USER_LOGIN\",\"timestamp\":1,\"cohort\":\"stable\"}", &ev),
+                 CD_BAD_MISSING_TYPE);
+    cr_assert_eq(decode_on(d, "{\"\":\"USER_LOGIN\",\"timestamp\":1,\"cohort\":\"stable\"}", &ev),
+                 CD_BAD_MISSING_TYPE);
+    cr_assert_eq(decode_on(d, "{\"t\":\"USER_LOGIN\",\"timestamp\":1,\"cohort\":\"stable\"}", &ev),
+                 CD_BAD_NONE);
+    cd_decoder_destroy(d);
 }

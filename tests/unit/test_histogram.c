@@ -196,8 +196,12 @@ Test(histogram, bin_from_bits_equals_frexp)
     for (int b = 0; b < CD_HIST_BINS; b++) {
         double m = cd_hist_bin_value(b);
         double lo = b > 0 ? (cd_hist_bin_value(b - 1) + m) / 2 : CD_HIST_MIN;
-        double vs[] = {m, lo, nextafter(lo, 0), nextafter(lo, INFINITY),
-                       nextafter(m, 0), nextafter(m, INFINITY)};
+        double vs[] = {m,
+                       lo,
+                       nextafter(lo, 0),
+                       nextafter(lo, INFINITY),
+                       nextafter(m, 0),
+                       nextafter(m, INFINITY)};
         for (size_t i = 0; i < sizeof vs / sizeof vs[0]; i++) {
             cr_assert_eq(cd_hist_bin(vs[i]), frexp_bin(vs[i]), "v %.17g", vs[i]);
             checked++;
@@ -213,8 +217,8 @@ Test(histogram, bin_from_bits_equals_frexp)
     /* random doubles of every magnitude, from raw bits */
     rng_seed(77);
     for (int i = 0; i < 200000; i++) {
-        uint64_t bits = (uint64_t)(rng_unit() * 9007199254740992.0) << 11 ^
-                        (uint64_t)(rng_unit() * 2048.0);
+        uint64_t bits =
+            (uint64_t)(rng_unit() * 9007199254740992.0) << 11 ^ (uint64_t)(rng_unit() * 2048.0);
         double v;
         memcpy(&v, &bits, sizeof v);
         cr_assert_eq(cd_hist_bin(v), frexp_bin(v), "bits %016llx", (unsigned long long)bits);

@@ -338,11 +338,11 @@ static double qvalue(int shape)
 
 /* Compares cd_window_quantile with cd_window_hist + cd_hist_quantile for
  * several q over (end, len); returns the merged count. */
-static uint64_t assert_quantiles_match(const cd_window_t *w, int hist, cd_cohort_t c,
-                                       int64_t end, int64_t len)
+static uint64_t assert_quantiles_match(const cd_window_t *w, int hist, cd_cohort_t c, int64_t end,
+                                       int64_t len)
 {
-    static const double qs[] = {0.0, 1e-9, 0.001, 0.25, 0.5, 0.75, 0.9, 0.99, 0.999, 1.0, -1.0,
-                                2.0, NAN};
+    static const double qs[] = {0.0,  1e-9,  0.001, 0.25, 0.5, 0.75, 0.9,
+                                0.99, 0.999, 1.0,   -1.0, 2.0, NAN};
     cd_hist_t h;
     cd_window_hist(w, hist, c, end, len, &h);
     for (size_t i = 0; i < sizeof qs / sizeof qs[0]; i++) {

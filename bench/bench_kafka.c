@@ -1,0 +1,474 @@
+/*
+ * bench_kafka.c - live mode end to end: `canaryd run` against a bare
+ * librdkafka consumer on the same preloaded topic, then canaryd's peak RSS
+ * and idle CPU.
+ *
+ *   bash tools/build && build/release/bench_kafka [EVENTS]   (from the repo root)
+ *   (or bash bench/run, which runs every benchmark)
+ *
+ * 1. Preload: an in-process mock cluster (kbench.h) with one topic of
+ *    KBENCH_PARTITIONS (default 64) partitions; EVENTS (default 1,000,000)
+ *    healthy-scenario lines of the generator (simgen, ~222 bytes) at 8000
+ *    requests/s, so they span ~110 s of event time ending ~40 s before now:
+ *    every one is inside the window ring and is decoded, counted and
+ *    evaluated (neither late nor future). Produced round-robin over the
+ *    partitions in large batches (linger.ms 100, up to 10000 messages per
+ *    batch): ~3.5 MB per partition, under the mock's ~5 MB cap.
+ * 2. Throughput, 2 rounds, each consumer in its own consumer group reading
+ *    the whole topic from the start:
+ *    - bare: librdkafka high-level consumers in this process (1, then 2
+ *      consumer threads), default properties but auto.offset.reset=earliest,
+ *      polling and discarding until EVENTS messages came;
+ *    - canaryd: `canaryd run --config config/sop.json --threads T
+ *      --exit-after-events EVENTS` (T = 1, 2) as a child, CANARYD_LOG_LEVEL=info.
+ *    Measured for both: from the first partition assignment to the EVENTS-th
+ *    message (canaryd: the timestamps of its log lines "worker N assigned"
+ *    and "N messages counted: stopping"; the latter is checked every 20 ms),
+ *    so the group join, which the mock delays, and process start and
+ *    shutdown are left out of both. canaryd's whole process wall time and
+ *    peak RSS (the last VmHWM read while it ran, polled every 5 ms) are
+ *    shown beside it. Its stats line must say
+ *    accepted = EVENTS, late = future = bad = 0, or the run fails.
+ *    The table shows the best of the rounds; the ratio is best canaryd over
+ *    best bare consumer, both from this run.
+ * 3. Peak RSS and idle CPU: `canaryd run --config config/sop.json` (default
+ *    threads: one per core) consumes the topic in a new group; once the
+ *    group's committed offsets (queried from the broker) reach EVENTS, VmHWM
+ *    and VmRSS are read from /proc/PID/status and utime+stime from
+ *    /proc/PID/stat over KBENCH_IDLE_SECONDS (default 20) with nothing
+ *    arriving. Then SIGTERM.
+ *
+ * Targets (issue 3): canaryd >= 0.8x the bare consumer; peak RSS <= 32 MB;
+ * idle CPU <= 1 % of a core. Nothing is left running: every child is reaped
+ * (killed past its deadline), the cluster is destroyed at exit.
+ */
+#include <jansson.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+
+#include "canaryd/simgen.h"
+#include "kbench.h"
+
+#define TOPIC "kbench"
+#define ROUNDS 2
+#define RUN_TIMEOUT_MS 180000
+
+static const char *boot_g;
+static long events_g;
+static int partitions_g;
+
+/* ---- preload ------------------------------------------------------------- */
+
+typedef struct loader {
+    rd_kafka_t *rk;
+    long want, sent;
+    size_t bytes;
+    int failed;
+} loader_t;
+
+static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
+{
+    (void)rk;
+    if (m->err) ((loader_t *)opaque)->failed++;
+}
+
+static void load_cb(const char *line, size_t len, int64_t ts, void *opaque)
+{
+    loader_t *l = opaque;
+    (void)ts;
+    if (l->sent >= l->want) return;
+    for (;;) {
+        rd_kafka_resp_err_t e =
+            rd_kafka_producev(l->rk, RD_KAFKA_V_TOPIC(TOPIC),
+                              RD_KAFKA_V_PARTITION((int32_t)(l->sent % partitions_g)),
+                              RD_KAFKA_V_VALUE((void *)line, len),
+                              RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
+        if (e == RD_KAFKA_RESP_ERR_NO_ERROR) break;
+        if (e != RD_KAFKA_RESP_ERR__QUEUE_FULL) {
+            l->failed++;
+            return;
+        }
+        rd_kafka_poll(l->rk, 50);
+    }
+    l->sent++;
+    l->bytes += len;
+    if (l->sent % 10000 == 0) rd_kafka_poll(l->rk, 0);
+}
+
+/* Produces events_g events; total payload bytes, or 0. */
+static size_t preload(void)
+{
+    char err[512];
+    rd_kafka_conf_t *c = rd_kafka_conf_new();
+    rd_kafka_conf_set_log_cb(c, kb_quiet_log);
+    if (kb_set(c, "bootstrap.servers", boot_g) || kb_set(c, "linger.ms", "100") ||
+        kb_set(c, "batch.num.messages", "10000") || kb_set(c, "batch.size", "1000000") ||
+        kb_set(c, "queue.buffering.max.messages", "2000000") ||
+        kb_set(c, "queue.buffering.max.kbytes", "1048576")) {
+        rd_kafka_conf_destroy(c);
+        return 0;
+    }
+    loader_t l = {.want = events_g};
+    rd_kafka_conf_set_dr_msg_cb(c, dr_cb);
+    rd_kafka_conf_set_opaque(c, &l);
+    l.rk = rd_kafka_new(RD_KAFKA_PRODUCER, c, err, sizeof err);
+    if (!l.rk) {
+        fprintf(stderr, "bench_kafka: producer: %s\n", err);
+        rd_kafka_conf_destroy(c);
+        return 0;
+    }
+    cd_sim_conf_t sc;
+    cd_sim_conf_init(&sc);
+    sc.rate = 8000;
+    /* ~110 s of event time (1.16 events per request), ending ~40 s ago */
+    sc.start_ms = (kb_real_ms() / 1000 - 150) * 1000;
+    cd_sim_t *sim = cd_sim_new(&sc, err, sizeof err);
+    if (!sim) {
+        fprintf(stderr, "bench_kafka: generator: %s\n", err);
+        rd_kafka_destroy(l.rk);
+        return 0;
+    }
+    for (int64_t s = sc.start_ms; l.sent < l.want && !l.failed; s += 1000)
+        cd_sim_second(sim, s, load_cb, &l);
+    cd_sim_destroy(sim);
+    rd_kafka_resp_err_t fe = rd_kafka_flush(l.rk, 120000);
+    rd_kafka_destroy(l.rk);
+    if (fe || l.failed || l.sent != l.want) {
+        fprintf(stderr, "bench_kafka: preload failed: %ld of %ld sent, %d failed, flush: %s\n",
+                l.sent, l.want, l.failed, rd_kafka_err2str(fe));
+        return 0;
+    }
+    return l.bytes;
+}
+
+/* ---- bare consumer --------------------------------------------------------- */
+
+typedef struct bare {
+    char group[64];
+    atomic_long total;
+    atomic_llong first_assign_ms, done_ms;
+    atomic_int failed;
+} bare_t;
+
+static void bare_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+                           rd_kafka_topic_partition_list_t *parts, void *opaque)
+{
+    bare_t *b = opaque;
+    if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+        long long zero = 0;
+        atomic_compare_exchange_strong(&b->first_assign_ms, &zero, kb_real_ms());
+        rd_kafka_assign(rk, parts);
+    } else {
+        rd_kafka_assign(rk, NULL);
+    }
+}
+
+static void *bare_thread(void *arg)
+{
+    bare_t *b = arg;
+    char err[512];
+    rd_kafka_conf_t *c = rd_kafka_conf_new();
+    rd_kafka_conf_set_log_cb(c, kb_quiet_log);
+    if (kb_set(c, "bootstrap.servers", boot_g) || kb_set(c, "group.id", b->group) ||
+        kb_set(c, "auto.offset.reset", "earliest")) {
+        rd_kafka_conf_destroy(c);
+        b->failed = 1;
+        return NULL;
+    }
+    rd_kafka_conf_set_rebalance_cb(c, bare_rebalance);
+    rd_kafka_conf_set_opaque(c, b);
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, c, err, sizeof err);
+    if (!rk) {
+        fprintf(stderr, "bench_kafka: consumer: %s\n", err);
+        rd_kafka_conf_destroy(c);
+        b->failed = 1;
+        return NULL;
+    }
+    rd_kafka_poll_set_consumer(rk);
+    rd_kafka_topic_partition_list_t *t = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(t, TOPIC, RD_KAFKA_PARTITION_UA);
+    rd_kafka_subscribe(rk, t);
+    rd_kafka_topic_partition_list_destroy(t);
+    int64_t end = kb_mono_ns() + (int64_t)RUN_TIMEOUT_MS * 1000000;
+    while (atomic_load(&b->total) < events_g && kb_mono_ns() < end) {
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 100);
+        if (!m) continue;
+        if (!m->err && atomic_fetch_add(&b->total, 1) + 1 == events_g)
+            atomic_store(&b->done_ms, kb_real_ms());
+        rd_kafka_message_destroy(m);
+    }
+    rd_kafka_consumer_close(rk);
+    rd_kafka_destroy(rk);
+    return NULL;
+}
+
+/* Seconds from first assignment to the last message; -1 on failure. */
+static double run_bare(int nthreads, int round)
+{
+    bare_t b;
+    memset(&b, 0, sizeof b);
+    snprintf(b.group, sizeof b.group, "kbench-bare-%d-%d-%d", nthreads, round, (int)getpid());
+    pthread_t th[2];
+    for (int i = 0; i < nthreads; i++)
+        pthread_create(&th[i], NULL, bare_thread, &b);
+    for (int i = 0; i < nthreads; i++)
+        pthread_join(th[i], NULL);
+    if (b.failed || atomic_load(&b.total) < events_g || !b.done_ms || !b.first_assign_ms) {
+        fprintf(stderr, "bench_kafka: bare consumer got %ld of %ld messages\n",
+                (long)atomic_load(&b.total), events_g);
+        return -1;
+    }
+    return (double)(b.done_ms - b.first_assign_ms) / 1e3;
+}
+
+/* ---- canaryd --------------------------------------------------------------- */
+
+/* Epoch ms of a log line "2026-11-27T09:25:01.123Z canaryd[...]", or -1. */
+static int64_t line_ms(const char *l)
+{
+    struct tm tm;
+    int ms;
+    memset(&tm, 0, sizeof tm);
+    if (sscanf(l, "%d-%d-%dT%d:%d:%d.%dZ", &tm.tm_year, &tm.tm_mon, &tm.tm_mday, &tm.tm_hour,
+               &tm.tm_min, &tm.tm_sec, &ms) != 7)
+        return -1;
+    tm.tm_year -= 1900;
+    tm.tm_mon -= 1;
+    return (int64_t)timegm(&tm) * 1000 + ms;
+}
+
+/* Checks the `canaryd run: stats {...}` line: every event accepted, none
+ * late, future or bad. */
+static int check_stats(const char *log, const char *what)
+{
+    const char *s = strstr(log, "canaryd run: stats ");
+    json_error_t je;
+    json_t *j = s ? json_loadb(s + 19, strcspn(s + 19, "\n"), 0, &je) : NULL;
+    json_int_t msgs = -1, acc = -1, late = -1, fut = -1, bad = -1;
+    if (j)
+        json_unpack(j, "{s:I,s:I,s:I,s:I,s:I}", "messages", &msgs, "accepted", &acc, "late", &late,
+                    "future", &fut, "bad", &bad);
+    json_decref(j);
+    if (acc != events_g || late != 0 || fut != 0 || bad != 0 || msgs != events_g) {
+        fprintf(stderr,
+                "bench_kafka: %s: messages %lld, accepted %lld, late %lld, future %lld, bad %lld "
+                "(want %ld accepted, 0 others)\n",
+                what, (long long)msgs, (long long)acc, (long long)late, (long long)fut,
+                (long long)bad, events_g);
+        return -1;
+    }
+    return 0;
+}
+
+typedef struct crun {
+    double consume_s, wall_s, rss_mb;
+} crun_t;
+
+static int run_canaryd(const char *bin, const char *config, int threads, int round, crun_t *out)
+{
+    char group[64], thr[16], n[32], errp[] = "/tmp/kbench-err-XXXXXX";
+    snprintf(group, sizeof group, "kbench-canaryd-%d-%d-%d", threads, round, (int)getpid());
+    snprintf(thr, sizeof thr, "%d", threads);
+    snprintf(n, sizeof n, "%ld", events_g);
+    char *argv[] = {(char *)bin, "run", "--config", (char *)config, "--brokers", (char *)boot_g,
+                    "--topic", TOPIC, "--group", group, "--threads", thr,
+                    "--exit-after-events", n, NULL};
+    int efd = mkstemp(errp);
+    if (efd < 0) return -1;
+    unlink(errp);
+    int64_t t0 = kb_mono_ns();
+    pid_t pid = kb_spawn(argv, -1, efd, "CANARYD_LOG_LEVEL=info");
+    long hwm = 0;
+    int rc = pid > 0 ? kb_wait(pid, RUN_TIMEOUT_MS, NULL, &hwm) : -1;
+    double wall = (double)(kb_mono_ns() - t0) / 1e9;
+    char *log = kb_slurp_fd(efd);
+    close(efd);
+    if (!log) return -1;
+    int64_t first = -1, done = -1;
+    char *stats = strstr(log, "canaryd run: stats ");
+    int ok = rc == 0 && stats && check_stats(stats, "canaryd run") == 0;
+    if (!ok) fprintf(stderr, "bench_kafka: canaryd run exited %d; its stderr:\n%s\n", rc, log);
+    char *save = NULL;
+    for (char *l = strtok_r(log, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
+        if (first < 0 && strstr(l, "kafka: worker ") && strstr(l, " assigned ")) first = line_ms(l);
+        if (done < 0 && strstr(l, "messages counted: stopping")) done = line_ms(l);
+    }
+    ok = ok && first > 0 && done >= first;
+    if (!ok) fprintf(stderr, "bench_kafka: canaryd run failed (exit %d)\n", rc);
+    free(log);
+    if (!ok) return -1;
+    out->consume_s = (double)(done - first) / 1e3;
+    out->wall_s = wall;
+    out->rss_mb = hwm / 1024.0;
+    return 0;
+}
+
+/* ---- peak RSS and idle CPU -------------------------------------------------- */
+
+/* Sum of the committed offsets of group over the topic, or -1. */
+static long committed(rd_kafka_t *rk)
+{
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(partitions_g);
+    for (int p = 0; p < partitions_g; p++)
+        rd_kafka_topic_partition_list_add(l, TOPIC, p);
+    long sum = -1;
+    if (rd_kafka_committed(rk, l, 5000) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+        sum = 0;
+        for (int i = 0; i < l->cnt; i++)
+            if (l->elems[i].offset > 0) sum += (long)l->elems[i].offset;
+    }
+    rd_kafka_topic_partition_list_destroy(l);
+    return sum;
+}
+
+typedef struct idle {
+    double hwm_mb, rss_mb, rss_after_mb, cpu_pct, caught_s, ticks;
+    int seconds;
+} idle_t;
+
+static int run_idle(const char *bin, const char *config, idle_t *out)
+{
+    char group[64], err[512], errp[] = "/tmp/kbench-err-XXXXXX";
+    snprintf(group, sizeof group, "kbench-idle-%d", (int)getpid());
+    char *argv[] = {(char *)bin, "run", "--config", (char *)config, "--brokers", (char *)boot_g,
+                    "--topic", TOPIC, "--group", group, NULL};
+    const char *is = getenv("KBENCH_IDLE_SECONDS");
+    out->seconds = is && atoi(is) > 0 ? atoi(is) : 20;
+
+    rd_kafka_conf_t *c = rd_kafka_conf_new();
+    rd_kafka_conf_set_log_cb(c, kb_quiet_log);
+    kb_set(c, "bootstrap.servers", boot_g);
+    kb_set(c, "group.id", group);
+    rd_kafka_t *q = rd_kafka_new(RD_KAFKA_CONSUMER, c, err, sizeof err);
+    if (!q) {
+        fprintf(stderr, "bench_kafka: offsets client: %s\n", err);
+        rd_kafka_conf_destroy(c);
+        return -1;
+    }
+    int efd = mkstemp(errp);
+    if (efd < 0) {
+        rd_kafka_destroy(q);
+        return -1;
+    }
+    unlink(errp);
+    int64_t t0 = kb_mono_ns();
+    pid_t pid = kb_spawn(argv, -1, efd, "CANARYD_LOG_LEVEL=info");
+    long sum = -1;
+    while (pid > 0 && kb_mono_ns() - t0 < (int64_t)RUN_TIMEOUT_MS * 1000000 &&
+           waitpid(pid, NULL, WNOHANG) == 0) {
+        sum = committed(q);
+        if (sum >= events_g) break;
+        kb_sleep_ms(500);
+    }
+    rd_kafka_destroy(q); /* not talking to the broker during the idle window */
+    int rc = -1;
+    if (sum >= events_g) {
+        out->caught_s = (double)(kb_mono_ns() - t0) / 1e9;
+        out->hwm_mb = kb_status_kb(pid, "VmHWM") / 1024.0;
+        out->rss_mb = kb_status_kb(pid, "VmRSS") / 1024.0;
+        long long c0 = kb_cpu_ticks(pid);
+        int64_t w0 = kb_mono_ns();
+        kb_sleep_ms(out->seconds * 1000);
+        long long c1 = kb_cpu_ticks(pid);
+        double secs = (double)(kb_mono_ns() - w0) / 1e9;
+        out->rss_after_mb = kb_status_kb(pid, "VmRSS") / 1024.0;
+        out->ticks = (double)(c1 - c0);
+        out->cpu_pct = 100.0 * (double)(c1 - c0) / (double)sysconf(_SC_CLK_TCK) / secs;
+        rc = c0 >= 0 && c1 >= c0 ? 0 : -1;
+    } else {
+        fprintf(stderr, "bench_kafka: idle run: committed offsets reached %ld of %ld\n", sum,
+                events_g);
+    }
+    if (pid > 0) {
+        kill(pid, SIGTERM);
+        if (kb_wait(pid, 10000, NULL, NULL) != 0) rc = -1;
+    }
+    char *log = kb_slurp_fd(efd);
+    close(efd);
+    if (rc == 0 && (!log || check_stats(log, "idle run") != 0)) rc = -1;
+    if (rc != 0 && log) fprintf(stderr, "bench_kafka: idle run's stderr:\n%s\n", log);
+    free(log);
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    const char *config = "config/sop.json";
+    const char *ps = getenv("KBENCH_PARTITIONS");
+    char bin[PATH_MAX], boot[256];
+    events_g = argc > 1 ? strtol(argv[1], NULL, 10) : 1000000;
+    partitions_g = ps && atoi(ps) > 0 ? atoi(ps) : 64;
+    if (events_g <= 0) {
+        fprintf(stderr, "usage: bench_kafka [EVENTS > 0]\n");
+        return 2;
+    }
+    if (kb_canaryd_bin(bin, sizeof bin) != 0 || access(config, R_OK) != 0) {
+        fprintf(stderr, "bench_kafka: need %s and %s (run from the repository root)\n", bin,
+                config);
+        return 2;
+    }
+    signal(SIGPIPE, SIG_IGN);
+    rd_kafka_t *holder = NULL;
+    rd_kafka_mock_cluster_t *mc = kb_mock_new(&holder, TOPIC, partitions_g, boot, sizeof boot);
+    if (!mc) return 1;
+    boot_g = boot;
+
+    int rc = 1;
+    int64_t t0 = kb_mono_ns();
+    size_t bytes = preload();
+    double load_s = (double)(kb_mono_ns() - t0) / 1e9;
+    if (!bytes) goto out;
+
+    double bare[3] = {1e30, 1e30, 1e30};
+    crun_t cd[3];
+    for (int t = 1; t <= 2; t++)
+        cd[t] = (crun_t){.consume_s = 1e30};
+    for (int r = 0; r < ROUNDS; r++) {
+        for (int t = 1; t <= 2; t++) {
+            double b = run_bare(t, r);
+            crun_t c;
+            if (b < 0 || run_canaryd(bin, config, t, r, &c) != 0) goto out;
+            if (b < bare[t]) bare[t] = b;
+            if (c.consume_s < cd[t].consume_s) cd[t].consume_s = c.consume_s, cd[t].wall_s = c.wall_s;
+            if (c.rss_mb > cd[t].rss_mb) cd[t].rss_mb = c.rss_mb;
+        }
+    }
+    idle_t idle;
+    if (run_idle(bin, config, &idle) != 0) goto out;
+
+    double mb = (double)bytes / 1e6, best_bare = bare[1] < bare[2] ? bare[1] : bare[2];
+    printf("### bench_kafka: %ld events (%.1f MB, %.0f bytes/event), mock broker in process, "
+           "%d partitions, best of %d rounds\n\n",
+           events_g, mb, (double)bytes / (double)events_g, partitions_g, ROUNDS);
+    printf("Preload (simgen + produce + flush): %.2f s, %.0f events/s.\n\n", load_s,
+           (double)events_g / load_s);
+    printf("| consumer | threads | assignment to last event, s | events/s | MB/s | x best bare | "
+           "process wall s | peak RSS MB |\n");
+    printf("|---|---:|---:|---:|---:|---:|---:|---:|\n");
+    for (int t = 1; t <= 2; t++)
+        printf("| bare librdkafka consumer (poll, discard) | %d | %.3f | %.0f | %.1f | %.2f | | |\n",
+               t, bare[t], events_g / bare[t], mb / bare[t], best_bare / bare[t]);
+    for (int t = 1; t <= 2; t++)
+        printf("| canaryd run --config %s --threads %d | %d | %.3f | %.0f | %.1f | **%.2f** | %.2f "
+               "| %.1f |\n",
+               config, t, t, cd[t].consume_s, events_g / cd[t].consume_s, mb / cd[t].consume_s,
+               best_bare / cd[t].consume_s, cd[t].wall_s, cd[t].rss_mb);
+    printf("\n| canaryd run --config %s (default threads), %ld events consumed, then idle | "
+           "value | target |\n|---|---:|---:|\n",
+           config, events_g);
+    printf("| committed offsets reached the end after | %.1f s | |\n", idle.caught_s);
+    printf("| VmHWM (peak RSS) after consuming | %.1f MB | <= 32 MB |\n", idle.hwm_mb);
+    printf("| VmRSS after consuming / after %d s idle | %.1f / %.1f MB | |\n", idle.seconds,
+           idle.rss_mb, idle.rss_after_mb);
+    printf("| idle CPU, utime+stime over %d s with no events | %.2f %% of a core (%.0f ticks) | "
+           "<= 1 %% |\n",
+           idle.seconds, idle.cpu_pct, idle.ticks);
+    printf("\nbest canaryd / best bare consumer: %.2f (target >= 0.8)\n",
+           best_bare / (cd[1].consume_s < cd[2].consume_s ? cd[1].consume_s : cd[2].consume_s));
+    rc = 0;
+out:
+    rd_kafka_mock_cluster_destroy(mc);
+    rd_kafka_destroy(holder);
+    return rc;
+}

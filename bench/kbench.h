@@ -1,0 +1,257 @@
+/*
+ * kbench.h - helpers shared by the live-mode benchmarks (bench_kafka.c,
+ * bench_kafka_delay.c): an in-process mock Kafka cluster, the canaryd binary
+ * next to the benchmark, child processes with their output captured, and
+ * /proc readings. Header-only (static functions) because every bench/bench_*.c
+ * is its own binary and CMake globs only those.
+ *
+ * The mock cluster (librdkafka's rdkafka_mock.h) runs on a librdkafka thread
+ * inside the benchmark process and listens on 127.0.0.1; the canaryd child
+ * and the benchmark's own clients connect to it like to any broker. Its
+ * thread therefore competes for the same 2 cores as the consumer being
+ * measured, the same way for every consumer measured.
+ *
+ * Not thread-safe beyond what each function says; used from main().
+ */
+#ifndef CANARYD_BENCH_KBENCH_H
+#define CANARYD_BENCH_KBENCH_H
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <librdkafka/rdkafka.h>
+#include <librdkafka/rdkafka_mock.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+extern char **environ;
+
+static inline int64_t kb_mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static inline int64_t kb_real_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static inline void kb_sleep_ms(int ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) == -1 && errno == EINTR)
+        ;
+}
+
+/* The canaryd binary: $CANARYD_BIN, else "canaryd" next to this binary. */
+static inline int kb_canaryd_bin(char *bin, size_t size)
+{
+    const char *env = getenv("CANARYD_BIN");
+    if (env && *env) {
+        snprintf(bin, size, "%s", env);
+        return access(bin, X_OK);
+    }
+    ssize_t n = readlink("/proc/self/exe", bin, size - 16);
+    if (n <= 0) return -1;
+    bin[n] = '\0';
+    strcpy(strrchr(bin, '/') + 1, "canaryd");
+    return access(bin, X_OK);
+}
+
+/* librdkafka's lines from the benchmark's own clients: errors only. */
+static inline void kb_quiet_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
+{
+    (void)rk;
+    if (level <= 3) fprintf(stderr, "bench: rdkafka %s: %s\n", fac, buf);
+}
+
+/*
+ * A mock cluster with one broker and topic (partitions) created. *holder
+ * receives the rd_kafka_t the cluster needs for its bookkeeping (destroy it
+ * after the cluster). Bootstrap address into boot. NULL on failure.
+ */
+static inline rd_kafka_mock_cluster_t *kb_mock_new(rd_kafka_t **holder, const char *topic,
+                                                   int partitions, char *boot, size_t bootsize)
+{
+    char err[512];
+    rd_kafka_conf_t *c = rd_kafka_conf_new();
+    rd_kafka_conf_set_log_cb(c, kb_quiet_log);
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, c, err, sizeof err);
+    if (!rk) {
+        fprintf(stderr, "bench: mock holder: %s\n", err);
+        rd_kafka_conf_destroy(c);
+        return NULL;
+    }
+    rd_kafka_mock_cluster_t *mc = rd_kafka_mock_cluster_new(rk, 1);
+    if (!mc || rd_kafka_mock_topic_create(mc, topic, partitions, 1) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        fprintf(stderr, "bench: cannot start the mock cluster\n");
+        if (mc) rd_kafka_mock_cluster_destroy(mc);
+        rd_kafka_destroy(rk);
+        return NULL;
+    }
+    snprintf(boot, bootsize, "%s", rd_kafka_mock_cluster_bootstraps(mc));
+    *holder = rk;
+    return mc;
+}
+
+/* Sets a client property; prints librdkafka's message and returns -1 if refused. */
+static inline int kb_set(rd_kafka_conf_t *c, const char *k, const char *v)
+{
+    char err[512];
+    if (rd_kafka_conf_set(c, k, v, err, sizeof err) == RD_KAFKA_CONF_OK) return 0;
+    fprintf(stderr, "bench: %s: %s\n", k, err);
+    return -1;
+}
+
+/*
+ * Starts argv[0] with argv; stdout and stderr go to out_fd / err_fd (-1:
+ * /dev/null). extra_env ("K=V") is added to the environment when not NULL.
+ * Returns the pid, or -1.
+ */
+static inline pid_t kb_spawn(char *const argv[], int out_fd, int err_fd, const char *extra_env)
+{
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    if (out_fd >= 0)
+        posix_spawn_file_actions_adddup2(&fa, out_fd, STDOUT_FILENO);
+    else
+        posix_spawn_file_actions_addopen(&fa, STDOUT_FILENO, "/dev/null", O_WRONLY, 0);
+    if (err_fd >= 0)
+        posix_spawn_file_actions_adddup2(&fa, err_fd, STDERR_FILENO);
+    else
+        posix_spawn_file_actions_addopen(&fa, STDERR_FILENO, "/dev/null", O_WRONLY, 0);
+    size_t n = 0;
+    while (environ[n])
+        n++;
+    char **env = calloc(n + 2, sizeof(*env));
+    if (!env) {
+        posix_spawn_file_actions_destroy(&fa);
+        return -1;
+    }
+    memcpy(env, environ, n * sizeof(*env));
+    if (extra_env) env[n++] = (char *)extra_env;
+    pid_t pid;
+    int rc = posix_spawn(&pid, argv[0], &fa, NULL, argv, env);
+    posix_spawn_file_actions_destroy(&fa);
+    free(env);
+    if (rc != 0) {
+        fprintf(stderr, "bench: cannot run %s: %s\n", argv[0], strerror(rc));
+        return -1;
+    }
+    return pid;
+}
+
+static inline long kb_status_kb(pid_t pid, const char *key);
+
+/*
+ * Waits for pid up to timeout_ms; past it, SIGKILL and reap (never leaves a
+ * child behind). Exit status or -1 (killed / not exited normally); rusage
+ * into ru when not NULL; the largest VmHWM seen while polling every 5 ms into
+ * *hwm_kb when not NULL (wait4's ru_maxrss is no use here: posix_spawn's
+ * child starts on the parent's memory, whose high-water mark -- the mock
+ * broker's data -- the kernel carries over into the child's maxrss at exec).
+ */
+static inline int kb_wait(pid_t pid, int timeout_ms, struct rusage *ru, long *hwm_kb)
+{
+    int status = 0;
+    struct rusage r;
+    int64_t end = kb_mono_ns() + (int64_t)timeout_ms * 1000000;
+    for (;;) {
+        pid_t w = wait4(pid, &status, WNOHANG, &r);
+        if (w == pid) break;
+        if (w < 0 && errno != EINTR) return -1;
+        if (hwm_kb) {
+            long h = kb_status_kb(pid, "VmHWM");
+            if (h > *hwm_kb) *hwm_kb = h;
+        }
+        if (kb_mono_ns() > end) {
+            fprintf(stderr, "bench: pid %d did not exit in %d ms: killed\n", (int)pid, timeout_ms);
+            kill(pid, SIGKILL);
+            wait4(pid, &status, 0, &r);
+            if (ru) *ru = r;
+            return -1;
+        }
+        kb_sleep_ms(5);
+    }
+    if (ru) *ru = r;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+/* utime + stime of pid (all threads) in clock ticks, or -1. */
+static inline long long kb_cpu_ticks(pid_t pid)
+{
+    char path[64], buf[2048];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    FILE *f = fopen(path, "r");
+    if (!f) return -1;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    char *p = strrchr(buf, ')'); /* the command name may hold spaces */
+    if (!p) return -1;
+    unsigned long long ut = 0, st = 0;
+    /* after ") ": state(3) ... utime is field 14, stime 15 */
+    if (sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) != 2)
+        return -1;
+    return (long long)(ut + st);
+}
+
+/* A "Key:   N kB" line of /proc/pid/status, in kB, or -1. */
+static inline long kb_status_kb(pid_t pid, const char *key)
+{
+    char path[64], line[256];
+    size_t kl = strlen(key);
+    long v = -1;
+    snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+    FILE *f = fopen(path, "r");
+    if (!f) return -1;
+    while (fgets(line, sizeof line, f))
+        if (strncmp(line, key, kl) == 0 && line[kl] == ':') {
+            v = strtol(line + kl + 1, NULL, 10);
+            break;
+        }
+    fclose(f);
+    return v;
+}
+
+/* Reads a whole file (NUL-terminated, caller frees), or NULL. */
+static inline char *kb_slurp_fd(int fd)
+{
+    off_t size = lseek(fd, 0, SEEK_END);
+    if (size < 0) return NULL;
+    char *b = malloc((size_t)size + 1);
+    if (!b) return NULL;
+    ssize_t n = pread(fd, b, (size_t)size, 0);
+    b[n > 0 ? n : 0] = '\0';
+    return b;
+}
+
+static inline int kb_cmp_i64(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* The q-quantile (0..1) of n sorted values, nearest rank. */
+static inline int64_t kb_quantile(const int64_t *sorted, size_t n, double q)
+{
+    if (n == 0) return 0;
+    size_t r = (size_t)(q * (double)n + 0.999999);
+    if (r < 1) r = 1;
+    if (r > n) r = n;
+    return sorted[r - 1];
+}
+
+#endif

@@ -1,0 +1,93 @@
+/*
+ * dispatcher_internal.h - the dispatcher's data structures, shared by
+ * dispatcher.c (queue, thread, delivery) and dispatcher_conf.c (the
+ * "sinks" config section). Private to sinks/.
+ */
+#ifndef CANARYD_DISPATCHER_INTERNAL_H
+#define CANARYD_DISPATCHER_INTERNAL_H
+
+#include <jansson.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "canaryd/config.h"
+#include "canaryd/dispatcher.h"
+#include "canaryd/sink.h"
+
+#define DEFAULT_QUEUE 1024
+#define DEFAULT_DRAIN_MS 10000
+#define POLL_SLICE_MS 20
+#define MAX_SINKS 64
+
+typedef struct item {
+    atomic_int refs; /* sinks still holding it; the dispatcher thread only, atomic for clarity */
+    uint64_t id;
+    cd_verdict_t v; /* its strings point into the arrays below */
+    char rule[CD_NAME_MAX], rule_kind[32], release[128], stable_source[16];
+    size_t json_len;
+    char json[]; /* NUL-terminated */
+} item_t;
+
+typedef struct entry {
+    item_t *it;
+    int attempt;        /* attempts made so far */
+    int64_t not_before; /* monotonic ms */
+    struct entry *next;
+} entry_t;
+
+typedef struct filter {
+    unsigned verdicts; /* bit per cd_verdict_kind_t; 0 = all */
+    unsigned actions;  /* bit per cd_action_t; 0 = all */
+    bool kind_verdict, kind_state;
+    char (*rules)[CD_NAME_MAX];
+    int nrules; /* 0 = all */
+} filter_t;
+
+typedef struct sink {
+    cd_dispatcher_t *d;
+    const struct cd_sink_ops *ops;
+    void *state;
+    char name[64], type[16];
+    filter_t f;
+    bool send_resolved;
+    int64_t base_ms, cap_ms;
+    int max_attempts;
+    double rate, tokens; /* rate_limit (messages/s, 0 = none); bucket of capacity max(1, rate) */
+    int64_t tokens_at;
+    entry_t *head, *tail;
+    size_t len;
+    bool inflight; /* head is being delivered asynchronously */
+    char rollback_release[128];
+    bool rollback_sent;
+    _Atomic uint64_t delivered, failed, retries, dropped, filtered, pending;
+} sink_t;
+
+struct cd_dispatcher {
+    pthread_mutex_t mu;
+    pthread_cond_t wake;  /* thread: ring not empty, reopen, stop */
+    pthread_cond_t space; /* blocking submitters: ring has room */
+    pthread_cond_t idle;  /* drain: outstanding reached 0 */
+    item_t **ring;
+    size_t cap, head, count;
+    uint64_t outstanding; /* guarded by mu */
+    bool stop, reopen, started, blocking;
+    bool drain_expired; /* a drain of at least drain_ms timed out: destroy does not wait again */
+    pthread_t thread;
+    _Atomic uint64_t next_id, overflows;
+    int64_t drain_ms;
+    char service[128];
+    sink_t *sinks[MAX_SINKS];
+    int nsinks;
+};
+
+/* Builds one sink from an entry of "outputs" (or one added by the program;
+ * cfg NULL: rule names in filters are not checked). NULL with problems in
+ * diag. Main thread. */
+sink_t *cd_dsp_parse_entry(cd_dispatcher_t *d, const cd_config_t *cfg, const json_t *e,
+                           const char *path, cd_diag_t *diag);
+/* Destroys the sink's state and frees it (NULL: no-op). */
+void cd_dsp_sink_free(sink_t *s);
+
+#endif
