@@ -67,12 +67,15 @@
  * they only gate admission; a stale value admits or rejects at the edge
  * exactly as if the event had arrived a moment earlier.
  *
- * Read ranges. cd_window_sum/hist(end, len) cover the whole buckets with
- * index in [floor((end - len) / res), floor(end / res) - 1], clipped below at
- * the oldest second the clock still admits (clock / res - span buckets).
- * With end and len multiples of res that is exactly [end - len, end). With
- * other values: the bucket holding end - len is included whole, the bucket
- * holding end (still open) is excluded; len <= 0 or end <= 0 give 0.
+ * Read ranges. cd_window_sum/hist/quantile(end, len) cover the buckets that
+ * start in [end - len, end): index in [ceil((end - len) / res),
+ * ceil(end / res) - 1], clipped below at the oldest second the clock still
+ * admits (clock / res - span buckets). With end and len multiples of res
+ * that is exactly [end - len, end) (replay evaluates there). In between -
+ * the live agent evaluates every 10 ms - the bucket holding end, still
+ * filling, is included and the one holding end - len is not: a window read
+ * at 12:00:00.350 is the one of 12:00:01 so far, so an event is judged as
+ * soon as it is counted. len <= 0 or end <= 0 give 0.
  *
  * Limits, documented trade-offs: a count saturates at 2^40 - 1 per stripe,
  * bucket and counter; tags repeat every 2^24 buckets (194 days at 1 s), so a
@@ -516,8 +519,9 @@ static bool read_range(const cd_window_t *w, int64_t end_ms, int64_t len_ms, int
 {
     if (len_ms <= 0 || end_ms <= 0) return false;
     int64_t start = end_ms - len_ms; /* no overflow: both positive */
-    *lo = start > 0 ? second_of(w, start) : 0;
-    *hi = second_of(w, end_ms) - 1;
+    /* ceilings: buckets that start in [start, end) */
+    *lo = start > 0 ? second_of(w, sat_add(start, w->res - 1)) : 0;
+    *hi = second_of(w, sat_add(end_ms, w->res - 1)) - 1;
     /* Seconds older than clock - span are gone even where a slot has not
      * been reused yet: clip, so the answer does not depend on reuse order. */
     int64_t oldest = second_of(w, atomic_load_explicit(&w->late_before_ms, memory_order_relaxed));

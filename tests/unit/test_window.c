@@ -55,21 +55,28 @@ Test(window, add_and_sum_exact_per_second)
     cd_window_destroy(w);
 }
 
-Test(window, unaligned_range_counts_whole_buckets)
+Test(window, unaligned_range_counts_buckets_starting_inside)
 {
-    /* Documented: buckets [floor((end-len)/res), floor(end/res) - 1]. */
+    /* Documented: buckets [ceil((end-len)/res), ceil(end/res) - 1], i.e. those
+     * that start in [end - len, end): mid-second reads include the bucket
+     * still filling (the live agent's 10 ms evaluations). */
     cd_window_t *w = std_window();
     cd_window_set_clock(w, 100000);
     cd_window_add(w, 0, 0, S, 98000, 1);
     cd_window_add(w, 0, 0, S, 99000, 2);
     cd_window_add(w, 0, 0, S, 100000, 4);
-    cr_assert_eq(cd_window_sum(w, 0, S, 100500, 1000), 2); /* [99, 99] */
-    cr_assert_eq(cd_window_sum(w, 0, S, 100500, 1500), 2); /* [99, 99] */
-    cr_assert_eq(cd_window_sum(w, 0, S, 100500, 1600), 3); /* [98, 99] */
-    cr_assert_eq(cd_window_sum(w, 0, S, 100999, 1000), 2); /* [99, 99] */
-    cr_assert_eq(cd_window_sum(w, 0, S, 100999, 999), 0);  /* [100, 99]: none */
-    cr_assert_eq(cd_window_sum(w, 0, S, 101000, 500), 4);  /* [100, 100] */
-    cr_assert_eq(cd_window_sum(w, 0, S, 100400, 300), 0);  /* [100, 99]: none */
+    cr_assert_eq(cd_window_sum(w, 0, S, 100500, 1000), 4); /* [100, 100] */
+    cr_assert_eq(cd_window_sum(w, 0, S, 100500, 1500), 6); /* [99, 100] */
+    cr_assert_eq(cd_window_sum(w, 0, S, 100500, 1600), 6); /* [99, 100] */
+    cr_assert_eq(cd_window_sum(w, 0, S, 100500, 2500), 7); /* [98, 100] */
+    cr_assert_eq(cd_window_sum(w, 0, S, 100001, 1), 4);    /* [100, 100] */
+    cr_assert_eq(cd_window_sum(w, 0, S, 100999, 1000), 4); /* [100, 100] */
+    cr_assert_eq(cd_window_sum(w, 0, S, 100999, 999), 4);  /* [100, 100] */
+    cr_assert_eq(cd_window_sum(w, 0, S, 101000, 500), 0);  /* [101, 100]: none */
+    cr_assert_eq(cd_window_sum(w, 0, S, 100400, 300), 0);  /* [101, 100]: none */
+    /* aligned: exactly [end - len, end) */
+    cr_assert_eq(cd_window_sum(w, 0, S, 100000, 2000), 3); /* [98, 99] */
+    cr_assert_eq(cd_window_sum(w, 0, S, 101000, 1000), 4); /* [100, 100] */
     cd_window_destroy(w);
 }
 
