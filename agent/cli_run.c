@@ -1,21 +1,25 @@
 /*
  * cli_run.c - `canaryd run`: the live agent. Kafka consumers (kafka_source.c)
  * count events into the pipeline from worker threads; the live clock
- * (live.c) evaluates the rules on wall time; records are written as replay
- * writes them (JSON lines on stdout, the human line with --pretty, and/or
- * the fsync'ed --verdict-log).
+ * (live.c) evaluates the rules on wall time; records go out as replay's do
+ * (outputs.c): through the sink dispatcher to the config's sinks and the
+ * built-in log sinks (JSON lines on stdout, the human line with --pretty,
+ * and/or the fsync'ed --verdict-log). The evaluating thread only queues a
+ * record: a slow or dead sink never delays an evaluation.
  *
  * Threads: main (signals, exit conditions, shutdown), N Kafka workers, the
- * live clock thread (evaluations, so records are rendered and written on it;
- * the verdict log belongs to it, and SIGHUP's reopen is done there through
- * the tick callback). Signal handlers only set flags; main polls them every
+ * live clock thread (evaluations; records are queued from it, and SIGHUP's
+ * reopen request goes to the dispatcher from its tick callback), the
+ * dispatcher thread (writes and deliveries). Signal handlers only set flags; main polls them every
  * 20 ms.
  *
  * Shutdown (SIGINT/SIGTERM, --exit-after-events, --exit-when-idle): stop
  * consuming (every worker commits what it counted and leaves the group, with
  * a deadline), evaluate once more, flush, print the summary and a
  * machine-readable stats line on stderr, exit 0. The whole takes well under
- * the 5 s budget: STOP_DEADLINE_MS for Kafka, one evaluation, one write.
+ * the 5 s budget: STOP_DEADLINE_MS for Kafka, one evaluation, then at most
+ * SINK_DRAIN_MS for the sinks to deliver what is queued (what is still
+ * pending then is abandoned, counted and logged).
  */
 #include <errno.h>
 #include <signal.h>
@@ -35,14 +39,15 @@
 #include "canaryd/log.h"
 #include "canaryd/pipeline.h"
 #include "canaryd/timeutil.h"
-#include "canaryd/verdict_fmt.h"
-#include "canaryd/verdict_log.h"
+#include "canaryd/dispatcher.h"
 #include "cli.h"
+#include "outputs.h"
 
 enum { EXIT_OK = 0, EXIT_IO = 1, EXIT_USAGE = 2 };
 
-/* Kafka's share of the 5 s shutdown budget. */
+/* Kafka's and the sinks' shares of the 5 s shutdown budget. */
 #define STOP_DEADLINE_MS 3500
+#define SINK_DRAIN_MS 1000
 
 typedef struct run {
     const char *config_path, *log_path, *brokers, *topic, *group;
@@ -50,7 +55,7 @@ typedef struct run {
     bool pretty, colour, to_stdout;
     uint64_t exit_after;   /* 0 = never */
     int64_t exit_idle_ms;  /* 0 = never */
-    cd_verdict_log_t *vlog;
+    cd_outputs_t out;
     atomic_bool io_failed;
 } run_t;
 
@@ -75,47 +80,21 @@ static int64_t mono_ms(void)
 static void on_tick(void *opaque)
 {
     run_t *r = opaque;
-    char err[512];
     if (!hup_sig) return;
     hup_sig = 0;
-    if (!r->vlog) return;
-    if (cd_verdict_log_reopen(r->vlog, err, sizeof(err)) != 0)
-        cd_log(CD_LOG_ERROR, "SIGHUP: %s", err);
-    else
-        cd_log(CD_LOG_INFO, "SIGHUP: reopened %s", cd_verdict_log_path(r->vlog));
+    cd_log(CD_LOG_INFO, "SIGHUP: reopening the verdict log and sink files");
+    cd_dispatcher_reopen(r->out.disp);
 }
 
-/* Evaluating thread: one record, rendered once. */
+/* Evaluating thread: queue the record for the sinks; never waits for one. */
 static void on_record(const cd_verdict_t *v, void *opaque)
 {
     run_t *r = opaque;
-    char json[4096], err[512];
-    int n = cd_verdict_to_json(v, json, sizeof(json));
-    if (n < 0) {
-        cd_log(CD_LOG_ERROR, "a verdict record could not be rendered (rule %s)",
-               v->rule ? v->rule : "-");
-        atomic_store(&r->io_failed, true);
-        return;
-    }
-    if (r->vlog && cd_verdict_log_write(r->vlog, json, (size_t)n, err, sizeof(err)) != 0) {
-        cd_log(CD_LOG_ERROR, "%s", err);
-        atomic_store(&r->io_failed, true);
-    }
-    if (!r->to_stdout) return;
-    if (r->pretty) {
-        char out[8192];
-        if (cd_verdict_pretty_from_json(json, (size_t)n, out, sizeof(out), r->colour) >= 0)
-            fputs(out, stdout);
-        else
-            fputs(json, stdout);
-    } else {
-        fputs(json, stdout);
-    }
-    fputc('\n', stdout);
-    if (fflush(stdout) != 0 || ferror(stdout)) {
-        cd_log(CD_LOG_ERROR, "writing records to stdout: %s", strerror(errno));
-        atomic_store(&r->io_failed, true);
-    }
+    /* A full queue is counted and logged by the dispatcher (the live agent
+     * never blocks on its sinks); a failed write to stdout or the verdict
+     * log is the run's I/O failure. */
+    cd_dispatcher_submit(r->out.disp, v);
+    if (cd_outputs_builtin_failed(&r->out)) atomic_store(&r->io_failed, true);
 }
 
 static void usage(FILE *f)
@@ -346,17 +325,23 @@ int cd_cli_run(int argc, char **argv)
     }
     if (!kafka_settings(&r, cfg, kc)) goto out;
 
-    rc = EXIT_IO;
-    if (r.log_path) {
-        r.vlog = cd_verdict_log_open(r.log_path, err, sizeof(err));
-        if (!r.vlog) {
-            fprintf(stderr, "canaryd run: %s\n", err);
-            goto out;
-        }
-    }
-    r.to_stdout = !r.vlog || r.pretty;
+    r.to_stdout = !r.log_path || r.pretty;
     const char *nc = getenv("NO_COLOR");
     r.colour = r.pretty && isatty(STDOUT_FILENO) && !(nc && *nc);
+    int orc = cd_outputs_open(&r.out, cfg, r.log_path, r.to_stdout, r.pretty, r.colour, diag);
+    if (orc == CD_OUTPUTS_CONFIG) {
+        fprintf(stderr, "canaryd run: config %s:\n%s", r.config_path, diag->text);
+        goto out;
+    }
+    rc = EXIT_IO;
+    if (orc != CD_OUTPUTS_OK) {
+        fprintf(stderr, "canaryd run: %s", diag->text);
+        goto out;
+    }
+    if (cd_dispatcher_start(r.out.disp, err, sizeof(err)) != 0) {
+        fprintf(stderr, "canaryd run: %s\n", err);
+        goto out;
+    }
 
     cd_live_config(cfg, lcfg);
     /* Live: events may be up to max_future_skew ahead of the wall clock. */
@@ -400,14 +385,20 @@ int cd_cli_run(int argc, char **argv)
     rc = wait_for_stop(&r, src);
     cd_kafka_source_stop(src, STOP_DEADLINE_MS); /* stop consuming, commit, leave */
     cd_live_stop(live);                          /* evaluate once more */
+    uint64_t left = cd_dispatcher_drain(r.out.disp, SINK_DRAIN_MS);
+    if (cd_outputs_builtin_failed(&r.out)) atomic_store(&r.io_failed, true);
     fflush(stdout);
     summary(p, src, cd_live_steps(live), stderr);
+    cd_outputs_summary(&r.out, stderr);
+    if (left)
+        fprintf(stderr, "  sinks: %llu deliveries still pending at shutdown; abandoned\n",
+                (unsigned long long)left);
     if (atomic_load(&r.io_failed)) rc = EXIT_IO;
 out:
     cd_live_destroy(live);
     cd_kafka_source_destroy(src);
     cd_pipeline_destroy(p);
-    cd_verdict_log_close(r.vlog);
+    cd_outputs_close(&r.out);
     cd_config_free(cfg);
     free(lcfg);
     free(kc);

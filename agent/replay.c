@@ -31,7 +31,6 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <jansson.h>
 #include <math.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -43,6 +42,7 @@
 
 #include "canaryd/config.h"
 #include "canaryd/dispatcher.h"
+#include "outputs.h"
 #include "canaryd/log.h"
 #include "canaryd/pipeline.h"
 #include "canaryd/timeutil.h"
@@ -67,9 +67,7 @@ typedef struct replay {
     double speed;
     size_t max_line;
 
-    cd_dispatcher_t *disp;
-    int nconf;    /* sinks of the config's "sinks" section, first */
-    int nbuiltin; /* then --verdict-log and/or stdout */
+    cd_outputs_t out; /* the config's sinks, then --verdict-log and/or stdout */
     bool to_stdout;
     bool io_failed;
     bool progress_shown;
@@ -104,60 +102,16 @@ static void clear_progress(replay_t *r)
     r->progress_shown = false;
 }
 
-/* Whether --verdict-log or stdout gave up on a record (they do not retry). */
-static bool builtin_failed(replay_t *r)
-{
-    cd_sink_stats_t st[66];
-    int n = cd_dispatcher_stats(r->disp, st, 66);
-    for (int i = r->nconf; i < n && i < r->nconf + r->nbuiltin && i < 66; i++)
-        if (st[i].failed) return true;
-    return false;
-}
-
 static void on_record(const cd_verdict_t *v, void *opaque)
 {
     replay_t *r = opaque;
     if (r->to_stdout) clear_progress(r);
     /* blocking mode: false only when the record could not be rendered,
      * which bounded reason/todo make impossible; never drop one silently */
-    if (!cd_dispatcher_submit(r->disp, v)) r->io_failed = true;
-    if (builtin_failed(r)) r->io_failed = true;
+    if (!cd_dispatcher_submit(r->out.disp, v)) r->io_failed = true;
+    if (cd_outputs_builtin_failed(&r->out)) r->io_failed = true;
 }
 
-/* Adds a log sink for --verdict-log (path) or stdout (path "-"). */
-static int add_log_sink(replay_t *r, const char *name, const char *path, cd_diag_t *diag)
-{
-    /* one attempt: a failed write is reported as an I/O error, as before */
-    json_t *e = json_pack(
-        "{s:s, s:s, s:s, s:s, s:b, s:{s:i}, s:{s:[s, s]}}", "type", "log", "name", name, "path",
-        path, "format", r->pretty && strcmp(path, "-") == 0 ? "pretty" : "json", "colour",
-        r->colour, "retry", "max_attempts", 1, "filter", "kinds", "verdict", "state");
-    if (!e) {
-        cd_diag_add(diag, "%s: out of memory", name);
-        return -1;
-    }
-    int rc = cd_dispatcher_add(r->disp, e, name, diag);
-    json_decref(e);
-    if (rc == 0) r->nbuiltin++;
-    return rc;
-}
-
-/* Sink counters, when the config has sinks of its own. */
-static void sink_summary(replay_t *r, FILE *f)
-{
-    cd_sink_stats_t st[64];
-    cd_dispatcher_stats(r->disp, st, 64);
-    if (r->nconf == 0) return;
-    fprintf(f, "  sinks (queue overflows: %llu):\n",
-            (unsigned long long)cd_dispatcher_overflows(r->disp));
-    for (int i = 0; i < r->nconf && i < 64; i++)
-        fprintf(f,
-                "    %-20s %-8s delivered %llu, failed %llu, retries %llu, dropped %llu, "
-                "pending %llu\n",
-                st[i].name, st[i].type, (unsigned long long)st[i].delivered,
-                (unsigned long long)st[i].failed, (unsigned long long)st[i].retries,
-                (unsigned long long)st[i].dropped, (unsigned long long)st[i].pending);
-}
 
 static void usage(FILE *f)
 {
@@ -338,7 +292,7 @@ static int run(replay_t *r, cd_pipeline_t *p, cd_linereader_t *lr, const cd_conf
     while (!stop && !r->io_failed) {
         if (hup) {
             hup = 0;
-            cd_dispatcher_reopen(r->disp);
+            cd_dispatcher_reopen(r->out.disp);
         }
         const char *line;
         size_t len;
@@ -429,18 +383,13 @@ int cd_cli_replay(int argc, char **argv)
     r.to_stdout = !r.log_path || r.pretty;
     const char *nc = getenv("NO_COLOR");
     r.colour = r.pretty && isatty(STDOUT_FILENO) && !(nc && *nc);
-    r.disp = cd_dispatcher_new(cfg, diag);
-    if (!r.disp) {
+    int orc = cd_outputs_open(&r.out, cfg, r.log_path, r.to_stdout, r.pretty, r.colour, diag);
+    if (orc == CD_OUTPUTS_CONFIG) {
         fprintf(stderr, "canaryd replay: config %s:\n%s", r.config_path, diag->text);
         rc = EXIT_USAGE;
         goto out;
     }
-    {
-        cd_sink_stats_t none[1];
-        r.nconf = cd_dispatcher_stats(r.disp, none, 0);
-    }
-    if ((r.log_path && add_log_sink(&r, "--verdict-log", r.log_path, diag) != 0) ||
-        (r.to_stdout && add_log_sink(&r, "stdout", "-", diag) != 0)) {
+    if (orc != CD_OUTPUTS_OK) {
         fprintf(stderr, "canaryd replay: %s", diag->text);
         goto out;
     }
@@ -457,8 +406,8 @@ int cd_cli_replay(int argc, char **argv)
         goto out;
     }
 
-    cd_dispatcher_set_blocking(r.disp, true);
-    if (cd_dispatcher_start(r.disp, err, sizeof(err)) != 0) {
+    cd_dispatcher_set_blocking(r.out.disp, true);
+    if (cd_dispatcher_start(r.out.disp, err, sizeof(err)) != 0) {
         fprintf(stderr, "canaryd replay: %s\n", err);
         goto out;
     }
@@ -473,10 +422,10 @@ int cd_cli_replay(int argc, char **argv)
     sigaction(SIGHUP, &sa, NULL);
 
     rc = run(&r, p, lr, cfg);
-    uint64_t left = cd_dispatcher_drain(r.disp, cd_dispatcher_drain_timeout(r.disp));
-    if (builtin_failed(&r)) r.io_failed = true;
+    uint64_t left = cd_dispatcher_drain(r.out.disp, cd_dispatcher_drain_timeout(r.out.disp));
+    if (cd_outputs_builtin_failed(&r.out)) r.io_failed = true;
     summary(p, cd_linereader_lineno(lr), stderr);
-    sink_summary(&r, stderr);
+    cd_outputs_summary(&r.out, stderr);
     if (left)
         fprintf(stderr,
                 "  sinks: %llu deliveries still pending after the drain timeout; "
@@ -498,7 +447,7 @@ io:
     rc = EXIT_IO;
 out:
     cd_pipeline_destroy(p);
-    cd_dispatcher_destroy(r.disp);
+    cd_outputs_close(&r.out);
     cd_linereader_destroy(lr);
     if (fd > STDIN_FILENO) close(fd);
     cd_config_free(cfg);

@@ -279,6 +279,7 @@ static int run_canaryd(const char *bin, const char *config, int threads, int rou
     unlink(errp);
     int64_t t0 = kb_mono_ns();
     pid_t pid = kb_spawn(argv, -1, efd, "CANARYD_LOG_LEVEL=info");
+    kb_child = pid;
     long hwm = 0;
     int rc = pid > 0 ? kb_wait(pid, RUN_TIMEOUT_MS, NULL, &hwm) : -1;
     double wall = (double)(kb_mono_ns() - t0) / 1e9;
@@ -323,7 +324,7 @@ static long committed(rd_kafka_t *rk)
 }
 
 typedef struct idle {
-    double hwm_mb, rss_mb, rss_after_mb, cpu_pct, caught_s, ticks;
+    double hwm_mb, rss_mb, rss_after_mb, cpu_pct, caught_s, ticks, rdk_ticks, own_ticks;
     int seconds;
 } idle_t;
 
@@ -354,6 +355,7 @@ static int run_idle(const char *bin, const char *config, idle_t *out)
     unlink(errp);
     int64_t t0 = kb_mono_ns();
     pid_t pid = kb_spawn(argv, -1, efd, "CANARYD_LOG_LEVEL=info");
+    kb_child = pid;
     long sum = -1;
     while (pid > 0 && kb_mono_ns() - t0 < (int64_t)RUN_TIMEOUT_MS * 1000000 &&
            waitpid(pid, NULL, WNOHANG) == 0) {
@@ -367,10 +369,14 @@ static int run_idle(const char *bin, const char *config, idle_t *out)
         out->caught_s = (double)(kb_mono_ns() - t0) / 1e9;
         out->hwm_mb = kb_status_kb(pid, "VmHWM") / 1024.0;
         out->rss_mb = kb_status_kb(pid, "VmRSS") / 1024.0;
-        long long c0 = kb_cpu_ticks(pid);
+        long long c0 = kb_cpu_ticks(pid), r0, o0, r1, o1;
+        kb_thread_ticks(pid, &r0, &o0);
         int64_t w0 = kb_mono_ns();
         kb_sleep_ms(out->seconds * 1000);
         long long c1 = kb_cpu_ticks(pid);
+        kb_thread_ticks(pid, &r1, &o1);
+        out->rdk_ticks = (double)(r1 - r0);
+        out->own_ticks = (double)(o1 - o0);
         double secs = (double)(kb_mono_ns() - w0) / 1e9;
         out->rss_after_mb = kb_status_kb(pid, "VmRSS") / 1024.0;
         out->ticks = (double)(c1 - c0);
@@ -392,6 +398,32 @@ static int run_idle(const char *bin, const char *config, idle_t *out)
     return rc;
 }
 
+/* config/sop.json with kafka.properties from KBENCH_KAFKA_PROPS ("k=v,k=v"),
+ * written to path: the sizing experiments in docs/live.md. */
+static int props_config(const char *sop, const char *props, char *path)
+{
+    json_error_t je;
+    json_t *c = json_load_file(sop, 0, &je), *pr = json_object();
+    char *dup = strdup(props), *save = NULL;
+    int rc = -1;
+    for (char *kv = strtok_r(dup, ",", &save); kv; kv = strtok_r(NULL, ",", &save)) {
+        char *eq = strchr(kv, '=');
+        if (!eq) goto out;
+        *eq = '\0';
+        json_object_set_new(pr, kv, json_string(eq + 1));
+    }
+    json_object_set_new(c, "kafka", json_pack("{s:O}", "properties", pr));
+    int fd = mkstemps(path, 5);
+    if (fd < 0) goto out;
+    close(fd);
+    rc = json_dump_file(c, path, JSON_INDENT(1));
+out:
+    free(dup);
+    json_decref(pr);
+    json_decref(c);
+    return rc;
+}
+
 int main(int argc, char **argv)
 {
     const char *config = "config/sop.json";
@@ -408,7 +440,16 @@ int main(int argc, char **argv)
                 config);
         return 2;
     }
-    signal(SIGPIPE, SIG_IGN);
+    kb_signals();
+    const char *props = getenv("KBENCH_KAFKA_PROPS");
+    static char pcfg[] = "/tmp/kbench-props-XXXXXX.json";
+    if (props && *props) {
+        if (props_config(config, props, pcfg) != 0) {
+            fprintf(stderr, "bench_kafka: KBENCH_KAFKA_PROPS: want k=v,k=v\n");
+            return 2;
+        }
+        config = pcfg;
+    }
     rd_kafka_t *holder = NULL;
     rd_kafka_mock_cluster_t *mc = kb_mock_new(&holder, TOPIC, partitions_g, boot, sizeof boot);
     if (!mc) return 1;
@@ -441,8 +482,9 @@ int main(int argc, char **argv)
     printf("### bench_kafka: %ld events (%.1f MB, %.0f bytes/event), mock broker in process, "
            "%d partitions, best of %d rounds\n\n",
            events_g, mb, (double)bytes / (double)events_g, partitions_g, ROUNDS);
-    printf("Preload (simgen + produce + flush): %.2f s, %.0f events/s.\n\n", load_s,
-           (double)events_g / load_s);
+    printf("Preload (simgen + produce + flush): %.2f s, %.0f events/s.%s%s\n\n", load_s,
+           (double)events_g / load_s, config == pcfg ? " canaryd's config: config/sop.json with kafka.properties " : "",
+           config == pcfg ? props : "");
     printf("| consumer | threads | assignment to last event, s | events/s | MB/s | x best bare | "
            "process wall s | peak RSS MB |\n");
     printf("|---|---:|---:|---:|---:|---:|---:|---:|\n");
@@ -464,11 +506,15 @@ int main(int argc, char **argv)
     printf("| idle CPU, utime+stime over %d s with no events | %.2f %% of a core (%.0f ticks) | "
            "<= 1 %% |\n",
            idle.seconds, idle.cpu_pct, idle.ticks);
+    printf("| of which librdkafka's threads (rdk:*) / canaryd's own (main, workers, live clock, "
+           "sinks) | %.0f / %.0f ticks | |\n",
+           idle.rdk_ticks, idle.own_ticks);
     printf("\nbest canaryd / best bare consumer: %.2f (target >= 0.8)\n",
            best_bare / (cd[1].consume_s < cd[2].consume_s ? cd[1].consume_s : cd[2].consume_s));
     rc = 0;
 out:
     rd_kafka_mock_cluster_destroy(mc);
     rd_kafka_destroy(holder);
+    if (config == pcfg) unlink(pcfg);
     return rc;
 }

@@ -115,6 +115,7 @@ static int send_event(rd_kafka_t *p, bench_t *b, int i)
 
 static void on_line(bench_t *b, char *l, bool is_err, int64_t now)
 {
+    if (getenv("KBENCH_DEBUG")) fprintf(stderr, "bench: %s: %s\n", is_err ? "err" : "out", l);
     if (is_err) {
         long long off, ns;
         const char *t = strstr(l, "canaryd trace: consumed ");
@@ -189,7 +190,7 @@ int main(int argc, char **argv)
                 bin);
         return 2;
     }
-    signal(SIGPIPE, SIG_IGN);
+    kb_signals();
     b.max_offset = b.ntrials + MAX_WARMUP + 16;
     b.produce_ns = calloc((size_t)b.ntrials, sizeof(int64_t));
     b.offset = calloc((size_t)b.ntrials, sizeof(int64_t));
@@ -231,6 +232,7 @@ int main(int argc, char **argv)
     char *args[] = {bin, "run", "--config", cfgp, "--brokers", boot, "--topic", TOPIC,
                     "--group", "kbench-delay", NULL};
     pid = kb_spawn(args, out[1], errp[1], "CANARYD_TRACE_CONSUME=1");
+    kb_child = pid;
     close(out[1]), close(errp[1]);
     out[1] = errp[1] = -1;
     if (pid < 0) goto out;
@@ -239,7 +241,7 @@ int main(int argc, char **argv)
     size_t len_out = 0, len_err = 0;
     int64_t t0 = kb_mono_ns(), next = t0;
     int sent = 0, warmups = 0;
-    bool eof = false;
+    bool eof = false, started = false;
     /* Warm up until canaryd consumes (group joined), then the trials; then
      * wait for the last ALERTs (at most 3 s). */
     for (;;) {
@@ -255,7 +257,10 @@ int main(int argc, char **argv)
                 next = now + 500 * 1000000LL;
             }
         } else if (sent < b.ntrials) {
-            if (sent == 0 && next < now) next = now + 1000 * 1000000LL;
+            if (!started) { /* a second after the warm-up, in case of a rebalance */
+                started = true;
+                next = now + 1000 * 1000000LL;
+            }
             if (now >= next) {
                 if (send_event(prod, &b, sent) != 0) goto out;
                 sent++;

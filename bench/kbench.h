@@ -16,6 +16,7 @@
 #ifndef CANARYD_BENCH_KBENCH_H
 #define CANARYD_BENCH_KBENCH_H
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -53,6 +54,26 @@ static inline void kb_sleep_ms(int ms)
     struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
     while (nanosleep(&ts, &ts) == -1 && errno == EINTR)
         ;
+}
+
+/* The child being measured, killed if this process is interrupted (bench/run's
+ * timeout sends SIGTERM): a benchmark never leaves an agent behind. */
+static volatile pid_t kb_child = -1;
+
+static void kb_on_signal(int sig)
+{
+    if (kb_child > 0) kill(kb_child, SIGKILL);
+    signal(sig, SIG_DFL);
+    raise(sig);
+}
+
+/* SIGPIPE ignored; SIGINT / SIGTERM / SIGHUP kill kb_child, then this process. */
+static inline void kb_signals(void)
+{
+    signal(SIGPIPE, SIG_IGN);
+    signal(SIGINT, kb_on_signal);
+    signal(SIGTERM, kb_on_signal);
+    signal(SIGHUP, kb_on_signal);
 }
 
 /* The canaryd binary: $CANARYD_BIN, else "canaryd" next to this binary. */
@@ -189,11 +210,10 @@ static inline int kb_wait(pid_t pid, int timeout_ms, struct rusage *ru, long *hw
     return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
-/* utime + stime of pid (all threads) in clock ticks, or -1. */
-static inline long long kb_cpu_ticks(pid_t pid)
+/* utime + stime in clock ticks from a /proc stat file, or -1. */
+static inline long long kb_stat_ticks(const char *path)
 {
-    char path[64], buf[2048];
-    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    char buf[2048];
     FILE *f = fopen(path, "r");
     if (!f) return -1;
     size_t n = fread(buf, 1, sizeof buf - 1, f);
@@ -206,6 +226,43 @@ static inline long long kb_cpu_ticks(pid_t pid)
     if (sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) != 2)
         return -1;
     return (long long)(ut + st);
+}
+
+/* utime + stime of pid (all threads) in clock ticks, or -1. */
+static inline long long kb_cpu_ticks(pid_t pid)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    return kb_stat_ticks(path);
+}
+
+/*
+ * utime + stime of pid's threads in clock ticks, split by thread name:
+ * librdkafka's own threads (named "rdk:...") into *rdk, the rest (canaryd's
+ * main, workers, live clock, sinks) into *own. -1 on failure.
+ */
+static inline int kb_thread_ticks(pid_t pid, long long *rdk, long long *own)
+{
+    char path[320], comm[64];
+    *rdk = *own = 0;
+    snprintf(path, sizeof path, "/proc/%d/task", (int)pid);
+    DIR *d = opendir(path);
+    if (!d) return -1;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        if (e->d_name[0] == '.') continue;
+        snprintf(path, sizeof path, "/proc/%d/task/%s/comm", (int)pid, e->d_name);
+        FILE *f = fopen(path, "r");
+        if (!f) continue;
+        if (!fgets(comm, sizeof comm, f)) comm[0] = '\0';
+        fclose(f);
+        snprintf(path, sizeof path, "/proc/%d/task/%s/stat", (int)pid, e->d_name);
+        long long t = kb_stat_ticks(path); /* this thread only (/proc/TID/stat sums them all) */
+        if (t < 0) continue;
+        *(strncmp(comm, "rdk:", 4) == 0 ? rdk : own) += t;
+    }
+    closedir(d);
+    return 0;
 }
 
 /* A "Key:   N kB" line of /proc/pid/status, in kB, or -1. */

@@ -118,8 +118,8 @@ uint64_t cd_dispatcher_overflows(const cd_dispatcher_t *d);
 int cd_dispatcher_stats(cd_dispatcher_t *d, cd_sink_stats_t *out, int max);
 
 /*
- * Drains (up to drain_timeout; not again when a cd_dispatcher_drain of at
- * least drain_timeout already timed out), stops the thread, flushes and destroys
+ * Drains (up to drain_timeout; not again when a cd_dispatcher_drain already
+ * timed out: its caller chose the wait), stops the thread, flushes and destroys
  * every sink; what is still pending is abandoned, counted and logged. NULL
  * is a no-op. Not concurrently with submit.
  */

@@ -333,6 +333,60 @@ Test(live, known_stream_exact_counts_and_rollback)
     free(out);
 }
 
+/* Records reach the config's sinks through the dispatcher: an exec hook
+ * gets the ROLLBACK's JSON on stdin, the same line the verdict log holds. */
+Test(live, records_reach_the_config_sinks)
+{
+    int seq = 0;
+    FILE *sh = fopen(path_of("hook.sh"), "w");
+    cr_assert_not_null(sh);
+    fprintf(sh, "#!/bin/sh\ncat >> '%s'\n", path_of("hook.out"));
+    fclose(sh);
+    chmod(path_of("hook.sh"), 0755);
+    FILE *f = fopen(path_of("c.json"), "w");
+    cr_assert_not_null(f);
+    fprintf(f,
+            "{\"events\": {\"types\": [\"REQUEST_COMPLETED\", \"ERROR_OCCURRED\"]},\n"
+            " \"windows\": {\"max_future_skew\": \"1m\", \"slack\": \"2m\"},\n"
+            " \"rules\": [{\"name\": \"errors\", \"kind\": \"threshold\",\n"
+            "   \"numerator\": [\"ERROR_OCCURRED\"], \"scope\": \"canary\", \"op\": \">\",\n"
+            "   \"threshold\": 5, \"window\": \"10s\", \"action\": \"rollback\"}],\n"
+            " \"sinks\": {\"outputs\": [{\"type\": \"exec\", \"name\": \"hook\",\n"
+            "   \"command\": [\"%s\"], \"filter\": {\"verdicts\": [\"ROLLBACK\"]}}]},\n"
+            " \"kafka\": {\"topics\": [\"" TOPIC "\"], \"group\": \"g\",\n"
+            "   \"properties\": {\"session.timeout.ms\": 6000, \"heartbeat.interval.ms\": 500}}}\n",
+            path_of("hook.sh"));
+    fclose(f);
+    rd_kafka_t *pr = producer();
+    produce(pr, 50, "REQUEST_COMPLETED", "canary", NULL, &seq);
+    produce(pr, 20, "ERROR_OCCURRED", "canary", NULL, &seq);
+    flush_all(pr);
+    rd_kafka_destroy(pr);
+
+    pid_t pid = start("out", "err",
+                      ARGS("--config", path_of("c.json"), "--verdict-log", path_of("v.log"),
+                           "--exit-after-events", "70"));
+    cr_assert_eq(wait_exit(pid, 20000), 0);
+    char *vlog = read_file("v.log");
+    char *hook = read_file("hook.out");
+    char *err = read_file("err");
+    const char *rb = strstr(vlog, "\"kind\":\"verdict\",\"verdict\":\"ROLLBACK\"");
+    cr_assert_not_null(rb, "verdict log:\n%s", vlog);
+    while (rb > vlog && rb[-1] != '\n') rb--; /* start of that line */
+    /* the hook got exactly the verdict log's ROLLBACK line (JSON on stdin,
+     * newline-terminated), once */
+    const char *eol = strchr(rb, '\n');
+    cr_assert_not_null(eol);
+    size_t n = (size_t)(eol - rb) + 1;
+    cr_assert_eq(strlen(hook), n, "hook got %zu bytes, want %zu:\n%s\nlog:\n%s", strlen(hook), n, hook, vlog);
+    cr_assert_eq(strncmp(hook, rb, n), 0, "hook got:\n%s", hook);
+    cr_assert_not_null(strstr(err, "hook                 exec     delivered 1, failed 0"),
+                       "stderr:\n%s", err);
+    free(vlog);
+    free(hook);
+    free(err);
+}
+
 Test(live, cohort_from_header)
 {
     int seq = 0;
