@@ -17,7 +17,8 @@
  * a delay drawn uniformly from [0, min(cap, base * 2^(attempt-1))] ("full
  * jitter": spreads retries from many agents), but never shorter than the
  * destination's Retry-After. A token bucket per sink (rate_limit messages per
- * second) holds deliveries back without counting an attempt. Asynchronous
+ * second, refilled only while no delivery is in flight) holds deliveries back
+ * without counting an attempt. Asynchronous
  * sinks (webhook, exec) return PENDING and are driven from their poll():
  * while one is in flight the thread alternates between short polls (<= 20 ms)
  * and the ring, so new records still move into FIFOs promptly.
@@ -358,6 +359,11 @@ static void finish(sink_t *s, cd_sink_result_t r, int64_t retry_after_ms)
 {
     entry_t *e = s->head;
     char w[128];
+    /* The rate limit spaces a delivery from the end of the previous one,
+     * not its start: tokens do not accrue while one is in flight, so a
+     * destination sees messages at most rate_limit per second even when the
+     * first one was slow to arrive (Slack counts at its end). */
+    if (s->rate > 0) s->tokens_at = cd_sink_now_ms();
     if (r == CD_SINK_OK) {
         atomic_fetch_add_explicit(&s->delivered, 1, memory_order_relaxed);
         cd_log(CD_LOG_DEBUG, "sink %s: delivered record %llu (%s), attempt %d", s->name,
