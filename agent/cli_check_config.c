@@ -14,6 +14,7 @@
 
 #include "canaryd/config.h"
 #include "canaryd/dispatcher.h"
+#include "canaryd/http_api.h"
 #include "canaryd/kafka_source.h"
 #include "canaryd/timeutil.h"
 #include "cli.h"
@@ -204,6 +205,9 @@ int cd_cli_check_config(int argc, char **argv)
     /* The sinks section is checked by the dispatcher (sinks/dispatcher.c),
      * which builds each sink and frees it without sending anything. */
     int sink_problems = c ? cd_dispatcher_check(c, d) : 0;
+    /* The http section is parsed by the HTTP API (agent/config_http.c). */
+    cd_http_conf_t hc;
+    if (c && !cd_http_conf_parse(c, &hc, d)) sink_problems++;
     /* The kafka section is parsed by its module (agent/config_kafka.c). */
     cd_kafka_conf_t *kc = c ? malloc(sizeof(*kc)) : NULL;
     if (c && (!kc || !cd_kafka_conf_parse(c, kc, d))) {

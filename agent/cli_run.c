@@ -34,10 +34,12 @@
 #include <jansson.h>
 
 #include "canaryd/config.h"
+#include "canaryd/http_api.h"
 #include "canaryd/kafka_source.h"
 #include "canaryd/live.h"
 #include "canaryd/log.h"
 #include "canaryd/pipeline.h"
+#include "canaryd/snapshot.h"
 #include "canaryd/timeutil.h"
 #include "canaryd/dispatcher.h"
 #include "cli.h"
@@ -57,6 +59,12 @@ typedef struct run {
     int64_t exit_idle_ms;  /* 0 = never */
     cd_outputs_t out;
     atomic_bool io_failed;
+    /* HTTP API (NULL when the config has no "http" section); the snapshot
+     * and its timing belong to the evaluating thread. */
+    cd_http_t *http;
+    cd_pipeline_t *p;
+    cd_snapshot_t *snap;
+    int64_t published_ms;
 } run_t;
 
 static volatile sig_atomic_t stop_sig, hup_sig;
@@ -76,10 +84,39 @@ static int64_t mono_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* Evaluating thread: SIGHUP reopens the verdict log. */
+/* How often the HTTP API's snapshot is refreshed when nothing changed. */
+#define SNAPSHOT_EVERY_MS 100
+
+/* Evaluating thread: applies a POST /api/v1/release, and publishes a
+ * snapshot for the HTTP API when something changed or every 100 ms (the
+ * tick runs before each evaluation step, so it shows the previous one). */
+static void http_tick(run_t *r)
+{
+    char rel[128];
+    int64_t now = mono_ms();
+    if (cd_http_take_release(r->http, rel, sizeof(rel))) {
+        cd_pipeline_new_release(r->p, rel);
+        cd_log(CD_LOG_INFO, "new release %s: verdict, rule states and canary windows reset", rel);
+        cd_snapshot_fill(r->snap, r->p, cd_live_now_ms());
+        cd_http_publish(r->http, r->snap);
+        r->published_ms = now;
+        cd_http_release_done(r->http);
+        return;
+    }
+    /* The cheap check runs every tick; the copy only when it says so or
+     * every SNAPSHOT_EVERY_MS (values and counters move continuously). */
+    if (cd_snapshot_stale(r->snap, r->p) || now - r->published_ms >= SNAPSHOT_EVERY_MS) {
+        cd_snapshot_fill(r->snap, r->p, cd_live_now_ms());
+        cd_http_publish(r->http, r->snap);
+        r->published_ms = now;
+    }
+}
+
+/* Evaluating thread: SIGHUP reopens the verdict log; the HTTP API's hand-over. */
 static void on_tick(void *opaque)
 {
     run_t *r = opaque;
+    if (r->http) http_tick(r);
     if (!hup_sig) return;
     hup_sig = 0;
     cd_log(CD_LOG_INFO, "SIGHUP: reopening the verdict log and sink files");
@@ -113,6 +150,8 @@ static void usage(FILE *f)
             "  assigned partition is caught up and no message came for D.\n"
             "  SIGINT/SIGTERM: stop consuming, evaluate once more, commit, flush, exit.\n"
             "  A summary and a `stats` JSON line go to stderr at exit.\n"
+            "  With an \"http\" config section, serves probes, /metrics and the verdict\n"
+            "  endpoints (docs/http-api.md) and prints \"http: listening on HOST:PORT\".\n"
             "  exit: 0 stopped, 1 I/O or fatal Kafka error, 2 usage or config error\n");
 }
 
@@ -303,6 +342,7 @@ int cd_cli_run(int argc, char **argv)
     cd_kafka_source_t *src = NULL;
     cd_live_t *live = NULL;
     cd_diag_t *diag = NULL;
+    cd_http_conf_t hc;
     char err[1024];
     int rc = parse_args(&r, argc, argv);
     if (rc >= 0) return rc;
@@ -324,6 +364,10 @@ int cd_cli_run(int argc, char **argv)
         goto out;
     }
     if (!kafka_settings(&r, cfg, kc)) goto out;
+    if (!cd_http_conf_parse(cfg, &hc, diag)) {
+        fprintf(stderr, "canaryd run: config %s:\n%s", r.config_path, diag->text);
+        goto out;
+    }
 
     r.to_stdout = !r.log_path || r.pretty;
     const char *nc = getenv("NO_COLOR");
@@ -363,6 +407,19 @@ int cd_cli_run(int argc, char **argv)
         fprintf(stderr, "canaryd run: %s\n", err);
         goto out;
     }
+    if (hc.enabled) {
+        cd_http_sources_t hs = {.kafka = src, .disp = r.out.disp};
+        r.p = p;
+        r.snap = calloc(1, sizeof(*r.snap));
+        r.http = r.snap ? cd_http_new(&hc, &hs, err, sizeof(err)) : NULL;
+        if (!r.http) {
+            fprintf(stderr, "canaryd run: %s\n", r.snap ? err : "out of memory");
+            goto out;
+        }
+        /* This thread evaluates until cd_live_start: the first snapshot. */
+        cd_snapshot_fill(r.snap, p, cd_live_now_ms());
+        cd_http_publish(r.http, r.snap);
+    }
 
     struct sigaction sa;
     memset(&sa, 0, sizeof(sa));
@@ -373,7 +430,8 @@ int cd_cli_run(int argc, char **argv)
     sigaction(SIGHUP, &sa, NULL);
 
     if (cd_live_start(live, err, sizeof(err)) != 0 ||
-        cd_kafka_source_start(src, err, sizeof(err)) != 0) {
+        cd_kafka_source_start(src, err, sizeof(err)) != 0 ||
+        (r.http && cd_http_start(r.http, err, sizeof(err)) != 0)) {
         fprintf(stderr, "canaryd run: %s\n", err);
         cd_kafka_source_stop(src, STOP_DEADLINE_MS);
         cd_live_stop(live);
@@ -383,6 +441,7 @@ int cd_cli_run(int argc, char **argv)
            kc->ntopics > 1 ? " (and more)" : "", kc->brokers, kc->group);
 
     rc = wait_for_stop(&r, src);
+    cd_http_stop(r.http); /* first: its handlers read the consumers' state */
     cd_kafka_source_stop(src, STOP_DEADLINE_MS); /* stop consuming, commit, leave */
     cd_live_stop(live);                          /* evaluate once more */
     uint64_t left = cd_dispatcher_drain(r.out.disp, SINK_DRAIN_MS);
@@ -395,7 +454,10 @@ int cd_cli_run(int argc, char **argv)
                 (unsigned long long)left);
     if (atomic_load(&r.io_failed)) rc = EXIT_IO;
 out:
+    cd_http_stop(r.http);
     cd_live_destroy(live);
+    cd_http_destroy(r.http);
+    free(r.snap);
     cd_kafka_source_destroy(src);
     cd_pipeline_destroy(p);
     cd_outputs_close(&r.out);

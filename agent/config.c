@@ -25,6 +25,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "config_env.h"
 #include "config_internal.h"
 
 /* Largest config file read. */
@@ -135,7 +136,7 @@ static void parse_root(cd_cfgctx_t *x, const json_t *root, const char *origin_di
             cd_cfg_bad(x, sections[i], sec, "is not an object", "a JSON object");
             continue;
         }
-        if (strcmp(sections[i], "http") == 0 || strcmp(sections[i], "log") == 0) {
+        if (strcmp(sections[i], "log") == 0) {
             /* Reserved: accepting and ignoring them would be a silent default. */
             cd_diag_add(x->d, "%s: not supported by this version yet; accepted: leave the key out",
                         sections[i]);
@@ -175,7 +176,12 @@ cd_config_t *cd_config_parse_ex(const char *text, size_t len, const char *origin
     }
     set_defaults(c);
     cd_cfgctx_t x = {.c = c, .d = diag, .flags = flags};
+    /* Environment overrides (config_env.c): overlaid onto the tree before
+     * validation; then messages about overridden keys name the variable. */
+    cd_cfg_env_t env = {0};
+    if (flags & CD_CFG_ENV) cd_cfg_env_overlay(&x, root, &env);
     parse_root(&x, root, origin_dir);
+    if (flags & CD_CFG_ENV) cd_cfg_env_check(&x, &env);
     if (diag->count > 0) goto err;
     json_decref(root);
     return c;
@@ -267,7 +273,8 @@ cd_config_t *cd_config_load(const char *path, cd_diag_t *diag)
         snprintf(dir, sizeof(dir), "/");
     else
         snprintf(dir, sizeof(dir), "%.*s", (int)(slash - path), path);
-    cd_config_t *c = cd_config_parse_ex(text, len, dir, 0, diag);
+    /* A file is what the agent runs: the environment overrides it (CD_CFG_ENV). */
+    cd_config_t *c = cd_config_parse_ex(text, len, dir, CD_CFG_ENV, diag);
     free(text);
     return c;
 }

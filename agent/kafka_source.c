@@ -697,3 +697,30 @@ bool cd_kafka_source_failed(const cd_kafka_source_t *s)
 {
     return atomic_load_explicit(&((cd_kafka_source_t *)s)->failed, memory_order_relaxed);
 }
+
+/* For the HTTP API (any thread while the workers run): librdkafka's handle
+ * calls used here are thread-safe, and answer from the client's cached state
+ * (assignment, position, the high watermark of the last fetch): no request
+ * goes to the broker. */
+int cd_kafka_source_lag(const cd_kafka_source_t *s, cd_kafka_lag_t *out, int max)
+{
+    int n = 0;
+    for (int i = 0; i < s->nworkers; i++) {
+        rd_kafka_t *rk = s->w[i].rk;
+        rd_kafka_topic_partition_list_t *l = NULL;
+        if (!rk || rd_kafka_assignment(rk, &l) != RD_KAFKA_RESP_ERR_NO_ERROR || !l) continue;
+        rd_kafka_position(rk, l);
+        for (int k = 0; k < l->cnt; k++, n++) {
+            if (n >= max) continue; /* counted, not stored */
+            cd_kafka_lag_t *o = &out[n];
+            int64_t lo = -1, hi = -1;
+            snprintf(o->topic, sizeof(o->topic), "%s", l->elems[k].topic);
+            o->partition = l->elems[k].partition;
+            rd_kafka_get_watermark_offsets(rk, o->topic, o->partition, &lo, &hi);
+            int64_t pos = l->elems[k].offset;
+            o->lag = (pos >= 0 && hi >= 0) ? (hi > pos ? hi - pos : 0) : -1;
+        }
+        rd_kafka_topic_partition_list_destroy(l);
+    }
+    return n;
+}

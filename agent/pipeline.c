@@ -381,6 +381,33 @@ const char *cd_pipeline_release(const cd_pipeline_t *p)
     return st >= REL_READY ? p->release : "";
 }
 
+void cd_pipeline_new_release(cd_pipeline_t *p, const char *release)
+{
+    /* Take the release slot from the ingesters for good: after APPLIED no
+     * worker writes p->release (learn_release only writes from UNKNOWN), so
+     * this thread may. A worker caught copying (WRITING) finishes first. */
+    for (;;) {
+        int st = atomic_load_explicit(&p->release_state, memory_order_acquire);
+        if (st == REL_WRITING) continue; /* a few byte copies away */
+        if (atomic_compare_exchange_strong_explicit(&p->release_state, &st, REL_APPLIED,
+                                                    memory_order_acq_rel, memory_order_acquire))
+            break;
+    }
+    snprintf(p->release, sizeof(p->release), "%s", release);
+    /* The next boundary evaluated is after the clock: start the release there. */
+    cd_engine_new_release(p->eng, p->release, p->started ? p->clock : 0);
+}
+
+int cd_pipeline_nrules(const cd_pipeline_t *p)
+{
+    return p->cfg->nrules;
+}
+
+cd_rule_state_t cd_pipeline_rule_state(const cd_pipeline_t *p, int i, cd_verdict_t *last)
+{
+    return cd_engine_rule_state(p->eng, i, last);
+}
+
 cd_window_t *cd_pipeline_window(cd_pipeline_t *p)
 {
     return p->win;

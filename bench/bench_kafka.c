@@ -16,9 +16,11 @@
  *    batch): ~3.5 MB per partition, under the mock's ~5 MB cap.
  * 2. Throughput, 2 rounds, each consumer in its own consumer group reading
  *    the whole topic from the start:
- *    - bare: librdkafka high-level consumers in this process (1, then 2
- *      consumer threads), default properties but auto.offset.reset=earliest,
- *      polling and discarding until EVENTS messages came;
+ *    - bare: this binary again as a child (`bench_kafka --bare BOOT GROUP N
+ *      THREADS`, a process of its own like canaryd): librdkafka high-level
+ *      consumers (1, then 2 consumer threads), default properties but
+ *      auto.offset.reset=earliest, polling and discarding until EVENTS
+ *      messages came;
  *    - canaryd: `canaryd run --config config/sop.json --threads T
  *      --exit-after-events EVENTS` (T = 1, 2) as a child, CANARYD_LOG_LEVEL=info.
  *    Measured for both: from the first partition assignment to the EVENTS-th
@@ -27,7 +29,8 @@
  *    so the group join, which the mock delays, and process start and
  *    shutdown are left out of both. canaryd's whole process wall time and
  *    peak RSS (the last VmHWM read while it ran, polled every 5 ms) are
- *    shown beside it. Its stats line must say
+ *    shown beside it, with the process's CPU time (wait4 rusage) -- for the
+ *    bare consumer too. Its stats line must say
  *    accepted = EVENTS, late = future = bad = 0, or the run fails.
  *    The table shows the best of the rounds; the ratio is best canaryd over
  *    best bare consumer, both from this run.
@@ -37,6 +40,10 @@
  *    and VmRSS are read from /proc/PID/status and utime+stime from
  *    /proc/PID/stat over KBENCH_IDLE_SECONDS (default 20) with nothing
  *    arriving. Then SIGTERM.
+ *
+ * KBENCH_KAFKA_PROPS="k=v,k=v" runs canaryd with config/sop.json plus those
+ * kafka.properties (the sizing experiments of docs/live.md); KBENCH_DEBUG=1
+ * prints every canaryd run's stderr.
  *
  * Targets (issue 3): canaryd >= 0.8x the bare consumer; peak RSS <= 32 MB;
  * idle CPU <= 1 % of a core. Nothing is left running: every child is reaped
@@ -203,12 +210,13 @@ static void *bare_thread(void *arg)
     return NULL;
 }
 
-/* Seconds from first assignment to the last message; -1 on failure. */
-static double run_bare(int nthreads, int round)
+/* In the child (bench_kafka --bare BOOT GROUP EVENTS THREADS): seconds from
+ * first assignment to the last message; -1 on failure. */
+static double bare_consume(int nthreads, const char *group)
 {
     bare_t b;
     memset(&b, 0, sizeof b);
-    snprintf(b.group, sizeof b.group, "kbench-bare-%d-%d-%d", nthreads, round, (int)getpid());
+    snprintf(b.group, sizeof b.group, "%s", group);
     pthread_t th[2];
     for (int i = 0; i < nthreads; i++)
         pthread_create(&th[i], NULL, bare_thread, &b);
@@ -220,6 +228,53 @@ static double run_bare(int nthreads, int round)
         return -1;
     }
     return (double)(b.done_ms - b.first_assign_ms) / 1e3;
+}
+
+typedef struct crun {
+    double consume_s, wall_s, rss_mb, cpu_s;
+} crun_t;
+
+static double ru_cpu(const struct rusage *ru)
+{
+    return (double)ru->ru_utime.tv_sec + ru->ru_utime.tv_usec / 1e6 + (double)ru->ru_stime.tv_sec +
+           ru->ru_stime.tv_usec / 1e6;
+}
+
+/* The bare consumer in a process of its own, like canaryd: this binary
+ * again, with --bare. */
+static int run_bare(int nthreads, int round, crun_t *out)
+{
+    char self[PATH_MAX], group[64], n[32], thr[16], outp[] = "/tmp/kbench-bare-XXXXXX";
+    ssize_t sl = readlink("/proc/self/exe", self, sizeof self - 1);
+    if (sl <= 0) return -1;
+    self[sl] = '\0';
+    snprintf(group, sizeof group, "kbench-bare-%d-%d-%d", nthreads, round, (int)getpid());
+    snprintf(n, sizeof n, "%ld", events_g);
+    snprintf(thr, sizeof thr, "%d", nthreads);
+    char *argv[] = {self, "--bare", (char *)boot_g, group, n, thr, NULL};
+    int ofd = mkstemp(outp);
+    if (ofd < 0) return -1;
+    unlink(outp);
+    int64_t t0 = kb_mono_ns();
+    pid_t pid = kb_spawn(argv, ofd, STDERR_FILENO, NULL);
+    kb_child = pid;
+    long hwm = 0;
+    struct rusage ru;
+    memset(&ru, 0, sizeof ru);
+    int rc = pid > 0 ? kb_wait(pid, RUN_TIMEOUT_MS, &ru, &hwm) : -1;
+    char *res = kb_slurp_fd(ofd);
+    close(ofd);
+    double s = res && rc == 0 ? strtod(res, NULL) : -1;
+    free(res);
+    if (s <= 0) {
+        fprintf(stderr, "bench_kafka: bare consumer failed (exit %d)\n", rc);
+        return -1;
+    }
+    out->consume_s = s;
+    out->wall_s = (double)(kb_mono_ns() - t0) / 1e9;
+    out->rss_mb = hwm / 1024.0;
+    out->cpu_s = ru_cpu(&ru);
+    return 0;
 }
 
 /* ---- canaryd --------------------------------------------------------------- */
@@ -261,10 +316,6 @@ static int check_stats(const char *log, const char *what)
     return 0;
 }
 
-typedef struct crun {
-    double consume_s, wall_s, rss_mb;
-} crun_t;
-
 static int run_canaryd(const char *bin, const char *config, int threads, int round, crun_t *out)
 {
     char group[64], thr[16], n[32], errp[] = "/tmp/kbench-err-XXXXXX";
@@ -281,7 +332,9 @@ static int run_canaryd(const char *bin, const char *config, int threads, int rou
     pid_t pid = kb_spawn(argv, -1, efd, "CANARYD_LOG_LEVEL=info");
     kb_child = pid;
     long hwm = 0;
-    int rc = pid > 0 ? kb_wait(pid, RUN_TIMEOUT_MS, NULL, &hwm) : -1;
+    struct rusage ru;
+    memset(&ru, 0, sizeof ru);
+    int rc = pid > 0 ? kb_wait(pid, RUN_TIMEOUT_MS, &ru, &hwm) : -1;
     double wall = (double)(kb_mono_ns() - t0) / 1e9;
     char *log = kb_slurp_fd(efd);
     close(efd);
@@ -289,7 +342,8 @@ static int run_canaryd(const char *bin, const char *config, int threads, int rou
     int64_t first = -1, done = -1;
     char *stats = strstr(log, "canaryd run: stats ");
     int ok = rc == 0 && stats && check_stats(stats, "canaryd run") == 0;
-    if (!ok) fprintf(stderr, "bench_kafka: canaryd run exited %d; its stderr:\n%s\n", rc, log);
+    if (!ok || getenv("KBENCH_DEBUG"))
+        fprintf(stderr, "bench_kafka: canaryd run exited %d; its stderr:\n%s\n", rc, log);
     char *save = NULL;
     for (char *l = strtok_r(log, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
         if (first < 0 && strstr(l, "kafka: worker ") && strstr(l, " assigned ")) first = line_ms(l);
@@ -302,6 +356,7 @@ static int run_canaryd(const char *bin, const char *config, int threads, int rou
     out->consume_s = (double)(done - first) / 1e3;
     out->wall_s = wall;
     out->rss_mb = hwm / 1024.0;
+    out->cpu_s = ru_cpu(&ru);
     return 0;
 }
 
@@ -429,6 +484,13 @@ int main(int argc, char **argv)
     const char *config = "config/sop.json";
     const char *ps = getenv("KBENCH_PARTITIONS");
     char bin[PATH_MAX], boot[256];
+    if (argc == 6 && strcmp(argv[1], "--bare") == 0) {
+        boot_g = argv[2];
+        events_g = strtol(argv[4], NULL, 10);
+        double s = bare_consume(atoi(argv[5]) == 2 ? 2 : 1, argv[3]);
+        printf("%.6f\n", s);
+        return s > 0 ? 0 : 1;
+    }
     events_g = argc > 1 ? strtol(argv[1], NULL, 10) : 1000000;
     partitions_g = ps && atoi(ps) > 0 ? atoi(ps) : 64;
     if (events_g <= 0) {
@@ -461,24 +523,22 @@ int main(int argc, char **argv)
     double load_s = (double)(kb_mono_ns() - t0) / 1e9;
     if (!bytes) goto out;
 
-    double bare[3] = {1e30, 1e30, 1e30};
-    crun_t cd[3];
+    crun_t bare[3], cd[3];
     for (int t = 1; t <= 2; t++)
-        cd[t] = (crun_t){.consume_s = 1e30};
+        bare[t] = cd[t] = (crun_t){.consume_s = 1e30};
     for (int r = 0; r < ROUNDS; r++) {
         for (int t = 1; t <= 2; t++) {
-            double b = run_bare(t, r);
-            crun_t c;
-            if (b < 0 || run_canaryd(bin, config, t, r, &c) != 0) goto out;
-            if (b < bare[t]) bare[t] = b;
-            if (c.consume_s < cd[t].consume_s) cd[t].consume_s = c.consume_s, cd[t].wall_s = c.wall_s;
-            if (c.rss_mb > cd[t].rss_mb) cd[t].rss_mb = c.rss_mb;
+            crun_t b, c;
+            if (run_bare(t, r, &b) != 0 || run_canaryd(bin, config, t, r, &c) != 0) goto out;
+            if (b.consume_s < bare[t].consume_s) bare[t] = b;
+            if (c.consume_s < cd[t].consume_s) cd[t] = c;
         }
     }
     idle_t idle;
     if (run_idle(bin, config, &idle) != 0) goto out;
 
-    double mb = (double)bytes / 1e6, best_bare = bare[1] < bare[2] ? bare[1] : bare[2];
+    double mb = (double)bytes / 1e6;
+    double best_bare = bare[1].consume_s < bare[2].consume_s ? bare[1].consume_s : bare[2].consume_s;
     printf("### bench_kafka: %ld events (%.1f MB, %.0f bytes/event), mock broker in process, "
            "%d partitions, best of %d rounds\n\n",
            events_g, mb, (double)bytes / (double)events_g, partitions_g, ROUNDS);
@@ -486,16 +546,18 @@ int main(int argc, char **argv)
            (double)events_g / load_s, config == pcfg ? " canaryd's config: config/sop.json with kafka.properties " : "",
            config == pcfg ? props : "");
     printf("| consumer | threads | assignment to last event, s | events/s | MB/s | x best bare | "
-           "process wall s | peak RSS MB |\n");
-    printf("|---|---:|---:|---:|---:|---:|---:|---:|\n");
+           "process wall s | process CPU s | peak RSS MB |\n");
+    printf("|---|---:|---:|---:|---:|---:|---:|---:|---:|\n");
     for (int t = 1; t <= 2; t++)
-        printf("| bare librdkafka consumer (poll, discard) | %d | %.3f | %.0f | %.1f | %.2f | | |\n",
-               t, bare[t], events_g / bare[t], mb / bare[t], best_bare / bare[t]);
+        printf("| bare librdkafka consumer (bench_kafka --bare: poll, discard) | %d | %.3f | %.0f | "
+               "%.1f | %.2f | %.2f | %.2f | %.1f |\n",
+               t, bare[t].consume_s, events_g / bare[t].consume_s, mb / bare[t].consume_s,
+               best_bare / bare[t].consume_s, bare[t].wall_s, bare[t].cpu_s, bare[t].rss_mb);
     for (int t = 1; t <= 2; t++)
         printf("| canaryd run --config %s --threads %d | %d | %.3f | %.0f | %.1f | **%.2f** | %.2f "
-               "| %.1f |\n",
+               "| %.2f | %.1f |\n",
                config, t, t, cd[t].consume_s, events_g / cd[t].consume_s, mb / cd[t].consume_s,
-               best_bare / cd[t].consume_s, cd[t].wall_s, cd[t].rss_mb);
+               best_bare / cd[t].consume_s, cd[t].wall_s, cd[t].cpu_s, cd[t].rss_mb);
     printf("\n| canaryd run --config %s (default threads), %ld events consumed, then idle | "
            "value | target |\n|---|---:|---:|\n",
            config, events_g);

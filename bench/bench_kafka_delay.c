@@ -31,7 +31,8 @@
  * report. Also shown: produce -> consume (the broker and fetch path) and
  * produce -> line. Trials whose ALERT is missing or extra are counted and
  * reported. No other traffic: the SOP rules are evaluated with no data.
- * Target (issue 3): p99 <= 50 ms.
+ * KBENCH_PACE_MS (>= 200) sets the pace; KBENCH_DEBUG=1 echoes every line
+ * canaryd writes. Target (issue 3): p99 <= 50 ms.
  */
 #include <jansson.h>
 #include <poll.h>

@@ -103,6 +103,35 @@ void cd_engine_set_release(cd_engine_t *e, const char *release)
     copy_name(e->release, sizeof e->release, release);
 }
 
+void cd_engine_new_release(cd_engine_t *e, const char *release, int64_t now_ms)
+{
+    CD_ASSERT(e != NULL);
+    /* A start before the last evaluation would let already judged canary
+     * buckets count again; clamp forward. */
+    if (e->evaluated && now_ms < e->last_now) now_ms = e->last_now;
+    copy_name(e->release, sizeof e->release, release ? release : "");
+    for (int i = 0; i < e->nrules; i++) {
+        rule_rt_t *rt = &e->rules[i];
+        rt->state = CD_STATE_INACTIVE;
+        rt->pending_since = 0;
+        rt->clear_since = -1;
+        rt->outcome = rt->conf.action;
+        rt->alerted = false;
+        rt->last_alert_ms = 0;
+        rt->dry_rollback_sent = false;
+    }
+    e->rollback = e->promote = false;
+    e->healthy_run = false;
+    e->healthy_since = 0;
+    e->verdict = CD_VERDICT_ANALYZING;
+    /* The next evaluation is the new release's first: it announces its
+     * verdict as the very first one does (engine_release.c). Times still
+     * may not go back: now_ms >= last_now, and it becomes last_now. */
+    e->evaluated = false;
+    e->last_now = now_ms;
+    e->canary_start_ms = now_ms;
+}
+
 cd_verdict_kind_t cd_engine_verdict(const cd_engine_t *e)
 {
     return e->verdict;
@@ -306,13 +335,14 @@ void cd_engine_eval(cd_engine_t *e, const cd_window_t *w, int64_t now_ms, cd_rec
     CD_ASSERT(e != NULL && w != NULL && cb != NULL);
     /* Going back in time would replay `for` and resolve_for against the
      * wrong instants: a verdict-corrupting caller bug, not bad input. */
-    CD_ASSERT(!e->evaluated || now_ms >= e->last_now);
+    CD_ASSERT((!e->evaluated && e->canary_start_ms == 0) || now_ms >= e->last_now);
 
     e->nqueued = 0;
     for (int i = 0; i < e->nrules; i++) {
         rule_rt_t *rt = &e->rules[i];
         cd_rule_state_t before = rt->state;
-        cd_evidence_eval(&rt->conf, &e->names, w, now_ms, e->scratch, &rt->ev);
+        cd_evidence_eval_since(&rt->conf, &e->names, w, now_ms, e->canary_start_ms, e->scratch,
+                               &rt->ev);
         step_rule(e, rt, now_ms, cb, opaque);
         rule_verdict(e, rt, before != CD_STATE_FIRING && rt->state == CD_STATE_FIRING, now_ms);
         remember(e, rt, now_ms);

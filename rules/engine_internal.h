@@ -53,6 +53,7 @@ struct cd_engine {
     bool rollback, promote; /* sticky */
     bool healthy_run;
     int64_t healthy_since;
+    int64_t canary_start_ms; /* cd_engine_new_release(); 0 = none */
 };
 
 /* Validates conf (counts, every rule's fields, type / histogram ids against

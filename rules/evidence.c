@@ -51,11 +51,11 @@ bool cd_evidence_is_clear(cd_op_t op, double v, double t, double h)
 /* ---- THRESHOLD ---- */
 
 static void eval_threshold(const cd_rule_conf_t *r, const cd_evidence_names_t *n,
-                           const cd_window_t *w, int64_t now, cd_evidence_t *ev)
+                           const cd_window_t *w, int64_t now, int64_t clen, cd_evidence_t *ev)
 {
     const cd_signal_t *s = &r->signal;
     bool ratio = s->nden > 0, use_bound = r->z > 0 && ratio;
-    cd_evidence_signal(s, w, CD_COHORT_CANARY, now, r->window_ms, &ev->canary);
+    cd_evidence_signal(s, w, CD_COHORT_CANARY, now, clen, &ev->canary);
     cd_evidence_signal(s, w, CD_COHORT_STABLE, now, r->window_ms, &ev->stable);
     ev->threshold = r->threshold;
 
@@ -123,13 +123,13 @@ static void eval_threshold(const cd_rule_conf_t *r, const cd_evidence_names_t *n
 /* ---- RELATIVE ---- */
 
 static void eval_relative(const cd_rule_conf_t *r, const cd_evidence_names_t *n,
-                          const cd_window_t *w, int64_t now, cd_evidence_t *ev)
+                          const cd_window_t *w, int64_t now, int64_t clen, cd_evidence_t *ev)
 {
     const cd_signal_t *s = &r->signal;
     bool ratio = s->nden > 0;
     uint64_t min_c = cd_evfmt_min(r->min_samples_canary, ratio);
     uint64_t min_s = cd_evfmt_min(r->min_samples_stable, ratio);
-    cd_evidence_signal(s, w, CD_COHORT_CANARY, now, r->window_ms, &ev->canary);
+    cd_evidence_signal(s, w, CD_COHORT_CANARY, now, clen, &ev->canary);
     cd_evidence_signal(s, w, CD_COHORT_STABLE, now, r->window_ms, &ev->stable);
     ev->stable_source = "stable";
     bool canary_ok = ev->canary.valid && ev->canary.denominator >= min_c;
@@ -199,7 +199,7 @@ static void fmt_quantile(cd_sb_t *sb, const cd_evidence_names_t *n, const cd_rul
 }
 
 static void eval_percentile(const cd_rule_conf_t *r, const cd_evidence_names_t *n,
-                            const cd_window_t *w, int64_t now, cd_hist_t scratch[2],
+                            const cd_window_t *w, int64_t now, int64_t clen, cd_hist_t scratch[2],
                             cd_evidence_t *ev)
 {
     /* cd_window_quantile answers exactly as merging the window into a
@@ -208,7 +208,7 @@ static void eval_percentile(const cd_rule_conf_t *r, const cd_evidence_names_t *
      * minutes of buckets. scratch is not needed for that. */
     uint64_t nc, ns;
     double vc =
-        cd_window_quantile(w, r->hist, CD_COHORT_CANARY, now, r->window_ms, r->quantile, &nc);
+        cd_window_quantile(w, r->hist, CD_COHORT_CANARY, now, clen, r->quantile, &nc);
     double vs =
         cd_window_quantile(w, r->hist, CD_COHORT_STABLE, now, r->window_ms, r->quantile, &ns);
     /* A quantile of nothing is undefined: at least one observation each. */
@@ -256,24 +256,32 @@ static void eval_percentile(const cd_rule_conf_t *r, const cd_evidence_names_t *
 void cd_evidence_eval(const cd_rule_conf_t *r, const cd_evidence_names_t *names,
                       const cd_window_t *w, int64_t now_ms, cd_hist_t scratch[2], cd_evidence_t *ev)
 {
+    cd_evidence_eval_since(r, names, w, now_ms, 0, scratch, ev);
+}
+
+void cd_evidence_eval_since(const cd_rule_conf_t *r, const cd_evidence_names_t *names,
+                            const cd_window_t *w, int64_t now_ms, int64_t canary_start_ms,
+                            cd_hist_t scratch[2], cd_evidence_t *ev)
+{
+    const int64_t clen = cd_evidence_canary_len(r->window_ms, now_ms, canary_start_ms);
     memset(ev, 0, sizeof *ev);
     ev->threshold = NAN;
     ev->compared = NAN;
     switch (r->kind) {
     case CD_RULE_THRESHOLD:
-        eval_threshold(r, names, w, now_ms, ev);
+        eval_threshold(r, names, w, now_ms, clen, ev);
         break;
     case CD_RULE_RELATIVE:
-        eval_relative(r, names, w, now_ms, ev);
+        eval_relative(r, names, w, now_ms, clen, ev);
         break;
     case CD_RULE_SPIKE:
-        cd_evidence_spike(r, names, w, now_ms, ev);
+        cd_evidence_spike(r, names, w, now_ms, clen, ev);
         break;
     case CD_RULE_FLATLINE:
-        cd_evidence_flatline(r, names, w, now_ms, ev);
+        cd_evidence_flatline(r, names, w, now_ms, clen, ev);
         break;
     case CD_RULE_PERCENTILE:
-        eval_percentile(r, names, w, now_ms, scratch, ev);
+        eval_percentile(r, names, w, now_ms, clen, scratch, ev);
         break;
     default:
         /* The engine rejects unknown kinds at cd_engine_new(); never judge one. */

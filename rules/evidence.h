@@ -41,6 +41,15 @@ typedef struct cd_evidence_names {
     int nhists;
 } cd_evidence_names_t;
 
+/* Length of the canary side of a window of len ending at now when the
+ * canary release started at start_ms (0 = no start): clamped so that only
+ * buckets from the start on count (0 = no canary data yet). */
+static inline int64_t cd_evidence_canary_len(int64_t len, int64_t now, int64_t start_ms)
+{
+    if (start_ms <= 0 || now - len >= start_ms) return len;
+    return now > start_ms ? now - start_ms : 0;
+}
+
 typedef struct cd_evidence {
     bool insufficient;
     bool breach;
@@ -64,6 +73,14 @@ typedef struct cd_evidence {
 void cd_evidence_eval(const cd_rule_conf_t *r, const cd_evidence_names_t *names,
                       const cd_window_t *w, int64_t now_ms, cd_hist_t scratch[2],
                       cd_evidence_t *ev);
+
+/* cd_evidence_eval with the canary side of every window starting no earlier
+ * than canary_start_ms (a new release declared then; 0 = no limit): events
+ * of the previous canary release do not judge the new one. The stable side
+ * and spike reference windows are unchanged. */
+void cd_evidence_eval_since(const cd_rule_conf_t *r, const cd_evidence_names_t *names,
+                            const cd_window_t *w, int64_t now_ms, int64_t canary_start_ms,
+                            cd_hist_t scratch[2], cd_evidence_t *ev);
 
 /* One cohort's signal over [end - len, end): value = num/den (invalid when
  * den == 0) or the count when the signal has no denominator. */

@@ -32,10 +32,11 @@ void cd_evfmt_window(cd_sb_t *sb, int64_t window_ms);
 uint64_t cd_evfmt_min(uint64_t configured, bool ratio);
 
 /* Kinds implemented in evidence_spike.c (ev is zeroed by the caller,
- * threshold and compared preset to NaN). */
+ * threshold and compared preset to NaN). clen: the canary side's window
+ * length (cd_evidence_canary_len). */
 void cd_evidence_spike(const cd_rule_conf_t *r, const cd_evidence_names_t *n, const cd_window_t *w,
-                       int64_t now_ms, cd_evidence_t *ev);
+                       int64_t now_ms, int64_t clen, cd_evidence_t *ev);
 void cd_evidence_flatline(const cd_rule_conf_t *r, const cd_evidence_names_t *n,
-                          const cd_window_t *w, int64_t now_ms, cd_evidence_t *ev);
+                          const cd_window_t *w, int64_t now_ms, int64_t clen, cd_evidence_t *ev);
 
 #endif

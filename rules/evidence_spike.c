@@ -79,12 +79,12 @@ static void fmt_outcome(cd_sb_t *sb, const cd_rule_conf_t *r, const spike_test_t
 }
 
 void cd_evidence_spike(const cd_rule_conf_t *r, const cd_evidence_names_t *n, const cd_window_t *w,
-                       int64_t now, cd_evidence_t *ev)
+                       int64_t now, int64_t clen, cd_evidence_t *ev)
 {
     const cd_signal_t *s = &r->signal;
     uint64_t min_c = cd_evfmt_min(r->min_samples_canary, true);
     uint64_t min_s = cd_evfmt_min(r->min_samples_stable, true);
-    cd_evidence_signal(s, w, CD_COHORT_CANARY, now, r->window_ms, &ev->canary);
+    cd_evidence_signal(s, w, CD_COHORT_CANARY, now, clen, &ev->canary);
     cd_evidence_signal(s, w, CD_COHORT_STABLE, now, r->window_ms, &ev->stable);
     const cd_obs_t *oc = &ev->canary, *os = &ev->stable;
 
@@ -154,12 +154,12 @@ static void fmt_traffic(cd_sb_t *sb, const cd_evidence_names_t *n, const cd_sign
 }
 
 void cd_evidence_flatline(const cd_rule_conf_t *r, const cd_evidence_names_t *n,
-                          const cd_window_t *w, int64_t now, cd_evidence_t *ev)
+                          const cd_window_t *w, int64_t now, int64_t clen, cd_evidence_t *ev)
 {
     const cd_signal_t *s = &r->signal;
     uint64_t tc = 0, ts = 0; /* traffic: the signal's denominator types */
     for (int i = 0; i < s->nden; i++) {
-        tc += cd_window_sum(w, s->den[i], CD_COHORT_CANARY, now, r->window_ms);
+        tc += cd_window_sum(w, s->den[i], CD_COHORT_CANARY, now, clen);
         ts += cd_window_sum(w, s->den[i], CD_COHORT_STABLE, now, r->window_ms);
     }
     uint64_t min_c = cd_evfmt_min(r->min_samples_canary, true);
@@ -185,7 +185,7 @@ void cd_evidence_flatline(const cd_rule_conf_t *r, const cd_evidence_names_t *n,
     uint64_t best_cc = 0, best_sc = 0;
     for (int i = 0; i < r->nflat; i++) {
         uint64_t sc = cd_window_sum(w, r->flat_types[i], CD_COHORT_STABLE, now, r->window_ms);
-        uint64_t cc = cd_window_sum(w, r->flat_types[i], CD_COHORT_CANARY, now, r->window_ms);
+        uint64_t cc = cd_window_sum(w, r->flat_types[i], CD_COHORT_CANARY, now, clen);
         double expected = (double)sc / (double)ts * (double)tc;
         if (!(expected >= r->min_expected) || expected <= 0.0)
             continue; /* not judged: too rare to expect anything */

@@ -55,6 +55,18 @@ void cd_engine_set_release(cd_engine_t *e, const char *release);
 void cd_engine_eval(cd_engine_t *e, const cd_window_t *w, int64_t now_ms, cd_record_cb cb,
                     void *opaque);
 
+/*
+ * Declares a new canary release at now_ms (e.g. POST /api/v1/release): sets
+ * the release name (copied), clears the sticky ROLLBACK / PROMOTE, every
+ * rule's state, alert and `for` clocks and the promotion clock, and makes
+ * the canary side of every window start at now_ms (so the previous
+ * release's canary events never judge the new one; no window memory is
+ * wiped, the stable side keeps its history). The next evaluation announces
+ * the new release's verdict as a first evaluation does. Evaluating thread
+ * only (between cd_engine_eval calls).
+ */
+void cd_engine_new_release(cd_engine_t *e, const char *release, int64_t now_ms);
+
 /* The release's current verdict (ANALYZING, HEALTHY, PROMOTE or ROLLBACK). */
 cd_verdict_kind_t cd_engine_verdict(const cd_engine_t *e);
 

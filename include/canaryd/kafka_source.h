@@ -105,6 +105,21 @@ int64_t cd_kafka_source_last_message_ms(const cd_kafka_source_t *s);
  * (the consumer position is at the high watermark last fetched). Any thread. */
 bool cd_kafka_source_caught_up(const cd_kafka_source_t *s);
 
+/* One assigned partition's consumer lag: messages between the consumer's
+ * position and the high watermark last fetched; -1 while either is unknown
+ * (nothing fetched yet). */
+typedef struct cd_kafka_lag {
+    char topic[256];
+    int32_t partition;
+    int64_t lag;
+} cd_kafka_lag_t;
+
+/* The assigned partitions' lag, up to max stored in out; returns how many
+ * partitions are assigned (may exceed max). From librdkafka's cached state,
+ * no broker round trip. Any thread, while the source is started and not yet
+ * stopped (cd_kafka_source_stop closes the consumers). */
+int cd_kafka_source_lag(const cd_kafka_source_t *s, cd_kafka_lag_t *out, int max);
+
 /* True once librdkafka raised a fatal error (the agent must stop). */
 bool cd_kafka_source_failed(const cd_kafka_source_t *s);
 

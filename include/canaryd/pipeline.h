@@ -126,6 +126,16 @@ cd_verdict_kind_t cd_pipeline_verdict(const cd_pipeline_t *p);
 int cd_pipeline_firing_rules(const cd_pipeline_t *p, const char **names, int max);
 const char *cd_pipeline_release(const cd_pipeline_t *p);
 
+/* Declares a new canary release now (the clock of the last advance): the
+ * engine's cd_engine_new_release; cd_pipeline_release() then answers it and
+ * a version learnt from events no longer replaces it. Evaluating thread. */
+void cd_pipeline_new_release(cd_pipeline_t *p, const char *release);
+
+/* Number of rules, and rule i's state with its last evaluation (last may
+ * be NULL; the engine's cd_engine_rule_state). Evaluating thread. */
+int cd_pipeline_nrules(const cd_pipeline_t *p);
+cd_rule_state_t cd_pipeline_rule_state(const cd_pipeline_t *p, int i, cd_verdict_t *last);
+
 /* The window (for cd_window_stripe()); borrowed. */
 cd_window_t *cd_pipeline_window(cd_pipeline_t *p);
 

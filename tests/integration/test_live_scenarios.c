@@ -63,9 +63,9 @@
 
 #define NSCEN 6
 #define ONSET_S 20
-#define SLACK_S 20       /* live noise on top of what the config implies */
-#define GRACE_MS 3000    /* keep watching after a final verdict */
-#define OBSERVE_S 100    /* how long an alert scenario is watched */
+#define SLACK_S 20        /* live noise on top of what the config implies */
+#define GRACE_MS 3000     /* keep watching after a final verdict */
+#define OBSERVE_S 100     /* how long an alert scenario is watched */
 #define SUITE_LIMIT_S 280 /* everything stops by then, pass or fail */
 #define MAX_RECORDS 512
 
@@ -108,9 +108,9 @@ typedef struct scen {
     rec_t recs[MAX_RECORDS];
     int nrecs, bad_lines;
     char bad_sample[200];
-    int64_t start;    /* simulator's start, epoch ms; -1 not known yet */
-    int64_t stop_at;  /* epoch ms; -1 not decided */
-    bool stopped;
+    int64_t start;   /* simulator's start, epoch ms; -1 not known yet */
+    int64_t stop_at; /* epoch ms; -1 not decided */
+    bool stopped, failed;
     char why_stopped[96];
 } scen_t;
 
@@ -340,14 +340,30 @@ static void start_scenario(scen_t *s, const char *brokers)
     char group[96];
     snprintf(group, sizeof(group), "live-%s", s->e->scenario);
     const char *cfg = CANARYD_SOURCE_DIR "/config/demo.json";
-    char *run_argv[] = {(char *)bin, "run", "--config", (char *)cfg, "--brokers",
-                        (char *)brokers, "--topic", (char *)s->e->scenario, "--group", group,
-                        "--threads", "2", "--exit-when-idle", "5s", NULL};
+    char *run_argv[] = {(char *)bin,
+                        "run",
+                        "--config",
+                        (char *)cfg,
+                        "--brokers",
+                        (char *)brokers,
+                        "--topic",
+                        (char *)s->e->scenario,
+                        "--group",
+                        group,
+                        "--threads",
+                        "2",
+                        "--exit-when-idle",
+                        "5s",
+                        NULL};
     s->run = spawn(run_argv, &s->out_fd, NULL, path_of(s->e->scenario, ".run.err"));
     s->run_pidfd = pidfd_of(s->run);
-    char *sim_argv[] = {(char *)bin, "simulate", "--brokers", (char *)brokers, "--topic",
-                        (char *)s->e->scenario, "--scenario", (char *)s->e->scenario, "--rate",
-                        "1000", "--onset", "20s", NULL};
+    char *sim_argv[] = {(char *)bin,  "simulate",
+                        "--brokers",  (char *)brokers,
+                        "--topic",    (char *)s->e->scenario,
+                        "--scenario", (char *)s->e->scenario,
+                        "--rate",     "1000",
+                        "--onset",    "20s",
+                        NULL};
     s->sim = spawn(sim_argv, NULL, "/dev/null", path_of(s->e->scenario, ".sim.err"));
     s->sim_pidfd = pidfd_of(s->sim);
     s->sim_status = s->run_status = -1;
@@ -367,8 +383,10 @@ static void stop_scenario(scen_t *s, const char *why)
     }
     if (s->run_status == -1) {
         s->run_status = stop_child(s->run, s->run_pidfd, false, 15000, &late);
-        if (late) cr_expect_fail("%s: canaryd run did not stop within 15 s of the simulator "
-                                 "(--exit-when-idle 5s)", s->e->scenario);
+        if (late)
+            cr_expect_fail("%s: canaryd run did not stop within 15 s of the simulator "
+                           "(--exit-when-idle 5s)",
+                           s->e->scenario);
     }
     s->sim = s->run = 0;
     while (read_records(s)) { /* the pipe's writer is gone: EOF comes */
@@ -435,63 +453,98 @@ static long long jint(json_t *o, const char *k)
     return json_is_integer(v) ? (long long)json_integer_value(v) : -1;
 }
 
+/* cr_expect that also marks the scenario failed, so its records get logged. */
+#define CHECK(cond, ...)                                                                           \
+    do {                                                                                           \
+        bool ok_ = (cond);                                                                         \
+        cr_expect(ok_, __VA_ARGS__);                                                               \
+        if (!ok_) s->failed = true;                                                                \
+    } while (0)
+
+/* A child's diagnostics (its log lines: "... canaryd[level]: ..."), up to
+ * max of them, as warnings. */
+static void log_diagnostics(const scen_t *s, const char *suffix, int max)
+{
+    char *txt = slurp(path_of(s->e->scenario, suffix));
+    int n = 0;
+    for (char *line = strtok(txt, "\n"); line && n < max; line = strtok(NULL, "\n"))
+        if (strstr(line, " canaryd[")) {
+            cr_log_warn("%s %s: %.300s", s->e->scenario, suffix + 1, line);
+            n++;
+        }
+    free(txt);
+}
+
+/* On a failure: every record, relative to the start, and the children's
+ * last words, as warnings. */
+static void log_records(const scen_t *s)
+{
+    log_diagnostics(s, ".sim.err", 10);
+    log_diagnostics(s, ".run.err", 40);
+    for (int i = 0; i < s->nrecs; i++) {
+        const rec_t *r = &s->recs[i];
+        cr_log_warn("%s: +%.2fs %s %s %s %s%s%s", s->e->scenario, (r->t - s->start) / 1000.0,
+                    r->kind, r->verdict, r->rule, r->from, *r->to ? " -> " : "", r->to);
+    }
+}
+
 static void check_results(scen_t *s)
 {
     const expect_t *e = s->e;
     const char *n = e->scenario;
     cr_log_info("%s: %d records, stopped at %s", n, s->nrecs, s->why_stopped);
 
-    cr_expect(WIFEXITED(s->sim_status) && WEXITSTATUS(s->sim_status) == 0,
-              "%s: canaryd simulate exit status 0x%x, expected exit 0", n, s->sim_status);
-    cr_expect(WIFEXITED(s->run_status) && WEXITSTATUS(s->run_status) == 0,
-              "%s: canaryd run exit status 0x%x, expected exit 0", n, s->run_status);
-    cr_expect_eq(s->bad_lines, 0, "%s: %d unreadable record lines, first: %s", n, s->bad_lines,
-                 s->bad_sample);
-    cr_expect_geq(s->start, 0, "%s: no start line from canaryd simulate", n);
+    CHECK(WIFEXITED(s->sim_status) && WEXITSTATUS(s->sim_status) == 0,
+          "%s: canaryd simulate exit status 0x%x, expected exit 0", n, s->sim_status);
+    CHECK(WIFEXITED(s->run_status) && WEXITSTATUS(s->run_status) == 0,
+          "%s: canaryd run exit status 0x%x, expected exit 0", n, s->run_status);
+    CHECK(s->bad_lines == 0, "%s: %d unreadable record lines, first: %s", n, s->bad_lines,
+          s->bad_sample);
+    CHECK(s->start >= 0, "%s: no start line from canaryd simulate", n);
     if (s->start < 0) return;
 
     /* Counting: exactly what was delivered, nothing bad, late or future. */
     long long delivered = delivered_of(s);
     json_t *st = stats_of(s);
-    cr_expect_not_null(st, "%s: no stats line from canaryd run", n);
-    cr_expect_gt(delivered, 10000, "%s: canaryd simulate delivered %lld events", n, delivered);
+    CHECK(st != NULL, "%s: no stats line from canaryd run", n);
+    CHECK(delivered > 10000, "%s: canaryd simulate delivered %lld events", n, delivered);
     if (st) {
-        cr_expect_eq(jint(st, "messages"), delivered,
-                     "%s: canaryd run counted %lld messages, the simulator delivered %lld", n,
-                     jint(st, "messages"), delivered);
-        cr_expect_eq(jint(st, "accepted"), delivered, "%s: %lld accepted of %lld", n,
-                     jint(st, "accepted"), delivered);
-        cr_expect_eq(jint(st, "bad"), 0, "%s: %lld bad", n, jint(st, "bad"));
-        cr_expect_eq(jint(st, "late"), 0, "%s: %lld late", n, jint(st, "late"));
-        cr_expect_eq(jint(st, "future"), 0, "%s: %lld future", n, jint(st, "future"));
+        CHECK(jint(st, "messages") == delivered,
+              "%s: canaryd run counted %lld messages, the simulator delivered %lld", n,
+              jint(st, "messages"), delivered);
+        CHECK(jint(st, "accepted") == delivered, "%s: %lld accepted of %lld", n,
+              jint(st, "accepted"), delivered);
+        CHECK(jint(st, "bad") == 0, "%s: %lld bad", n, jint(st, "bad"));
+        CHECK(jint(st, "late") == 0, "%s: %lld late", n, jint(st, "late"));
+        CHECK(jint(st, "future") == 0, "%s: %lld future", n, jint(st, "future"));
         if (strcmp(e->verdict, "ALERT") != 0) {
             const char *v = json_string_value(json_object_get(st, "verdict"));
-            cr_expect_str_eq(v ? v : "", e->verdict, "%s: final verdict %s, expected %s", n,
-                             v ? v : "(none)", e->verdict);
+            CHECK(strcmp(v ? v : "", e->verdict) == 0, "%s: final verdict %s, expected %s", n,
+                  v ? v : "(none)", e->verdict);
         }
         json_decref(st);
     }
 
     /* The first record is ANALYZING (no data yet), and HEALTHY comes before
      * the deciding verdict. */
-    cr_expect(s->nrecs > 0 && strcmp(s->recs[0].verdict, "ANALYZING") == 0,
-              "%s: the first record is %s %s, expected verdict ANALYZING", n,
-              s->nrecs ? s->recs[0].kind : "(none)", s->nrecs ? s->recs[0].verdict : "");
+    CHECK(s->nrecs > 0 && strcmp(s->recs[0].verdict, "ANALYZING") == 0,
+          "%s: the first record is %s %s, expected verdict ANALYZING", n,
+          s->nrecs ? s->recs[0].kind : "(none)", s->nrecs ? s->recs[0].verdict : "");
     int d = find_verdict(s, e->verdict, e->rule, 0);
-    cr_expect_geq(d, 0, "%s: no %s by %s in %d records (stopped at %s)", n, e->verdict,
-                  e->rule ? e->rule : "-", s->nrecs, s->why_stopped);
+    CHECK(d >= 0, "%s: no %s by %s in %d records (stopped at %s)", n, e->verdict,
+          e->rule ? e->rule : "-", s->nrecs, s->why_stopped);
     if (d < 0) return;
     int h = -1;
     for (int i = 0; i < d; i++)
         if (strcmp(s->recs[i].verdict, "HEALTHY") == 0) h = i;
-    cr_expect_geq(h, 0, "%s: no HEALTHY before %s", n, e->verdict);
+    CHECK(h >= 0, "%s: no HEALTHY before %s", n, e->verdict);
 
     /* Timing, from the config. */
     int64_t at = s->recs[d].t - s->start;
     cr_log_info("%s: %s by %s at +%.2fs", n, e->verdict, e->rule ? e->rule : "-", at / 1000.0);
-    cr_expect(at >= e->lo_s * 1000LL && at <= e->hi_s * 1000LL,
-              "%s: %s by %s at +%.2fs, expected within [+%ds, +%ds]", n, e->verdict,
-              e->rule ? e->rule : "-", at / 1000.0, e->lo_s, e->hi_s);
+    CHECK(at >= e->lo_s * 1000LL && at <= e->hi_s * 1000LL,
+          "%s: %s by %s at +%.2fs, expected within [+%ds, +%ds]", n, e->verdict,
+          e->rule ? e->rule : "-", at / 1000.0, e->lo_s, e->hi_s);
     if (e->rule) {
         /* its rule went pending after the onset and fired `for` later */
         int pend = -1, fire = -1;
@@ -501,41 +554,39 @@ static void check_results(scen_t *s)
             if (strcmp(r->to, "pending") == 0) pend = i;
             if (strcmp(r->to, "firing") == 0) fire = i;
         }
-        cr_expect_geq(fire, 0, "%s: no state record %s -> firing before the %s", n, e->rule,
-                      e->verdict);
+        CHECK(fire >= 0, "%s: no state record %s -> firing before the %s", n, e->rule, e->verdict);
         if (fire >= 0 && e->for_s > 0) {
-            cr_expect_geq(pend, 0, "%s: %s fired without going pending", n, e->rule);
+            CHECK(pend >= 0, "%s: %s fired without going pending", n, e->rule);
             if (pend >= 0) {
-                cr_expect_geq(s->recs[pend].t, s->start + ONSET_S * 1000LL,
-                              "%s: %s pending at +%.2fs, before the onset", n, e->rule,
-                              (s->recs[pend].t - s->start) / 1000.0);
-                cr_expect_geq(s->recs[fire].t - s->recs[pend].t, e->for_s * 1000LL,
-                              "%s: %s fired %.2fs after going pending, `for` is %ds", n,
-                              e->rule, (s->recs[fire].t - s->recs[pend].t) / 1000.0, e->for_s);
+                CHECK(s->recs[pend].t >= s->start + ONSET_S * 1000LL,
+                      "%s: %s pending at +%.2fs, before the onset", n, e->rule,
+                      (s->recs[pend].t - s->start) / 1000.0);
+                CHECK(s->recs[fire].t - s->recs[pend].t >= e->for_s * 1000LL,
+                      "%s: %s fired %.2fs after going pending, `for` is %ds", n, e->rule,
+                      (s->recs[fire].t - s->recs[pend].t) / 1000.0, e->for_s);
             }
         }
     } else {
         /* PROMOTE: healthy for promote_after (2m) without a break */
         int64_t healthy_for = s->recs[d].t - s->recs[h].t;
-        cr_expect(healthy_for >= 120000 && healthy_for <= 125000,
-                  "%s: PROMOTE %.2fs after the last HEALTHY, expected 120s (promote_after) "
-                  "to 125s",
-                  n, healthy_for / 1000.0);
+        CHECK(healthy_for >= 120000 && healthy_for <= 125000,
+              "%s: PROMOTE %.2fs after the last HEALTHY, expected 120s (promote_after) "
+              "to 125s",
+              n, healthy_for / 1000.0);
     }
 
     /* Nothing else decided: one ROLLBACK where one is due, none elsewhere;
      * every ALERT by the expected rule; one PROMOTE at most. */
     int rollbacks = count_verdicts(s, "ROLLBACK");
-    cr_expect_eq(rollbacks, strcmp(e->verdict, "ROLLBACK") == 0 ? 1 : 0,
-                 "%s: %d ROLLBACK verdicts", n, rollbacks);
-    cr_expect_leq(count_verdicts(s, "PROMOTE"), 1, "%s: more than one PROMOTE", n);
+    CHECK(rollbacks == (strcmp(e->verdict, "ROLLBACK") == 0 ? 1 : 0), "%s: %d ROLLBACK verdicts", n,
+          rollbacks);
+    CHECK(count_verdicts(s, "PROMOTE") <= 1, "%s: more than one PROMOTE", n);
     for (int i = 0; i < s->nrecs; i++) {
         const rec_t *r = &s->recs[i];
         if (strcmp(r->kind, "verdict") || strcmp(r->verdict, "ALERT")) continue;
-        cr_expect(strcmp(e->verdict, "ALERT") == 0 && strcmp(r->rule, e->rule) == 0,
-                  "%s: ALERT by %s at +%.2fs, expected %s", n, r->rule,
-                  (r->t - s->start) / 1000.0,
-                  strcmp(e->verdict, "ALERT") == 0 ? e->rule : "none");
+        CHECK(strcmp(e->verdict, "ALERT") == 0 && strcmp(r->rule, e->rule) == 0,
+              "%s: ALERT by %s at +%.2fs, expected %s", n, r->rule, (r->t - s->start) / 1000.0,
+              strcmp(e->verdict, "ALERT") == 0 ? e->rule : "none");
     }
 }
 
@@ -613,6 +664,8 @@ Test(live_scenarios, each_scenario_live_with_the_demo_config)
     cr_expect(WIFEXITED(st) && WEXITSTATUS(st) == 0,
               "canaryd-mock-kafka exit status 0x%x, expected exit 0", st);
 
-    for (int i = 0; i < NSCEN; i++)
+    for (int i = 0; i < NSCEN; i++) {
         check_results(&sc[i]);
+        if (sc[i].failed) log_records(&sc[i]);
+    }
 }

@@ -1,0 +1,28 @@
+/*
+ * http_internal.h - what http_api.c (server, routes) and http_metrics.c
+ * (the Prometheus page) share. Internal to agent/.
+ */
+#ifndef CANARYD_AGENT_HTTP_INTERNAL_H
+#define CANARYD_AGENT_HTTP_INTERNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "canaryd/http_api.h"
+
+/* Status codes counted in canaryd_http_requests_total. */
+#define CD_HTTP_NCODES 11
+extern const int cd_http_codes[CD_HTTP_NCODES];
+
+/*
+ * Renders the Prometheus text exposition (format 0.0.4) of snapshot s, the
+ * Kafka source's counters and lag (k may be NULL), the dispatcher's sinks
+ * (d may be NULL) and the API's own request counts (by cd_http_codes
+ * index). Returns a malloc'd NUL-terminated text (caller frees) and its
+ * length, or NULL when out of memory. Any thread (the sources' stats calls
+ * are thread-safe).
+ */
+char *cd_http_metrics_render(const cd_snapshot_t *s, const cd_kafka_source_t *k, cd_dispatcher_t *d,
+                             const uint64_t codes[CD_HTTP_NCODES], size_t *len);
+
+#endif

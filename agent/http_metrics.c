@@ -1,0 +1,249 @@
+/*
+ * http_metrics.c - GET /metrics: the Prometheus text exposition format
+ * 0.0.4, every series with its HELP and TYPE lines, names prefixed
+ * canaryd_. Rendered per scrape into an open_memstream buffer from a
+ * snapshot copy (pipeline counters, verdict, rules), the Kafka source's and
+ * the dispatcher's thread-safe stats, and /proc/self/statm. Every series is
+ * listed in docs/http-api.md.
+ *
+ * Counters that are zero are still written (a series that appears only
+ * after its first event breaks rate() over the gap); label sets with
+ * unbounded values (topics, sinks) come from the config or the assignment,
+ * never from event payloads. Label values are escaped as the format asks
+ * (backslash, double quote, newline).
+ */
+#include <math.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "canaryd/event.h"
+#include "canaryd/verdict.h"
+#include "http_internal.h"
+
+#define MAX_SINKS 64
+#define MAX_PARTS 1024
+
+static void esc(FILE *f, const char *s)
+{
+    for (; *s; s++) {
+        if (*s == '\\' || *s == '"')
+            fprintf(f, "\\%c", *s);
+        else if (*s == '\n')
+            fputs("\\n", f);
+        else
+            fputc(*s, f);
+    }
+}
+
+static void head(FILE *f, const char *name, const char *type, const char *help)
+{
+    fprintf(f, "# HELP canaryd_%s %s\n# TYPE canaryd_%s %s\n", name, help, name, type);
+}
+
+static void num(FILE *f, double v)
+{
+    if (isnan(v))
+        fputs("NaN", f);
+    else if (isinf(v))
+        fputs(v > 0 ? "+Inf" : "-Inf", f);
+    else
+        fprintf(f, "%.15g", v);
+}
+
+static void events(FILE *f, const cd_snapshot_t *s)
+{
+    const cd_pipeline_stats_t *st = &s->stats;
+    head(f, "events_total", "counter", "Events accepted, by event type and cohort.");
+    for (int t = 0; t <= s->ntypes; t++) {
+        int row = t < s->ntypes ? t : CD_MAX_TYPES;
+        const char *name = t < s->ntypes ? s->type_names[t] : "other";
+        for (int c = 0; c < CD_NCOHORTS; c++) {
+            fputs("canaryd_events_total{type=\"", f);
+            esc(f, name ? name : "");
+            fprintf(f, "\",cohort=\"%s\"} %llu\n", c == CD_COHORT_CANARY ? "canary" : "stable",
+                    (unsigned long long)st->by_type[row][c]);
+        }
+    }
+    head(f, "bad_input_total", "counter", "Input rejected, by reason.");
+    for (int r = 1; r < CD_BAD__COUNT; r++)
+        fprintf(f, "canaryd_bad_input_total{reason=\"%s\"} %llu\n",
+                cd_bad_reason_name((cd_bad_reason_t)r), (unsigned long long)st->bad[r]);
+    head(f, "bad_numeric_fields_total", "counter",
+         "Numeric fields present but not a finite number (the event still counts).");
+    fprintf(f, "canaryd_bad_numeric_fields_total %llu\n", (unsigned long long)st->bad_numeric);
+    head(f, "late_events_total", "counter", "Events dropped: older than the window ring.");
+    fprintf(f, "canaryd_late_events_total %llu\n", (unsigned long long)st->late);
+    head(f, "future_events_total", "counter",
+         "Events dropped: more than max_future_skew ahead of the clock.");
+    fprintf(f, "canaryd_future_events_total %llu\n", (unsigned long long)st->future);
+    head(f, "evaluations_total", "counter", "Rule evaluations (every 10 ms of wall time).");
+    fprintf(f, "canaryd_evaluations_total %llu\n", (unsigned long long)st->evaluations);
+    head(f, "records_total", "counter", "Verdict and state records emitted.");
+    fprintf(f, "canaryd_records_total %llu\n", (unsigned long long)st->records);
+}
+
+static void kafka(FILE *f, const cd_kafka_source_t *k)
+{
+    if (!k) return;
+    cd_kafka_stats_t ks;
+    cd_kafka_source_stats(k, &ks);
+    head(f, "kafka_messages_total", "counter", "Kafka messages handed to the pipeline.");
+    fprintf(f, "canaryd_kafka_messages_total %llu\n", (unsigned long long)ks.messages);
+    head(f, "kafka_errors_total", "counter", "Consumer errors reported by librdkafka (retried).");
+    fprintf(f, "canaryd_kafka_errors_total %llu\n", (unsigned long long)ks.kafka_errors);
+    head(f, "kafka_rebalances_total", "counter", "Partition assignments and revocations.");
+    fprintf(f, "canaryd_kafka_rebalances_total %llu\n", (unsigned long long)ks.rebalances);
+    head(f, "kafka_assigned_partitions", "gauge", "Partitions assigned to this agent now.");
+    fprintf(f, "canaryd_kafka_assigned_partitions %d\n", ks.assigned);
+    cd_kafka_lag_t *lag = malloc(MAX_PARTS * sizeof(*lag));
+    if (!lag) return;
+    int n = cd_kafka_source_lag(k, lag, MAX_PARTS);
+    head(f, "consumer_lag", "gauge",
+         "Messages between the consumer position and the high watermark, per assigned "
+         "partition (absent while unknown).");
+    for (int i = 0; i < n && i < MAX_PARTS; i++) {
+        if (lag[i].lag < 0) continue;
+        fputs("canaryd_consumer_lag{topic=\"", f);
+        esc(f, lag[i].topic);
+        fprintf(f, "\",partition=\"%d\"} %lld\n", (int)lag[i].partition, (long long)lag[i].lag);
+    }
+    free(lag);
+}
+
+static void rules(FILE *f, const cd_snapshot_t *s)
+{
+    static const cd_rule_state_t states[] = {CD_STATE_INACTIVE, CD_STATE_PENDING, CD_STATE_FIRING,
+                                             CD_STATE_RESOLVED};
+    head(f, "rule_state", "gauge", "1 for each rule's current state, 0 for the others.");
+    for (int i = 0; i < s->nrules; i++)
+        for (size_t k = 0; k < sizeof(states) / sizeof(states[0]); k++) {
+            fputs("canaryd_rule_state{rule=\"", f);
+            esc(f, s->rules[i].name);
+            fprintf(f, "\",state=\"%s\"} %d\n", cd_rule_state_name(states[k]),
+                    s->rules[i].state == states[k]);
+        }
+    head(f, "rule_value", "gauge",
+         "The canary's current value of each rule's signal (NaN without data).");
+    for (int i = 0; i < s->nrules; i++) {
+        fputs("canaryd_rule_value{rule=\"", f);
+        esc(f, s->rules[i].name);
+        fputs("\"} ", f);
+        num(f, s->rules[i].observed_valid ? s->rules[i].observed : NAN);
+        fputc('\n', f);
+    }
+    head(f, "rule_threshold", "gauge",
+         "The value each rule compared the canary with at its last evaluation (NaN if none).");
+    for (int i = 0; i < s->nrules; i++) {
+        fputs("canaryd_rule_threshold{rule=\"", f);
+        esc(f, s->rules[i].name);
+        fputs("\"} ", f);
+        num(f, s->rules[i].threshold);
+        fputc('\n', f);
+    }
+    head(f, "rule_samples", "gauge", "Canary samples in each rule's window.");
+    for (int i = 0; i < s->nrules; i++) {
+        fputs("canaryd_rule_samples{rule=\"", f);
+        esc(f, s->rules[i].name);
+        fprintf(f, "\"} %llu\n", (unsigned long long)s->rules[i].samples);
+    }
+    static const cd_verdict_kind_t verdicts[] = {CD_VERDICT_ANALYZING, CD_VERDICT_HEALTHY,
+                                                 CD_VERDICT_PROMOTE, CD_VERDICT_ROLLBACK,
+                                                 CD_VERDICT_ALERT};
+    head(f, "verdict", "gauge", "1 for the release's current verdict, 0 for the others.");
+    for (size_t k = 0; k < sizeof(verdicts) / sizeof(verdicts[0]); k++) {
+        fprintf(f, "canaryd_verdict{verdict=\"%s\",release=\"", cd_verdict_kind_name(verdicts[k]));
+        esc(f, s->release);
+        fprintf(f, "\"} %d\n", s->verdict == verdicts[k]);
+    }
+}
+
+static void sinks(FILE *f, cd_dispatcher_t *d)
+{
+    if (!d) return;
+    cd_sink_stats_t *st = malloc(MAX_SINKS * sizeof(*st));
+    if (!st) return;
+    int n = cd_dispatcher_stats(d, st, MAX_SINKS);
+    if (n > MAX_SINKS) n = MAX_SINKS;
+    static const struct {
+        const char *name, *type, *help;
+        size_t off;
+    } SERIES[] = {
+        {"sink_deliveries_total", "counter", "Records delivered, per sink.",
+         offsetof(cd_sink_stats_t, delivered)},
+        {"sink_failures_total", "counter",
+         "Records given up after a DROP or the last retry, per sink.",
+         offsetof(cd_sink_stats_t, failed)},
+        {"sink_retries_total", "counter", "Deliveries retried, per sink.",
+         offsetof(cd_sink_stats_t, retries)},
+        {"sink_dropped_total", "counter",
+         "Records never attempted (sink queue full, or abandoned at shutdown), per sink.",
+         offsetof(cd_sink_stats_t, dropped)},
+        {"sink_queue_depth", "gauge", "Records queued for or in delivery, per sink.",
+         offsetof(cd_sink_stats_t, pending)},
+    };
+    for (size_t k = 0; k < sizeof(SERIES) / sizeof(SERIES[0]); k++) {
+        head(f, SERIES[k].name, SERIES[k].type, SERIES[k].help);
+        for (int i = 0; i < n; i++) {
+            uint64_t v;
+            memcpy(&v, (const char *)&st[i] + SERIES[k].off, sizeof(v));
+            fprintf(f, "canaryd_%s{sink=\"", SERIES[k].name);
+            esc(f, st[i].name);
+            fputs("\",type=\"", f);
+            esc(f, st[i].type);
+            fprintf(f, "\"} %llu\n", (unsigned long long)v);
+        }
+    }
+    free(st);
+    head(f, "dispatcher_overflows_total", "counter",
+         "Records refused because the dispatcher's submit queue was full.");
+    fprintf(f, "canaryd_dispatcher_overflows_total %llu\n",
+            (unsigned long long)cd_dispatcher_overflows(d));
+}
+
+static void process(FILE *f, const uint64_t codes[CD_HTTP_NCODES])
+{
+    long pages = 0, rss = 0;
+    FILE *m = fopen("/proc/self/statm", "r");
+    if (m) {
+        if (fscanf(m, "%ld %ld", &pages, &rss) != 2) rss = -1;
+        fclose(m);
+    }
+    if (rss >= 0) {
+        head(f, "resident_memory_bytes", "gauge", "Resident set size (/proc/self/statm).");
+        fprintf(f, "canaryd_resident_memory_bytes %lld\n",
+                (long long)rss * (long long)sysconf(_SC_PAGESIZE));
+    }
+    head(f, "http_requests_total", "counter",
+         "HTTP API replies by status code (this scrape not included).");
+    for (int i = 0; i < CD_HTTP_NCODES; i++) {
+        if (cd_http_codes[i])
+            fprintf(f, "canaryd_http_requests_total{code=\"%d\"} %llu\n", cd_http_codes[i],
+                    (unsigned long long)codes[i]);
+        else
+            fprintf(f, "canaryd_http_requests_total{code=\"other\"} %llu\n",
+                    (unsigned long long)codes[i]);
+    }
+}
+
+char *cd_http_metrics_render(const cd_snapshot_t *s, const cd_kafka_source_t *k, cd_dispatcher_t *d,
+                             const uint64_t codes[CD_HTTP_NCODES], size_t *len)
+{
+    char *buf = NULL;
+    size_t n = 0;
+    FILE *f = open_memstream(&buf, &n);
+    if (!f) return NULL;
+    events(f, s);
+    kafka(f, k);
+    rules(f, s);
+    sinks(f, d);
+    process(f, codes);
+    if (fclose(f) != 0) {
+        free(buf);
+        return NULL;
+    }
+    *len = n;
+    return buf;
+}
