@@ -718,7 +718,16 @@ int cd_kafka_source_lag(const cd_kafka_source_t *s, cd_kafka_lag_t *out, int max
             o->partition = l->elems[k].partition;
             rd_kafka_get_watermark_offsets(rk, o->topic, o->partition, &lo, &hi);
             int64_t pos = l->elems[k].offset;
-            o->lag = (pos >= 0 && hi >= 0) ? (hi > pos ? hi - pos : 0) : -1;
+            /* No position yet on this worker: the partition may have moved
+             * here in a rebalance after another worker of this process had
+             * counted it up to the end (nothing new to fetch since). */
+            if (pos < 0) pos = recall((cd_kafka_source_t *)s, o->topic, o->partition);
+            if (pos >= 0 && hi >= 0)
+                o->lag = hi > pos ? hi - pos : 0;
+            else if (pos < 0 && (hi == 0 || (lo >= 0 && hi == lo)))
+                o->lag = 0; /* no position yet because the partition is empty: nothing to read */
+            else
+                o->lag = -1; /* unknown */
         }
         rd_kafka_topic_partition_list_destroy(l);
     }
