@@ -51,6 +51,7 @@
 #include "canaryd/pipeline.h"
 #include "canaryd/timeutil.h"
 #include "cli.h"
+#include "config_env.h"
 #include "config_internal.h"
 #include "linereader.h"
 
@@ -62,8 +63,6 @@ enum { EXIT_OK = 0, EXIT_IO = 1, EXIT_USAGE = 2, EXIT_NONE_CAPTURED = 3 };
 /* Consecutive "future" events after which the clock follows the stream
  * (replay's rule, agent/replay.c). */
 #define REANCHOR_RUN 64
-/* Largest config file read (as cd_config_load). */
-#define CONFIG_MAX (4 << 20)
 
 typedef struct args {
     const char *config_path, *input, *output;
@@ -150,25 +149,8 @@ static int parse_args(args_t *a, int argc, char **argv)
  * read: it may not exist yet, or be the stale file about to be replaced. */
 static cd_config_t *load_config(const char *path, cd_diag_t *diag)
 {
-    char err[256], dir[1024];
-    char *text = NULL;
-    size_t len;
-
-    cd_diag_init(diag);
-    if (cd_cfg_read_file(path, CONFIG_MAX, &text, &len, err, sizeof(err)) != 0) {
-        cd_diag_add(diag, "%s: %s", path, err);
-        return NULL;
-    }
-    const char *slash = strrchr(path, '/');
-    if (!slash)
-        snprintf(dir, sizeof(dir), ".");
-    else if (slash == path)
-        snprintf(dir, sizeof(dir), "/");
-    else
-        snprintf(dir, sizeof(dir), "%.*s", (int)(slash - path), path);
-    cd_config_t *c = cd_config_parse_ex(text, len, dir, CD_CFG_NO_BASELINE, diag);
-    free(text);
-    return c;
+    /* the environment overrides the file, as for every command that loads one */
+    return cd_config_load_ex(path, CD_CFG_ENV | CD_CFG_NO_BASELINE, diag);
 }
 
 /* A ratio's capture window honours --window; a count's is the rule's own. */

@@ -252,7 +252,7 @@ err:
     return -1;
 }
 
-cd_config_t *cd_config_load(const char *path, cd_diag_t *diag)
+cd_config_t *cd_config_load_ex(const char *path, unsigned flags, cd_diag_t *diag)
 {
     cd_diag_t local;
     char err[256], dir[1024];
@@ -273,10 +273,15 @@ cd_config_t *cd_config_load(const char *path, cd_diag_t *diag)
         snprintf(dir, sizeof(dir), "/");
     else
         snprintf(dir, sizeof(dir), "%.*s", (int)(slash - path), path);
-    /* A file is what the agent runs: the environment overrides it (CD_CFG_ENV). */
-    cd_config_t *c = cd_config_parse_ex(text, len, dir, CD_CFG_ENV, diag);
+    cd_config_t *c = cd_config_parse_ex(text, len, dir, flags, diag);
     free(text);
     return c;
+}
+
+cd_config_t *cd_config_load(const char *path, cd_diag_t *diag)
+{
+    /* A file is what the agent runs: the environment overrides it (CD_CFG_ENV). */
+    return cd_config_load_ex(path, CD_CFG_ENV, diag);
 }
 
 void cd_config_free(cd_config_t *c)

@@ -46,6 +46,10 @@ cd_config_t *cd_config_parse_ex(const char *text, size_t len, const char *origin
 
 /* --- config_json.c: rendering and typed getters -------------------------- */
 
+/* cd_config_load with CD_CFG_* flags: reads path, resolves relative paths
+ * against its folder. cd_config_load is this with CD_CFG_ENV. */
+cd_config_t *cd_config_load_ex(const char *path, unsigned flags, cd_diag_t *diag);
+
 /* Renders v as compact ASCII JSON, cut to CD_CFG_VALUE_MAX with "...". */
 void cd_cfg_render(const json_t *v, char *buf, size_t size);
 /* Renders a C string as a JSON string literal, shortened the same way. */
