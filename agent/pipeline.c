@@ -49,6 +49,13 @@ struct cd_pipeline {
     int64_t grid;        /* last boundary passed (evaluated, or the grid's start) */
     bool has_origin;
     bool started;
+    /* lazy mode (cd_pipeline_set_lazy): events accepted as of the last
+     * evaluation, the bucket key (ceil(b / resolution)) it read, and the
+     * boundaries skipped since */
+    bool lazy;
+    uint64_t lazy_seen;
+    int64_t lazy_key;
+    uint64_t skipped;
 
     atomic_int release_state;
     char release[128];
@@ -239,7 +246,10 @@ cd_window_result_t cd_pipeline_add(cd_pipeline_t *p, const cd_event_t *ev, int s
         return res;
     }
     int row = ev->type == CD_TYPE_OTHER ? CD_PIPELINE_OTHER : ev->type;
-    count(&p->by_type[row][ev->cohort]);
+    /* Release, not relaxed: lazy mode's evaluating thread reads these counts
+     * with acquire to decide whether to evaluate, and must then see this
+     * event's cells in the window (free on x86: the RMW is a full barrier). */
+    atomic_fetch_add_explicit(&p->by_type[row][ev->cohort], 1, memory_order_release);
     if (ev->ts_ms < atomic_load_explicit(&p->last_eval, memory_order_relaxed))
         count(&p->after_eval);
     minmax(&p->first_ms, ev->ts_ms, true);
@@ -271,14 +281,50 @@ void cd_pipeline_begin(cd_pipeline_t *p, int64_t first_event_ms)
     p->has_origin = true;
 }
 
+void cd_pipeline_set_lazy(cd_pipeline_t *p, bool lazy)
+{
+    p->lazy = lazy;
+    p->lazy_key = INT64_MIN;
+}
+
+uint64_t cd_pipeline_skipped(const cd_pipeline_t *p)
+{
+    return p->skipped;
+}
+
+/* Events accepted so far; acquire pairs with cd_pipeline_add's release. */
+static uint64_t accepted_now(cd_pipeline_t *p)
+{
+    uint64_t n = 0;
+    for (int t = 0; t <= CD_MAX_TYPES; t++)
+        for (int c = 0; c < CD_NCOHORTS; c++)
+            n += atomic_load_explicit(&p->by_type[t][c], memory_order_acquire);
+    return n;
+}
+
+/* Which buckets a window ending at b reads: those starting before b, so
+ * ceil(b / resolution) (b > 0 on any live clock). */
+static int64_t bucket_key(const cd_pipeline_t *p, int64_t b)
+{
+    int64_t res = p->cfg->resolution_ms > 0 ? p->cfg->resolution_ms : 1000;
+    return b > 0 ? (b - 1) / res + 1 : b / res;
+}
+
 void cd_pipeline_advance(cd_pipeline_t *p, int64_t now_ms)
 {
     int64_t iv = p->cfg->eval_interval_ms > 0 ? p->cfg->eval_interval_ms : 1000;
+    bool changed = !p->lazy;
 
     /* Acquire pairs with learn_release's release store. */
     if (atomic_load_explicit(&p->release_state, memory_order_acquire) == REL_READY) {
         cd_engine_set_release(p->eng, p->release);
         atomic_store_explicit(&p->release_state, REL_APPLIED, memory_order_relaxed);
+        changed = true;
+    }
+    uint64_t seen = 0;
+    if (p->lazy) {
+        seen = accepted_now(p);
+        if (seen != p->lazy_seen) changed = true;
     }
     if (!p->started) {
         p->started = true;
@@ -308,11 +354,17 @@ void cd_pipeline_advance(cd_pipeline_t *p, int64_t now_ms)
             skip_at = INT64_MAX;
         }
         b += iv;
+        if (!changed && bucket_key(p, b) == p->lazy_key && b < cd_engine_next_deadline(p->eng)) {
+            p->skipped++;
+            continue;
+        }
         cd_window_set_clock(p->win, b);
         cd_engine_eval(p->eng, p->win, b, on_record, p);
         p->evaluations++;
+        p->lazy_key = bucket_key(p, b);
         atomic_store_explicit(&p->last_eval, b, memory_order_relaxed);
     }
+    if (p->lazy) p->lazy_seen = seen;
     p->grid = b;
     p->clock = now_ms;
     cd_window_set_clock(p->win, now_ms);

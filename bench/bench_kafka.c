@@ -43,7 +43,9 @@
  *
  * KBENCH_KAFKA_PROPS="k=v,k=v" runs canaryd with config/sop.json plus those
  * kafka.properties (the sizing experiments of docs/live.md); KBENCH_DEBUG=1
- * prints every canaryd run's stderr.
+ * prints every canaryd run's stderr; KBENCH_LOG_LEVEL=CANARYD_LOG_LEVEL=debug
+ * replaces the throughput runs' CANARYD_LOG_LEVEL=info (with debug=fetch in
+ * KBENCH_KAFKA_PROPS: librdkafka's fetch decisions).
  *
  * Targets (issue 3): canaryd >= 0.8x the bare consumer; peak RSS <= 32 MB;
  * idle CPU <= 1 % of a core. Nothing is left running: every child is reaped
@@ -329,7 +331,7 @@ static int run_canaryd(const char *bin, const char *config, int threads, int rou
     if (efd < 0) return -1;
     unlink(errp);
     int64_t t0 = kb_mono_ns();
-    pid_t pid = kb_spawn(argv, -1, efd, "CANARYD_LOG_LEVEL=info");
+    pid_t pid = kb_spawn(argv, -1, efd, getenv("KBENCH_LOG_LEVEL") ? getenv("KBENCH_LOG_LEVEL") : "CANARYD_LOG_LEVEL=info");
     kb_child = pid;
     long hwm = 0;
     struct rusage ru;

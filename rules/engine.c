@@ -132,6 +132,38 @@ void cd_engine_new_release(cd_engine_t *e, const char *release, int64_t now_ms)
     e->canary_start_ms = now_ms;
 }
 
+static int64_t min64(int64_t a, int64_t b)
+{
+    return a < b ? a : b;
+}
+
+/* Saturating a + b for a time plus a duration (both from config: b >= 0). */
+static int64_t add_sat(int64_t a, int64_t b)
+{
+    return a > INT64_MAX - b ? INT64_MAX : a + b;
+}
+
+int64_t cd_engine_next_deadline(const cd_engine_t *e)
+{
+    if (!e->evaluated) return INT64_MIN;
+    int64_t d = INT64_MAX, longest = 0;
+    for (int i = 0; i < e->nrules; i++) {
+        const rule_rt_t *rt = &e->rules[i];
+        if (rt->conf.window_ms > longest) longest = rt->conf.window_ms;
+        if (rt->state == CD_STATE_PENDING)
+            d = min64(d, add_sat(rt->pending_since, rt->conf.for_ms));
+        if (rt->state != CD_STATE_FIRING) continue;
+        if (rt->clear_since >= 0) d = min64(d, add_sat(rt->clear_since, rt->conf.resolve_for_ms));
+        if (rt->outcome == CD_ACTION_ALERT && rt->ev.breach && rt->alerted)
+            d = min64(d, add_sat(rt->last_alert_ms, e->alert_repeat_ms));
+    }
+    if (e->canary_start_ms > 0 && e->last_now < add_sat(e->canary_start_ms, longest))
+        return INT64_MIN;
+    if (!e->rollback && !e->promote && e->healthy_run)
+        d = min64(d, add_sat(e->healthy_since, e->promote_after_ms));
+    return d;
+}
+
 cd_verdict_kind_t cd_engine_verdict(const cd_engine_t *e)
 {
     return e->verdict;

@@ -82,7 +82,7 @@ static bool expect(const char *s, size_t len, size_t *i, char c)
 bool cd_time_parse_rfc3339(const char *s, size_t len, int64_t *ms)
 {
     size_t i = 0;
-    int y, mo, d, h, mi, sec, frac_ms = 0;
+    int y = 0, mo = 0, d = 0, h = 0, mi = 0, sec = 0, frac_ms = 0; /* gcc -O3 warns otherwise */
     if (!s || !ms) return false;
     if (!digits(s, len, &i, 4, &y) || !expect(s, len, &i, '-') || !digits(s, len, &i, 2, &mo) ||
         !expect(s, len, &i, '-') || !digits(s, len, &i, 2, &d))

@@ -67,6 +67,19 @@ void cd_engine_eval(cd_engine_t *e, const cd_window_t *w, int64_t now_ms, cd_rec
  */
 void cd_engine_new_release(cd_engine_t *e, const char *release, int64_t now_ms);
 
+/*
+ * The earliest evaluation time at which the engine could change state, or
+ * speak, with the windows unchanged: a pending rule's `for` running out, a
+ * firing rule's resolve_for or ALERT repeat, the promotion clock. INT64_MAX
+ * when nothing is due; INT64_MIN when every evaluation counts (before the
+ * first one, and while a new release's canary windows are still growing:
+ * their length then depends on the time itself). Evaluations between the
+ * deadlines over unchanged windows change nothing, so a caller may skip
+ * them (the live clock's lazy mode, cd_pipeline_set_lazy). Evaluating
+ * thread only.
+ */
+int64_t cd_engine_next_deadline(const cd_engine_t *e);
+
 /* The release's current verdict (ANALYZING, HEALTHY, PROMOTE or ROLLBACK). */
 cd_verdict_kind_t cd_engine_verdict(const cd_engine_t *e);
 

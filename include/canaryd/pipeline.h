@@ -103,6 +103,24 @@ void cd_pipeline_count_future(cd_pipeline_t *p, const cd_event_t *ev, int64_t re
 void cd_pipeline_advance(cd_pipeline_t *p, int64_t now_ms);
 
 /*
+ * Lazy evaluation, off by default (the live clock turns it on: it advances
+ * every 10 ms, and evaluating 100 times a second over idle windows is most
+ * of an idle agent's CPU). A boundary is then evaluated only when the
+ * evaluation could differ from the last one: events were accepted since
+ * then (the first boundary after an event is evaluated, as before), the
+ * windows' bucket set moved (the first boundary after a multiple of the
+ * resolution: a bucket enters, the oldest leaves), a release change is to
+ * be applied, or cd_engine_next_deadline() is due. Any other boundary would
+ * read the same window contents and change no state, so it is passed
+ * without evaluating; verdict and state times are the same as without lazy
+ * mode. Evaluating thread only.
+ */
+void cd_pipeline_set_lazy(cd_pipeline_t *p, bool lazy);
+
+/* Boundaries passed without evaluating in lazy mode (evaluating thread). */
+uint64_t cd_pipeline_skipped(const cd_pipeline_t *p);
+
+/*
  * Optional, before the first cd_pipeline_advance(): the time of the first
  * event, so that the evaluation grid starts at the boundary at or before it
  * and the first evaluation is the boundary after it (instead of a boundary
