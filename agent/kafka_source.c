@@ -258,6 +258,38 @@ static void track(worker_t *w, rd_kafka_topic_partition_list_t *l, bool add)
     }
 }
 
+/* How long a commit before a revoke may take while running (a stop uses
+ * its own deadline). */
+#define REVOKE_COMMIT_WAIT_MS 5000
+
+/* Commits the worker's stored offsets and waits for the result until
+ * until_ms (monotonic): rd_kafka_commit(), synchronous, waits as long as
+ * librdkafka does when the coordinator is unreachable (seconds to minutes),
+ * which would break the shutdown budget. __TIMED_OUT when no result came. */
+static rd_kafka_resp_err_t final_commit(worker_t *w, int64_t until_ms)
+{
+    rd_kafka_queue_t *q = rd_kafka_queue_new(w->rk);
+    if (!q) return rd_kafka_commit(w->rk, NULL, 0);
+    rd_kafka_resp_err_t err = rd_kafka_commit_queue(w->rk, NULL, q, NULL, NULL);
+    if (err) {
+        rd_kafka_queue_destroy(q);
+        return err;
+    }
+    err = RD_KAFKA_RESP_ERR__TIMED_OUT;
+    for (;;) {
+        int64_t left = until_ms - mono_ms();
+        if (left < 0) break;
+        rd_kafka_event_t *ev = rd_kafka_queue_poll(q, (int)(left > 100 ? 100 : left));
+        if (!ev) continue;
+        bool done = rd_kafka_event_type(ev) == RD_KAFKA_EVENT_OFFSET_COMMIT;
+        if (done) err = rd_kafka_event_error(ev);
+        rd_kafka_event_destroy(ev);
+        if (done) break;
+    }
+    rd_kafka_queue_destroy(q);
+    return err;
+}
+
 static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                          rd_kafka_topic_partition_list_t *parts, void *opaque)
 {
@@ -280,7 +312,11 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     /* Revoked (or an error): every message polled before this callback ran
      * on this thread is counted and stored; commit it before letting go. */
     if (!rd_kafka_assignment_lost(rk)) {
-        rd_kafka_resp_err_t ce = rd_kafka_commit(rk, NULL, 0);
+        /* Bounded: with the coordinator unreachable a synchronous commit
+         * waits as long as librdkafka does, and a stop must not wait that. */
+        bool stopping = atomic_load_explicit(&w->s->stop, memory_order_relaxed);
+        rd_kafka_resp_err_t ce = final_commit(
+            w, stopping ? w->s->deadline_ms - 1500 : mono_ms() + REVOKE_COMMIT_WAIT_MS);
         if (ce && ce != RD_KAFKA_RESP_ERR__NO_OFFSET)
             cd_log(CD_LOG_WARN, "kafka: worker %d: commit before revoke failed: %s", w->id,
                    rd_kafka_err2str(ce));
@@ -564,8 +600,8 @@ static void *worker_run(void *arg)
     /* Retried until half the deadline: an injected or transient coordinator
      * error must not make the next member count these events again. */
     rd_kafka_resp_err_t ce;
-    while ((ce = rd_kafka_commit(w->rk, NULL, 0)) && ce != RD_KAFKA_RESP_ERR__NO_OFFSET &&
-           mono_ms() < s->deadline_ms - 1500) {
+    while ((ce = final_commit(w, s->deadline_ms - 1500)) && ce != RD_KAFKA_RESP_ERR__NO_OFFSET &&
+           ce != RD_KAFKA_RESP_ERR__TIMED_OUT && mono_ms() < s->deadline_ms - 1500) {
         cd_log_ratelimited("kafka:final-commit", CD_LOG_WARN,
                            "kafka: worker %d: final commit failed: %s; retrying", w->id,
                            rd_kafka_err2str(ce));
@@ -642,15 +678,101 @@ void cd_kafka_source_stop(cd_kafka_source_t *s, int64_t deadline_ms)
     }
 }
 
+/*
+ * Destroying the consumers. rd_kafka_destroy() waits for librdkafka's own
+ * threads, and with the broker gone its group coordinator work can take
+ * minutes (requests in flight wait out socket.timeout.ms, then retry), far
+ * past the agent's 5 s shutdown budget. So the handles are destroyed on a
+ * thread of their own and waited for at most CD_KAFKA_DESTROY_WAIT_MS; past
+ * that they are abandoned, together with the source itself (librdkafka's
+ * threads may still call our callbacks, whose opaque is a worker), and the
+ * process exits without them. Nothing is lost by that: the final commit
+ * already succeeded or failed (counted) before the stop returned.
+ */
+typedef struct reaper {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    bool done;
+    rd_kafka_t **rks;
+    int n;
+} reaper_t;
+
+static void *reap(void *arg)
+{
+    reaper_t *r = arg;
+    for (int i = 0; i < r->n; i++)
+        if (r->rks[i]) rd_kafka_destroy_flags(r->rks[i], RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
+    pthread_mutex_lock(&r->mu);
+    r->done = true;
+    pthread_cond_signal(&r->cv);
+    pthread_mutex_unlock(&r->mu);
+    return NULL;
+}
+
+/* true when every handle is destroyed; false when abandoned (still being
+ * destroyed by a detached thread). */
+static bool destroy_handles(cd_kafka_source_t *s, int64_t wait_ms)
+{
+    reaper_t *r = calloc(1, sizeof(*r));
+    rd_kafka_t **rks = calloc((size_t)s->nworkers + 1, sizeof(*rks));
+    if (!r || !rks) {
+        free(r);
+        free(rks);
+        for (int i = 0; i < s->nworkers; i++)
+            if (s->w[i].rk) rd_kafka_destroy_flags(s->w[i].rk, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
+        return true;
+    }
+    /* Closed by the worker (or never started): no second close. */
+    for (int i = 0; i < s->nworkers; i++)
+        rks[i] = s->w[i].rk;
+    r->rks = rks;
+    r->n = s->nworkers;
+    pthread_mutex_init(&r->mu, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&r->cv, &ca);
+    pthread_condattr_destroy(&ca);
+    pthread_t t;
+    if (pthread_create(&t, NULL, reap, r) != 0) {
+        reap(r);
+    } else {
+        struct timespec until;
+        clock_gettime(CLOCK_MONOTONIC, &until);
+        until.tv_sec += wait_ms / 1000;
+        until.tv_nsec += (wait_ms % 1000) * 1000000L;
+        if (until.tv_nsec >= 1000000000L) {
+            until.tv_sec++;
+            until.tv_nsec -= 1000000000L;
+        }
+        pthread_mutex_lock(&r->mu);
+        while (!r->done && pthread_cond_timedwait(&r->cv, &r->mu, &until) == 0)
+            ;
+        bool done = r->done;
+        pthread_mutex_unlock(&r->mu);
+        if (!done) {
+            pthread_detach(t);
+            cd_log(CD_LOG_WARN,
+                   "kafka: librdkafka did not shut down within %lld ms (broker unreachable?); "
+                   "exiting without waiting for it",
+                   (long long)wait_ms);
+            return false; /* r, rks: the detached thread's until the process exits */
+        }
+        pthread_join(t, NULL);
+    }
+    pthread_mutex_destroy(&r->mu);
+    pthread_cond_destroy(&r->cv);
+    free(rks);
+    free(r);
+    return true;
+}
+
 void cd_kafka_source_destroy(cd_kafka_source_t *s)
 {
     if (!s) return;
     cd_kafka_source_stop(s, 0);
+    if (s->w && !destroy_handles(s, CD_KAFKA_DESTROY_WAIT_MS)) return; /* abandoned, see above */
     for (int i = 0; s->w && i < s->nworkers; i++) {
-        if (s->w[i].rk) {
-            /* Closed by the worker (or never started): no second close. */
-            rd_kafka_destroy_flags(s->w[i].rk, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
-        }
         free(s->w[i].buf);
         free(s->w[i].parts);
     }

@@ -93,6 +93,16 @@ int cd_kafka_source_start(cd_kafka_source_t *s, char *errbuf, size_t errsize);
  */
 void cd_kafka_source_stop(cd_kafka_source_t *s, int64_t deadline_ms);
 
+/* How long cd_kafka_source_destroy() waits for librdkafka to shut down. */
+#define CD_KAFKA_DESTROY_WAIT_MS 500
+
+/*
+ * Stops (deadline 0 if not stopped yet) and frees. librdkafka's handles are
+ * destroyed within CD_KAFKA_DESTROY_WAIT_MS; when it takes longer (with the
+ * broker gone it can take minutes), they and the source are left to a
+ * detached thread until the process exits, with a warning: the agent still
+ * exits within its shutdown budget. Caller's thread.
+ */
 void cd_kafka_source_destroy(cd_kafka_source_t *s);
 
 /* Counters (relaxed snapshot). Any thread. */

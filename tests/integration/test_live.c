@@ -594,3 +594,36 @@ Test(live, injected_fetch_and_commit_errors_lose_nothing)
     free(ea);
     json_decref(st);
 }
+
+/* The broker gone for good at shutdown: the final commit cannot reach the
+ * coordinator and librdkafka's own shutdown would wait for minutes; the
+ * agent still exits 0 within its 5 s budget, says the commit failed, and
+ * reports what it counted. */
+Test(live, sigterm_with_broker_gone_exits_within_5s)
+{
+    int seq = 0;
+    write_config("c.json", NULL, NULL);
+    rd_kafka_t *pr = producer();
+    produce(pr, 120, "REQUEST_COMPLETED", "stable", NULL, &seq);
+    flush_all(pr);
+    rd_kafka_destroy(pr);
+    pid_t a = start("outa", "erra", ARGS("--config", path_of("c.json"), "--threads", "2"));
+    cr_assert(wait_for("erra", "assigned", 15000));
+    sleep_ms(1500); /* consumed, not yet auto-committed (every 5 s): the final commit is owed */
+    cr_assert_eq(rd_kafka_mock_broker_set_down(mock, 1), 0);
+    cr_assert(wait_for("erra", "brokers are down", 15000));
+    int64_t t0 = now_ms();
+    kill(a, SIGTERM);
+    cr_assert_eq(wait_exit(a, 20000), 0);
+    int64_t took = now_ms() - t0;
+    char *err = read_file("erra");
+    cr_assert_leq(took, 5000, "exited %lld ms after SIGTERM; stderr:\n%s", (long long)took, err);
+    cr_assert(strstr(err, "final commit failed"), "stderr:\n%s", err);
+    free(err);
+    json_t *st = stats_of("erra");
+    cr_assert_not_null(st);
+    cr_assert_leq(stat_int(st, "messages"), 120);
+    cr_assert_eq(stat_int(st, "messages"), stat_int(st, "accepted"));
+    json_decref(st);
+    cr_assert_eq(rd_kafka_mock_broker_set_up(mock, 1), 0);
+}
