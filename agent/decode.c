@@ -27,11 +27,27 @@
  *      through a per-thread cache of the minute, see parse_time), cohort,
  *      then version/service and numeric fields.
  *
- * Where the time goes (bench_decode, 241-byte events, see the README): jsmn
- * is about 200 ns of an event and is the floor; the walk's key matching was
- * the largest share of the rest. Parent links pay for themselves: without
- * them jsmn scans back over the tokens at every ',' after a value (measured
- * 11 % more instructions per event on the benchmark's events).
+ * Where the time goes (bench_decode, 241-byte events, see the README): of
+ * about 6,500 instructions per event (callgrind, decode + count), jsmn is
+ * 4,100 and takes nearly 60 % of the time, mostly its byte-at-a-time string
+ * loop; the walk (key matching its largest part), interpretation, the scan
+ * and the window add share the rest. Parent links pay for themselves:
+ * without them jsmn scans back over the tokens at every ',' after a value
+ * (measured 11 % more instructions per event on the benchmark's events).
+ *
+ * Build: CMakeLists.txt compiles this file with -fno-jump-tables and (but
+ * for Debug builds) -O3, both portable. Otherwise GCC turns jsmn's switch on
+ * every byte outside strings into a jump table, an indirect branch that
+ * mispredicts. With both, bench_decode went from 361-378 to 334-336 ns per
+ * event (2.99 M events/s median, just short of the 3 M target). Tried and
+ * dropped, for no measurable gain: jsmn without JSMN_STRICT (no faster once
+ * the jump table is gone, and it changes reasons: a lone "f" would become
+ * invalid_json instead of truncated_json), a 64-entry token array (jsmn
+ * only touches the tokens it fills), a hashed event type lookup, a loop-free
+ * parser for short numbers. Outside jsmn, the largest shares left are the
+ * walk's key matching (~25 ns when switched off in a stage-by-stage test
+ * harness) and the number conversion (~10 ns when stubbed out; the
+ * loop-free parse above did not reduce it).
  *
  * Strings are compared raw: JSON escapes are not decoded, so "canary" written
  * as "\u0063anary" does not match. The values we compare (type names, cohort
@@ -482,6 +498,20 @@ static inline bool two_digits(const char *s, int *out)
     return true;
 }
 
+/* The TS_PREFIX (17) bytes at a and b are equal: three word loads, where
+ * memcmp would be a library call. */
+static inline bool prefix_eq(const char *a, const char *b)
+{
+    uint64_t a0, a1, a2, b0, b1, b2;
+    memcpy(&a0, a, 8);
+    memcpy(&b0, b, 8);
+    memcpy(&a1, a + 8, 8);
+    memcpy(&b1, b + 8, 8);
+    memcpy(&a2, a + TS_PREFIX - 8, 8);
+    memcpy(&b2, b + TS_PREFIX - 8, 8);
+    return !((a0 ^ b0) | (a1 ^ b1) | (a2 ^ b2));
+}
+
 static bool parse_time(const char *s, size_t n, int64_t *ms)
 {
     int sec, frac = 0;
@@ -494,7 +524,7 @@ static bool parse_time(const char *s, size_t n, int64_t *ms)
             return cd_time_parse_rfc3339(s, n, ms);
         frac = (f[1] - '0') * 100 + (f[2] - '0') * 10 + (f[3] - '0');
     }
-    if (!ts_cache.valid || memcmp(ts_cache.prefix, s, TS_PREFIX) != 0) {
+    if (!ts_cache.valid || !prefix_eq(ts_cache.prefix, s)) {
         char minute[TS_PREFIX + 3];
         memcpy(minute, s, TS_PREFIX);
         memcpy(minute + TS_PREFIX, "00Z", 3);

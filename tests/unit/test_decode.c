@@ -868,3 +868,59 @@ Test(decode, keys_of_every_length_match_exactly)
                  CD_BAD_NONE);
     cd_decoder_destroy(d);
 }
+
+Test(decode, type_names_of_17_to_24_bytes_match_exactly)
+{
+    /* 17..24-byte names are compared as three words (cd_words_eq): a flip
+     * of any one byte, the middle word included, is another type. */
+    cd_event_t ev;
+    char s[200], name[32];
+    for (int t = 0; t < 7; t++) {
+        size_t n = strlen(SOP_TYPES[t]);
+        if (n < 17) continue;
+        snprintf(s, sizeof s, "{\"event_type\":\"%s\",\"timestamp\":1,\"cohort\":\"stable\"}",
+                 SOP_TYPES[t]);
+        cr_assert_eq(decode_on(dec, s, &ev), CD_BAD_NONE);
+        cr_assert_eq(ev.type, t, "%s", SOP_TYPES[t]);
+        for (size_t pos = 0; pos < n; pos++) {
+            memcpy(name, SOP_TYPES[t], n + 1);
+            name[pos] ^= 1;
+            snprintf(s, sizeof s,
+                     "{\"event_type\":\"%s\",\"timestamp\":1,\"cohort\":\"stable\"}", name);
+            cr_assert_eq(decode_on(dec, s, &ev), CD_BAD_NONE, "%s", name);
+            cr_assert_eq(ev.type, CD_TYPE_OTHER, "%s", name);
+        }
+    }
+}
+
+Test(decode, minute_cache_compares_every_prefix_byte)
+{
+    /* With "2026-11-27T12:00:" cached, a timestamp that differs from it in
+     * one byte of those 17 must be parsed afresh (or rejected), never read
+     * as a hit. */
+    static const char base[] = "2026-11-27T12:00:03.250Z";
+    static const char subst[] = "01239:-TZ x";
+    cd_event_t ev;
+    char s[200], ts[32];
+    for (size_t pos = 0; pos < 17; pos++) {
+        for (const char *c = subst; *c; c++) {
+            if (*c == base[pos]) continue;
+            snprintf(s, sizeof s,
+                     "{\"event_type\":\"USER_LOGIN\",\"timestamp\":\"%s\",\"cohort\":\"canary\"}",
+                     base);
+            cr_assert_eq(decode_on(dec, s, &ev), CD_BAD_NONE); /* primes the cache */
+            cr_assert_eq(ev.ts_ms, T0);
+            memcpy(ts, base, sizeof base);
+            ts[pos] = *c;
+            snprintf(s, sizeof s,
+                     "{\"event_type\":\"USER_LOGIN\",\"timestamp\":\"%s\",\"cohort\":\"canary\"}",
+                     ts);
+            int64_t want = 0;
+            bool ok = cd_time_parse_rfc3339(ts, strlen(ts), &want);
+            cd_bad_reason_t r = decode_on(dec, s, &ev);
+            cr_assert_eq(r, ok ? CD_BAD_NONE : CD_BAD_BAD_TIMESTAMP, "%s: %s", ts,
+                         cd_bad_reason_name(r));
+            if (ok) cr_assert_eq(ev.ts_ms, want, "%s", ts);
+        }
+    }
+}
