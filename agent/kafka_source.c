@@ -35,6 +35,57 @@
  * exactly as without a header, and the decoder stays untouched. A header
  * value that is neither cohort value is counted as unknown_cohort.
  *
+ * Prefetch sizing and fetch nudging (issue #3: throughput >= 0.8x a bare
+ * librdkafka consumer with peak RSS <= 32 MB). The agent's memory is mostly
+ * librdkafka's prefetch: each consumer fetches until its queue holds
+ * queued.max.messages.kbytes of payload or queued.min.messages messages
+ * (both counted over the whole consumer, since the high-level consumer
+ * forwards every partition's queue to the one consumer queue), and every
+ * Fetch answer (up to fetch.max.bytes, which librdkafka sets to the queue's
+ * size unless given, but at least message.max.bytes, 1 MB) stays allocated
+ * until its last message is destroyed, plus librdkafka's bookkeeping (an
+ * op structure) per queued message. So canaryd's defaults keep the queue
+ * small: 512 KB / 2500 messages per worker (librdkafka's are 65536 KB /
+ * 100000). Measured with bench/bench_kafka.c (docs/live.md "Sizing"): peak
+ * RSS 23-32 MB with 1-2 workers, against 26-34 MB at 1024 KB / 5000,
+ * 38-44 MB at 2048 KB / 10000 and 111-137 MB at the former 16384 KB, with
+ * no measurable loss of throughput (the machine's noise is larger).
+ *
+ * A small queue is slow on librdkafka < 2.1 (Debian 12 has 2.0.2): once the
+ * queue is over a limit the broker thread stops fetching and looks again
+ * only when something wakes it -- a request or answer on its connection, or
+ * its 1 s timer; the application draining the queue does not. Every full
+ * queue then costs up to a second (a 16 MB queue read 0.19 / 0.31 M
+ * events/s with 1 / 2 workers, 0.17-0.28x the bare consumer; a 2 MB one
+ * 17 k / 37 k events/s). librdkafka 2.1 added
+ * fetch.queue.backoff.ms for this: where the library is >= 2.1 at run time
+ * canaryd sets it (DEFAULT_QUEUE_BACKOFF_MS) and does nothing else. Below
+ * 2.1 the fetcher is nudged: a worker samples its consumer queue's length
+ * every NUDGE_SAMPLE messages (rd_kafka_queue_length, one lock; the payload
+ * bytes estimated from the mean size of the messages just polled); after
+ * seeing it at least 3/4 full (a limit may have stopped the fetcher), the
+ * first sample below 3/4 of both limits sets the worker's nudge flag (and
+ * the first below 1/4 once more, if no Fetch answer refilled the queue in
+ * between) and signals the nudger thread, which asks the leaders of that
+ * worker's assigned partitions
+ * for their end offsets (rd_kafka_offsets_for_times with "timestamp" -1:
+ * one ListOffsets request per leader broker, made on the worker's own
+ * consumer handle, so exactly the broker threads that fetch for it wake up,
+ * re-decide and fetch again while the rest of the queue is consumed).
+ * The answer is not used. The cleaner public calls all have side effects:
+ * rd_kafka_pause / rd_kafka_resume bump the partition's version and
+ * rd_kafka_seek purges, both discarding prefetched messages and fetching
+ * them again; the 2.0.2 admin API has no ListOffsets. Cost: at most two ListOffsets per leader per queue fill,
+ * during a backlog only (a consumer keeping up with a live topic never sees
+ * its queue 3/4 full, so never nudges; rd_kafka_queue_length every 32
+ * messages is the only steady cost). Blocking for a round trip, the nudge
+ * runs on its own thread (NUDGE_TIMEOUT_MS at most), never on a worker. It
+ * stops with the workers in cd_kafka_source_stop and logs how many nudges
+ * it made ("kafka: N fetch nudges"; also cd_kafka_stats_t.fetch_nudges).
+ * CANARYD_KAFKA_NUDGE=0 turns it off (for comparing). User-set
+ * kafka.properties win over every default here; the nudge thresholds follow
+ * the queue limits actually in effect.
+ *
  * Logging: librdkafka's log lines and errors go through canaryd's log,
  * rate-limited per facility, so a broker that stays down is reported once
  * per interval while librdkafka reconnects with its backoff.
@@ -79,6 +130,12 @@ typedef struct worker {
         int64_t next; /* offset after the last one counted; -1 unknown */
     } *parts;
     int nparts, capparts;
+    /* fetch nudging (worker thread, except nudge_wanted) */
+    rd_kafka_queue_t *cq;      /* the consumer queue, to sample its length */
+    unsigned since_sample;     /* messages since the last sample */
+    size_t bytes_since;        /* their payload bytes */
+    int armed;                 /* nudges still due: 2 after the queue was seen 3/4 full */
+    atomic_bool nudge_wanted;  /* set by the worker, taken by the nudger */
 } worker_t;
 
 struct cd_kafka_source {
@@ -106,7 +163,41 @@ struct cd_kafka_source {
     pthread_mutex_t mu;
     struct part *gone;
     int ngone, capgone;
+    /* Fetch nudging (librdkafka < 2.1, see the top of the file): the
+     * prefetch limits in effect (kafka.properties applied), the nudger
+     * thread and what wakes it. */
+    bool queue_backoff;        /* librdkafka has fetch.queue.backoff.ms (>= 2.1) */
+    bool nudge;                /* nudging on (both written before any thread starts) */
+    int64_t q_max_bytes;       /* queued.max.messages.kbytes * 1024 */
+    int64_t q_min_msgs;        /* queued.min.messages */
+    pthread_t nudger;
+    bool nudger_started;
+    pthread_mutex_t nmu;
+    pthread_cond_t ncv;
+    bool nudge_pending;        /* under nmu */
+    atomic_uint_fast64_t nudges;
 };
+
+/* Prefetch sizing defaults (see the top of the file and docs/live.md). */
+#define DEFAULT_QUEUE_KBYTES "512"
+#define DEFAULT_QUEUE_MSGS "2500"
+#define DEFAULT_QUEUE_BACKOFF_MS "10" /* librdkafka >= 2.1 only */
+/* librdkafka versions from which fetch.queue.backoff.ms exists */
+#define RDK_QUEUE_BACKOFF_VERSION 0x02010000
+/* A worker samples its queue's length every this many messages. */
+#define NUDGE_SAMPLE 32
+/* ms a nudge (ListOffsets round trip) may block the nudger thread */
+#define NUDGE_TIMEOUT_MS 500
+
+/* A condition variable whose timed waits use CLOCK_MONOTONIC. */
+static void cond_init_monotonic(pthread_cond_t *cv)
+{
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(cv, &ca);
+    pthread_condattr_destroy(&ca);
+}
 
 static int64_t mono_ms(void)
 {
@@ -258,6 +349,28 @@ static void track(worker_t *w, rd_kafka_topic_partition_list_t *l, bool add)
     }
 }
 
+/* After an assignment: partitions that resume after what this process
+ * already counted (track() set their offset) get that position stored, so
+ * the next commit records it. Without this, a partition whose commit before
+ * revoke failed (Kafka refuses commits during a rebalance) and that came
+ * back read to the end would keep its old committed offset until new events
+ * arrive, and the next member would count those events again. */
+static void store_recalled(worker_t *w, const rd_kafka_topic_partition_list_t *parts)
+{
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(parts->cnt);
+    for (int i = 0; i < parts->cnt; i++)
+        if (parts->elems[i].offset >= 0)
+            rd_kafka_topic_partition_list_add(l, parts->elems[i].topic, parts->elems[i].partition)
+                ->offset = parts->elems[i].offset;
+    if (l->cnt > 0) {
+        rd_kafka_resp_err_t e = rd_kafka_offsets_store(w->rk, l);
+        if (e)
+            cd_log(CD_LOG_WARN, "kafka: worker %d: storing resumed positions failed: %s", w->id,
+                   rd_kafka_err2str(e));
+    }
+    rd_kafka_topic_partition_list_destroy(l);
+}
+
 /* How long a commit before a revoke may take while running (a stop uses
  * its own deadline). */
 #define REVOKE_COMMIT_WAIT_MS 5000
@@ -305,6 +418,7 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         } else {
             rd_kafka_assign(rk, parts);
         }
+        store_recalled(w, parts);
         atomic_fetch_add_explicit(&w->assigned, parts->cnt, memory_order_relaxed);
         atomic_store_explicit(&w->caught_up, false, memory_order_relaxed);
         return;
@@ -350,6 +464,25 @@ static int set(rd_kafka_conf_t *c, const char *path, const char *name, const cha
     return -1;
 }
 
+/* The prefetch limits in effect for c (canaryd's defaults or the user's
+ * kafka.properties): what the workers compare their queue length with. */
+static int prefetch_limits(cd_kafka_source_t *s, const rd_kafka_conf_t *c, char *errbuf,
+                           size_t errsize)
+{
+    char v[64];
+    size_t vs = sizeof(v);
+    if (rd_kafka_conf_get(c, "queued.max.messages.kbytes", v, &vs) != RD_KAFKA_CONF_OK) goto err;
+    s->q_max_bytes = strtoll(v, NULL, 10) * 1024;
+    vs = sizeof(v);
+    if (rd_kafka_conf_get(c, "queued.min.messages", v, &vs) != RD_KAFKA_CONF_OK) goto err;
+    s->q_min_msgs = strtoll(v, NULL, 10);
+    if (s->q_max_bytes > 0 && s->q_min_msgs > 0) return 0;
+err:
+    snprintf(errbuf, errsize, "kafka: cannot read back queued.max.messages.kbytes / "
+                              "queued.min.messages from librdkafka");
+    return -1;
+}
+
 static rd_kafka_t *make_consumer(worker_t *w, const cd_kafka_conf_t *kc,
                                  char *errbuf, size_t errsize)
 {
@@ -358,11 +491,16 @@ static rd_kafka_t *make_consumer(worker_t *w, const cd_kafka_conf_t *kc,
     rd_kafka_topic_partition_list_t *topics = NULL;
     rd_kafka_conf_t *c = rd_kafka_conf_new();
 
-    /* Defaults canaryd picks, overridable by kafka.properties. */
+    /* Defaults canaryd picks, overridable by kafka.properties (the prefetch
+     * sizing is explained at the top of the file). */
     if (set(c, "(default)", "auto.offset.reset", "earliest", errbuf, errsize) ||
-        set(c, "(default)", "queued.max.messages.kbytes", "16384", errbuf, errsize) ||
+        set(c, "(default)", "queued.max.messages.kbytes", DEFAULT_QUEUE_KBYTES, errbuf, errsize) ||
+        set(c, "(default)", "queued.min.messages", DEFAULT_QUEUE_MSGS, errbuf, errsize) ||
         set(c, "(default)", "client.id", "canaryd", errbuf, errsize) ||
         set(c, "(default)", "enable.partition.eof", "true", errbuf, errsize))
+        goto err;
+    if (w->s->queue_backoff &&
+        set(c, "(default)", "fetch.queue.backoff.ms", DEFAULT_QUEUE_BACKOFF_MS, errbuf, errsize))
         goto err;
     for (int i = 0; i < kc->nprops; i++) {
         snprintf(path, sizeof(path), "kafka.properties.%s", kc->prop_names[i]);
@@ -380,6 +518,7 @@ static rd_kafka_t *make_consumer(worker_t *w, const cd_kafka_conf_t *kc,
         set(c, "(canaryd)", "enable.auto.offset.store", "false", errbuf, errsize) ||
         set(c, "(canaryd)", "enable.auto.commit", "true", errbuf, errsize))
         goto err;
+    if (prefetch_limits(w->s, c, errbuf, errsize) != 0) goto err;
     rd_kafka_conf_set_log_cb(c, log_cb);
     rd_kafka_conf_set_error_cb(c, error_cb);
     rd_kafka_conf_set_offset_commit_cb(c, commit_cb);
@@ -440,8 +579,16 @@ cd_kafka_source_t *cd_kafka_source_new(const cd_kafka_conf_t *kc, const cd_confi
     const char *trace = getenv("CANARYD_TRACE_CONSUME");
     s->trace = trace && *trace && strcmp(trace, "0") != 0;
     pthread_mutex_init(&s->mu, NULL);
+    pthread_mutex_init(&s->nmu, NULL);
+    cond_init_monotonic(&s->ncv);
+    /* Nudging is for librdkafka < 2.1 (which has no fetch.queue.backoff.ms);
+     * CANARYD_KAFKA_NUDGE=0 turns it off (the benchmark's comparison). */
+    const char *nudge = getenv("CANARYD_KAFKA_NUDGE");
+    s->queue_backoff = rd_kafka_version() >= RDK_QUEUE_BACKOFF_VERSION;
+    s->nudge = !s->queue_backoff && !(nudge && strcmp(nudge, "0") == 0);
     atomic_init(&s->committed, 0);
     atomic_init(&s->last_msg_ms, mono_ms());
+    atomic_init(&s->nudges, 0);
     s->nworkers = kc->threads > 0 ? kc->threads : (int)sysconf(_SC_NPROCESSORS_ONLN);
     if (s->nworkers < 1) s->nworkers = 1;
     if (s->nworkers > CD_KAFKA_MAX_THREADS) s->nworkers = CD_KAFKA_MAX_THREADS;
@@ -469,6 +616,7 @@ cd_kafka_source_t *cd_kafka_source_new(const cd_kafka_conf_t *kc, const cd_confi
         w->id = i;
         atomic_init(&w->assigned, 0);
         atomic_init(&w->caught_up, false);
+        atomic_init(&w->nudge_wanted, false);
         w->rk = make_consumer(w, kc, errbuf, errsize);
         if (!w->rk) goto err;
     }
@@ -545,14 +693,102 @@ decode:
     if (cd_pipeline_decode(s->p, buf, len, 0, &ev) == CD_BAD_NONE) cd_pipeline_add(s->p, &ev, stripe);
 }
 
+/* ---- fetch nudging (librdkafka < 2.1; see the top of the file) ----------- */
+
+/* Worker thread, per message polled: every NUDGE_SAMPLE messages, compares
+ * the consumer queue's length (and its estimated payload bytes, from the
+ * mean size of the messages just polled) with the prefetch limits. Seen at
+ * least 3/4 full, the queue may have stopped the fetcher; the first sample
+ * below 3/4 of both limits asks the nudger to wake the fetcher, early enough
+ * for a Fetch answer to arrive while the rest is consumed. If no answer has
+ * refilled the queue by the time it is below 1/4 (the byte estimate was off,
+ * and the fetcher still saw a full queue), it asks once more. */
+static void sample_queue(worker_t *w, size_t len)
+{
+    cd_kafka_source_t *s = w->s;
+    w->bytes_since += len;
+    if (++w->since_sample < NUDGE_SAMPLE) return;
+    int64_t n = (int64_t)rd_kafka_queue_length(w->cq);
+    int64_t bytes = n * (int64_t)(w->bytes_since / w->since_sample);
+    w->since_sample = 0;
+    w->bytes_since = 0;
+    if (4 * n >= 3 * s->q_min_msgs || 4 * bytes >= 3 * s->q_max_bytes) {
+        w->armed = 2;
+        return;
+    }
+    if (w->armed == 0) return;
+    if (w->armed == 1 && (4 * n >= s->q_min_msgs || 4 * bytes >= s->q_max_bytes)) return;
+    w->armed--;
+    /* relaxed: the flag carries no data, and the nudger reads it after
+     * taking nmu, which this thread takes after setting it */
+    atomic_store_explicit(&w->nudge_wanted, true, memory_order_relaxed);
+    pthread_mutex_lock(&s->nmu);
+    s->nudge_pending = true;
+    pthread_cond_signal(&s->ncv);
+    pthread_mutex_unlock(&s->nmu);
+}
+
+/* Nudger thread: wakes a worker's fetchers by asking the leaders of its
+ * assigned partitions for their end offsets (one ListOffsets request per
+ * leader broker, made by the worker's own consumer, whose broker threads
+ * thereby wake up and re-decide whether to fetch). The answer is not used. */
+static void nudge(worker_t *w)
+{
+    rd_kafka_topic_partition_list_t *l = NULL;
+    if (rd_kafka_assignment(w->rk, &l) != RD_KAFKA_RESP_ERR_NO_ERROR || !l) return;
+    if (l->cnt > 0) {
+        for (int i = 0; i < l->cnt; i++)
+            l->elems[i].offset = RD_KAFKA_OFFSET_END; /* "timestamp" -1: the end offset */
+        rd_kafka_offsets_for_times(w->rk, l, NUDGE_TIMEOUT_MS);
+        inc(&w->s->nudges);
+    }
+    rd_kafka_topic_partition_list_destroy(l);
+}
+
+static void *nudger_run(void *arg)
+{
+    cd_kafka_source_t *s = arg;
+    for (;;) {
+        pthread_mutex_lock(&s->nmu);
+        /* No lost wake-up: stop is set before nudger_stop broadcasts under
+         * nmu, and it is checked here under nmu before every wait. */
+        while (!s->nudge_pending && !atomic_load_explicit(&s->stop, memory_order_relaxed))
+            pthread_cond_wait(&s->ncv, &s->nmu);
+        s->nudge_pending = false;
+        pthread_mutex_unlock(&s->nmu);
+        if (atomic_load_explicit(&s->stop, memory_order_relaxed)) break;
+        for (int i = 0; i < s->nworkers; i++)
+            if (atomic_exchange_explicit(&s->w[i].nudge_wanted, false, memory_order_relaxed))
+                nudge(&s->w[i]);
+    }
+    cd_log(CD_LOG_INFO, "kafka: %llu fetch nudges",
+           (unsigned long long)atomic_load_explicit(&s->nudges, memory_order_relaxed));
+    return NULL;
+}
+
+/* Stops and joins the nudger (within NUDGE_TIMEOUT_MS; it uses the workers'
+ * handles, which live until cd_kafka_source_destroy). s->stop is set. The
+ * thread that calls cd_kafka_source_stop. */
+static void nudger_stop(cd_kafka_source_t *s)
+{
+    if (!s->nudger_started) return;
+    pthread_mutex_lock(&s->nmu);
+    pthread_cond_broadcast(&s->ncv);
+    pthread_mutex_unlock(&s->nmu);
+    pthread_join(s->nudger, NULL);
+    s->nudger_started = false;
+}
+
 static void *worker_run(void *arg)
 {
     worker_t *w = arg;
     cd_kafka_source_t *s = w->s;
     int stripe = cd_window_stripe(cd_pipeline_window(s->p));
+    w->cq = s->nudge ? rd_kafka_queue_get_consumer(w->rk) : NULL;
     while (!atomic_load_explicit(&s->stop, memory_order_relaxed)) {
         rd_kafka_message_t *m = rd_kafka_consumer_poll(w->rk, 100);
         if (!m) continue;
+        if (w->cq) sample_queue(w, m->len);
         int64_t polled_ns = s->trace ? mono_ns() : 0;
         if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF && m->rkt) {
             struct part *p = part_of(w, rd_kafka_topic_name(m->rkt), m->partition);
@@ -595,6 +831,8 @@ static void *worker_run(void *arg)
         inc(&s->messages);
         atomic_store_explicit(&s->last_msg_ms, mono_ms(), memory_order_relaxed);
     }
+    if (w->cq) rd_kafka_queue_destroy(w->cq);
+    w->cq = NULL;
 
     /* Stop: commit what was counted, then leave the group, within the deadline. */
     /* Retried until half the deadline: an injected or transient coordinator
@@ -663,6 +901,13 @@ int cd_kafka_source_start(cd_kafka_source_t *s, char *errbuf, size_t errsize)
         }
         s->w[i].started = true;
     }
+    if (s->nudge) {
+        int e = pthread_create(&s->nudger, NULL, nudger_run, s);
+        if (e == 0)
+            s->nudger_started = true;
+        else /* consuming still works, with librdkafka's stalls */
+            cd_log(CD_LOG_WARN, "kafka: fetch nudger thread: %s", strerror(e));
+    }
     return 0;
 }
 
@@ -671,6 +916,7 @@ void cd_kafka_source_stop(cd_kafka_source_t *s, int64_t deadline_ms)
     if (!s) return;
     s->deadline_ms = mono_ms() + deadline_ms;
     atomic_store_explicit(&s->stop, true, memory_order_relaxed);
+    nudger_stop(s);
     for (int i = 0; i < s->nworkers; i++) {
         if (!s->w[i].started) continue;
         pthread_join(s->w[i].thread, NULL);
@@ -728,11 +974,7 @@ static bool destroy_handles(cd_kafka_source_t *s, int64_t wait_ms)
     r->rks = rks;
     r->n = s->nworkers;
     pthread_mutex_init(&r->mu, NULL);
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&r->cv, &ca);
-    pthread_condattr_destroy(&ca);
+    cond_init_monotonic(&r->cv);
     pthread_t t;
     if (pthread_create(&t, NULL, reap, r) != 0) {
         reap(r);
@@ -781,6 +1023,8 @@ void cd_kafka_source_destroy(cd_kafka_source_t *s)
         free(s->suffix[c]);
     free(s->gone);
     pthread_mutex_destroy(&s->mu);
+    pthread_mutex_destroy(&s->nmu);
+    pthread_cond_destroy(&s->ncv);
     free(s);
 }
 
@@ -794,6 +1038,7 @@ void cd_kafka_source_stats(const cd_kafka_source_t *s, cd_kafka_stats_t *out)
     out->commits_failed = atomic_load_explicit(&q->commits_failed, memory_order_relaxed);
     out->rebalances = atomic_load_explicit(&q->rebalances, memory_order_relaxed);
     out->redelivered = (uint64_t)atomic_load_explicit(&q->redelivered, memory_order_relaxed);
+    out->fetch_nudges = atomic_load_explicit(&q->nudges, memory_order_relaxed);
     for (int i = 0; i < s->nworkers; i++)
         out->assigned += atomic_load_explicit(&q->w[i].assigned, memory_order_relaxed);
 }

@@ -45,7 +45,10 @@
  * kafka.properties (the sizing experiments of docs/live.md); KBENCH_DEBUG=1
  * prints every canaryd run's stderr; KBENCH_LOG_LEVEL=CANARYD_LOG_LEVEL=debug
  * replaces the throughput runs' CANARYD_LOG_LEVEL=info (with debug=fetch in
- * KBENCH_KAFKA_PROPS: librdkafka's fetch decisions).
+ * KBENCH_KAFKA_PROPS: librdkafka's fetch decisions). The environment passes
+ * through to canaryd: CANARYD_KAFKA_NUDGE=0 measures it without its fetch
+ * nudging (kafka_source.c), whose count each run logs ("kafka: N fetch
+ * nudges", shown with KBENCH_DEBUG=1).
  *
  * Targets (issue 3): canaryd >= 0.8x the bare consumer; peak RSS <= 32 MB;
  * idle CPU <= 1 % of a core. Nothing is left running: every child is reaped

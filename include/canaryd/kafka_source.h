@@ -67,6 +67,7 @@ typedef struct cd_kafka_stats {
     uint64_t commits_failed; /* offset commits that failed (retried at the next commit) */
     uint64_t rebalances;     /* assignments and revocations */
     uint64_t redelivered;    /* messages skipped: already counted by this process */
+    uint64_t fetch_nudges;   /* fetchers woken after a full prefetch queue drained (librdkafka < 2.1) */
     int assigned;            /* partitions assigned now, over all workers */
 } cd_kafka_stats_t;
 

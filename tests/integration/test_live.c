@@ -200,6 +200,20 @@ static bool wait_for(const char *name, const char *needle, long limit_ms)
     return false;
 }
 
+/* Waits up to limit_ms for file name to contain needle at least n times. */
+static bool wait_count(const char *name, const char *needle, int n, long limit_ms)
+{
+    for (long t = 0; t < limit_ms; t += 20) {
+        char *s = read_file(name);
+        int k = 0;
+        for (const char *p = strstr(s, needle); p; p = strstr(p + 1, needle)) k++;
+        free(s);
+        if (k >= n) return true;
+        sleep_ms(20);
+    }
+    return false;
+}
+
 /* The stats JSON line of an agent's stderr (new reference). */
 static json_t *stats_of(const char *err)
 {
@@ -605,6 +619,41 @@ Test(live, injected_fetch_and_commit_errors_lose_nothing)
     json_decref(st);
 }
 
+/* A backlog many times the prefetch queue (64 KB / 500 messages here, each
+ * Fetch answer bringing thousands): librdkafka 2.0 stops fetching whenever
+ * the queue is over its limits and would look again only at its next 1 s
+ * wake-up; the agent's nudger wakes it once a worker has drained its queue
+ * to half. Every event is counted exactly once, and the nudger did run
+ * (its count is logged when it stops with the workers). */
+Test(live, small_prefetch_queue_backlog_nudged_counted_once)
+{
+    int seq = 0;
+    write_config("c.json", NULL,
+                 ", \"queued.max.messages.kbytes\": 64, \"queued.min.messages\": 500");
+    rd_kafka_t *pr = producer();
+    produce(pr, 12000, "REQUEST_COMPLETED", "stable", NULL, &seq);
+    produce(pr, 8000, "REQUEST_COMPLETED", "canary", NULL, &seq);
+    flush_all(pr);
+    rd_kafka_destroy(pr);
+    pid_t a = start("outa", "erra",
+                    ARGS("--config", path_of("c.json"), "--threads", "2", "--exit-when-idle",
+                         "1s"));
+    cr_assert_eq(wait_exit(a, 40000), 0);
+    char *ea = read_file("erra");
+    json_t *st = stats_of("erra");
+    cr_assert_eq(stat_int(st, "messages"), 20000, "stderr:\n%s", ea);
+    cr_assert_eq(stat_int(st, "redelivered"), 0);
+    cr_assert_eq(by_type(st, "REQUEST_COMPLETED", "stable"), 12000);
+    cr_assert_eq(by_type(st, "REQUEST_COMPLETED", "canary"), 8000);
+    json_decref(st);
+    const char *n = strstr(ea, "kafka: ");
+    long nudges = -1;
+    for (; n; n = strstr(n + 1, "kafka: "))
+        if (sscanf(n, "kafka: %ld fetch nudges", &nudges) == 1) break;
+    cr_assert_gt(nudges, 0, "no fetch nudge logged; stderr:\n%s", ea);
+    free(ea);
+}
+
 /* The broker gone for good at shutdown: the final commit cannot reach the
  * coordinator and librdkafka's own shutdown would wait for minutes; the
  * agent still exits 0 within its 5 s budget, says the commit failed, and
@@ -636,4 +685,48 @@ Test(live, sigterm_with_broker_gone_exits_within_5s)
     cr_assert_eq(stat_int(st, "messages"), stat_int(st, "accepted"));
     json_decref(st);
     cr_assert_eq(rd_kafka_mock_broker_set_up(mock, 1), 0);
+}
+
+/* A rebalance right after a member counted everything: its commit before
+ * the revoke is refused (the mock, like Kafka, refuses commits while the
+ * group rebalances), and the partitions it gets back resume after what it
+ * counted, with nothing left to read there. Their positions must still be
+ * committed: a third member, started after both stopped cleanly, finds
+ * nothing to count on the first member's partitions. */
+Test(live, positions_resumed_after_a_refused_revoke_commit_are_committed)
+{
+    int seq = 0;
+    write_config("c.json", NULL, NULL);
+    rd_kafka_t *pr = producer();
+    produce(pr, 400, "REQUEST_COMPLETED", "stable", NULL, &seq);
+    flush_all(pr);
+    rd_kafka_destroy(pr);
+    pid_t a = start("outa", "erra", ARGS("--config", path_of("c.json"), "--threads", "1"));
+    cr_assert(wait_for("erra", "worker 0 assigned", 20000));
+    sleep_ms(300); /* reads the 400, before its first auto-commit (5 s) */
+    pid_t b = start("outb", "errb", ARGS("--config", path_of("c.json"), "--threads", "1"));
+    cr_assert(wait_for("errb", "worker 0 assigned", 30000));
+    cr_assert(wait_for("erra", "revoked", 1000));
+    sleep_ms(1500); /* b reads its share */
+    /* One at a time: a member leaving starts a rebalance, during which the
+     * other's commits are refused too. */
+    kill(b, SIGTERM);
+    cr_assert_eq(wait_exit(b, 8000), 0);
+    cr_assert(wait_count("erra", "assigned 4 partition(s)", 2, 20000), "a never got all back");
+    kill(a, SIGTERM);
+    cr_assert_eq(wait_exit(a, 8000), 0);
+    pid_t c = start("outc", "errc",
+                    ARGS("--config", path_of("c.json"), "--exit-when-idle", "2s"));
+    cr_assert_eq(wait_exit(c, 30000), 0);
+    json_t *sa = stats_of("erra"), *sc = stats_of("errc");
+    char *ea = read_file("erra");
+    cr_assert_eq(stat_int(sa, "messages"), 400, "first member:\n%s", ea);
+    char *eb = read_file("errb");
+    cr_assert_eq(stat_int(sc, "messages"), 0,
+                 "a later member counted %lld events again; first member:\n%s\nsecond:\n%s",
+                 stat_int(sc, "messages"), ea, eb);
+    free(ea);
+    free(eb);
+    json_decref(sa);
+    json_decref(sc);
 }
