@@ -273,21 +273,23 @@ static void summary(const cd_pipeline_t *p, const cd_kafka_source_t *src, uint64
                 cd_time_format(s.last_ms, t2, sizeof(t2)));
     fprintf(f,
             "  kafka: %llu errors (retried), %llu failed commits, %llu rebalances, %llu "
-            "redelivered messages skipped (already counted)\n",
+            "redelivered messages skipped (already counted), %llu fetch nudges\n",
             (unsigned long long)k.kafka_errors, (unsigned long long)k.commits_failed,
-            (unsigned long long)k.rebalances, (unsigned long long)k.redelivered);
+            (unsigned long long)k.rebalances, (unsigned long long)k.redelivered,
+            (unsigned long long)k.fetch_nudges);
     const char *rel = cd_pipeline_release(p);
     fprintf(f, "  release: %s, verdict: %s\n", *rel ? rel : "(unknown)",
             cd_verdict_kind_name(cd_pipeline_verdict(p)));
 
     json_t *j = json_pack(
-        "{s:I,s:I,s:I,s:I,s:I,s:I,s:o,s:o,s:I,s:I,s:I,s:s,s:I,s:I}", "messages",
+        "{s:I,s:I,s:I,s:I,s:I,s:I,s:o,s:o,s:I,s:I,s:I,s:s,s:I,s:I,s:I}", "messages",
         (json_int_t)k.messages, "accepted", (json_int_t)s.accepted, "bad",
         (json_int_t)s.bad_total, "late", (json_int_t)s.late, "future", (json_int_t)s.future,
         "header_cohort", (json_int_t)k.header_cohort, "by_type", types, "bad_by_reason", bad,
         "evaluations", (json_int_t)s.evaluations, "records", (json_int_t)s.records,
         "clock_steps", (json_int_t)steps, "verdict", cd_verdict_kind_name(cd_pipeline_verdict(p)),
-        "kafka_errors", (json_int_t)k.kafka_errors, "redelivered", (json_int_t)k.redelivered);
+        "kafka_errors", (json_int_t)k.kafka_errors, "redelivered", (json_int_t)k.redelivered,
+        "fetch_nudges", (json_int_t)k.fetch_nudges);
     char *line = j ? json_dumps(j, JSON_COMPACT) : NULL;
     if (line) fprintf(f, "canaryd run: stats %s\n", line);
     free(line);
