@@ -79,7 +79,7 @@ static void events(FILE *f, const cd_snapshot_t *s)
     head(f, "future_events_total", "counter",
          "Events dropped: more than max_future_skew ahead of the clock.");
     fprintf(f, "canaryd_future_events_total %llu\n", (unsigned long long)st->future);
-    head(f, "evaluations_total", "counter", "Rule evaluations (every 10 ms of wall time).");
+    head(f, "evaluations_total", "counter", "Rule evaluations (10 ms grid, lazily: after events, bucket edges, deadlines).");
     fprintf(f, "canaryd_evaluations_total %llu\n", (unsigned long long)st->evaluations);
     head(f, "records_total", "counter", "Verdict and state records emitted.");
     fprintf(f, "canaryd_records_total %llu\n", (unsigned long long)st->records);

@@ -19,8 +19,8 @@
 #include "canaryd/config.h"
 #include "canaryd/pipeline.h"
 
-/* The live evaluation grid: rules are evaluated at every multiple of this
- * many ms of wall time (100 times a second). */
+/* The live evaluation grid: rules may be evaluated at every multiple of this
+ * many ms of wall time; lazily, only where the outcome can change (live.c). */
 #define CD_LIVE_GRID_MS 10
 
 /*
