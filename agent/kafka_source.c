@@ -110,6 +110,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "canaryd/deadline.h"
 #include "canaryd/log.h"
 
 typedef struct worker {
@@ -979,14 +980,7 @@ static bool destroy_handles(cd_kafka_source_t *s, int64_t wait_ms)
     if (pthread_create(&t, NULL, reap, r) != 0) {
         reap(r);
     } else {
-        struct timespec until;
-        clock_gettime(CLOCK_MONOTONIC, &until);
-        until.tv_sec += wait_ms / 1000;
-        until.tv_nsec += (wait_ms % 1000) * 1000000L;
-        if (until.tv_nsec >= 1000000000L) {
-            until.tv_sec++;
-            until.tv_nsec -= 1000000000L;
-        }
+        struct timespec until = cd_deadline_after(CLOCK_MONOTONIC, wait_ms);
         pthread_mutex_lock(&r->mu);
         while (!r->done && pthread_cond_timedwait(&r->cv, &r->mu, &until) == 0)
             ;

@@ -48,6 +48,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "canaryd/deadline.h"
 #include "canaryd/log.h"
 #include "canaryd/sink.h"
 #include "canaryd/verdict_fmt.h"
@@ -502,14 +503,7 @@ static void *thread_main(void *arg)
                 /* the condvar waits on CLOCK_REALTIME: convert the monotonic deadline */
                 int64_t wait = next - cd_sink_now_ms();
                 if (wait > 0) {
-                    struct timespec ts;
-                    clock_gettime(CLOCK_REALTIME, &ts);
-                    ts.tv_sec += wait / 1000;
-                    ts.tv_nsec += (wait % 1000) * 1000000L;
-                    if (ts.tv_nsec >= 1000000000L) {
-                        ts.tv_sec++;
-                        ts.tv_nsec -= 1000000000L;
-                    }
+                    struct timespec ts = cd_deadline_after(CLOCK_REALTIME, wait);
                     pthread_cond_timedwait(&d->wake, &d->mu, &ts);
                 }
             }
@@ -543,14 +537,7 @@ int cd_dispatcher_start(cd_dispatcher_t *d, char *errbuf, size_t errsize)
 
 uint64_t cd_dispatcher_drain(cd_dispatcher_t *d, int64_t timeout_ms)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    ts.tv_sec += timeout_ms / 1000;
-    ts.tv_nsec += (timeout_ms % 1000) * 1000000L;
-    if (ts.tv_nsec >= 1000000000L) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000L;
-    }
+    struct timespec ts = cd_deadline_after(CLOCK_REALTIME, timeout_ms);
     pthread_mutex_lock(&d->mu);
     while (d->started && d->outstanding > 0)
         if (pthread_cond_timedwait(&d->idle, &d->mu, &ts) == ETIMEDOUT) break;
