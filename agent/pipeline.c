@@ -73,6 +73,14 @@ static void on_record(const cd_verdict_t *v, void *opaque)
     if (p->cb) p->cb(v, p->opaque);
 }
 
+/* How far back the histograms are kept: the longest percentile window plus
+ * the slack; at least one bucket (0 would mean "as far as the counters"). */
+static int64_t hist_span(const cd_config_t *cfg)
+{
+    int64_t h = cd_engine_hist_span_ms(cfg->rules, cfg->nrules) + cfg->slack_ms;
+    return h > 0 ? h : (cfg->resolution_ms > 0 ? cfg->resolution_ms : 1000);
+}
+
 cd_pipeline_t *cd_pipeline_new(const cd_config_t *cfg, int64_t ahead_ms, int nstripes,
                                cd_record_cb cb, void *opaque, char *errbuf, size_t errsize)
 {
@@ -103,6 +111,9 @@ cd_pipeline_t *cd_pipeline_new(const cd_config_t *cfg, int64_t ahead_ms, int nst
         .span_ms = p->span_ms = cd_engine_span_ms(cfg->rules, cfg->nrules) + cfg->slack_ms,
         .ahead_ms = ahead_ms,
         .nstripes = nstripes,
+        /* the histograms only as far back as the percentile rules read:
+         * most of the ring's memory (window.c, "Histogram ring") */
+        .hist_span_ms = hist_span(cfg),
     };
     p->win = cd_window_new(&wc, err, sizeof(err));
     if (!p->win) {

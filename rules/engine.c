@@ -193,6 +193,15 @@ int64_t cd_engine_span_ms(const cd_rule_conf_t *rules, int nrules)
     return span;
 }
 
+int64_t cd_engine_hist_span_ms(const cd_rule_conf_t *rules, int nrules)
+{
+    int64_t span = 0;
+    for (int i = 0; i < nrules; i++)
+        if (rules[i].kind == CD_RULE_PERCENTILE && rules[i].window_ms > span)
+            span = rules[i].window_ms;
+    return span;
+}
+
 /* ---- records ---- */
 
 /* Fills v with rule rt's evidence at now (reason left empty). */

@@ -84,6 +84,18 @@
  * (CD_ASSERT), not input: the decoder maps unknown types to CD_TYPE_OTHER.
  * No allocation after cd_window_new(); untouched parts of the ring stay
  * untouched pages (calloc), so resident memory follows the octaves in use.
+ *
+ * Histogram ring. Histogram bins are most of a bucket (a latency histogram
+ * fills a few octaves of 64 cells per cohort), and the percentile rules read
+ * shorter windows than the longest counter window (config/sop.json: 5 min
+ * of p99 against 15 min for the spike rule's reference). With hist_span_ms
+ * shorter than span_ms, cd_window_new() builds two rings from the same code:
+ * this one with the counters only, and w->hw with the histograms only and
+ * the shorter span. Both are clocked together by cd_window_set_clock();
+ * observe/hist/quantile go to w->hw. An observation is first admitted by the
+ * counter ring (LATE / FUTURE answers are the counters'); one admitted there
+ * but older than the histogram ring is dropped from the histograms and
+ * reported CD_WIN_OK: no histogram read reaches that far back.
  */
 #include <errno.h>
 #include <math.h>
@@ -126,6 +138,8 @@ struct cd_window {
     _Atomic int64_t late_before_ms;  /* t < this: LATE */
     _Atomic int64_t future_after_ms; /* t > this: FUTURE */
     int64_t preclaimed_hi;           /* set_clock caller only */
+    struct cd_window *hw;            /* histogram ring when split (see top), or NULL */
+    int nhists_conf;                 /* histograms as configured (nhists is this ring's) */
 };
 
 /* ---- layout helpers ---------------------------------------------------- */
@@ -212,7 +226,7 @@ static size_t round_line(size_t x)
     return (x + LINE - 1) / LINE * LINE;
 }
 
-cd_window_t *cd_window_new(const cd_window_conf_t *conf, char *errbuf, size_t errsize)
+static cd_window_t *ring_new(const cd_window_conf_t *conf, char *errbuf, size_t errsize)
 {
     cd_window_t *w = NULL;
     int64_t res = conf->resolution_ms ? conf->resolution_ms : 1000;
@@ -298,6 +312,7 @@ cd_window_t *cd_window_new(const cd_window_conf_t *conf, char *errbuf, size_t er
     atomic_init(&w->late_before_ms, 0);
     atomic_init(&w->future_after_ms, w->ahead_ms);
     w->preclaimed_hi = -1;
+    w->nhists_conf = w->nhists;
     return w;
 err:
     if (w) free(w->raw);
@@ -305,16 +320,42 @@ err:
     return NULL;
 }
 
+cd_window_t *cd_window_new(const cd_window_conf_t *conf, char *errbuf, size_t errsize)
+{
+    if (conf->hist_span_ms < 0) {
+        snprintf(errbuf, errsize, "window: hist_span_ms %lld must not be negative",
+                 (long long)conf->hist_span_ms);
+        return NULL;
+    }
+    if (conf->nhists <= 0 || conf->hist_span_ms == 0 || conf->hist_span_ms >= conf->span_ms)
+        return ring_new(conf, errbuf, errsize);
+    cd_window_conf_t cc = *conf, hc = *conf;
+    cc.nhists = 0;
+    hc.nmetrics = 0;
+    hc.span_ms = conf->hist_span_ms;
+    cd_window_t *w = ring_new(&cc, errbuf, errsize);
+    if (!w) return NULL;
+    /* validated above by ring_new(&cc) except nhists, which ring_new(&hc) checks */
+    w->hw = ring_new(&hc, errbuf, errsize);
+    if (!w->hw) {
+        cd_window_destroy(w);
+        return NULL;
+    }
+    w->nhists_conf = conf->nhists;
+    return w;
+}
+
 void cd_window_destroy(cd_window_t *w)
 {
     if (!w) return;
+    cd_window_destroy(w->hw);
     free(w->raw);
     free(w);
 }
 
 size_t cd_window_memory(const cd_window_t *w)
 {
-    return w->alloc_size + sizeof(*w);
+    return w->alloc_size + sizeof(*w) + (w->hw ? cd_window_memory(w->hw) : 0);
 }
 
 /* ---- claiming ---------------------------------------------------------- */
@@ -394,6 +435,7 @@ static void preclaim(const cd_window_t *w, int64_t s)
 
 void cd_window_set_clock(cd_window_t *w, int64_t now_ms)
 {
+    if (w->hw) cd_window_set_clock(w->hw, now_ms);
     int64_t old = atomic_load_explicit(&w->clock, memory_order_relaxed);
     if (now_ms <= old) return;
     int64_t c = second_of(w, now_ms);
@@ -488,6 +530,14 @@ cd_window_result_t cd_window_add(cd_window_t *w, int stripe, int metric, cd_coho
 cd_window_result_t cd_window_observe(cd_window_t *w, int hist, cd_cohort_t c, int64_t ts_ms,
                                      double v)
 {
+    if (w->hw) {
+        CD_ASSERT(hist >= 0 && hist < w->nhists_conf);
+        cd_window_result_t r = admit(w, ts_ms); /* the counters' answer */
+        if (r != CD_WIN_OK) return r;
+        /* LATE here: older than any histogram read (see the top) */
+        return cd_window_observe(w->hw, hist, c, ts_ms, v) == CD_WIN_FUTURE ? CD_WIN_FUTURE
+                                                                             : CD_WIN_OK;
+    }
     CD_ASSERT(hist >= 0 && hist < w->nhists);
     CD_ASSERT(c == CD_COHORT_STABLE || c == CD_COHORT_CANARY);
     cd_window_result_t r = admit(w, ts_ms);
@@ -557,6 +607,7 @@ uint64_t cd_window_sum(const cd_window_t *w, int metric, cd_cohort_t c, int64_t 
 void cd_window_hist(const cd_window_t *w, int hist, cd_cohort_t c, int64_t end_ms, int64_t len_ms,
                     cd_hist_t *out)
 {
+    if (w->hw) w = w->hw;
     CD_ASSERT(hist >= 0 && hist < w->nhists);
     CD_ASSERT(c == CD_COHORT_STABLE || c == CD_COHORT_CANARY);
     cd_hist_reset(out);
@@ -595,6 +646,7 @@ void cd_window_hist(const cd_window_t *w, int hist, cd_cohort_t c, int64_t end_m
 double cd_window_quantile(const cd_window_t *w, int hist, cd_cohort_t c, int64_t end_ms,
                           int64_t len_ms, double q, uint64_t *count)
 {
+    if (w->hw) w = w->hw;
     CD_ASSERT(hist >= 0 && hist < w->nhists);
     CD_ASSERT(c == CD_COHORT_STABLE || c == CD_COHORT_CANARY);
     if (count) *count = 0;

@@ -89,4 +89,9 @@ cd_rule_state_t cd_engine_rule_state(const cd_engine_t *e, int i, cd_verdict_t *
 /* Longest look-back any rule needs (window + reference), for sizing the ring. */
 int64_t cd_engine_span_ms(const cd_rule_conf_t *rules, int nrules);
 
+/* Longest look-back any rule needs into the histograms (the longest
+ * percentile window; 0 without percentile rules), for sizing their ring
+ * (cd_window_conf_t.hist_span_ms). */
+int64_t cd_engine_hist_span_ms(const cd_rule_conf_t *rules, int nrules);
+
 #endif

@@ -28,6 +28,14 @@ typedef struct cd_window_conf {
     int64_t span_ms;       /* how far behind the clock readers may look (longest window + slack) */
     int64_t ahead_ms;      /* how far ahead of the clock an event may land (lateness / skew) */
     int nstripes;          /* writer stripes; 0 = number of online CPUs, capped at 16 */
+    /* How far behind the clock histogram readers may look (longest percentile
+     * window + slack); 0 = span_ms. When shorter than span_ms the histograms
+     * live in a ring of their own that long, so the memory they fill follows
+     * the percentile windows, not the longest counter window: a value
+     * admitted by the counters but older than hist_span_ms is dropped from
+     * the histograms (no reader may look that far back) and cd_window_observe
+     * still answers CD_WIN_OK for it. */
+    int64_t hist_span_ms;
 } cd_window_conf_t;
 
 typedef struct cd_window cd_window_t;

@@ -279,4 +279,21 @@ Test(engine, span_covers_the_longest_look_back)
     rules[1].reference_ms = 10 * 60 * S;
     cr_assert_eq(cd_engine_span_ms(rules, 2), 15 * 60 * S);
     cr_assert_eq(cd_engine_span_ms(rules, 0), 0);
+    /* no percentile rule: the histograms are read by nobody */
+    cr_assert_eq(cd_engine_hist_span_ms(rules, 2), 0);
+}
+
+Test(engine, hist_span_is_the_longest_percentile_window)
+{
+    cd_rule_conf_t rules[3] = {errors("a", 0, 0), spike(), errors("b", 0, 0)};
+    rules[0].window_ms = 20 * 60 * S;
+    rules[1].window_ms = 5 * 60 * S;
+    rules[1].reference_ms = 10 * 60 * S;
+    rules[2].kind = CD_RULE_PERCENTILE;
+    rules[2].hist = 0;
+    rules[2].quantile = 0.99;
+    rules[2].window_ms = 4 * 60 * S;
+    cr_assert_eq(cd_engine_hist_span_ms(rules, 3), 4 * 60 * S);
+    cr_assert_eq(cd_engine_span_ms(rules, 3), 20 * 60 * S);
+    cr_assert_eq(cd_engine_hist_span_ms(rules, 2), 0);
 }

@@ -467,3 +467,79 @@ Test(window, quantile_matches_recorded_histogram)
     cr_assert_eq(n, 0);
     cd_window_destroy(w);
 }
+
+/* hist_span_ms shorter than span_ms: the histograms get a ring of their own
+ * (window.c, "Histogram ring"). Counters keep the long span; histogram reads
+ * inside the short span answer exactly as an unsplit window does; a value
+ * older than the short span but admitted by the counters is dropped from the
+ * histograms and still answered OK; LATE and FUTURE are the counters'. */
+Test(window, split_histogram_ring_keeps_histograms_for_their_span_only)
+{
+    char err[256] = "";
+    cd_window_conf_t whole = {.nmetrics = 2,
+                              .nhists = 1,
+                              .resolution_ms = 1000,
+                              .span_ms = 60000,
+                              .ahead_ms = 5000,
+                              .nstripes = 1};
+    cd_window_conf_t split = whole;
+    split.hist_span_ms = 10000;
+    cd_window_t *a = cd_window_new(&whole, err, sizeof(err));
+    cr_assert_not_null(a, "%s", err);
+    cd_window_t *b = cd_window_new(&split, err, sizeof(err));
+    cr_assert_not_null(b, "%s", err);
+    /* the histogram bins of 60 + 5 + 2 buckets against 10 + 5 + 2 */
+    cr_assert(cd_window_memory(b) < cd_window_memory(a) / 3, "%zu vs %zu", cd_window_memory(b),
+              cd_window_memory(a));
+
+    cd_window_t *ws[2] = {a, b};
+    for (int k = 0; k < 2; k++) {
+        cd_window_t *w = ws[k];
+        cd_window_set_clock(w, 100000);
+        /* 30 s back: inside the counters' span, outside the histograms' */
+        cr_assert_eq(cd_window_add(w, 0, 0, C, 70000, 1), CD_WIN_OK);
+        cr_assert_eq(cd_window_observe(w, 0, C, 70000, 500.0), CD_WIN_OK);
+        /* recent values */
+        for (int i = 1; i <= 100; i++) {
+            cr_assert_eq(cd_window_add(w, 0, 0, C, 95000 + i * 10, 1), CD_WIN_OK);
+            cr_assert_eq(cd_window_observe(w, 0, C, 95000 + i * 10, (double)i), CD_WIN_OK);
+        }
+        /* LATE and FUTURE exactly as the counters answer */
+        cr_assert_eq(cd_window_observe(w, 0, C, 39999, 1.0), CD_WIN_LATE);
+        cr_assert_eq(cd_window_observe(w, 0, C, 40000, 1.0), CD_WIN_OK);
+        cr_assert_eq(cd_window_observe(w, 0, C, 105001, 1.0), CD_WIN_FUTURE);
+        cr_assert_eq(cd_window_sum(w, 0, C, 101000, 60000), 101);
+    }
+    uint64_t na, nb;
+    double qa = cd_window_quantile(a, 0, C, 101000, 10000, 0.99, &na);
+    double qb = cd_window_quantile(b, 0, C, 101000, 10000, 0.99, &nb);
+    cr_assert_eq(na, 100);
+    cr_assert_eq(nb, 100);
+    cr_assert_eq(qa, qb);
+    cr_assert(fabs(qb - 99.0) <= 0.01 * 99.0, "p99 %f", qb);
+    /* the long read: the unsplit window still has the old value, the split
+     * one kept the histograms for 10 s only */
+    cd_window_quantile(a, 0, C, 101000, 60000, 0.5, &na);
+    cd_window_quantile(b, 0, C, 101000, 60000, 0.5, &nb);
+    cr_assert_eq(na, 101); /* 70000 and the 100 (40000 is before the read range) */
+    cr_assert_eq(nb, 100);
+    cd_hist_t h;
+    cd_window_hist(b, 0, C, 101000, 10000, &h);
+    cr_assert_eq(h.count, 100);
+
+    /* the histogram ring follows the clock: 10 s later the values are gone */
+    cd_window_set_clock(b, 112000);
+    cd_window_quantile(b, 0, C, 112000, 10000, 0.5, &nb);
+    cr_assert_eq(nb, 0);
+    cr_assert_eq(cd_window_sum(b, 0, C, 112000, 60000), 101);
+    cd_window_destroy(a);
+    cd_window_destroy(b);
+
+    split.hist_span_ms = -1;
+    cr_assert_null(cd_window_new(&split, err, sizeof(err)));
+    cr_assert_str_eq(err, "window: hist_span_ms -1 must not be negative");
+    split.hist_span_ms = 10000;
+    split.nhists = 99;
+    cr_assert_null(cd_window_new(&split, err, sizeof(err)));
+    cr_assert(strstr(err, "nhists 99 is outside allowed range") != NULL, "%s", err);
+}
