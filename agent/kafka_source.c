@@ -13,8 +13,11 @@
  * same thread's poll, so when a revoke arrives every message polled before
  * it is already counted and stored, and committing first is one synchronous
  * rd_kafka_commit (no hand-off between a dispatcher and workers to drain).
- * Counting shares nothing but the lock-free windows (each worker has its own
- * stripe, cd_window_stripe()). The cost: one set of broker connections per
+ * Counting shares nothing but the lock-free windows: each worker counts into
+ * its own stripe (its id) of the window's counters and of the pipeline's
+ * statistics, and keeps its own message count, all on cache lines no other
+ * worker writes (with one shared line per count, 2 workers were slower than
+ * 1 in bench_kafka). The cost: one set of broker connections per
  * worker, and workers beyond the partition count stay idle (a topic should
  * have at least as many partitions as canaryd has threads).
  *
@@ -113,8 +116,10 @@
 #include "canaryd/deadline.h"
 #include "canaryd/log.h"
 
+/* Aligned: each worker's per-message fields (messages, the nudge sampling,
+ * the partition cache) on cache lines no other worker writes. */
 typedef struct worker {
-    struct cd_kafka_source *s;
+    _Alignas(64) struct cd_kafka_source *s;
     int id;
     rd_kafka_t *rk;
     pthread_t thread;
@@ -131,6 +136,12 @@ typedef struct worker {
         int64_t next; /* offset after the last one counted; -1 unknown */
     } *parts;
     int nparts, capparts;
+    int cur; /* index in parts of the last message's partition (a cache), or -1 */
+    /* The last message counted whose offset is not stored yet (see
+     * flush_store), and how many were counted since the last store. */
+    rd_kafka_message_t *held;
+    unsigned held_n;
+    atomic_uint_fast64_t messages; /* handed to the pipeline (relaxed, summed on read) */
     /* fetch nudging (worker thread, except nudge_wanted) */
     rd_kafka_queue_t *cq;      /* the consumer queue, to sample its length */
     unsigned since_sample;     /* messages since the last sample */
@@ -154,8 +165,8 @@ struct cd_kafka_source {
     atomic_bool failed;
     bool trace; /* CANARYD_TRACE_CONSUME: one stderr line per message (benchmarks) */
     /* statistics: relaxed, exact in total (as in pipeline.c) */
-    atomic_uint_fast64_t messages, header_cohort, kafka_errors, commits_failed, rebalances;
-    atomic_int_fast64_t last_msg_ms, redelivered;
+    atomic_uint_fast64_t header_cohort, kafka_errors, commits_failed, rebalances;
+    atomic_int_fast64_t redelivered;
     /* Offsets counted in partitions this process gave up (revoked or lost),
      * so that a partition coming back to any worker resumes after what was
      * counted even when the commit could not be made (broker down longer
@@ -262,12 +273,19 @@ static void commit_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                        rd_kafka_err2str(err));
 }
 
-/* The worker's record of partition (topic, partition), or NULL. */
+/* The worker's record of partition (topic, partition), or NULL. Messages
+ * come in runs from one partition (a Fetch answer's batch): the last one
+ * found is tried first. */
 static struct part *part_of(worker_t *w, const char *topic, int32_t partition)
 {
+    if (w->cur >= 0 && w->cur < w->nparts && w->parts[w->cur].partition == partition &&
+        strcmp(w->parts[w->cur].topic, topic) == 0)
+        return &w->parts[w->cur];
     for (int i = 0; i < w->nparts; i++)
-        if (w->parts[i].partition == partition && strcmp(w->parts[i].topic, topic) == 0)
+        if (w->parts[i].partition == partition && strcmp(w->parts[i].topic, topic) == 0) {
+            w->cur = i;
             return &w->parts[i];
+        }
     return NULL;
 }
 
@@ -372,6 +390,41 @@ static void store_recalled(worker_t *w, const rd_kafka_topic_partition_list_t *p
     rd_kafka_topic_partition_list_destroy(l);
 }
 
+/* Offsets are stored per run of messages from one partition, not per
+ * message (rd_kafka_offset_store looks the partition up and takes its lock):
+ * the worker keeps the last message it counted (w->held) and stores its
+ * offset when the next message comes from another partition, after
+ * STORE_EVERY messages, when the queue is empty or a partition reached its
+ * end, before the commit that precedes a revoke and before the final
+ * commit. Every store and commit thus still covers exactly the messages
+ * counted (an offset is stored only after its message, and every one before
+ * it in the partition, was counted), just fewer times. Worker thread. */
+#define STORE_EVERY 64
+
+static void flush_store(worker_t *w)
+{
+    if (!w->held) return;
+    rd_kafka_offset_store(w->held->rkt, w->held->partition, w->held->offset);
+    rd_kafka_message_destroy(w->held);
+    w->held = NULL;
+    w->held_n = 0;
+}
+
+/* m was counted: hold it, storing the held one's offset first if due. */
+static void hold(worker_t *w, rd_kafka_message_t *m)
+{
+    if (w->held) {
+        if (w->held->rkt != m->rkt || w->held->partition != m->partition ||
+            w->held_n >= STORE_EVERY) {
+            flush_store(w);
+        } else {
+            rd_kafka_message_destroy(w->held);
+        }
+    }
+    w->held = m;
+    w->held_n++;
+}
+
 /* How long a commit before a revoke may take while running (a stop uses
  * its own deadline). */
 #define REVOKE_COMMIT_WAIT_MS 5000
@@ -382,6 +435,7 @@ static void store_recalled(worker_t *w, const rd_kafka_topic_partition_list_t *p
  * which would break the shutdown budget. __TIMED_OUT when no result came. */
 static rd_kafka_resp_err_t final_commit(worker_t *w, int64_t until_ms)
 {
+    flush_store(w);
     rd_kafka_queue_t *q = rd_kafka_queue_new(w->rk);
     if (!q) return rd_kafka_commit(w->rk, NULL, 0);
     rd_kafka_resp_err_t err = rd_kafka_commit_queue(w->rk, NULL, q, NULL, NULL);
@@ -426,6 +480,7 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     }
     /* Revoked (or an error): every message polled before this callback ran
      * on this thread is counted and stored; commit it before letting go. */
+    flush_store(w);
     if (!rd_kafka_assignment_lost(rk)) {
         /* Bounded: with the coordinator unreachable a synchronous commit
          * waits as long as librdkafka does, and a stop must not wait that. */
@@ -588,7 +643,6 @@ cd_kafka_source_t *cd_kafka_source_new(const cd_kafka_conf_t *kc, const cd_confi
     s->queue_backoff = rd_kafka_version() >= RDK_QUEUE_BACKOFF_VERSION;
     s->nudge = !s->queue_backoff && !(nudge && strcmp(nudge, "0") == 0);
     atomic_init(&s->committed, 0);
-    atomic_init(&s->last_msg_ms, mono_ms());
     atomic_init(&s->nudges, 0);
     s->nworkers = kc->threads > 0 ? kc->threads : (int)sysconf(_SC_NPROCESSORS_ONLN);
     if (s->nworkers < 1) s->nworkers = 1;
@@ -606,7 +660,8 @@ cd_kafka_source_t *cd_kafka_source_new(const cd_kafka_conf_t *kc, const cd_confi
             }
         }
     }
-    s->w = calloc((size_t)s->nworkers, sizeof(worker_t));
+    s->w = aligned_alloc(64, (size_t)s->nworkers * sizeof(worker_t));
+    if (s->w) memset(s->w, 0, (size_t)s->nworkers * sizeof(worker_t));
     if (!s->w) {
         snprintf(errbuf, errsize, "out of memory");
         goto err;
@@ -784,14 +839,21 @@ static void *worker_run(void *arg)
 {
     worker_t *w = arg;
     cd_kafka_source_t *s = w->s;
-    int stripe = cd_window_stripe(cd_pipeline_window(s->p));
+    /* The worker's own stripe of the window and of the pipeline's counters
+     * (both take it modulo their stripe count). */
+    int stripe = w->id;
+    w->cur = -1;
     w->cq = s->nudge ? rd_kafka_queue_get_consumer(w->rk) : NULL;
     while (!atomic_load_explicit(&s->stop, memory_order_relaxed)) {
-        rd_kafka_message_t *m = rd_kafka_consumer_poll(w->rk, 100);
-        if (!m) continue;
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(w->rk, w->held ? 0 : 100);
+        if (!m) {
+            flush_store(w); /* the queue is empty: store what was counted */
+            continue;
+        }
         if (w->cq) sample_queue(w, m->len);
         int64_t polled_ns = s->trace ? mono_ns() : 0;
         if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF && m->rkt) {
+            flush_store(w);
             struct part *p = part_of(w, rd_kafka_topic_name(m->rkt), m->partition);
             if (p) p->eof = true;
             atomic_store_explicit(&w->caught_up, at_end(w), memory_order_relaxed);
@@ -816,6 +878,7 @@ static void *worker_run(void *arg)
             /* Already counted by this process (redelivered after a lost
              * assignment): never count an event twice. */
             atomic_fetch_add_explicit(&s->redelivered, 1, memory_order_relaxed);
+            flush_store(w);
             rd_kafka_offset_store(m->rkt, m->partition, m->offset);
             rd_kafka_message_destroy(m);
             continue;
@@ -826,11 +889,10 @@ static void *worker_run(void *arg)
             fprintf(stderr, "canaryd trace: consumed %s [%d] @%lld mono_ns %lld\n",
                     rd_kafka_topic_name(m->rkt), (int)m->partition, (long long)m->offset,
                     (long long)polled_ns);
-        /* Counted: now its offset may be committed (offset + 1 is stored). */
-        rd_kafka_offset_store(m->rkt, m->partition, m->offset);
-        rd_kafka_message_destroy(m);
-        inc(&s->messages);
-        atomic_store_explicit(&s->last_msg_ms, mono_ms(), memory_order_relaxed);
+        /* Counted: now its offset may be committed (offset + 1 is stored,
+         * with the run of messages it ends: hold). */
+        inc(&w->messages);
+        hold(w, m);
     }
     if (w->cq) rd_kafka_queue_destroy(w->cq);
     w->cq = NULL;
@@ -1026,20 +1088,16 @@ void cd_kafka_source_stats(const cd_kafka_source_t *s, cd_kafka_stats_t *out)
 {
     cd_kafka_source_t *q = (cd_kafka_source_t *)s;
     memset(out, 0, sizeof(*out));
-    out->messages = atomic_load_explicit(&q->messages, memory_order_relaxed);
     out->header_cohort = atomic_load_explicit(&q->header_cohort, memory_order_relaxed);
     out->kafka_errors = atomic_load_explicit(&q->kafka_errors, memory_order_relaxed);
     out->commits_failed = atomic_load_explicit(&q->commits_failed, memory_order_relaxed);
     out->rebalances = atomic_load_explicit(&q->rebalances, memory_order_relaxed);
     out->redelivered = (uint64_t)atomic_load_explicit(&q->redelivered, memory_order_relaxed);
     out->fetch_nudges = atomic_load_explicit(&q->nudges, memory_order_relaxed);
-    for (int i = 0; i < s->nworkers; i++)
+    for (int i = 0; i < s->nworkers; i++) {
         out->assigned += atomic_load_explicit(&q->w[i].assigned, memory_order_relaxed);
-}
-
-int64_t cd_kafka_source_last_message_ms(const cd_kafka_source_t *s)
-{
-    return atomic_load_explicit(&((cd_kafka_source_t *)s)->last_msg_ms, memory_order_relaxed);
+        out->messages += atomic_load_explicit(&q->w[i].messages, memory_order_relaxed);
+    }
 }
 
 bool cd_kafka_source_caught_up(const cd_kafka_source_t *s)

@@ -109,9 +109,6 @@ void cd_kafka_source_destroy(cd_kafka_source_t *s);
 /* Counters (relaxed snapshot). Any thread. */
 void cd_kafka_source_stats(const cd_kafka_source_t *s, cd_kafka_stats_t *out);
 
-/* Monotonic ms of the last message consumed (or of the start). Any thread. */
-int64_t cd_kafka_source_last_message_ms(const cd_kafka_source_t *s);
-
 /* True when partitions are assigned and every one has reached its known end
  * (the consumer position is at the high watermark last fetched). Any thread. */
 bool cd_kafka_source_caught_up(const cd_kafka_source_t *s);

@@ -731,3 +731,69 @@ Test(live, positions_resumed_after_a_refused_revoke_commit_are_committed)
     json_decref(sa);
     json_decref(sc);
 }
+
+/* Sum of the offsets group "g" has committed on the topic's partitions (-1
+ * while the coordinator cannot answer). Asked with a consumer handle of the
+ * group that never subscribes, so it does not join. */
+static long long committed_total(void)
+{
+    char e[256];
+    rd_kafka_conf_t *c = rd_kafka_conf_new();
+    cr_assert_eq(rd_kafka_conf_set(c, "bootstrap.servers", bootstraps, e, sizeof(e)), 0);
+    cr_assert_eq(rd_kafka_conf_set(c, "group.id", "g", e, sizeof(e)), 0);
+    rd_kafka_conf_set(c, "log_level", "0", e, sizeof(e));
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, c, e, sizeof(e));
+    cr_assert_not_null(rk, "%s", e);
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(PARTS);
+    for (int i = 0; i < PARTS; i++)
+        rd_kafka_topic_partition_list_add(l, TOPIC, i);
+    long long total = -1;
+    if (rd_kafka_committed(rk, l, 5000) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+        total = 0;
+        for (int i = 0; i < l->cnt; i++)
+            if (l->elems[i].offset > 0) total += l->elems[i].offset;
+    }
+    rd_kafka_topic_partition_list_destroy(l);
+    rd_kafka_destroy(rk);
+    return total;
+}
+
+/* Offsets are stored per run of messages, not per message (kafka_source.c,
+ * flush_store): while the agent runs, the periodic commits must still reach
+ * every counted event, including the last ones before the stream went quiet.
+ * Checked without any clean stop: the agent is killed with SIGKILL (no final
+ * commit) once the group's committed offsets cover all 430 events, and the
+ * next member counts nothing again. */
+Test(live, offsets_stored_in_runs_are_committed_while_running)
+{
+    int seq = 0;
+    write_config("c.json", NULL, ", \"auto.commit.interval.ms\": 200");
+    pid_t a = start("outa", "erra", ARGS("--config", path_of("c.json"), "--threads", "1"));
+    cr_assert(wait_for("erra", "worker 0 assigned", 20000));
+    rd_kafka_t *pr = producer();
+    /* 100 per partition: runs longer than STORE_EVERY (64) */
+    produce(pr, 400, "REQUEST_COMPLETED", "stable", NULL, &seq);
+    flush_all(pr);
+    sleep_ms(300);
+    /* a trickle: one message per partition switch, then quiet */
+    for (int i = 0; i < 30; i++) {
+        produce(pr, 1, "ERROR_OCCURRED", "stable", NULL, &seq);
+        flush_all(pr);
+    }
+    rd_kafka_destroy(pr);
+    long long total = -1;
+    for (int64_t end = now_ms() + 15000; now_ms() < end; sleep_ms(100))
+        if ((total = committed_total()) == 430) break;
+    cr_assert_eq(total, 430, "committed offsets cover %lld of 430 events", total);
+    kill(a, SIGKILL);
+    int st;
+    cr_assert_eq(waitpid(a, &st, 0), a);
+    reaped(a);
+    cr_assert(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
+    pid_t b = start("outb", "errb", ARGS("--config", path_of("c.json"), "--exit-when-idle", "2s"));
+    cr_assert_eq(wait_exit(b, 30000), 0);
+    json_t *sb = stats_of("errb");
+    cr_assert_eq(stat_int(sb, "messages"), 0, "the next member counted %lld again",
+                 stat_int(sb, "messages"));
+    json_decref(sb);
+}
