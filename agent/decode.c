@@ -28,10 +28,14 @@
  *      then version/service and numeric fields.
  *
  * Where the time goes (bench_decode, 241-byte events, see the README): of
- * about 6,500 instructions per event (callgrind, decode + count), jsmn is
- * 4,100 and takes nearly 60 % of the time, mostly its byte-at-a-time string
- * loop; the walk (key matching its largest part), interpretation, the scan
- * and the window add share the rest. Parent links pay for themselves:
+ * about 6,300 instructions per event (callgrind, decode + count), jsmn is
+ * 4,100 and takes about 60 % of the time, mostly its byte-at-a-time string
+ * loop (13 instructions and 5 branches per byte); the walk, interpretation,
+ * the scan and the window add share the rest. The CPU retires close to its
+ * dispatch width here, so instructions are time: the walk handles a key and
+ * its value in one step of an object-only inner loop, with the key matching
+ * inline (155 fewer instructions per event than a generic per-token loop
+ * with a match_key helper, 6-10 ns). Parent links pay for themselves:
  * without them jsmn scans back over the tokens at every ',' after a value
  * (measured 11 % more instructions per event on the benchmark's events).
  *
@@ -39,15 +43,19 @@
  * for Debug builds) -O3, both portable. Otherwise GCC turns jsmn's switch on
  * every byte outside strings into a jump table, an indirect branch that
  * mispredicts. With both, bench_decode went from 361-378 to 334-336 ns per
- * event (2.99 M events/s median, just short of the 3 M target). Tried and
- * dropped, for no measurable gain: jsmn without JSMN_STRICT (no faster once
- * the jump table is gone, and it changes reasons: a lone "f" would become
- * invalid_json instead of truncated_json), a 64-entry token array (jsmn
- * only touches the tokens it fills), a hashed event type lookup, a loop-free
- * parser for short numbers. Outside jsmn, the largest shares left are the
- * walk's key matching (~25 ns when switched off in a stage-by-stage test
- * harness) and the number conversion (~10 ns when stubbed out; the
- * loop-free parse above did not reduce it).
+ * event. Code placement matters as much as any change here: where jsmn's
+ * string loop falls relative to 64-byte lines moves bench_decode by up to
+ * 15-20 ns with identical code (measured by shifting cd_decode in 16-byte
+ * steps; best when the loop starts a line). Check `objdump -d` after editing
+ * this file: the loop is the movzbl / cmp $0x22 / cmp $0x5c sequence. Tried
+ * and dropped, for no measurable gain: jsmn without JSMN_STRICT (no faster
+ * once the jump table is gone, and it changes reasons: a lone "f" would
+ * become invalid_json instead of truncated_json), a 64-entry token array
+ * (jsmn only touches the tokens it fills), a hashed or branch-free event type
+ * lookup, loop-free and leaner number parsers, a min-based control byte scan
+ * (fewer instructions, but it moved the string loop to a worse place),
+ * __builtin_expect on the error paths, walk or jsmn out of line, and
+ * -funroll-loops, -falign-loops=32/64, -fno-tree-pre, -O2.
  *
  * Strings are compared raw: JSON escapes are not decoded, so "canary" written
  * as "\u0063anary" does not match. The values we compare (type names, cohort
@@ -294,36 +302,6 @@ static inline size_t tok_begin(const jsmntok_t *t)
     return (size_t)t->start - (t->type == JSMN_STRING);
 }
 
-/* The key [ks, ke) of buf at depth `depth` against the paths in mask
- * (non-zero): *final gets the paths it completes, the return value the paths
- * that continue below it. Only the segments of the key's depth and length
- * are compared, through word images. */
-static inline uint16_t match_key(const cd_decoder_t *d, const char *buf, size_t ks, size_t ke,
-                                 int depth, uint16_t mask, uint16_t *final)
-{
-    uint16_t cont = 0, fin = 0;
-    size_t klen = ke - ks;
-    uint32_t sl = d->seg_len_mask[depth][klen < CD_SEG_LEN_BUCKETS ? klen : CD_SEG_LEN_BUCKETS - 1];
-    /* Most keys are settled here: no live path has a segment of this length. */
-    if (sl & mask) {
-        uint64_t h, t;
-        /* ke >= 8 is every key but one in the first bytes of a document */
-        if (ke >= 8)
-            cd_key_image(buf + ks, klen, &h, &t);
-        else
-            cd_key_image_safe(buf + ks, klen, &h, &t);
-        const cd_segkey_t *e = &d->segkeys[sl >> 16 & 0xFF];
-        for (unsigned k = sl >> 24; k > 0; k--, e++) {
-            if (e->len == klen && cd_words_eq(buf + ks, h, t, e->s, e->head, e->tail, klen)) {
-                fin |= e->final;
-                cont |= e->cont;
-            }
-        }
-    }
-    *final = fin & mask;
-    return cont & mask;
-}
-
 /* After a value with more to come in its container: whitespace, then the
  * ',' that *p must reach past. A closing bracket always follows a value
  * inside a container, so the scan stays below len. */
@@ -383,78 +361,136 @@ static cd_bad_reason_t walk(const cd_decoder_t *d, const char *buf, size_t len,
     size_t p = (size_t)t->start + 1;
 
     for (;;) {
-        if (left == 0) {
-            /* Close the container: only whitespace before its bracket. */
+        if (is_obj) {
+            /* Key/value pairs: a key is a string whose only child is its value. */
+            while (left) {
+                left--;
+                if (i + 1 >= n) return CD_BAD_INVALID_JSON;
+                const jsmntok_t *k = &tok[i];
+                t = k + 1;
+                if (k->type != JSMN_STRING || k->size != 1) return CD_BAD_INVALID_JSON;
+                size_t ks = (size_t)k->start, ke = (size_t)k->end, vb = tok_begin(t);
+                /* The value follows the key's closing quote, so ke + 1 < vb <= len. */
+                if (!(ks - 1 == p && vb == ke + 2 && buf[ke + 1] == ':') &&
+                    !(gap_ok(buf, p, ks - 1, 0) && gap_ok(buf, ke + 1, vb, ':')))
+                    return CD_BAD_INVALID_JSON;
+                if (has_ctl && has_ctl_char(buf + ks, ke - ks)) return CD_BAD_INVALID_JSON;
+                i += 2;
+                uint16_t cont = 0;
+                if (mask) {
+                    size_t klen = ke - ks;
+                    uint32_t sl =
+                        d->seg_len_mask[sp][klen < CD_SEG_LEN_BUCKETS ? klen : CD_SEG_LEN_BUCKETS - 1];
+                    if (sl & mask) {
+                        uint64_t h, tw;
+                        if (ke >= 8)
+                            cd_key_image(buf + ks, klen, &h, &tw);
+                        else
+                            cd_key_image_safe(buf + ks, klen, &h, &tw);
+                        const cd_segkey_t *e = &d->segkeys[sl >> 16 & 0xFF];
+                        const cd_segkey_t *end = e + (sl >> 24);
+                        uint16_t fin = 0;
+                        do {
+                            if (e->len == klen &&
+                                cd_words_eq(buf + ks, h, tw, e->s, e->head, e->tail, klen)) {
+                                fin |= e->final;
+                                cont |= e->cont;
+                            }
+                        } while (++e < end);
+                        fin &= mask;
+                        cont &= mask;
+                        while (fin) {
+                            found[__builtin_ctz(fin)] = i - 1;
+                            fin &= (uint16_t)(fin - 1);
+                        }
+                    }
+                }
+                if (t->type == JSMN_STRING) {
+                    if (t->size != 0) return CD_BAD_INVALID_JSON;
+                    if (has_ctl && has_ctl_char(buf + t->start, (size_t)(t->end - t->start)))
+                        return CD_BAD_INVALID_JSON;
+                    p = (size_t)t->end + 1;
+                } else if (t->type == JSMN_PRIMITIVE) {
+                    if (t->size != 0 || !literal_ok(buf + t->start, (size_t)(t->end - t->start)))
+                        return CD_BAD_INVALID_JSON;
+                    p = (size_t)t->end;
+                } else {
+                    /* Descend. sp < n <= CD_DECODE_MAX_TOKENS: each frame
+                     * holds a token. */
+                    CD_ASSERT(sp + 1 < CD_DECODE_MAX_TOKENS);
+                    st[sp++] = (frame_t){.tok = ctok, .left = left, .mask = mask, .is_obj = true};
+                    is_obj = t->type == JSMN_OBJECT;
+                    ctok = i - 1;
+                    left = t->size;
+                    mask = is_obj ? cont : 0;
+                    p = (size_t)t->start + 1;
+                    goto next_container;
+                }
+                /* A finished value: a ',' must follow unless it was the last. */
+                if (left) {
+                    if (buf[p] == ',')
+                        p++;
+                    else if (!skip_comma(buf, len, &p))
+                        return CD_BAD_INVALID_JSON;
+                }
+            }
+        } else {
+            while (left) {
+                left--;
+                if (i >= n) return CD_BAD_INVALID_JSON;
+                t = &tok[i++];
+                size_t vb = tok_begin(t);
+                if (vb != p && !gap_ok(buf, p, vb, 0)) return CD_BAD_INVALID_JSON;
+                if (t->type == JSMN_STRING) {
+                    if (t->size != 0) return CD_BAD_INVALID_JSON;
+                    if (has_ctl && has_ctl_char(buf + t->start, (size_t)(t->end - t->start)))
+                        return CD_BAD_INVALID_JSON;
+                    p = (size_t)t->end + 1;
+                } else if (t->type == JSMN_PRIMITIVE) {
+                    if (t->size != 0 || !literal_ok(buf + t->start, (size_t)(t->end - t->start)))
+                        return CD_BAD_INVALID_JSON;
+                    p = (size_t)t->end;
+                } else {
+                    CD_ASSERT(sp + 1 < CD_DECODE_MAX_TOKENS);
+                    st[sp++] = (frame_t){.tok = ctok, .left = left, .mask = 0, .is_obj = false};
+                    is_obj = t->type == JSMN_OBJECT;
+                    ctok = i - 1;
+                    left = t->size;
+                    mask = 0;
+                    p = (size_t)t->start + 1;
+                    goto next_container;
+                }
+                if (left) {
+                    if (buf[p] == ',')
+                        p++;
+                    else if (!skip_comma(buf, len, &p))
+                        return CD_BAD_INVALID_JSON;
+                }
+            }
+        }
+        /* Close the container: only whitespace before its bracket. Then the
+         * one around it resumes after its finished element. */
+        for (;;) {
             size_t close = (size_t)tok[ctok].end - 1;
             if (!gap(buf, p, close, 0)) return CD_BAD_INVALID_JSON;
             p = close + 1;
-            if (sp == 0) break;
+            if (sp == 0) goto done;
             sp--;
             ctok = st[sp].tok;
             left = st[sp].left;
             mask = st[sp].mask;
             is_obj = st[sp].is_obj;
-            goto next;
-        }
-        left--;
-        uint16_t cont = 0;
-        if (is_obj) {
-            /* A key: a string whose only child is its value. */
-            const jsmntok_t *k = &tok[i];
-            if (i + 1 >= n || k->type != JSMN_STRING || k->size != 1) return CD_BAD_INVALID_JSON;
-            size_t ks = (size_t)k->start, ke = (size_t)k->end;
-            if (ks - 1 != p && !gap_ok(buf, p, ks - 1, 0)) return CD_BAD_INVALID_JSON;
-            if (has_ctl && has_ctl_char(buf + ks, ke - ks)) return CD_BAD_INVALID_JSON;
-            t = &tok[++i];
-            size_t vb = tok_begin(t);
-            if (!(vb == ke + 2 && buf[ke + 1] == ':') && !gap_ok(buf, ke + 1, vb, ':'))
-                return CD_BAD_INVALID_JSON;
-            if (mask) {
-                uint16_t final;
-                cont = match_key(d, buf, ks, ke, sp, mask, &final);
-                while (final) {
-                    found[__builtin_ctz(final)] = i;
-                    final &= (uint16_t)(final - 1);
-                }
+            if (left) {
+                if (buf[p] == ',')
+                    p++;
+                else if (!skip_comma(buf, len, &p))
+                    return CD_BAD_INVALID_JSON;
+                break;
             }
-        } else {
-            if (i >= n) return CD_BAD_INVALID_JSON;
-            t = &tok[i];
-            size_t vb = tok_begin(t);
-            if (vb != p && !gap_ok(buf, p, vb, 0)) return CD_BAD_INVALID_JSON;
         }
-        i++;
-        /* The value t. */
-        if (t->type == JSMN_STRING) {
-            if (t->size != 0) return CD_BAD_INVALID_JSON;
-            if (has_ctl && has_ctl_char(buf + t->start, (size_t)(t->end - t->start)))
-                return CD_BAD_INVALID_JSON;
-            p = (size_t)t->end + 1;
-        } else if (t->type == JSMN_PRIMITIVE) {
-            if (t->size != 0 || !literal_ok(buf + t->start, (size_t)(t->end - t->start)))
-                return CD_BAD_INVALID_JSON;
-            p = (size_t)t->end;
-        } else {
-            /* Descend. sp < n <= CD_DECODE_MAX_TOKENS: each frame holds a
-             * token. */
-            CD_ASSERT(sp + 1 < CD_DECODE_MAX_TOKENS);
-            st[sp++] = (frame_t){.tok = ctok, .left = left, .mask = mask, .is_obj = is_obj};
-            is_obj = t->type == JSMN_OBJECT;
-            ctok = (int)(t - tok);
-            left = t->size;
-            mask = is_obj ? cont : 0;
-            p = (size_t)t->start + 1;
-            continue;
-        }
-    next:
-        /* A finished element: a ',' must follow unless it was the last. */
-        if (left) {
-            if (buf[p] == ',')
-                p++;
-            else if (!skip_comma(buf, len, &p))
-                return CD_BAD_INVALID_JSON;
-        }
+    next_container:;
     }
+done:
     /* Every token belongs to the first value, and only whitespace follows. */
     if (i != n || !gap(buf, p, len, 0)) return CD_BAD_INVALID_JSON;
     return not_object ? CD_BAD_NOT_OBJECT : CD_BAD_NONE;

@@ -924,3 +924,57 @@ Test(decode, minute_cache_compares_every_prefix_byte)
         }
     }
 }
+
+/* The walk handles objects (key + value per step) and arrays in separate
+ * inner loops and closes containers in a loop of its own: every transition
+ * between them (a container closing into an object or an array, several
+ * closing at once, a comma or its absence right after a close) must keep
+ * the grammar exact and the path bookkeeping of the container around. */
+Test(decode, walk_container_transitions)
+{
+    const char *good[] = {
+        "{\"a\":{\"b\":[{\"c\":[1,[2,{}],[]]}]},\"event_type\":\"USER_LOGIN\","
+        "\"timestamp\":1,\"cohort\":\"canary\"}",
+        "{\"a\":[[[]],[{}],{\"x\":[{\"y\":{}}]}],\"event_type\":\"USER_LOGIN\","
+        "\"timestamp\":1,\"cohort\":\"canary\",\"z\":[]}",
+        "{ \"a\" : [ [ 1 ] , { \"b\" : { } } ] , \"event_type\" : \"USER_LOGIN\" ,"
+        " \"timestamp\" : 1 , \"cohort\" : \"canary\" , \"e\" : { } }",
+        "{\"event_type\":\"USER_LOGIN\",\"timestamp\":1,\"cohort\":\"canary\",\"d\":{\"e\":{}}}",
+    };
+    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++)
+        assert_reason(good[i], CD_BAD_NONE);
+    const char *bad[] = {
+        "{\"a\":[[1]] \"b\":2}",        /* no comma after two closes */
+        "{\"a\":{\"b\":{}}\"c\":1}",     /* no comma after nested objects */
+        "{\"a\":[{}{}]}",               /* no comma between array elements */
+        "{\"a\":[[],],\"b\":1}",        /* trailing comma after a nested close */
+        "{\"a\":{\"b\":[1]},}",         /* trailing comma in the outer object */
+        "{\"a\":[{\"b\":1},]}",         /* trailing comma after an object in an array */
+        "{\"a\":[1]:2}",                /* colon after an array value */
+        "{\"a\":{\"b\":1},,\"c\":2}",   /* two commas after a close */
+        "[{\"a\":1},{\"b\":2} {}]",     /* top-level array, missing comma */
+        "{\"a\":[{\"b\":[]]}]}",        /* mismatched brackets deep inside */
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        assert_reason(bad[i], CD_BAD_INVALID_JSON);
+    assert_reason("[{\"a\":[1,{}]},[[]],{}]", CD_BAD_NOT_OBJECT);
+
+    /* Paths resume after any number of closes, and a key inside an array
+     * element never matches a top-level path. */
+    cd_decoder_t *d = make(tweak_nested);
+    cd_event_t ev;
+    cr_assert_eq(decode_on(d,
+                           "{\"data\":{\"timing\":{\"x\":[[{\"total_ms\":7}]],\"y\":{\"z\":{}}},"
+                           "\"q\":[{\"timing\":{\"total_ms\":8}}]},"
+                           "\"arr\":[{\"meta\":{\"track\":\"USER_LOGIN\"}}],"
+                           "\"meta\":{\"deep\":[{}],\"track\":\"PAYMENT_FAILED\"},"
+                           "\"timestamp\":1,\"cohort\":\"stable\","
+                           "\"data\":{\"timing\":{\"y\":[],\"total_ms\":42},\"latency_ms\":3}}",
+                           &ev),
+                 CD_BAD_NONE);
+    cr_assert_eq(ev.type, 5);
+    cr_assert_eq(ev.num_mask, 3u);
+    cr_assert_eq(ev.num[0], 3.0);
+    cr_assert_eq(ev.num[1], 42.0);
+    cd_decoder_destroy(d);
+}
