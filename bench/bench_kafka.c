@@ -47,6 +47,8 @@
  * timeout minus 1 s when a member joins a group already up, and with the
  * default 45 s a consumer thread joining a moment late stalled its side for
  * 44 s, on either side, at random.
+ * KBENCH_BARE_PROPS="k=v,k=v" adds librdkafka properties to the bare
+ * consumer (e.g. canaryd's prefetch limits, to see what they cost it).
  * KBENCH_KAFKA_PROPS="k=v,k=v" runs canaryd with config/sop.json plus those
  * kafka.properties (the sizing experiments of docs/live.md); KBENCH_DEBUG=1
  * prints every canaryd run's stderr; KBENCH_LOG_LEVEL=CANARYD_LOG_LEVEL=debug
@@ -202,6 +204,24 @@ static void *bare_thread(void *arg)
         rd_kafka_conf_destroy(c);
         b->failed = 1;
         return NULL;
+    }
+    /* KBENCH_BARE_PROPS="k=v,k=v": more properties for the bare consumer
+     * (e.g. canaryd's prefetch limits, to see what they cost it) */
+    const char *bp = getenv("KBENCH_BARE_PROPS");
+    if (bp && *bp) {
+        char *dup = strdup(bp), *save = NULL;
+        for (char *kv = strtok_r(dup, ",", &save); kv; kv = strtok_r(NULL, ",", &save)) {
+            char *eq = strchr(kv, '=');
+            if (eq) *eq = '\0';
+            if (!eq || kb_set(c, kv, eq + 1)) {
+                fprintf(stderr, "bench_kafka: KBENCH_BARE_PROPS: bad property %s\n", kv);
+                free(dup);
+                rd_kafka_conf_destroy(c);
+                b->failed = 1;
+                return NULL;
+            }
+        }
+        free(dup);
     }
     rd_kafka_conf_set_rebalance_cb(c, bare_rebalance);
     rd_kafka_conf_set_opaque(c, b);
