@@ -47,6 +47,8 @@
  * timeout minus 1 s when a member joins a group already up, and with the
  * default 45 s a consumer thread joining a moment late stalled its side for
  * 44 s, on either side, at random.
+ * KBENCH_RATE=R generates the events at R requests/s of event time instead
+ * of 8000 (2000: 1 M events over ~7 minutes, filling the window rings).
  * KBENCH_BARE_PROPS="k=v,k=v" adds librdkafka properties to the bare
  * consumer (e.g. canaryd's prefetch limits, to see what they cost it).
  * KBENCH_KAFKA_PROPS="k=v,k=v" runs canaryd with config/sop.json plus those
@@ -147,9 +149,15 @@ static size_t preload(void)
     }
     cd_sim_conf_t sc;
     cd_sim_conf_init(&sc);
-    sc.rate = 8000;
-    /* ~110 s of event time (1.16 events per request), ending ~40 s ago */
-    sc.start_ms = (kb_real_ms() / 1000 - 150) * 1000;
+    /* KBENCH_RATE: requests/s of event time (default 8000: ~110 s for 1 M
+     * events, 1.16 events per request), ending ~40 s ago. 2000 spreads 1 M
+     * events over ~7 minutes, which fills the histogram ring (5.5 minutes
+     * with config/sop.json): the peak RSS of an agent that meets a backlog
+     * with its windows full. */
+    const char *rs = getenv("KBENCH_RATE");
+    sc.rate = rs && atof(rs) > 0 ? atof(rs) : 8000;
+    int64_t span_s = (int64_t)((double)l.want / (1.16 * sc.rate)) + 1;
+    sc.start_ms = (kb_real_ms() / 1000 - span_s - 40) * 1000;
     cd_sim_t *sim = cd_sim_new(&sc, err, sizeof err);
     if (!sim) {
         fprintf(stderr, "bench_kafka: generator: %s\n", err);

@@ -13,7 +13,9 @@
  *   ...                               starting on its own cache line
  *   [octave masks]                    one word per (hist, cohort)
  *   [group counts]                    NGROUPS cells per (hist, cohort)
- *   [bins (hist 0, stable)]...        CD_HIST_BINS cells per (hist, cohort)
+ *   [bin 0: (hist 0, stable),         CD_HIST_BINS x nhists x 2 cells,
+ *    (hist 0, canary), ...][bin 1...]  interleaved (b_bin): an octave's
+ *                                     cells for both cohorts are adjacent
  *
  * Cells carry their second. Every counter and bin cell is one 64-bit word:
  * a 24-bit tag (s mod 2^24) above a 40-bit count. A writer adds with one CAS
@@ -130,6 +132,7 @@ struct cd_window {
     size_t gcount_off;    /* offset of the group counts in a bucket */
     size_t bins_off;      /* offset of the bins in a bucket */
     size_t bucket_stride; /* bytes per bucket, a multiple of LINE */
+    size_t nhc;           /* (hist, cohort) pairs: nhists * CD_NCOHORTS */
     size_t alloc_size;
     void *raw;           /* what calloc returned */
     unsigned char *ring; /* raw aligned up to LINE */
@@ -169,9 +172,13 @@ static inline cell_t *b_gcounts(const cd_window_t *w, unsigned char *b, int hc)
     return (cell_t *)(void *)(b + w->gcount_off) + (size_t)hc * NGROUPS;
 }
 
-static inline cell_t *b_bins(const cd_window_t *w, unsigned char *b, int hc)
+/* Bin `bin` of (hist, cohort) hc. Bins are interleaved: the cells of one bin
+ * for every (hist, cohort) are adjacent, so the octaves a latency histogram
+ * uses form one run of pages for both cohorts instead of one run each
+ * (a bucket's resident memory is mostly these pages). */
+static inline cell_t *b_bin(const cd_window_t *w, unsigned char *b, int hc, int bin)
 {
-    return (cell_t *)(void *)(b + w->bins_off) + (size_t)hc * CD_HIST_BINS;
+    return (cell_t *)(void *)(b + w->bins_off) + (size_t)bin * w->nhc + (size_t)hc;
 }
 
 static inline uint64_t tag_of(int64_t s)
@@ -286,7 +293,7 @@ static cd_window_t *ring_new(const cd_window_conf_t *conf, char *errbuf, size_t 
     w->stripe_stride = round_line((size_t)w->nmetrics * CD_NCOHORTS * sizeof(cell_t));
     if (w->stripe_stride == 0)
         w->stripe_stride = LINE; /* keep stripes distinct even with no metrics */
-    size_t nhc = (size_t)w->nhists * CD_NCOHORTS;
+    size_t nhc = w->nhc = (size_t)w->nhists * CD_NCOHORTS;
     w->mask_off = LINE + (size_t)w->nstripes * w->stripe_stride;
     w->gcount_off = w->mask_off + round_line(nhc * sizeof(cell_t));
     w->bins_off = w->gcount_off + round_line(nhc * NGROUPS * sizeof(cell_t));
@@ -373,7 +380,7 @@ static void bucket_reset(const cd_window_t *w, unsigned char *b, int64_t s)
     }
     for (int hc = 0; hc < w->nhists * CD_NCOHORTS; hc++) {
         uint64_t mask = atomic_exchange_explicit(b_mask(w, b, hc), 0, memory_order_seq_cst);
-        cell_t *bins = b_bins(w, b, hc), *gcounts = b_gcounts(w, b, hc);
+        cell_t *gcounts = b_gcounts(w, b, hc);
         while (mask) {
             int g = __builtin_ctzll(mask);
             mask &= mask - 1;
@@ -381,7 +388,7 @@ static void bucket_reset(const cd_window_t *w, unsigned char *b, int64_t s)
             group_bins(g, &lo, &hi);
             atomic_store_explicit(&gcounts[g], tag, memory_order_seq_cst);
             for (int i = lo; i < hi; i++)
-                atomic_store_explicit(&bins[i], tag, memory_order_seq_cst);
+                atomic_store_explicit(b_bin(w, b, hc, i), tag, memory_order_seq_cst);
         }
     }
 }
@@ -556,7 +563,7 @@ cd_window_result_t cd_window_observe(cd_window_t *w, int hist, cd_cohort_t c, in
         atomic_fetch_or_explicit(mask, bit, memory_order_seq_cst);
     /* Bin first, then its group's count: if the bucket is recycled in
      * between, the second both belonged to is gone and the event is late. */
-    if (!cell_add(&b_bins(w, b, hc)[bin], b_epoch(b), s, 1)) return CD_WIN_LATE;
+    if (!cell_add(b_bin(w, b, hc, bin), b_epoch(b), s, 1)) return CD_WIN_LATE;
     return cell_add(&b_gcounts(w, b, hc)[group_of(bin)], b_epoch(b), s, 1) ? CD_WIN_OK
                                                                            : CD_WIN_LATE;
 }
@@ -621,12 +628,11 @@ void cd_window_hist(const cd_window_t *w, int hist, cd_cohort_t c, int64_t end_m
         if (atomic_load_explicit(ep, memory_order_acquire) != s) continue;
         uint64_t tag = tag_of(s);
         uint64_t mask = atomic_load_explicit(b_mask(w, b, hc), memory_order_relaxed);
-        const cell_t *bins = b_bins(w, b, hc);
         for (uint64_t m = mask; m; m &= m - 1) {
             int lo_bin, hi_bin;
             group_bins(__builtin_ctzll(m), &lo_bin, &hi_bin);
             for (int i = lo_bin; i < hi_bin; i++) {
-                uint64_t v = atomic_load_explicit(&bins[i], memory_order_relaxed);
+                uint64_t v = atomic_load_explicit(b_bin(w, b, hc, i), memory_order_relaxed);
                 part[i] = (v & ~COUNT_MASK) == tag ? v & COUNT_MASK : 0;
             }
         }
@@ -710,9 +716,8 @@ double cd_window_quantile(const cd_window_t *w, int hist, cd_cohort_t c, int64_t
             uint64_t mask = atomic_load_explicit(b_mask(w, b, hc), memory_order_relaxed);
             if (!(mask & (UINT64_C(1) << g))) continue;
             uint64_t tag = tag_of(s);
-            const cell_t *bins = b_bins(w, b, hc);
             for (int i = blo; i < bhi; i++) {
-                uint64_t v = atomic_load_explicit(&bins[i], memory_order_relaxed);
+                uint64_t v = atomic_load_explicit(b_bin(w, b, hc, i), memory_order_relaxed);
                 part[i - blo] = (v & ~COUNT_MASK) == tag ? v & COUNT_MASK : 0;
             }
             atomic_thread_fence(memory_order_acquire);
