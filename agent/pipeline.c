@@ -223,6 +223,18 @@ void cd_pipeline_count_future(cd_pipeline_t *p, const cd_event_t *ev, int64_t re
                            ahead);
 }
 
+void cd_pipeline_count_late(cd_pipeline_t *p, const cd_event_t *ev, int64_t ref_ms,
+                            uint64_t lineno)
+{
+    /* Callers pass ts_ms < ref_ms; the unsigned difference cannot overflow. */
+    unsigned long long behind = (unsigned long long)((uint64_t)ref_ms - (uint64_t)ev->ts_ms);
+    count(&p->late);
+    cd_log_ratelimited("late", CD_LOG_WARN,
+                       "event at line %llu dropped: its time is %llu ms before the stream's "
+                       "start, further back than the window ring",
+                       (unsigned long long)lineno, behind);
+}
+
 static void learn_release(cd_pipeline_t *p, const cd_event_t *ev)
 {
     int expect = REL_UNKNOWN;

@@ -11,7 +11,14 @@
  * events come in a row, it is the stream that moved on (a pause longer than
  * the skew, or a bogus first timestamp far in the past that every real event
  * now looks "future" against): the clock follows the stream again from the
- * last of them, with a warning. The clock is advanced before
+ * last of them, with a warning. The first event has no such reference, so
+ * before it sets the clock replay looks ahead at up to 64 decodable events
+ * (look_ahead(): held in memory, counted only once, when replayed) and
+ * takes their median time as the stream's start: a first event more than
+ * max_future_skew after it is dropped as future, one further before it than
+ * the window ring reaches (and more than max_future_skew before the next
+ * event) as late, so one bogus timestamp at the head of a file changes no
+ * verdict either. The clock is advanced before
  * the event is added (the window only accepts events up to allowed_lateness
  * after its clock); this evaluates exactly what advancing after the add
  * would, since every boundary evaluated is <= clock <= the event's time and
@@ -42,6 +49,7 @@
 
 #include "canaryd/config.h"
 #include "canaryd/dispatcher.h"
+#include "canaryd/engine.h"
 #include "outputs.h"
 #include "canaryd/log.h"
 #include "canaryd/pipeline.h"
@@ -281,13 +289,187 @@ static int exit_status(const cd_pipeline_t *p, FILE *f)
 
 /* Consecutive "future" events after which the clock follows the stream. */
 #define REANCHOR_RUN 64
+/* The first event is checked against the median time of the first
+ * ANCHOR_EVENTS decodable events, looked ahead at (at most ANCHOR_LINES
+ * lines); see run(). */
+#define ANCHOR_EVENTS 64
+#define ANCHOR_LINES 4096
+
+/* Event-time clock state of run(). */
+typedef struct rclock {
+    int64_t max_ts, clock, wall0, ev0;
+    bool have;           /* an event has set the clock */
+    uint64_t future_run; /* consecutive "future" events */
+    bool anchored;       /* anchor is the look-ahead's median */
+    int64_t anchor;
+    int64_t span;        /* how far back the window ring reaches */
+    int64_t second;      /* time of the look-ahead's second decodable event */
+} rclock_t;
+
+static bool after_skew(int64_t ts, int64_t ref, const cd_config_t *cfg)
+{
+    /* unsigned difference: exact when ts > ref, no overflow at the extremes */
+    return ts > ref && (uint64_t)ts - (uint64_t)ref > (uint64_t)cfg->max_future_skew_ms;
+}
+
+/* One input line through the pipeline (see the top of the file). */
+static void take(replay_t *r, cd_pipeline_t *p, const cd_config_t *cfg, rclock_t *k,
+                 cd_lr_status_t st, const char *line, size_t len, uint64_t lineno)
+{
+    cd_event_t ev;
+    if (st == CD_LR_TOO_LONG) {
+        cd_pipeline_count_bad(p, CD_BAD_LINE_TOO_LONG, line, len, lineno);
+        return;
+    }
+    if (cd_pipeline_decode(p, line, len, lineno, &ev) != CD_BAD_NONE) return;
+    if (!k->have && k->anchored) {
+        /* A first event far ahead of the stream's start must not set the
+         * clock (every real event after it would be late); one far before
+         * it, and more than max_future_skew before the event after it,
+         * would make the real events "future" until the clock follows them
+         * (REANCHOR_RUN of them lost). The second condition keeps a sparse
+         * stream's legitimate first events, far before the median of 64
+         * but close to each other. */
+        if (after_skew(ev.ts_ms, k->anchor, cfg)) {
+            cd_pipeline_count_future(p, &ev, k->anchor, lineno);
+            return;
+        }
+        if (ev.ts_ms < k->anchor && (uint64_t)k->anchor - (uint64_t)ev.ts_ms > (uint64_t)k->span &&
+            after_skew(k->second, ev.ts_ms, cfg)) {
+            cd_pipeline_count_late(p, &ev, k->anchor, lineno);
+            return;
+        }
+    }
+    if (k->have && after_skew(ev.ts_ms, k->max_ts, cfg)) {
+        if (++k->future_run < REANCHOR_RUN) {
+            cd_pipeline_count_future(p, &ev, k->max_ts, lineno);
+            return;
+        }
+        char from[40], to[40];
+        cd_log(CD_LOG_WARN,
+               "line %llu: %d events in a row more than max_future_skew after %s; "
+               "following the stream to %s",
+               (unsigned long long)lineno, REANCHOR_RUN,
+               cd_time_format(k->max_ts, from, sizeof(from)),
+               cd_time_format(ev.ts_ms, to, sizeof(to)));
+    }
+    k->future_run = 0;
+    if (!k->have || ev.ts_ms > k->max_ts) {
+        k->max_ts = ev.ts_ms;
+        k->clock = k->max_ts - cfg->allowed_lateness_ms;
+    }
+    if (r->speed > 0) {
+        if (!k->have) {
+            k->wall0 = mono_ms();
+            k->ev0 = k->clock;
+        }
+        sleep_until(k->wall0 + (int64_t)((double)(k->clock - k->ev0) / r->speed));
+    }
+    if (!k->have) cd_pipeline_begin(p, ev.ts_ms);
+    k->have = true;
+    cd_pipeline_advance(p, k->clock);
+    cd_pipeline_add(p, &ev, 0);
+}
+
+static int cmp_i64(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
+}
+
+typedef struct held_line {
+    char *text;
+    size_t len;
+    uint64_t lineno;
+    cd_lr_status_t st;
+} held_line_t;
+
+/*
+ * The look-ahead: reads up to ANCHOR_LINES lines, until ANCHOR_EVENTS of
+ * them decode, keeping copies in *out, and sets k->anchor to the median
+ * event time among them. Decoded here with a decoder of its own, which
+ * counts nothing: every line is counted once, when take() replays it. A
+ * bogus first timestamp (say 2099 in a 2026 stream) is then more than
+ * max_future_skew after the anchor and counted as future, instead of
+ * fast-forwarding the clock past every real event. Returns the number of
+ * lines held, or -1 on a read error (errno set).
+ */
+static long look_ahead(cd_linereader_t *lr, const cd_config_t *cfg, rclock_t *k,
+                       held_line_t **out)
+{
+    char err[256];
+    held_line_t *held = calloc(ANCHOR_LINES, sizeof(*held));
+    int64_t ts[ANCHOR_EVENTS];
+    int nts = 0;
+    long n = 0;
+    cd_decoder_t *d = cd_decoder_new(&cfg->decode, err, sizeof(err));
+    if (!held || !d) {
+        /* no look-ahead: the first event sets the clock, as before */
+        free(held);
+        cd_decoder_destroy(d);
+        *out = NULL;
+        return 0;
+    }
+    while (nts < ANCHOR_EVENTS && n < ANCHOR_LINES && !stop) {
+        const char *line;
+        size_t len;
+        cd_lr_status_t st = cd_linereader_next(lr, &line, &len);
+        if (st == CD_LR_EOF) break;
+        if (st == CD_LR_ERROR) {
+            int e = errno;
+            for (long i = 0; i < n; i++)
+                free(held[i].text);
+            free(held);
+            cd_decoder_destroy(d);
+            errno = e;
+            return -1;
+        }
+        held_line_t *h = &held[n];
+        h->text = malloc(len ? len : 1);
+        if (!h->text) break; /* the rest is read by the main loop, unanchored */
+        memcpy(h->text, line, len);
+        h->len = len;
+        h->st = st;
+        h->lineno = cd_linereader_lineno(lr);
+        n++;
+        cd_event_t ev;
+        if (st == CD_LR_LINE && cd_decode(d, h->text, len, &ev) == CD_BAD_NONE) {
+            ts[nts++] = ev.ts_ms;
+            if (nts == 2) k->second = ev.ts_ms;
+        }
+    }
+    cd_decoder_destroy(d);
+    if (nts > 0) {
+        qsort(ts, (size_t)nts, sizeof(ts[0]), cmp_i64);
+        k->anchor = ts[nts / 2];
+        k->anchored = true;
+    }
+    *out = held;
+    return n;
+}
 
 /* Reads every line; returns EXIT_IO on a read error, else -1. */
 static int run(replay_t *r, cd_pipeline_t *p, cd_linereader_t *lr, const cd_config_t *cfg)
 {
-    int64_t max_ts = 0, clock = 0, wall0 = 0, ev0 = 0, last_progress = 0, start = mono_ms();
-    bool have = false, tty = isatty(STDERR_FILENO);
-    uint64_t n = 0, future_run = 0;
+    int64_t last_progress = 0, start = mono_ms();
+    bool tty = isatty(STDERR_FILENO);
+    uint64_t n = 0;
+    rclock_t k = {0};
+    k.span = cd_engine_span_ms(cfg->rules, cfg->nrules) + cfg->slack_ms;
+
+    held_line_t *held = NULL;
+    long nheld = look_ahead(lr, cfg, &k, &held);
+    if (nheld < 0) {
+        cd_log(CD_LOG_ERROR, "reading %s: %s", r->input, strerror(errno));
+        return EXIT_IO;
+    }
+    for (long i = 0; i < nheld; i++) {
+        if (!stop && !r->io_failed)
+            take(r, p, cfg, &k, held[i].st, held[i].text, held[i].len, held[i].lineno);
+        free(held[i].text);
+    }
+    free(held);
+    k.anchored = false; /* only the look-ahead's events are held to it */
 
     while (!stop && !r->io_failed) {
         if (hup) {
@@ -296,7 +478,6 @@ static int run(replay_t *r, cd_pipeline_t *p, cd_linereader_t *lr, const cd_conf
         }
         const char *line;
         size_t len;
-        cd_event_t ev;
         cd_lr_status_t st = cd_linereader_next(lr, &line, &len);
         if (st == CD_LR_EOF) break;
         if (st == CD_LR_ERROR) {
@@ -304,51 +485,16 @@ static int run(replay_t *r, cd_pipeline_t *p, cd_linereader_t *lr, const cd_conf
             cd_log(CD_LOG_ERROR, "reading %s: %s", r->input, strerror(errno));
             return EXIT_IO;
         }
-        uint64_t lineno = cd_linereader_lineno(lr);
         if (tty && (++n & 1023) == 0) {
             int64_t now = mono_ms();
             if (now - start >= 1000 && now - last_progress >= 250) {
-                progress(r, lr, clock, have);
+                progress(r, lr, k.clock, k.have);
                 last_progress = now;
             }
         }
-        if (st == CD_LR_TOO_LONG) {
-            cd_pipeline_count_bad(p, CD_BAD_LINE_TOO_LONG, line, len, lineno);
-            continue;
-        }
-        if (cd_pipeline_decode(p, line, len, lineno, &ev) != CD_BAD_NONE) continue;
-        /* unsigned difference: exact when ts > max_ts, no overflow at the extremes */
-        if (have && ev.ts_ms > max_ts &&
-            (uint64_t)ev.ts_ms - (uint64_t)max_ts > (uint64_t)cfg->max_future_skew_ms) {
-            if (++future_run < REANCHOR_RUN) {
-                cd_pipeline_count_future(p, &ev, max_ts, lineno);
-                continue;
-            }
-            char from[40], to[40];
-            cd_log(CD_LOG_WARN,
-                   "line %llu: %d events in a row more than max_future_skew after %s; "
-                   "following the stream to %s",
-                   (unsigned long long)lineno, REANCHOR_RUN, cd_time_format(max_ts, from, sizeof(from)),
-                   cd_time_format(ev.ts_ms, to, sizeof(to)));
-        }
-        future_run = 0;
-        if (!have || ev.ts_ms > max_ts) {
-            max_ts = ev.ts_ms;
-            clock = max_ts - cfg->allowed_lateness_ms;
-        }
-        if (r->speed > 0) {
-            if (!have) {
-                wall0 = mono_ms();
-                ev0 = clock;
-            }
-            sleep_until(wall0 + (int64_t)((double)(clock - ev0) / r->speed));
-        }
-        if (!have) cd_pipeline_begin(p, ev.ts_ms);
-        have = true;
-        cd_pipeline_advance(p, clock);
-        cd_pipeline_add(p, &ev, 0);
+        take(r, p, cfg, &k, st, line, len, cd_linereader_lineno(lr));
     }
-    if (have && !stop && !r->io_failed) cd_pipeline_advance(p, max_ts);
+    if (k.have && !stop && !r->io_failed) cd_pipeline_advance(p, k.max_ts);
     clear_progress(r);
     return -1;
 }

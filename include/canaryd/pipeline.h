@@ -92,6 +92,12 @@ void cd_pipeline_count_bad(cd_pipeline_t *p, cd_bad_reason_t r, const char *samp
 void cd_pipeline_count_future(cd_pipeline_t *p, const cd_event_t *ev, int64_t ref_ms,
                               uint64_t lineno);
 
+/* Counts an event the source dropped as too old (replay: a first event
+ * further before the stream's start than the window ring reaches), logging
+ * it rate-limited with ref_ms, the time it was compared with (> its time). */
+void cd_pipeline_count_late(cd_pipeline_t *p, const cd_event_t *ev, int64_t ref_ms,
+                            uint64_t lineno);
+
 /*
  * Moves the clock to now_ms and evaluates the rules at every multiple of
  * eval_interval in (last evaluated boundary, now_ms], in order, moving the

@@ -265,10 +265,12 @@ Test(replay, healthy_analyzing_and_line_limit, .init = setup, .fini = teardown)
     expect_in("err", "    line_too_long                   2\n");
 }
 
-/* A bogus first timestamp (1970) makes every real event look "future"; after
- * 64 of them in a row the clock follows the stream again, without
- * evaluating the 56 years in between one second at a time. */
-Test(replay, reanchors_after_a_run_of_future_events, .init = setup, .fini = teardown)
+/* A bogus first timestamp (1970) used to make every real event look
+ * "future" until 64 of them in a row re-anchored the clock (63 lost). The
+ * look-ahead (replay.c) now judges the first event against the median of
+ * the first 64 and the event after it: it is dropped as late, and every
+ * real event counts. */
+Test(replay, bogus_first_timestamp_dropped_by_the_look_ahead, .init = setup, .fini = teardown)
 {
     write_file("cfg.json", CONFIG, "w");
     FILE *f = fopen(path_of("ev.jsonl"), "w");
@@ -278,15 +280,37 @@ Test(replay, reanchors_after_a_run_of_future_events, .init = setup, .fini = tear
         fprintf(f, EV("REQUEST_COMPLETED", "12:00:%02d.%03d", "\"stable\"") "\n", i / 10,
                 (i % 10) * 100);
     fclose(f);
+    cr_assert_eq(run(NULL, ARGS("replay", "--config", path_of("cfg.json"), path_of("ev.jsonl"))),
+                 10);
+    expect_in("err", "canaryd replay: 71 lines, 70 events accepted, 0 bad, 1 late, 0 future\n");
+    expect_in("err", "event at line 1 dropped: its time is 1795780802100 ms before the stream's "
+                     "start, further back than the window ring");
+    expect_in("err", "  event time: 2026-11-27T12:00:00.000Z .. 2026-11-27T12:00:06.900Z\n");
+    expect_in("err", "  final verdict: HEALTHY, exit 10\n");
+}
+
+/* The stream pauses for an hour (longer than max_future_skew): every event
+ * after the pause looks "future"; after 64 of them in a row the clock
+ * follows the stream again, without evaluating the hour in between one
+ * second at a time. */
+Test(replay, reanchors_after_a_run_of_future_events, .init = setup, .fini = teardown)
+{
+    write_file("cfg.json", CONFIG, "w");
+    FILE *f = fopen(path_of("ev.jsonl"), "w");
+    cr_assert_not_null(f);
+    for (int i = 0; i < 10; i++)
+        fprintf(f, EV("REQUEST_COMPLETED", "12:00:00.%03d", "\"stable\"") "\n", i * 100);
+    for (int i = 0; i < 70; i++)
+        fprintf(f, EV("REQUEST_COMPLETED", "13:00:%02d.%03d", "\"stable\"") "\n", i / 10,
+                (i % 10) * 100);
+    fclose(f);
     /* This config's only rule needs no samples, so the empty windows around
      * the gap count as healthy and the release is promoted. */
     cr_assert_eq(run(NULL, ARGS("replay", "--config", path_of("cfg.json"), path_of("ev.jsonl"))),
                  0);
-    expect_in("err", "canaryd replay: 71 lines, 8 events accepted, 0 bad, 0 late, 63 future\n");
-    expect_in("err", "line 65: 64 events in a row more than max_future_skew after "
-                     "1970-01-01T00:00:01.000Z; following the stream to 2026-11-27T12:00:06.300Z");
-    /* span 10s window + 10s slack: 21 boundaries after the bogus event, 21
-     * before the re-anchored clock (12:00:04.300), then 12:00:05 and :06 */
+    expect_in("err", "canaryd replay: 80 lines, 17 events accepted, 0 bad, 0 late, 63 future\n");
+    expect_in("err", "line 74: 64 events in a row more than max_future_skew after "
+                     "2026-11-27T12:00:00.900Z; following the stream to 2026-11-27T13:00:06.300Z");
     expect_in("err", "  evaluations: 44, records: 2\n");
     expect_in("err", "  final verdict: PROMOTE, exit 0\n");
 }
