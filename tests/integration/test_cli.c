@@ -265,6 +265,14 @@ Test(replay, healthy_analyzing_and_line_limit, .init = setup, .fini = teardown)
     expect_in("err", "    line_too_long                   2\n");
 }
 
+/* n stable REQUEST_COMPLETED lines from hour:00:00.000 on, 100 ms apart. */
+static void stable_requests(FILE *f, int hour, int n)
+{
+    for (int i = 0; i < n; i++)
+        fprintf(f, EV("REQUEST_COMPLETED", "%02d:00:%02d.%03d", "\"stable\"") "\n", hour, i / 10,
+                (i % 10) * 100);
+}
+
 /* A bogus first timestamp (1970) used to make every real event look
  * "future" until 64 of them in a row re-anchored the clock (63 lost). The
  * look-ahead (replay.c) now judges the first event against the median of
@@ -276,9 +284,7 @@ Test(replay, bogus_first_timestamp_dropped_by_the_look_ahead, .init = setup, .fi
     FILE *f = fopen(path_of("ev.jsonl"), "w");
     cr_assert_not_null(f);
     fprintf(f, "{\"event_type\":\"REQUEST_COMPLETED\",\"timestamp\":1000,\"cohort\":\"stable\"}\n");
-    for (int i = 0; i < 70; i++)
-        fprintf(f, EV("REQUEST_COMPLETED", "12:00:%02d.%03d", "\"stable\"") "\n", i / 10,
-                (i % 10) * 100);
+    stable_requests(f, 12, 70);
     fclose(f);
     cr_assert_eq(run(NULL, ARGS("replay", "--config", path_of("cfg.json"), path_of("ev.jsonl"))),
                  10);
@@ -298,11 +304,8 @@ Test(replay, reanchors_after_a_run_of_future_events, .init = setup, .fini = tear
     write_file("cfg.json", CONFIG, "w");
     FILE *f = fopen(path_of("ev.jsonl"), "w");
     cr_assert_not_null(f);
-    for (int i = 0; i < 10; i++)
-        fprintf(f, EV("REQUEST_COMPLETED", "12:00:00.%03d", "\"stable\"") "\n", i * 100);
-    for (int i = 0; i < 70; i++)
-        fprintf(f, EV("REQUEST_COMPLETED", "13:00:%02d.%03d", "\"stable\"") "\n", i / 10,
-                (i % 10) * 100);
+    stable_requests(f, 12, 10);
+    stable_requests(f, 13, 70);
     fclose(f);
     /* This config's only rule needs no samples, so the empty windows around
      * the gap count as healthy and the release is promoted. */
