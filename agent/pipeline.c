@@ -73,13 +73,6 @@ struct cd_pipeline {
 
     atomic_int release_state;
     char release[128];
-
-    /* idle live clock (cd_pipeline_arm_wake): armed by the evaluating
-     * thread, taken by the first ingester that counts an event; on a line
-     * of its own, read by every ingester, written rarely */
-    _Alignas(64) atomic_bool wake_wanted;
-    cd_pipeline_wake_cb wake;
-    void *wake_opaque;
 };
 
 static void count(atomic_uint_fast64_t *c)
@@ -299,17 +292,10 @@ cd_window_result_t cd_pipeline_add(cd_pipeline_t *p, const cd_event_t *ev, int s
     count(&st->by_type[row][ev->cohort]);
     minmax(&st->first_ms, ev->ts_ms, true);
     minmax(&st->last_ms, ev->ts_ms, false);
-    /* Release: lazy mode's evaluating thread reads these counts with acquire
-     * to decide whether to evaluate, and must then see this event's cells in
-     * the window. seq_cst, with the seq_cst load of wake_wanted below: the
-     * store-load pair of a Dekker handshake with cd_pipeline_arm_wake (it
-     * stores the flag, then reads the counts), so either this thread sees
-     * the flag or the clock sees this event; no lost wake-up. On x86 the RMW
-     * is a full barrier either way and the load a plain load. */
-    atomic_fetch_add_explicit(&st->accepted, 1, memory_order_seq_cst);
-    if (atomic_load_explicit(&p->wake_wanted, memory_order_seq_cst) &&
-        atomic_exchange_explicit(&p->wake_wanted, false, memory_order_acq_rel))
-        p->wake(p->wake_opaque);
+    /* Release, not relaxed: lazy mode's evaluating thread reads these counts
+     * with acquire to decide whether to evaluate, and must then see this
+     * event's cells in the window (free on x86: the RMW is a full barrier). */
+    atomic_fetch_add_explicit(&st->accepted, 1, memory_order_release);
     if (ev->ts_ms < atomic_load_explicit(&p->last_eval, memory_order_relaxed))
         count(&p->after_eval);
     learn_release(p, ev);
@@ -350,17 +336,6 @@ uint64_t cd_pipeline_skipped(const cd_pipeline_t *p)
     return p->skipped;
 }
 
-void cd_pipeline_set_waker(cd_pipeline_t *p, cd_pipeline_wake_cb cb, void *opaque)
-{
-    p->wake = cb;
-    p->wake_opaque = opaque;
-}
-
-void cd_pipeline_disarm_wake(cd_pipeline_t *p)
-{
-    atomic_store_explicit(&p->wake_wanted, false, memory_order_relaxed);
-}
-
 /* Events accepted so far; acquire pairs with cd_pipeline_add's release. */
 static uint64_t accepted_now(cd_pipeline_t *p)
 {
@@ -368,23 +343,6 @@ static uint64_t accepted_now(cd_pipeline_t *p)
     for (int i = 0; i < STAT_STRIPES; i++)
         n += atomic_load_explicit(&p->st[i].accepted, memory_order_acquire);
     return n;
-}
-
-bool cd_pipeline_arm_wake(cd_pipeline_t *p, int64_t until_ms)
-{
-    if (!p->lazy || !p->started || !p->wake) return false;
-    if (atomic_load_explicit(&p->release_state, memory_order_acquire) == REL_READY) return false;
-    if (cd_engine_next_deadline(p->eng) < until_ms) return false;
-    atomic_store_explicit(&p->wake_wanted, true, memory_order_seq_cst);
-    /* seq_cst loads: the other half of the handshake in cd_pipeline_add */
-    uint64_t n = 0;
-    for (int i = 0; i < STAT_STRIPES; i++)
-        n += atomic_load_explicit(&p->st[i].accepted, memory_order_seq_cst);
-    if (n != p->lazy_seen) {
-        cd_pipeline_disarm_wake(p);
-        return false;
-    }
-    return true;
 }
 
 /* Which buckets a window ending at b reads: those starting before b, so

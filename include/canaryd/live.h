@@ -22,9 +22,6 @@
 /* The live evaluation grid: rules may be evaluated at every multiple of this
  * many ms of wall time; lazily, only where the outcome can change (live.c). */
 #define CD_LIVE_GRID_MS 10
-/* When nothing can change, the clock looks every CD_LIVE_IDLE_MS instead and
- * the first event counted wakes it (live.c, "Idle steps"). */
-#define CD_LIVE_IDLE_MS 100
 
 /*
  * The config a live pipeline is built from: a shallow copy of cfg with the
