@@ -294,6 +294,7 @@ static int exit_status(const cd_pipeline_t *p, FILE *f)
  * lines); see run(). */
 #define ANCHOR_EVENTS 64
 #define ANCHOR_LINES 4096
+#define ANCHOR_BYTES (1 << 20) /* held text: long bad lines must not pile up */
 
 /* Event-time clock state of run(). */
 typedef struct rclock {
@@ -385,7 +386,7 @@ typedef struct held_line {
 } held_line_t;
 
 /*
- * The look-ahead: reads up to ANCHOR_LINES lines, until ANCHOR_EVENTS of
+ * The look-ahead: reads up to ANCHOR_LINES lines (ANCHOR_BYTES of text), until ANCHOR_EVENTS of
  * them decode, keeping copies in *out, and sets k->anchor to the median
  * event time among them. Decoded here with a decoder of its own, which
  * counts nothing: every line is counted once, when take() replays it. A
@@ -402,6 +403,7 @@ static long look_ahead(cd_linereader_t *lr, const cd_config_t *cfg, rclock_t *k,
     int64_t ts[ANCHOR_EVENTS];
     int nts = 0;
     long n = 0;
+    size_t bytes = 0;
     cd_decoder_t *d = cd_decoder_new(&cfg->decode, err, sizeof(err));
     if (!held || !d) {
         /* no look-ahead: the first event sets the clock, as before */
@@ -410,7 +412,7 @@ static long look_ahead(cd_linereader_t *lr, const cd_config_t *cfg, rclock_t *k,
         *out = NULL;
         return 0;
     }
-    while (nts < ANCHOR_EVENTS && n < ANCHOR_LINES && !stop) {
+    while (nts < ANCHOR_EVENTS && n < ANCHOR_LINES && bytes < ANCHOR_BYTES && !stop) {
         const char *line;
         size_t len;
         cd_lr_status_t st = cd_linereader_next(lr, &line, &len);
@@ -428,6 +430,7 @@ static long look_ahead(cd_linereader_t *lr, const cd_config_t *cfg, rclock_t *k,
         h->text = malloc(len ? len : 1);
         if (!h->text) break; /* the rest is read by the main loop, unanchored */
         memcpy(h->text, line, len);
+        bytes += len;
         h->len = len;
         h->st = st;
         h->lineno = cd_linereader_lineno(lr);
