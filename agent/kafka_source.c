@@ -143,6 +143,7 @@ typedef struct worker {
     } *parts;
     int nparts, capparts;
     int cur; /* index in parts of the last message's partition (a cache), or -1 */
+    bool quiet; /* no message since the last poll that returned none: poke after the next */
     /* The last message counted whose offset is not stored yet (see
      * flush_store), and how many were counted since the last store. */
     rd_kafka_message_t *held;
@@ -850,11 +851,13 @@ static void *worker_run(void *arg)
      * (both take it modulo their stripe count). */
     int stripe = w->id;
     w->cur = -1;
+    w->quiet = true;
     w->cq = s->nudge ? rd_kafka_queue_get_consumer(w->rk) : NULL;
     while (!atomic_load_explicit(&s->stop, memory_order_relaxed)) {
         rd_kafka_message_t *m = rd_kafka_consumer_poll(w->rk, w->held ? 0 : 100);
         if (!m) {
             flush_store(w); /* the queue is empty: store what was counted */
+            w->quiet = true;
             continue;
         }
         if (w->cq) sample_queue(w, m->len);
@@ -892,6 +895,13 @@ static void *worker_run(void *arg)
         }
         if (pt) pt->next = m->offset + 1;
         process(w, m, stripe);
+        if (w->quiet) {
+            /* The first event after a quiet spell wakes an idle live clock
+             * (cd_pipeline_poke; live.c, "Idle steps"): once per spell, not
+             * per event. */
+            w->quiet = false;
+            cd_pipeline_poke(s->p);
+        }
         if (s->trace)
             fprintf(stderr, "canaryd trace: consumed %s [%d] @%lld mono_ns %lld\n",
                     rd_kafka_topic_name(m->rkt), (int)m->partition, (long long)m->offset,

@@ -68,11 +68,18 @@ struct cd_pipeline {
      * boundaries skipped since */
     bool lazy;
     uint64_t lazy_seen;
+    int64_t active_ms; /* the last advance that found new events */
     int64_t lazy_key;
     uint64_t skipped;
 
     atomic_int release_state;
     char release[128];
+
+    /* idle live clock (cd_pipeline_arm_wake): armed by the evaluating
+     * thread, taken by the first cd_pipeline_poke; on a line of its own */
+    _Alignas(64) atomic_bool wake_wanted;
+    cd_pipeline_wake_cb wake;
+    void *wake_opaque;
 };
 
 static void count(atomic_uint_fast64_t *c)
@@ -292,10 +299,14 @@ cd_window_result_t cd_pipeline_add(cd_pipeline_t *p, const cd_event_t *ev, int s
     count(&st->by_type[row][ev->cohort]);
     minmax(&st->first_ms, ev->ts_ms, true);
     minmax(&st->last_ms, ev->ts_ms, false);
-    /* Release, not relaxed: lazy mode's evaluating thread reads these counts
-     * with acquire to decide whether to evaluate, and must then see this
-     * event's cells in the window (free on x86: the RMW is a full barrier). */
-    atomic_fetch_add_explicit(&st->accepted, 1, memory_order_release);
+    /* Release: lazy mode's evaluating thread reads these counts with acquire
+     * to decide whether to evaluate, and must then see this event's cells in
+     * the window. seq_cst: the store half of the handshake with
+     * cd_pipeline_arm_wake (it stores the wake flag, then reads these counts;
+     * cd_pipeline_poke, called after this, loads the flag), so either the
+     * poking thread sees the flag or the clock sees this event. On x86 the
+     * RMW is the same instruction either way (a full barrier). */
+    atomic_fetch_add_explicit(&st->accepted, 1, memory_order_seq_cst);
     if (ev->ts_ms < atomic_load_explicit(&p->last_eval, memory_order_relaxed))
         count(&p->after_eval);
     learn_release(p, ev);
@@ -336,6 +347,25 @@ uint64_t cd_pipeline_skipped(const cd_pipeline_t *p)
     return p->skipped;
 }
 
+void cd_pipeline_set_waker(cd_pipeline_t *p, cd_pipeline_wake_cb cb, void *opaque)
+{
+    p->wake = cb;
+    p->wake_opaque = opaque;
+}
+
+void cd_pipeline_poke(cd_pipeline_t *p)
+{
+    /* seq_cst load: the other half of the handshake (see cd_pipeline_add) */
+    if (atomic_load_explicit(&p->wake_wanted, memory_order_seq_cst) &&
+        atomic_exchange_explicit(&p->wake_wanted, false, memory_order_acq_rel) && p->wake)
+        p->wake(p->wake_opaque);
+}
+
+void cd_pipeline_disarm_wake(cd_pipeline_t *p)
+{
+    atomic_store_explicit(&p->wake_wanted, false, memory_order_relaxed);
+}
+
 /* Events accepted so far; acquire pairs with cd_pipeline_add's release. */
 static uint64_t accepted_now(cd_pipeline_t *p)
 {
@@ -343,6 +373,29 @@ static uint64_t accepted_now(cd_pipeline_t *p)
     for (int i = 0; i < STAT_STRIPES; i++)
         n += atomic_load_explicit(&p->st[i].accepted, memory_order_acquire);
     return n;
+}
+
+static int64_t bucket_key(const cd_pipeline_t *p, int64_t b);
+
+bool cd_pipeline_arm_wake(cd_pipeline_t *p, int64_t until_ms, int64_t quiet_ms)
+{
+    if (!p->lazy || !p->started || !p->wake) return false;
+    if (p->clock - p->active_ms < quiet_ms) return false;
+    /* a bucket edge before until_ms: that boundary evaluates (see advance) */
+    if (bucket_key(p, until_ms) != p->lazy_key) return false;
+    if (atomic_load_explicit(&p->release_state, memory_order_acquire) == REL_READY) return false;
+    if (cd_engine_next_deadline(p->eng) < until_ms) return false;
+    atomic_store_explicit(&p->wake_wanted, true, memory_order_seq_cst);
+    /* seq_cst loads: with the seq_cst RMW in cd_pipeline_add and the load in
+     * cd_pipeline_poke, either this sees the event or the poke sees the flag */
+    uint64_t n = 0;
+    for (int i = 0; i < STAT_STRIPES; i++)
+        n += atomic_load_explicit(&p->st[i].accepted, memory_order_seq_cst);
+    if (n != p->lazy_seen) {
+        cd_pipeline_disarm_wake(p);
+        return false;
+    }
+    return true;
 }
 
 /* Which buckets a window ending at b reads: those starting before b, so
@@ -367,7 +420,10 @@ void cd_pipeline_advance(cd_pipeline_t *p, int64_t now_ms)
     uint64_t seen = 0;
     if (p->lazy) {
         seen = accepted_now(p);
-        if (seen != p->lazy_seen) changed = true;
+        if (seen != p->lazy_seen) {
+            changed = true;
+            p->active_ms = now_ms;
+        }
     }
     if (!p->started) {
         p->started = true;

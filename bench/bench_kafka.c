@@ -48,6 +48,9 @@
  * timeout minus 1 s when a member joins a group already up, and with the
  * default 45 s a consumer thread joining a moment late stalled its side for
  * 44 s, on either side, at random.
+ * KBENCH_AB=PATH also runs the canaryd binary PATH right after each
+ * canaryd run, on the same preload, and adds its rows ("B: PATH"): an A/B
+ * of two builds within one run (the idle run is the first binary's only).
  * KBENCH_RATE=R generates the events at R requests/s of event time instead
  * of 8000 (2000: 1 M events over ~7 minutes, filling the window rings).
  * KBENCH_BARE_PROPS="k=v,k=v" adds librdkafka properties to the bare
@@ -368,7 +371,9 @@ static int check_stats(const char *log, const char *what)
 static int run_canaryd(const char *bin, const char *config, int threads, int round, crun_t *out)
 {
     char group[64], thr[16], n[32], errp[] = "/tmp/kbench-err-XXXXXX";
-    snprintf(group, sizeof group, "kbench-canaryd-%d-%d-%d", threads, round, (int)getpid());
+    static int seq; /* each run its own group (KBENCH_AB runs two per round) */
+    snprintf(group, sizeof group, "kbench-canaryd-%d-%d-%d-%d", threads, round, (int)getpid(),
+             seq++);
     snprintf(thr, sizeof thr, "%d", threads);
     snprintf(n, sizeof n, "%ld", events_g);
     char *argv[] = {(char *)bin, "run", "--config", (char *)config, "--brokers", (char *)boot_g,
@@ -591,15 +596,22 @@ int main(int argc, char **argv)
     double load_s = (double)(kb_mono_ns() - t0) / 1e9;
     if (!bytes) goto out;
 
-    crun_t bare[3], cd[3];
+    crun_t bare[3], cd[3], cdb[3];
     for (int t = 1; t <= 2; t++)
-        bare[t] = cd[t] = (crun_t){.consume_s = 1e30};
+        bare[t] = cd[t] = cdb[t] = (crun_t){.consume_s = 1e30};
+    const char *ab = getenv("KBENCH_AB");
     for (int r = 0; r < ROUNDS; r++) {
         for (int t = 1; t <= 2; t++) {
             crun_t b, c;
             if (run_bare(t, r, &b) != 0 || run_canaryd(bin, config, t, r, &c) != 0) goto out;
             if (b.consume_s < bare[t].consume_s) bare[t] = b;
             if (c.consume_s < cd[t].consume_s) cd[t] = c;
+            /* KBENCH_AB: another canaryd binary, right after this one, on the
+             * same preload (an A/B in one run; its row is "B"). */
+            if (ab && *ab) {
+                if (run_canaryd(ab, config, t, r, &c) != 0) goto out;
+                if (c.consume_s < cdb[t].consume_s) cdb[t] = c;
+            }
         }
     }
     idle_t idle;
@@ -628,6 +640,10 @@ int main(int argc, char **argv)
                "| %.2f | %.1f |\n",
                label, t, t, cd[t].consume_s, events_g / cd[t].consume_s, mb / cd[t].consume_s,
                best_bare / cd[t].consume_s, cd[t].wall_s, cd[t].cpu_s, cd[t].rss_mb);
+    for (int t = 1; ab && *ab && t <= 2; t++)
+        printf("| B: %s --threads %d | %d | %.3f | %.0f | %.1f | **%.2f** | %.2f | %.2f | %.1f |\n",
+               ab, t, t, cdb[t].consume_s, events_g / cdb[t].consume_s, mb / cdb[t].consume_s,
+               best_bare / cdb[t].consume_s, cdb[t].wall_s, cdb[t].cpu_s, cdb[t].rss_mb);
     printf("\n| canaryd run --config %s (default threads), %ld events consumed, then idle | "
            "value | target |\n|---|---:|---:|\n",
            label, events_g);

@@ -22,6 +22,12 @@
 /* The live evaluation grid: rules may be evaluated at every multiple of this
  * many ms of wall time; lazily, only where the outcome can change (live.c). */
 #define CD_LIVE_GRID_MS 10
+/* When nothing can change, the clock looks every CD_LIVE_IDLE_MS instead and
+ * the first event counted wakes it (live.c, "Idle steps"). */
+#define CD_LIVE_IDLE_MS 100
+/* ...once no event has come for this long (cd_pipeline_arm_wake's quiet_ms:
+ * above the Kafka workers' 100 ms poll, so each has gone quiet and pokes). */
+#define CD_LIVE_QUIET_MS 250
 
 /*
  * The config a live pipeline is built from: a shallow copy of cfg with the

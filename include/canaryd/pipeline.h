@@ -160,6 +160,29 @@ void cd_pipeline_new_release(cd_pipeline_t *p, const char *release);
 int cd_pipeline_nrules(const cd_pipeline_t *p);
 cd_rule_state_t cd_pipeline_rule_state(const cd_pipeline_t *p, int i, cd_verdict_t *last);
 
+/*
+ * Waking an idle live clock (agent/live.c, "Idle steps").
+ * cd_pipeline_set_waker: cb is called, on an ingesting thread, by the first
+ * cd_pipeline_poke after cd_pipeline_arm_wake armed it; set before the
+ * clock thread starts, cb must stay callable while ingesters run.
+ * cd_pipeline_poke (ingesting thread): a source calls it after counting the
+ * first event that follows a quiet spell of its own (a poll that returned
+ * nothing), not per event; it costs one load when nothing is armed.
+ * cd_pipeline_arm_wake (evaluating thread, lazy mode): arms the waker and
+ * returns true when no boundary before until_ms can change anything unless
+ * an event arrives (no event accepted since the last advance nor for
+ * quiet_ms before it, no engine deadline before until_ms, no release change
+ * pending); otherwise returns false, unarmed. quiet_ms must exceed the time
+ * a source can take between counting an event and its next quiet poll, so
+ * that every ingester has gone quiet (and will poke) once it is armed.
+ * cd_pipeline_disarm_wake: after the sleep, on the evaluating thread.
+ */
+typedef void (*cd_pipeline_wake_cb)(void *opaque);
+void cd_pipeline_set_waker(cd_pipeline_t *p, cd_pipeline_wake_cb cb, void *opaque);
+void cd_pipeline_poke(cd_pipeline_t *p);
+bool cd_pipeline_arm_wake(cd_pipeline_t *p, int64_t until_ms, int64_t quiet_ms);
+void cd_pipeline_disarm_wake(cd_pipeline_t *p);
+
 /* The window (for cd_window_stripe()); borrowed. */
 cd_window_t *cd_pipeline_window(cd_pipeline_t *p);
 
