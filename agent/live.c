@@ -82,6 +82,7 @@ struct cd_live {
     bool running;
     atomic_bool stop;
     atomic_uint_fast64_t steps;
+    atomic_uint_fast64_t idle_waits, idle_woken;
     /* idle waits (see the top): poked under mu, signalled on cv */
     pthread_mutex_t mu;
     pthread_cond_t cv; /* CLOCK_REALTIME, the grid's clock */
@@ -114,6 +115,8 @@ cd_live_t *cd_live_new(cd_pipeline_t *p, cd_live_tick_cb tick, void *opaque, cha
     l->opaque = opaque;
     atomic_init(&l->stop, false);
     atomic_init(&l->steps, 0);
+    atomic_init(&l->idle_waits, 0);
+    atomic_init(&l->idle_woken, 0);
     pthread_mutex_init(&l->mu, NULL);
     pthread_cond_init(&l->cv, NULL);
     return l;
@@ -171,6 +174,8 @@ static void *run(void *arg)
         if (cd_pipeline_arm_wake(l->p, idle_until, CD_LIVE_QUIET_MS)) {
             bool poked = idle_wait(l, idle_until);
             cd_pipeline_disarm_wake(l->p);
+            atomic_fetch_add_explicit(&l->idle_waits, 1, memory_order_relaxed);
+            if (poked) atomic_fetch_add_explicit(&l->idle_woken, 1, memory_order_relaxed);
             if (poked) /* judge the event at the next grid boundary, as when busy */
                 sleep_until((cd_live_now_ms() / CD_LIVE_GRID_MS + 1) * CD_LIVE_GRID_MS);
         } else {
@@ -212,6 +217,13 @@ void cd_live_stop(cd_live_t *l)
 uint64_t cd_live_steps(const cd_live_t *l)
 {
     return atomic_load_explicit(&((cd_live_t *)l)->steps, memory_order_relaxed);
+}
+
+void cd_live_idle_stats(const cd_live_t *l, uint64_t *waits, uint64_t *woken)
+{
+    cd_live_t *m = (cd_live_t *)l;
+    *waits = atomic_load_explicit(&m->idle_waits, memory_order_relaxed);
+    *woken = atomic_load_explicit(&m->idle_woken, memory_order_relaxed);
 }
 
 void cd_live_destroy(cd_live_t *l)

@@ -353,12 +353,20 @@ void cd_pipeline_set_waker(cd_pipeline_t *p, cd_pipeline_wake_cb cb, void *opaqu
     p->wake_opaque = opaque;
 }
 
-void cd_pipeline_poke(cd_pipeline_t *p)
+int64_t cd_pipeline_last_eval(const cd_pipeline_t *p)
+{
+    return atomic_load_explicit(&((cd_pipeline_t *)p)->last_eval, memory_order_relaxed);
+}
+
+bool cd_pipeline_poke(cd_pipeline_t *p)
 {
     /* seq_cst load: the other half of the handshake (see cd_pipeline_add) */
     if (atomic_load_explicit(&p->wake_wanted, memory_order_seq_cst) &&
-        atomic_exchange_explicit(&p->wake_wanted, false, memory_order_acq_rel) && p->wake)
+        atomic_exchange_explicit(&p->wake_wanted, false, memory_order_acq_rel) && p->wake) {
         p->wake(p->wake_opaque);
+        return true;
+    }
+    return false;
 }
 
 void cd_pipeline_disarm_wake(cd_pipeline_t *p)

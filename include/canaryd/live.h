@@ -66,6 +66,10 @@ void cd_live_stop(cd_live_t *l);
 /* Evaluation steps run (advance calls that moved the clock). Any thread. */
 uint64_t cd_live_steps(const cd_live_t *l);
 
+/* Idle waits ("Idle steps" in live.c) so far, and how many of them an
+ * event's cd_pipeline_poke ended. Any thread. */
+void cd_live_idle_stats(const cd_live_t *l, uint64_t *waits, uint64_t *woken);
+
 void cd_live_destroy(cd_live_t *l);
 
 #endif

@@ -167,7 +167,8 @@ cd_rule_state_t cd_pipeline_rule_state(const cd_pipeline_t *p, int i, cd_verdict
  * clock thread starts, cb must stay callable while ingesters run.
  * cd_pipeline_poke (ingesting thread): a source calls it after counting the
  * first event that follows a quiet spell of its own (a poll that returned
- * nothing), not per event; it costs one load when nothing is armed.
+ * nothing), not per event; it costs one load when nothing is armed, and
+ * returns true when it took the armed flag and called cb.
  * cd_pipeline_arm_wake (evaluating thread, lazy mode): arms the waker and
  * returns true when no boundary before until_ms can change anything unless
  * an event arrives (no event accepted since the last advance nor for
@@ -179,7 +180,9 @@ cd_rule_state_t cd_pipeline_rule_state(const cd_pipeline_t *p, int i, cd_verdict
  */
 typedef void (*cd_pipeline_wake_cb)(void *opaque);
 void cd_pipeline_set_waker(cd_pipeline_t *p, cd_pipeline_wake_cb cb, void *opaque);
-void cd_pipeline_poke(cd_pipeline_t *p);
+bool cd_pipeline_poke(cd_pipeline_t *p); /* true if it woke the clock */
+/* The last evaluated boundary (INT64_MIN before any); any thread. */
+int64_t cd_pipeline_last_eval(const cd_pipeline_t *p);
 bool cd_pipeline_arm_wake(cd_pipeline_t *p, int64_t until_ms, int64_t quiet_ms);
 void cd_pipeline_disarm_wake(cd_pipeline_t *p);
 
