@@ -175,9 +175,11 @@ static void *run(void *arg)
             bool poked = idle_wait(l, idle_until);
             cd_pipeline_disarm_wake(l->p);
             atomic_fetch_add_explicit(&l->idle_waits, 1, memory_order_relaxed);
-            if (poked) atomic_fetch_add_explicit(&l->idle_woken, 1, memory_order_relaxed);
-            if (poked) /* judge the event at the next grid boundary, as when busy */
+            if (poked) {
+                atomic_fetch_add_explicit(&l->idle_woken, 1, memory_order_relaxed);
+                /* judge the event at the next grid boundary, as when busy */
                 sleep_until((cd_live_now_ms() / CD_LIVE_GRID_MS + 1) * CD_LIVE_GRID_MS);
+            }
         } else {
             /* Sleep to the next grid boundary of the wall clock. */
             sleep_until((now / CD_LIVE_GRID_MS + 1) * CD_LIVE_GRID_MS);

@@ -13,33 +13,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "canaryd/config.h"
-#include "canaryd/live.h"
-#include "canaryd/pipeline.h"
-
-static const char CONFIG[] =
-    "{\"events\": {\"types\": [\"REQUEST_COMPLETED\", \"ERROR_OCCURRED\"]},"
-    " \"windows\": {\"resolution\": \"1s\", \"allowed_lateness\": \"5s\","
-    "  \"max_future_skew\": \"2m\", \"slack\": \"30s\"},"
-    " \"verdicts\": {\"promote_after\": \"10m\"},"
-    " \"rules\": [{\"name\": \"errors\", \"kind\": \"threshold\","
-    "  \"description\": \"Alert: canary errors.\", \"numerator\": [\"ERROR_OCCURRED\"],"
-    "  \"scope\": \"canary\", \"op\": \">\", \"threshold\": 1000, \"window\": \"5s\","
-    "  \"for\": \"2s\", \"resolve_for\": \"3s\", \"action\": \"alert\"}]}";
-
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void sleep_ms(long ms)
-{
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-    while (nanosleep(&ts, &ts) != 0)
-        ;
-}
+#include "live_clock_fixture.h"
 
 static int cmp_i64(const void *a, const void *b)
 {
@@ -49,18 +23,10 @@ static int cmp_i64(const void *a, const void *b)
 
 Test(live_clock, idle_clock_looks_ten_times_a_second_and_an_event_wakes_it, .timeout = 30)
 {
-    cd_diag_t diag;
-    cd_diag_init(&diag);
-    cd_config_t *parsed = cd_config_parse(CONFIG, sizeof(CONFIG) - 1, NULL, &diag);
-    cr_assert_not_null(parsed, "config: %s", diag.text);
-    cd_config_t cfg;
-    cd_live_config(parsed, &cfg);
-    char err[512] = "";
-    cd_pipeline_t *p = cd_pipeline_new(&cfg, cfg.max_future_skew_ms, 1, NULL, NULL, err, sizeof err);
-    cr_assert_not_null(p, "%s", err);
-    cd_live_t *l = cd_live_new(p, NULL, NULL, err, sizeof err);
-    cr_assert_not_null(l, "%s", err);
-    cr_assert_eq(cd_live_start(l, err, sizeof err), 0, "%s", err);
+    live_fixture_t f;
+    live_fixture_start(&f, 1);
+    cd_pipeline_t *p = f.p;
+    cd_live_t *l = f.l;
 
     /* idle: about 10 steps a second ("at least 10 times a second") */
     sleep_ms(300);
@@ -92,7 +58,5 @@ Test(live_clock, idle_clock_looks_ten_times_a_second_and_an_event_wakes_it, .tim
     cr_assert_lt(lat[3], 45, "median event-to-step %lld ms (min %lld, max %lld)",
                  (long long)lat[3], (long long)lat[0], (long long)lat[6]);
 
-    cd_live_destroy(l);
-    cd_pipeline_destroy(p);
-    cd_config_free(parsed);
+    live_fixture_free(&f);
 }

@@ -22,40 +22,14 @@
 #include <string.h>
 #include <time.h>
 
-#include "canaryd/config.h"
-#include "canaryd/live.h"
-#include "canaryd/pipeline.h"
 #include "canaryd/window.h"
+#include "live_clock_fixture.h"
 
 #define NTHREADS 2
 #define BURSTS 12
 
-static const char CONFIG[] =
-    "{\"events\": {\"types\": [\"REQUEST_COMPLETED\", \"ERROR_OCCURRED\"]},"
-    " \"windows\": {\"resolution\": \"1s\", \"allowed_lateness\": \"5s\","
-    "  \"max_future_skew\": \"2m\", \"slack\": \"30s\"},"
-    " \"verdicts\": {\"promote_after\": \"10m\"},"
-    " \"rules\": [{\"name\": \"errors\", \"kind\": \"threshold\","
-    "  \"description\": \"Alert: canary errors.\", \"numerator\": [\"ERROR_OCCURRED\"],"
-    "  \"scope\": \"canary\", \"op\": \">\", \"threshold\": 1000, \"window\": \"5s\","
-    "  \"for\": \"2s\", \"resolve_for\": \"3s\", \"action\": \"alert\"}]}";
-
 static cd_pipeline_t *pipe_g;
 static atomic_uint_fast64_t took, late_evals;
-
-static void sleep_ms(long ms)
-{
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-    while (nanosleep(&ts, &ts) != 0)
-        ;
-}
-
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static void *ingest(void *arg)
 {
@@ -80,18 +54,10 @@ static void *ingest(void *arg)
 Test(live_wake_concurrency, pokes_wake_an_idle_clock_and_every_event_is_counted_and_judged,
      .timeout = 60)
 {
-    cd_diag_t diag;
-    cd_diag_init(&diag);
-    cd_config_t *parsed = cd_config_parse(CONFIG, sizeof(CONFIG) - 1, NULL, &diag);
-    cr_assert_not_null(parsed, "config: %s", diag.text);
-    cd_config_t cfg;
-    cd_live_config(parsed, &cfg);
-    char err[512] = "";
-    pipe_g = cd_pipeline_new(&cfg, cfg.max_future_skew_ms, NTHREADS, NULL, NULL, err, sizeof err);
-    cr_assert_not_null(pipe_g, "%s", err);
-    cd_live_t *l = cd_live_new(pipe_g, NULL, NULL, err, sizeof err);
-    cr_assert_not_null(l, "%s", err);
-    cr_assert_eq(cd_live_start(l, err, sizeof err), 0, "%s", err);
+    live_fixture_t f;
+    live_fixture_start(&f, NTHREADS);
+    pipe_g = f.p;
+    cd_live_t *l = f.l;
 
     pthread_t th[NTHREADS];
     for (int i = 0; i < NTHREADS; i++)
@@ -124,7 +90,5 @@ Test(live_wake_concurrency, pokes_wake_an_idle_clock_and_every_event_is_counted_
     cr_assert_gt(waits, 0, "the clock never went idle");
     cr_assert_gt(woken, 0, "no idle wait was ended by a poke");
     cr_assert_leq(woken, atomic_load(&took));
-    cd_live_destroy(l);
-    cd_pipeline_destroy(pipe_g);
-    cd_config_free(parsed);
+    live_fixture_free(&f);
 }
