@@ -202,6 +202,7 @@ int cd_cli_check_config(int argc, char **argv)
     }
     cd_config_t *c = cd_config_load(file, d);
     int rc = 0;
+    size_t mod_from = d->len; /* modules' lines start here (positioned below) */
     /* The sinks section is checked by the dispatcher (sinks/dispatcher.c),
      * which builds each sink and frees it without sending anything. */
     int sink_problems = c ? cd_dispatcher_check(c, d) : 0;
@@ -212,10 +213,11 @@ int cd_cli_check_config(int argc, char **argv)
     cd_kafka_conf_t *kc = c ? malloc(sizeof(*kc)) : NULL;
     if (c && (!kc || !cd_kafka_conf_parse(c, kc, d))) {
         if (!kc) cd_diag_add(d, "out of memory");
-        cd_config_free(c);
-        c = NULL;
+        sink_problems++;
     }
     free(kc);
+    /* A YAML file's modules' lines get their line and column too. */
+    cd_config_locate(c, d, mod_from);
     if (c && sink_problems > 0) {
         cd_config_free(c);
         c = NULL;

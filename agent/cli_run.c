@@ -229,6 +229,7 @@ static bool kafka_settings(const run_t *r, const cd_config_t *cfg, cd_kafka_conf
     if (r->group) snprintf(kc->group, sizeof(kc->group), "%s", r->group);
     if (r->threads > 0) kc->threads = r->threads;
     if (ok) ok = cd_kafka_conf_runnable(kc, d);
+    cd_config_locate(cfg, d, 0);
     if (!ok) fprintf(stderr, "canaryd run: config %s:\n%s", r->config_path, d->text);
     free(d);
     return ok;
@@ -373,6 +374,7 @@ int cd_cli_run(int argc, char **argv)
     }
     if (!kafka_settings(&r, cfg, kc)) goto out;
     if (!cd_http_conf_parse(cfg, &hc, diag)) {
+        cd_config_locate(cfg, diag, 0);
         fprintf(stderr, "canaryd run: config %s:\n%s", r.config_path, diag->text);
         goto out;
     }
@@ -382,6 +384,7 @@ int cd_cli_run(int argc, char **argv)
     r.colour = r.pretty && isatty(STDOUT_FILENO) && !(nc && *nc);
     int orc = cd_outputs_open(&r.out, cfg, r.log_path, r.to_stdout, r.pretty, r.colour, diag);
     if (orc == CD_OUTPUTS_CONFIG) {
+        cd_config_locate(cfg, diag, 0);
         fprintf(stderr, "canaryd run: config %s:\n%s", r.config_path, diag->text);
         goto out;
     }

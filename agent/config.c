@@ -1,5 +1,6 @@
 /*
- * config.c - loads canaryd's JSON configuration into a cd_config_t: the
+ * config.c - loads canaryd's configuration (JSON, or YAML through
+ * config_yaml.c into the same tree) into a cd_config_t: the
  * document's top level, the "windows" and "verdicts" sections, and reading
  * files. "events" and the type catalog are in config_events.c, rules in
  * config_rules.c and config_kinds.c, the baseline file in
@@ -151,12 +152,17 @@ cd_config_t *cd_config_parse_ex(const char *text, size_t len, const char *origin
 {
     cd_diag_t local;
     json_error_t jerr;
-    json_t *root = NULL;
+    json_t *root = NULL, *pos = NULL;
     cd_config_t *c = NULL;
 
     if (!diag) diag = &local;
     cd_diag_init(diag);
-    root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
+    if (flags & CD_CFG_YAML) {
+        root = cd_cfg_yaml_load(text, len, &pos, diag);
+        if (!root) goto err;
+    } else {
+        root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
+    }
     if (!root) {
         cd_diag_add(diag, "(line %d, column %d): syntax error: %s", jerr.line, jerr.column,
                     jerr.text);
@@ -182,13 +188,31 @@ cd_config_t *cd_config_parse_ex(const char *text, size_t len, const char *origin
     if (flags & CD_CFG_ENV) cd_cfg_env_overlay(&x, root, &env);
     parse_root(&x, root, origin_dir);
     if (flags & CD_CFG_ENV) cd_cfg_env_check(&x, &env);
+    /* Positions last: the environment's rewriting reads bare key paths. */
+    cd_cfg_locate(diag, 0, pos);
     if (diag->count > 0) goto err;
+    c->src_pos = pos;
     json_decref(root);
     return c;
 err:
+    if (!c) cd_cfg_locate(diag, 0, pos);
     cd_config_free(c);
     json_decref(root);
+    json_decref(pos);
     return NULL;
+}
+
+void cd_config_locate(const cd_config_t *c, cd_diag_t *d, size_t from)
+{
+    if (c) cd_cfg_locate(d, from, c->src_pos);
+}
+
+/* A .yaml or .yml name. */
+static bool yaml_name(const char *path)
+{
+    size_t n = strlen(path);
+    return (n > 5 && strcmp(path + n - 5, ".yaml") == 0) ||
+           (n > 4 && strcmp(path + n - 4, ".yml") == 0);
 }
 
 cd_config_t *cd_config_parse(const char *text, size_t len, const char *origin_dir, cd_diag_t *diag)
@@ -273,6 +297,7 @@ cd_config_t *cd_config_load_ex(const char *path, unsigned flags, cd_diag_t *diag
         snprintf(dir, sizeof(dir), "/");
     else
         snprintf(dir, sizeof(dir), "%.*s", (int)(slash - path), path);
+    if (yaml_name(path)) flags |= CD_CFG_YAML;
     cd_config_t *c = cd_config_parse_ex(text, len, dir, flags, diag);
     free(text);
     return c;
@@ -291,6 +316,7 @@ void cd_config_free(cd_config_t *c)
     json_decref(c->sinks_json);
     json_decref(c->http_json);
     json_decref(c->log_json);
+    json_decref(c->src_pos);
     free(c);
 }
 

@@ -30,6 +30,7 @@
 /* cd_config_parse_ex flags. */
 #define CD_CFG_NO_FILES 0x1 /* never open a file: a named baseline_file is a problem */
 #define CD_CFG_NO_BASELINE 0x2 /* baseline_file resolved, not read (`canaryd baseline` writes it) */
+#define CD_CFG_YAML 0x4 /* the text is YAML (config_yaml.c), not JSON */
 
 typedef struct cd_cfgctx {
     cd_config_t *c;
@@ -125,6 +126,19 @@ int cd_cfg_type_intern(cd_cfgctx_t *x, const char *path, const json_t *v, const 
  * "cannot open: No such file or directory" in err. */
 int cd_cfg_read_file(const char *path, size_t max, char **out, size_t *outlen, char *err,
                      size_t errsize);
+
+/* --- config_yaml.c ------------------------------------------------------- */
+
+/* Parses YAML text into the jansson tree the same document in JSON gives.
+ * *pos receives a new object mapping each value's key path ("" for the
+ * root) to [line, column] (1-based), plus [key line, key column] for
+ * mapping members; the caller owns both. NULL (and *pos NULL) with the
+ * problem in d, as "line L, column C: <path>: ..." */
+json_t *cd_cfg_yaml_load(const char *text, size_t len, json_t **pos, cd_diag_t *d);
+/* Prefixes every line of d from byte offset `from` on whose key path (the
+ * text before its first ": ") pos knows with "line L, column C: ". Keeps
+ * d->count. pos NULL: nothing to do. */
+void cd_cfg_locate(cd_diag_t *d, size_t from, const json_t *pos);
 
 /* --- config_rules.c ------------------------------------------------------- */
 

@@ -534,6 +534,7 @@ int cd_cli_replay(int argc, char **argv)
     r.colour = r.pretty && isatty(STDOUT_FILENO) && !(nc && *nc);
     int orc = cd_outputs_open(&r.out, cfg, r.log_path, r.to_stdout, r.pretty, r.colour, diag);
     if (orc == CD_OUTPUTS_CONFIG) {
+        cd_config_locate(cfg, diag, 0);
         fprintf(stderr, "canaryd replay: config %s:\n%s", r.config_path, diag->text);
         rc = EXIT_USAGE;
         goto out;

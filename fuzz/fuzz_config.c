@@ -1,9 +1,10 @@
 /*
  * fuzz_config.c - libFuzzer target for the config loader.
  *
- * Each input is parsed twice: as a whole config document (with file access
- * disabled, so a fuzzed "baseline_file" is reported, never opened), and as a
- * baseline file applied to a fixed valid config. Neither may crash or leak,
+ * Each input is parsed three times: as a whole config document in JSON and
+ * in YAML (config_yaml.c; with file access disabled, so a fuzzed
+ * "baseline_file" is reported, never opened), and as a baseline file applied
+ * to a fixed valid config. Neither may crash or leak,
  * and the loader's contract is checked on every result: NULL if and only if
  * at least one problem was reported, the diag text well-formed, every type id
  * in a parsed rule inside the catalog.
@@ -58,6 +59,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     static cd_config_t *base;
 
     cd_config_t *c = cd_config_parse_ex((const char *)data, size, NULL, CD_CFG_NO_FILES, &d);
+    check_diag(&d);
+    CD_ASSERT((c == NULL) == (d.count > 0));
+    if (c) check_config(c);
+    cd_config_free(c);
+
+    c = cd_config_parse_ex((const char *)data, size, NULL, CD_CFG_NO_FILES | CD_CFG_YAML, &d);
     check_diag(&d);
     CD_ASSERT((c == NULL) == (d.count > 0));
     if (c) check_config(c);

@@ -1,7 +1,9 @@
 /*
  * config.h - canaryd's configuration: loading, validation and the parsed form.
  *
- * The file is JSON (parsed with jansson at start-up, never on the hot path).
+ * The file is JSON, or YAML when its name ends in .yaml or .yml (parsed at
+ * start-up, never on the hot path, into the same tree and checked by the
+ * same code; messages about a YAML file start with "line L, column C: ").
  * Every problem is reported with the key path, the value given and what is
  * accepted, e.g.
  *   rules[2].window: "5x" is not a duration; accepted: a number with a unit
@@ -68,6 +70,10 @@ typedef struct cd_config {
     void *sinks_json;
     void *http_json;
     void *log_json;
+
+    /* YAML files only (else NULL): where each key path sits in the file, for
+     * cd_config_locate; owned by this config. */
+    void *src_pos;
 } cd_config_t;
 
 /*
@@ -83,6 +89,15 @@ cd_config_t *cd_config_parse(const char *text, size_t len, const char *origin_di
 cd_config_t *cd_config_load(const char *path, cd_diag_t *diag);
 
 void cd_config_free(cd_config_t *c);
+
+/*
+ * For messages that modules add about their own sections after loading
+ * (cd_kafka_conf_parse, cd_http_conf_parse, cd_dispatcher_check): prefixes
+ * the lines of d from byte offset `from` (d->len before those calls) with
+ * "line L, column C: " when c came from a YAML file and the line's key path
+ * is in it. Does nothing for JSON files.
+ */
+void cd_config_locate(const cd_config_t *c, cd_diag_t *d, size_t from);
 
 /* Type id of a catalog name, or CD_TYPE_OTHER. */
 int cd_config_type_id(const cd_config_t *c, const char *name);
