@@ -186,6 +186,9 @@ cd_config_t *cd_config_parse_ex(const char *text, size_t len, const char *origin
      * validation; then messages about overridden keys name the variable. */
     cd_cfg_env_t env = {0};
     if (flags & CD_CFG_ENV) cd_cfg_env_overlay(&x, root, &env);
+    /* Secrets from files and variables (config_secrets.c), then the same
+     * checks as inline values. */
+    cd_cfg_secrets_resolve(&x, root, pos);
     parse_root(&x, root, origin_dir);
     if (flags & CD_CFG_ENV) cd_cfg_env_check(&x, &env);
     /* Positions last: the environment's rewriting reads bare key paths. */

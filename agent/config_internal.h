@@ -140,6 +140,14 @@ json_t *cd_cfg_yaml_load(const char *text, size_t len, json_t **pos, cd_diag_t *
  * d->count. pos NULL: nothing to do. */
 void cd_cfg_locate(cd_diag_t *d, size_t from, const json_t *pos);
 
+/* --- config_secrets.c ---------------------------------------------------- */
+
+/* Replaces each secret key's K_file / K_env in root with K holding the
+ * secret (read from the file, or the variable), before validation; copies
+ * pos's entry for K_file / K_env to K when pos is not NULL. Problems go to
+ * x->d; no secret value is ever put in a message. */
+void cd_cfg_secrets_resolve(cd_cfgctx_t *x, json_t *root, json_t *pos);
+
 /* --- config_rules.c ------------------------------------------------------- */
 
 void cd_cfg_parse_rules(cd_cfgctx_t *x, const json_t *rules);
