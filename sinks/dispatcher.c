@@ -197,6 +197,7 @@ bool cd_dispatcher_submit(cd_dispatcher_t *d, const cd_verdict_t *v)
         return false;
     }
     it->v = *v;
+    it->heartbeat = false;
     copy_str(it->rule, sizeof(it->rule), &it->v.rule);
     copy_str(it->rule_kind, sizeof(it->rule_kind), &it->v.rule_kind);
     copy_str(it->release, sizeof(it->release), &it->v.release);
@@ -336,7 +337,9 @@ static void pop_head(sink_t *s)
 static const char *what(const item_t *it, char *buf, size_t size)
 {
     const cd_verdict_t *v = &it->v;
-    if (v->record == CD_RECORD_STATE)
+    if (it->heartbeat)
+        snprintf(buf, size, "heartbeat");
+    else if (v->record == CD_RECORD_STATE)
         snprintf(buf, size, "state %s %s -> %s", v->rule ? v->rule : "-",
                  cd_rule_state_name(v->from), cd_rule_state_name(v->to));
     else
@@ -356,7 +359,42 @@ static int64_t backoff_ms(const sink_t *s, int attempt)
                                        1);
 }
 
+static void finish_outcome(sink_t *s, cd_sink_result_t r, int64_t retry_after_ms);
+
 static void finish(sink_t *s, cd_sink_result_t r, int64_t retry_after_ms)
+{
+    finish_outcome(s, r, retry_after_ms);
+    /* The sink's state may have changed (an alert fired or resolved, a
+     * re-send went out): when does it next want a message of its own? */
+    if (s->ops->heartbeat) s->beat_at = s->ops->heartbeat(s->state, cd_sink_now_ms());
+}
+
+/* Queues a heartbeat message for s (its FIFO is empty). */
+static void queue_heartbeat(cd_dispatcher_t *d, sink_t *s, int64_t now)
+{
+    item_t *it = calloc(1, sizeof(*it) + 1);
+    entry_t *e = calloc(1, sizeof(*e));
+    s->beat_at = INT64_MAX; /* asked again once this one's outcome is known */
+    if (!it || !e) {
+        free(it);
+        free(e);
+        cd_log_ratelimited("dispatcher-oom", CD_LOG_ERROR, "out of memory queueing a heartbeat");
+        return;
+    }
+    it->heartbeat = true;
+    it->id = atomic_fetch_add_explicit(&d->next_id, 1, memory_order_relaxed) + 1;
+    atomic_store_explicit(&it->refs, 1, memory_order_relaxed);
+    e->it = it;
+    e->not_before = now;
+    s->head = s->tail = e;
+    s->len = 1;
+    atomic_fetch_add_explicit(&s->pending, 1, memory_order_relaxed);
+    pthread_mutex_lock(&d->mu);
+    d->outstanding++;
+    pthread_mutex_unlock(&d->mu);
+}
+
+static void finish_outcome(sink_t *s, cd_sink_result_t r, int64_t retry_after_ms)
 {
     entry_t *e = s->head;
     char w[128];
@@ -422,11 +460,12 @@ static int64_t try_start(cd_dispatcher_t *d, sink_t *s, int64_t now)
         }
         e->attempt++;
         cd_sink_msg_t m = {.id = e->it->id,
-                           .v = &e->it->v,
+                           .v = e->it->heartbeat ? NULL : &e->it->v,
                            .json = e->it->json,
                            .json_len = e->it->json_len,
                            .service = d->service,
-                           .attempt = e->attempt};
+                           .attempt = e->attempt,
+                           .heartbeat = e->it->heartbeat};
         int64_t ra = -1;
         cd_sink_result_t r = s->ops->deliver(s->state, &m, &ra);
         if (r == CD_SINK_PENDING && s->ops->poll) {
@@ -478,8 +517,13 @@ static void *thread_main(void *arg)
 
         int64_t next = INT64_MAX;
         for (int i = 0; i < d->nsinks; i++) {
-            int64_t t = try_start(d, d->sinks[i], now);
+            sink_t *s = d->sinks[i];
+            /* A heartbeat waits behind records: one that is queued carries
+             * the same news. */
+            if (!s->head && s->beat_at <= now) queue_heartbeat(d, s, now);
+            int64_t t = try_start(d, s, now);
             if (t < next) next = t;
+            if (!s->head && s->beat_at < next) next = s->beat_at;
         }
         /* Drive asynchronous deliveries: one short blocking poll, the rest
          * without waiting, so the ring is looked at every POLL_SLICE_MS. */

@@ -214,6 +214,13 @@ sink_t *cd_dsp_parse_entry(cd_dispatcher_t *d, const cd_config_t *cfg, const jso
     }
     cd_sconf_path(p, sizeof(p), path, "filter");
     parse_filter(diag, p, json_object_get(e, "filter"), cfg, &s->f);
+    /* Alertmanager alerts are made from state records (a rule firing,
+     * resolving): the default kinds there are state records only. */
+    json_t *flt = json_object_get(e, "filter");
+    if (strcmp(s->type, "alertmanager") == 0 && !(json_is_object(flt) && json_object_get(flt, "kinds"))) {
+        s->f.kind_state = true;
+        s->f.kind_verdict = false;
+    }
     cd_sconf_path(p, sizeof(p), path, "retry");
     parse_retry(diag, p, json_object_get(e, "retry"), s);
     /* Chat services limit incoming webhooks to about one message per second
@@ -224,6 +231,10 @@ sink_t *cd_dsp_parse_entry(cd_dispatcher_t *d, const cd_config_t *cfg, const jso
                                   strcmp(json_string_value(fmt), "alertmanager") == 0)))
         s->rate = 1;
     cd_sconf_number(diag, path, e, "rate_limit", 0, 1e6, &s->rate);
+    /* Alertmanager must hear that an alert resolved, or it keeps it until
+     * its resolve_timeout: on by default there. */
+    s->send_resolved = strcmp(s->type, "alertmanager") == 0;
+    s->beat_at = INT64_MAX;
     cd_sconf_bool(diag, path, e, "send_resolved", &s->send_resolved);
     /* the sink's own keys are checked even when common ones are wrong, so
      * one run of check-config shows every problem */

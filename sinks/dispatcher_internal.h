@@ -24,6 +24,7 @@
 typedef struct item {
     atomic_int refs; /* sinks still holding it; the dispatcher thread only, atomic for clarity */
     uint64_t id;
+    bool heartbeat; /* made for one sink's ops->heartbeat, not a record: v unused */
     cd_verdict_t v; /* its strings point into the arrays below */
     char rule[CD_NAME_MAX], rule_kind[32], release[128], stable_source[16];
     size_t json_len;
@@ -59,6 +60,7 @@ typedef struct sink {
     entry_t *head, *tail;
     size_t len;
     bool inflight; /* head is being delivered asynchronously */
+    int64_t beat_at; /* next ops->heartbeat message due (monotonic ms); INT64_MAX: none */
     char rollback_release[128];
     bool rollback_sent;
     _Atomic uint64_t delivered, failed, retries, dropped, filtered, pending;

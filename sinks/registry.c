@@ -14,9 +14,11 @@ extern const struct cd_sink_ops cd_sink_webhook;
 extern const struct cd_sink_ops cd_sink_exec;
 extern const struct cd_sink_ops cd_sink_redis;
 extern const struct cd_sink_ops cd_sink_kafka;
+extern const struct cd_sink_ops cd_sink_alertmanager;
 
 static const struct cd_sink_ops *const SINKS[] = {
-    &cd_sink_log, &cd_sink_webhook, &cd_sink_exec, &cd_sink_redis, &cd_sink_kafka,
+    &cd_sink_log,   &cd_sink_webhook, &cd_sink_exec,
+    &cd_sink_redis, &cd_sink_kafka,   &cd_sink_alertmanager,
 };
 
 const struct cd_sink_ops *cd_sink_ops_find(const char *type)
@@ -28,5 +30,5 @@ const struct cd_sink_ops *cd_sink_ops_find(const char *type)
 
 const char *cd_sink_types(void)
 {
-    return "log, webhook, exec, redis, kafka";
+    return "log, webhook, exec, redis, kafka, alertmanager";
 }

@@ -4,6 +4,9 @@
  * per sink in sinks/, one `static const struct cd_sink_ops` per file
  * (Fluent Bit's output plugins).
  *
+ * Alertmanager's API has its own sink (sinks/alertmanager.c) besides the
+ * webhook sink's "alertmanager" receiver format.
+ *
  * Records reach sinks through the dispatcher (sinks/dispatcher.c): the
  * evaluating thread renders a record once and enqueues it into a bounded
  * queue (never blocking: a full queue drops and counts); one dispatcher thread
@@ -42,6 +45,8 @@ typedef struct cd_sink_msg {
     size_t json_len;
     const char *service;    /* service name when known, else "" */
     int attempt;            /* 1 on the first try */
+    bool heartbeat;         /* a message the sink asked for (ops->heartbeat): v is NULL,
+                             * json is "" */
 } cd_sink_msg_t;
 
 /* Completion of a PENDING delivery. retry_after_ms: the destination's
@@ -77,6 +82,17 @@ struct cd_sink_ops {
     void (*reopen)(void *state);
     /* Frees the state; in-flight deliveries are abandoned. */
     void (*destroy)(void *state);
+    /*
+     * Optional: for a sink that must repeat itself without new records (the
+     * alertmanager sink re-sends firing alerts before Alertmanager's
+     * resolve_timeout forgets them). Returns the time (cd_sink_now_ms's
+     * monotonic clock) at which the sink wants a message of its own, or
+     * INT64_MAX for none. The dispatcher asks after every delivery outcome;
+     * when the time comes and nothing of the sink is queued, it delivers a
+     * message with heartbeat set, retried and counted like a record.
+     * Dispatcher thread.
+     */
+    int64_t (*heartbeat)(void *state, int64_t now_ms);
 };
 
 /* Looks up a sink implementation by config type; NULL if unknown.
