@@ -9,8 +9,18 @@
  *    agent/config_env.c and agent/log.c by their documented marker: a C
  *    string literal holding exactly a variable's name ("CANARYD_BROKERS");
  *  - probes, ports and webhook URLs match the HTTP API (port
- *    CD_HTTP_DEFAULT_PORT, paths listed in include/canaryd/http_api.h);
- *  - the ConfigMap's and compose's configs carry config/sop.json's and
+ *    CD_HTTP_DEFAULT_PORT, paths listed in include/canaryd/http_api.h), and
+ *    /readyz decides no readiness (a sidecar has none, canaryd's own pod
+ *    uses /healthz);
+ *  - the controllers' wiring: Flagger's target named after its app selector
+ *    and free of canaryd, the Canary pointing at it with webhook retries,
+ *    config tracking disabled on canaryd's ConfigMap and Secret; Argo's
+ *    Rollout with canaryMetadata / stableMetadata, the analysis naming the
+ *    AnalysisTemplate and passing its arguments, inconclusiveLimit and
+ *    consecutiveErrorLimit set; the native-sidecar variant;
+ *  - Pod Security "restricted" on every pod template (seccomp RuntimeDefault,
+ *    non-root, no privilege escalation, ALL capabilities dropped);
+ *  - the ConfigMap's (YAML) and compose's configs carry config/sop.yaml's and
  *    config/demo.json's rules unchanged and pass check-config;
  *  - the runtime and build packages exist in Debian 12 (apt-cache; skipped
  *    with a message when apt has no package lists);
@@ -43,6 +53,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../../agent/config_internal.h"
 #include "canaryd/http_api.h"
 #include "http_receiver.c"
 
@@ -380,9 +391,19 @@ static const char *const YAML_FILES[] = {"docker/compose.yml",
                                          "docker/k8s/configmap.yaml",
                                          "docker/k8s/secret.yaml",
                                          "docker/k8s/deployment.yaml",
+                                         "docker/k8s/deployment-native-sidecar.yaml",
+                                         "docker/k8s/canaryd.yaml",
                                          "docker/k8s/analysistemplate.yaml",
-                                         "docker/k8s/flagger-canary.yaml",
+                                         "docker/k8s/flagger/checkout.yaml",
+                                         "docker/k8s/flagger/canary.yaml",
+                                         "docker/k8s/argo/rollout.yaml",
                                          NULL};
+
+/* The manifests that run canaryd: the plain sidecar, the native sidecar,
+ * and the controllers' own Deployment. */
+static const char *const CANARYD_FILES[] = {"docker/k8s/deployment.yaml",
+                                            "docker/k8s/deployment-native-sidecar.yaml",
+                                            "docker/k8s/canaryd.yaml", NULL};
 
 /* The canaryd containers of a file's documents: (doc, container) pairs. */
 typedef struct ctr {
@@ -424,20 +445,28 @@ Test(yaml, every_file_parses)
         docs += y.n;
         yfree(&y);
     }
-    cr_assert_eq(docs, 7, "compose 1, configmap 1, secret 1, deployment 2, analysis 1, flagger 1");
-    /* Every *.yaml under docker/k8s is in the list above. */
-    DIR *d = opendir(SRC "docker/k8s");
-    cr_assert_not_null(d);
-    for (struct dirent *e; (e = readdir(d));) {
-        if (!strstr(e->d_name, ".yaml")) continue;
-        char rel[300];
-        bool listed = false;
-        snprintf(rel, sizeof(rel), "docker/k8s/%s", e->d_name);
-        for (int i = 0; YAML_FILES[i]; i++)
-            listed |= strcmp(YAML_FILES[i], rel) == 0;
-        cr_assert(listed, "%s is not checked by this suite", rel);
+    cr_assert_eq(docs, 13,
+                 "compose 1, configmap 1, secret 1, deployment 2, native sidecar 2, canaryd 2, "
+                 "analysis 1, flagger 2, argo 1");
+    /* Every *.yaml under docker/k8s and its folders is in the list above. */
+    static const char *const dirs[] = {"docker/k8s", "docker/k8s/flagger", "docker/k8s/argo",
+                                       NULL};
+    for (int k = 0; dirs[k]; k++) {
+        char dp[512];
+        snprintf(dp, sizeof(dp), SRC "%s", dirs[k]);
+        DIR *d = opendir(dp);
+        cr_assert_not_null(d, "%s", dp);
+        for (struct dirent *e; (e = readdir(d));) {
+            if (!strstr(e->d_name, ".yaml")) continue;
+            char rel[300];
+            bool listed = false;
+            snprintf(rel, sizeof(rel), "%s/%s", dirs[k], e->d_name);
+            for (int i = 0; YAML_FILES[i]; i++)
+                listed |= strcmp(YAML_FILES[i], rel) == 0;
+            cr_assert(listed, "%s is not checked by this suite", rel);
+        }
+        closedir(d);
     }
-    closedir(d);
 }
 
 Test(yaml, every_variable_set_is_one_canaryd_reads)
@@ -450,23 +479,25 @@ Test(yaml, every_variable_set_is_one_canaryd_reads)
 
     /* Kubernetes: every canaryd container's env. */
     yfile_t y;
-    yload(SRC "docker/k8s/deployment.yaml", &y);
-    ctr_t c[8];
-    int nc = 0;
-    for (int i = 0; i < y.n; i++)
-        collect(&y.doc[i], yaml_document_get_root_node(&y.doc[i]), c, &nc);
-    cr_assert_eq(nc, 1, "one canaryd sidecar");
-    yaml_node_t *env = yget(c[0].d, c[0].c, "env");
-    cr_assert_gt(ylen(env), 0);
-    for (int i = 0; i < ylen(env); i++) {
-        const char *name = ystr(yget(c[0].d, yat(c[0].d, env, i), "name"));
-        cr_assert(name && in_list(name, vars, nv),
-                  "deployment.yaml sets %s, which canaryd does "
-                  "not read",
-                  name ? name : "(null)");
-        if (!in_list(name, seen, ns)) snprintf(seen[ns++], 64, "%s", name);
+    for (int f = 0; CANARYD_FILES[f]; f++) {
+        char path[512];
+        snprintf(path, sizeof(path), SRC "%s", CANARYD_FILES[f]);
+        yload(path, &y);
+        ctr_t c[8];
+        int nc = 0;
+        for (int i = 0; i < y.n; i++)
+            collect(&y.doc[i], yaml_document_get_root_node(&y.doc[i]), c, &nc);
+        cr_assert_eq(nc, 1, "%s: one canaryd container", CANARYD_FILES[f]);
+        yaml_node_t *env = yget(c[0].d, c[0].c, "env");
+        cr_assert_gt(ylen(env), 0);
+        for (int i = 0; i < ylen(env); i++) {
+            const char *name = ystr(yget(c[0].d, yat(c[0].d, env, i), "name"));
+            cr_assert(name && in_list(name, vars, nv), "%s sets %s, which canaryd does not read",
+                      CANARYD_FILES[f], name ? name : "(null)");
+            if (!in_list(name, seen, ns)) snprintf(seen[ns++], 64, "%s", name);
+        }
+        yfree(&y);
     }
-    yfree(&y);
 
     /* Compose: the services running the canaryd image. */
     yload(SRC "docker/compose.yml", &y);
@@ -538,42 +569,84 @@ static void probe(yaml_document_t *d, yaml_node_t *c, const char *which, const c
     api_has_path(path);
 }
 
+/* Number of containers (and init containers) of the pod spec that holds c. */
+static int pod_containers(yaml_document_t *d, yaml_node_t *root)
+{
+    yaml_node_t *ps = yp(d, root, "spec", "template", "spec", NULL);
+    return ylen(yget(d, ps, "containers")) + ylen(yget(d, ps, "initContainers"));
+}
+
 Test(yaml, probes_ports_and_urls_match_the_api)
 {
     yfile_t y;
-    ctr_t c[8];
-    int nc = 0;
-    yload(SRC "docker/k8s/deployment.yaml", &y);
-    for (int i = 0; i < y.n; i++)
-        collect(&y.doc[i], yaml_document_get_root_node(&y.doc[i]), c, &nc);
-    probe(c[0].d, c[0].c, "livenessProbe", "/healthz");
-    probe(c[0].d, c[0].c, "readinessProbe", "/readyz");
-    yaml_node_t *ports = yget(c[0].d, c[0].c, "ports");
-    cr_assert_eq(ylen(ports), 1);
-    cr_assert_eq(atoi(ystr(yget(c[0].d, yat(c[0].d, ports, 0), "containerPort"))),
-                 CD_HTTP_DEFAULT_PORT);
-    yaml_node_t *env = yget(c[0].d, c[0].c, "env");
-    for (int i = 0; i < ylen(env); i++) {
-        yaml_node_t *e = yat(c[0].d, env, i);
-        if (strcmp(ystr(yget(c[0].d, e, "name")), "CANARYD_HTTP_BIND") == 0)
-            cr_assert_str_eq(ystr(yget(c[0].d, e, "value")), "0.0.0.0:8686");
+    char svcname[64] = "";
+    for (int f = 0; CANARYD_FILES[f]; f++) {
+        char path[512];
+        snprintf(path, sizeof(path), SRC "%s", CANARYD_FILES[f]);
+        yload(path, &y);
+        ctr_t c[8];
+        int nc = 0;
+        collect(&y.doc[0], yaml_document_get_root_node(&y.doc[0]), c, &nc);
+        cr_assert_eq(nc, 1, "%s", CANARYD_FILES[f]);
+        probe(c[0].d, c[0].c, "livenessProbe", "/healthz");
+        probe(c[0].d, c[0].c, "startupProbe", "/healthz");
+        /* /readyz fails while canaryd lags: it must never decide readiness.
+         * Sharing a pod with the application, canaryd has no readiness probe
+         * at all (the pod would leave the application's Service); in a pod
+         * of its own, readiness is /healthz (out of its Service, the
+         * controllers' calls would fail). */
+        bool shared = pod_containers(c[0].d, yaml_document_get_root_node(&y.doc[0])) > 1;
+        if (shared)
+            cr_assert_null(yget(c[0].d, c[0].c, "readinessProbe"),
+                           "%s: canaryd shares the application's pod: no readinessProbe",
+                           CANARYD_FILES[f]);
+        else
+            probe(c[0].d, c[0].c, "readinessProbe", "/healthz");
+        yaml_node_t *ports = yget(c[0].d, c[0].c, "ports");
+        cr_assert_eq(ylen(ports), 1);
+        cr_assert_eq(atoi(ystr(yget(c[0].d, yat(c[0].d, ports, 0), "containerPort"))),
+                     CD_HTTP_DEFAULT_PORT);
+        yaml_node_t *env = yget(c[0].d, c[0].c, "env");
+        for (int i = 0; i < ylen(env); i++) {
+            yaml_node_t *e = yat(c[0].d, env, i);
+            if (strcmp(ystr(yget(c[0].d, e, "name")), "CANARYD_HTTP_BIND") == 0)
+                cr_assert_str_eq(ystr(yget(c[0].d, e, "value")), "0.0.0.0:8686");
+        }
+        /* The Service the controllers call selects canaryd's pods. */
+        cr_assert_eq(y.n, 2, "%s: the workload and its Service", CANARYD_FILES[f]);
+        yaml_node_t *svc = yaml_document_get_root_node(&y.doc[1]);
+        cr_assert_str_eq(ystr(yget(&y.doc[1], svc, "kind")), "Service");
+        yaml_node_t *sp = yp(&y.doc[1], svc, "spec", "ports", NULL);
+        cr_assert_eq(atoi(ystr(yget(&y.doc[1], yat(&y.doc[1], sp, 0), "targetPort"))),
+                     CD_HTTP_DEFAULT_PORT);
+        yaml_node_t *sel = yp(&y.doc[1], svc, "spec", "selector", NULL);
+        yaml_node_t *pl = yp(&y.doc[0], yaml_document_get_root_node(&y.doc[0]), "spec",
+                             "template", "metadata", "labels", NULL);
+        cr_assert(sel && sel->type == YAML_MAPPING_NODE && sel->data.mapping.pairs.top >
+                                                               sel->data.mapping.pairs.start);
+        for (yaml_node_pair_t *q = sel->data.mapping.pairs.start; q < sel->data.mapping.pairs.top;
+             q++) {
+            const char *k = ystr(yaml_document_get_node(&y.doc[1], q->key));
+            const char *v = ystr(yaml_document_get_node(&y.doc[1], q->value));
+            const char *have = ystr(yget(&y.doc[0], pl, k));
+            cr_assert(have && strcmp(have, v) == 0, "%s: Service selects %s=%s, pods have %s",
+                      CANARYD_FILES[f], k, v, have ? have : "nothing");
+        }
+        if (strcmp(CANARYD_FILES[f], "docker/k8s/canaryd.yaml") == 0)
+            snprintf(svcname, sizeof(svcname), "%s",
+                     ystr(yp(&y.doc[1], svc, "metadata", "name", NULL)));
+        yfree(&y);
     }
-    /* The Service the controllers call. */
-    yaml_node_t *svc = yaml_document_get_root_node(&y.doc[1]);
-    cr_assert_str_eq(ystr(yget(&y.doc[1], svc, "kind")), "Service");
-    yaml_node_t *sp = yp(&y.doc[1], svc, "spec", "ports", NULL);
-    cr_assert_eq(atoi(ystr(yget(&y.doc[1], yat(&y.doc[1], sp, 0), "targetPort"))),
-                 CD_HTTP_DEFAULT_PORT);
-    char svcname[64];
-    snprintf(svcname, sizeof(svcname), "%s", ystr(yp(&y.doc[1], svc, "metadata", "name", NULL)));
-    yfree(&y);
+    cr_assert_str_eq(svcname, "checkout-canaryd");
 
     /* Argo Rollouts: web provider on /api/v1/verdict, the verdict by jsonPath. */
     yload(SRC "docker/k8s/analysistemplate.yaml", &y);
     yaml_document_t *d = &y.doc[0];
     yaml_node_t *m = yat(d, yp(d, yaml_document_get_root_node(d), "spec", "metrics", NULL), 0);
     api_url(ystr(yp(d, m, "provider", "web", "url", NULL)), "/api/v1/verdict");
-    cr_assert_not_null(strstr(ystr(yp(d, m, "provider", "web", "url", NULL)), "checkout-canaryd."));
+    char host[80];
+    snprintf(host, sizeof(host), "//%s.", svcname);
+    cr_assert_not_null(strstr(ystr(yp(d, m, "provider", "web", "url", NULL)), host));
     cr_assert_str_eq(ystr(yp(d, m, "provider", "web", "jsonPath", NULL)), "{$.verdict}");
     cr_assert_str_eq(ystr(yget(d, m, "failureCondition")), "result == \"ROLLBACK\"");
     cr_assert_str_eq(ystr(yget(d, m, "successCondition")),
@@ -581,8 +654,8 @@ Test(yaml, probes_ports_and_urls_match_the_api)
     api_has_path("/api/v1/verdict");
     yfree(&y);
 
-    /* Flagger: rollback and confirm-promotion hooks. */
-    yload(SRC "docker/k8s/flagger-canary.yaml", &y);
+    /* Flagger: rollback and confirm-promotion hooks, with retries. */
+    yload(SRC "docker/k8s/flagger/canary.yaml", &y);
     d = &y.doc[0];
     yaml_node_t *hooks =
         yp(d, yaml_document_get_root_node(d), "spec", "analysis", "webhooks", NULL);
@@ -597,29 +670,226 @@ Test(yaml, probes_ports_and_urls_match_the_api)
         snprintf(want, sizeof(want), "/api/v1/flagger/%.40s", type);
         api_url(url, want);
         api_has_path(want);
-        char host[80];
-        snprintf(host, sizeof(host), "//%s.", svcname);
         cr_assert_not_null(strstr(url, host), "%s does not call the Service %s", url, svcname);
+        /* Flagger retries a webhook only when it sets retries. */
+        const char *r = ystr(yget(d, h, "retries"));
+        cr_assert(r && atoi(r) > 0, "webhook %s: no retries", type);
     }
     yfree(&y);
 }
 
-/* Writes the "sop.json" of the ConfigMap (or compose's config) to path and
- * checks that its rules are the repository's. */
+/* Every pod template of every manifest passes Pod Security "restricted":
+ * pod-level runAsNonRoot and seccomp RuntimeDefault, and every container
+ * and init container forbids privilege escalation, drops ALL capabilities
+ * and sets seccomp RuntimeDefault itself. */
+Test(yaml, pod_security_restricted)
+{
+    int pods = 0, containers = 0;
+    for (int f = 0; YAML_FILES[f]; f++) {
+        if (strncmp(YAML_FILES[f], "docker/k8s/", 11) != 0) continue;
+        char path[512];
+        yfile_t y;
+        snprintf(path, sizeof(path), SRC "%s", YAML_FILES[f]);
+        yload(path, &y);
+        for (int i = 0; i < y.n; i++) {
+            yaml_document_t *d = &y.doc[i];
+            yaml_node_t *ps = yp(d, yaml_document_get_root_node(d), "spec", "template", "spec",
+                                 NULL);
+            if (!ps) continue;
+            pods++;
+            yaml_node_t *psc = yget(d, ps, "securityContext");
+            cr_assert_str_eq(ystr(yget(d, psc, "runAsNonRoot")), "true", "%s", YAML_FILES[f]);
+            cr_assert_str_eq(ystr(yp(d, psc, "seccompProfile", "type", NULL)), "RuntimeDefault",
+                             "%s: pod seccompProfile", YAML_FILES[f]);
+            static const char *const lists[] = {"containers", "initContainers"};
+            for (int l = 0; l < 2; l++) {
+                yaml_node_t *cs = yget(d, ps, lists[l]);
+                for (int k = 0; k < ylen(cs); k++) {
+                    yaml_node_t *sc = yget(d, yat(d, cs, k), "securityContext");
+                    const char *name = ystr(yget(d, yat(d, cs, k), "name"));
+                    cr_assert_not_null(sc, "%s: container %s has no securityContext",
+                                       YAML_FILES[f], name);
+                    cr_assert_str_eq(ystr(yget(d, sc, "allowPrivilegeEscalation")), "false",
+                                     "%s: %s", YAML_FILES[f], name);
+                    cr_assert_str_eq(ystr(yp(d, sc, "seccompProfile", "type", NULL)),
+                                     "RuntimeDefault", "%s: %s", YAML_FILES[f], name);
+                    yaml_node_t *drop = yp(d, sc, "capabilities", "drop", NULL);
+                    bool all = false;
+                    for (int q = 0; q < ylen(drop); q++)
+                        all |= strcmp(ystr(yat(d, drop, q)), "ALL") == 0;
+                    cr_assert(all, "%s: %s does not drop ALL capabilities", YAML_FILES[f], name);
+                    containers++;
+                }
+            }
+        }
+        yfree(&y);
+    }
+    cr_assert_eq(pods, 5, "deployment, native sidecar, canaryd, flagger target, rollout");
+    cr_assert_eq(containers, 7, "2 + 2 + canaryd + flagger target + rollout");
+}
+
+/* The annotation Flagger reads (pkg/canary/config_tracker.go:
+ * configIsDisabled, a value starting with "disable"). */
+static void config_tracking_disabled(const char *file)
+{
+    yfile_t y;
+    yload(file, &y);
+    yaml_document_t *d = &y.doc[0];
+    const char *v = ystr(yp(d, yaml_document_get_root_node(d), "metadata", "annotations",
+                            "flagger.app/config-tracking", NULL));
+    cr_assert(v && strcmp(v, "disabled") == 0, "%s: config tracking not disabled", file);
+    yfree(&y);
+}
+
+/* Flagger: the target is named after its app selector, holds only the
+ * application (Flagger copies its template into <name>-primary), and the
+ * Canary points at it; canaryd's ConfigMap and Secret are not tracked. */
+Test(yaml, flagger_wiring)
+{
+    yfile_t t, c;
+    yload(SRC "docker/k8s/flagger/checkout.yaml", &t);
+    yload(SRC "docker/k8s/flagger/canary.yaml", &c);
+    yaml_document_t *td = &t.doc[0], *cd = &c.doc[0];
+    yaml_node_t *tr = yaml_document_get_root_node(td), *cr = yaml_document_get_root_node(cd);
+    cr_assert_str_eq(ystr(yget(td, tr, "kind")), "Deployment");
+    const char *name = ystr(yp(td, tr, "metadata", "name", NULL));
+    cr_assert_str_eq(ystr(yp(td, tr, "spec", "selector", "matchLabels", "app", NULL)), name,
+                     "Flagger wants the target named after its app selector");
+    cr_assert_str_eq(ystr(yp(td, tr, "spec", "template", "metadata", "labels", "app", NULL)),
+                     name);
+    cr_assert_str_eq(ystr(yget(cd, cr, "kind")), "Canary");
+    cr_assert_str_eq(ystr(yget(cd, cr, "apiVersion")), "flagger.app/v1beta1");
+    cr_assert_str_eq(ystr(yp(cd, cr, "spec", "targetRef", "name", NULL)), name);
+    cr_assert_str_eq(ystr(yp(cd, cr, "spec", "targetRef", "kind", NULL)), "Deployment");
+    ctr_t ctr[8];
+    int nc = 0;
+    collect(td, tr, ctr, &nc);
+    cr_assert_eq(nc, 0, "canaryd in Flagger's target would run in every primary pod too");
+    cr_assert_eq(pod_containers(td, tr), 1);
+    yfree(&t);
+    yfree(&c);
+    config_tracking_disabled(SRC "docker/k8s/configmap.yaml");
+    config_tracking_disabled(SRC "docker/k8s/secret.yaml");
+}
+
+/* Argo Rollouts: canary and stable pods labelled apart, the background
+ * analysis names the AnalysisTemplate and passes every argument it needs,
+ * and the template tolerates ANALYZING and transient errors. */
+Test(yaml, argo_wiring)
+{
+    yfile_t r, a;
+    yload(SRC "docker/k8s/argo/rollout.yaml", &r);
+    yload(SRC "docker/k8s/analysistemplate.yaml", &a);
+    yaml_document_t *rd = &r.doc[0], *ad = &a.doc[0];
+    yaml_node_t *rr = yaml_document_get_root_node(rd), *ar = yaml_document_get_root_node(ad);
+    cr_assert_str_eq(ystr(yget(rd, rr, "kind")), "Rollout");
+    cr_assert_str_eq(ystr(yget(rd, rr, "apiVersion")), "argoproj.io/v1alpha1");
+    yaml_node_t *canary = yp(rd, rr, "spec", "strategy", "canary", NULL);
+    const char *cl = ystr(yp(rd, canary, "canaryMetadata", "labels", "role", NULL));
+    const char *sl = ystr(yp(rd, canary, "stableMetadata", "labels", "role", NULL));
+    cr_assert(cl && sl && strcmp(cl, sl) != 0, "canaryMetadata and stableMetadata label apart");
+    /* selector matches the pod template */
+    cr_assert_str_eq(ystr(yp(rd, rr, "spec", "selector", "matchLabels", "app", NULL)),
+                     ystr(yp(rd, rr, "spec", "template", "metadata", "labels", "app", NULL)));
+    yaml_node_t *an = yget(rd, canary, "analysis");
+    cr_assert_str_eq(ystr(yget(rd, yat(rd, yget(rd, an, "templates"), 0), "templateName")),
+                     ystr(yp(ad, ar, "metadata", "name", NULL)));
+    yaml_node_t *given = yget(rd, an, "args"), *needed = yp(ad, ar, "spec", "args", NULL);
+    bool release = false;
+    for (int i = 0; i < ylen(given); i++)
+        release |= strcmp(ystr(yget(rd, yat(rd, given, i), "name")), "release") == 0;
+    cr_assert(release, "the Rollout passes the release it rolls out");
+    for (int i = 0; i < ylen(needed); i++) {
+        yaml_node_t *arg = yat(ad, needed, i);
+        if (yget(ad, arg, "value") || yget(ad, arg, "valueFrom")) continue;
+        const char *n = ystr(yget(ad, arg, "name"));
+        bool found = false;
+        for (int k = 0; k < ylen(given); k++)
+            found |= strcmp(ystr(yget(rd, yat(rd, given, k), "name")), n) == 0;
+        cr_assert(found, "the template needs args.%s, the Rollout does not pass it", n);
+    }
+    yaml_node_t *m = yat(ad, yp(ad, ar, "spec", "metrics", NULL), 0);
+    const char *il = ystr(yget(ad, m, "inconclusiveLimit"));
+    const char *el = ystr(yget(ad, m, "consecutiveErrorLimit"));
+    cr_assert(il && atoi(il) > 0, "inconclusiveLimit 0 pauses at the first ANALYZING");
+    cr_assert(el && atoi(el) > 1, "consecutiveErrorLimit");
+    ctr_t ctr[8];
+    int nc = 0;
+    collect(rd, rr, ctr, &nc);
+    cr_assert_eq(nc, 0, "canaryd in the Rollout would run in every stable pod too");
+    yfree(&r);
+    yfree(&a);
+}
+
+/* The native-sidecar variant: canaryd in initContainers with restartPolicy
+ * Always (Kubernetes >= 1.29), otherwise the same container as the plain
+ * sidecar's. */
+Test(yaml, native_sidecar_variant)
+{
+    yfile_t p, n;
+    yload(SRC "docker/k8s/deployment.yaml", &p);
+    yload(SRC "docker/k8s/deployment-native-sidecar.yaml", &n);
+    yaml_document_t *pd = &p.doc[0], *nd = &n.doc[0];
+    yaml_node_t *ps = yp(pd, yaml_document_get_root_node(pd), "spec", "template", "spec", NULL);
+    yaml_node_t *ns_ = yp(nd, yaml_document_get_root_node(nd), "spec", "template", "spec", NULL);
+    yaml_node_t *init = yget(nd, ns_, "initContainers");
+    cr_assert_eq(ylen(init), 1);
+    yaml_node_t *side = yat(nd, init, 0);
+    cr_assert_str_eq(ystr(yget(nd, side, "name")), "canaryd");
+    cr_assert_str_eq(ystr(yget(nd, side, "restartPolicy")), "Always");
+    cr_assert_eq(ylen(yget(nd, ns_, "containers")), 1);
+    cr_assert_null(yget(pd, ps, "initContainers"));
+    /* Same env, in the same order. */
+    yaml_node_t *pc = NULL;
+    yaml_node_t *pcs = yget(pd, ps, "containers");
+    for (int i = 0; i < ylen(pcs); i++)
+        if (strcmp(ystr(yget(pd, yat(pd, pcs, i), "name")), "canaryd") == 0) pc = yat(pd, pcs, i);
+    cr_assert_not_null(pc);
+    yaml_node_t *pe = yget(pd, pc, "env"), *ne = yget(nd, side, "env");
+    cr_assert_eq(ylen(pe), ylen(ne));
+    for (int i = 0; i < ylen(pe); i++)
+        cr_assert_str_eq(ystr(yget(pd, yat(pd, pe, i), "name")),
+                         ystr(yget(nd, yat(nd, ne, i), "name")));
+    yfree(&p);
+    yfree(&n);
+}
+
+/* A config file's tree: YAML by its name (.yaml), else JSON. */
+static json_t *config_tree(const char *name, const char *text)
+{
+    size_t n = strlen(name);
+    if (n > 5 && strcmp(name + n - 5, ".yaml") == 0) {
+        cd_diag_t *dg = malloc(sizeof(*dg));
+        json_t *pos = NULL;
+        cd_diag_init(dg);
+        json_t *t = cd_cfg_yaml_load(text, strlen(text), &pos, dg);
+        cr_assert_not_null(t, "%s: %s", name, dg->text);
+        json_decref(pos);
+        free(dg);
+        return t;
+    }
+    json_error_t e;
+    json_t *t = json_loads(text, 0, &e);
+    cr_assert_not_null(t, "%s: %s", name, e.text);
+    return t;
+}
+
+/* Writes the config of the ConfigMap ("sop.yaml", YAML) or compose's
+ * (JSON) to path and checks that its rules are the repository's. */
 static void config_from_yaml(const char *yfile, const char *repo_config, const char *out)
 {
     yfile_t y;
     yload(yfile, &y);
     yaml_document_t *d = &y.doc[0];
     yaml_node_t *root = yaml_document_get_root_node(d);
-    const char *text = strstr(yfile, "compose")
-                           ? ystr(yp(d, root, "configs", "canaryd-config", "content", NULL))
-                           : ystr(yp(d, root, "data", "sop.json", NULL));
+    bool compose = strstr(yfile, "compose") != NULL;
+    const char *text = compose ? ystr(yp(d, root, "configs", "canaryd-config", "content", NULL))
+                               : ystr(yp(d, root, "data", "sop.yaml", NULL));
     cr_assert_not_null(text);
-    json_error_t e;
-    json_t *cm = json_loads(text, 0, &e), *repo = json_load_file(repo_config, 0, &e);
-    cr_assert_not_null(cm, "%s: %s", yfile, e.text);
-    cr_assert_not_null(repo);
+    json_t *cm = config_tree(compose ? "compose.json" : "sop.yaml", text);
+    char *rtext = slurp(repo_config);
+    json_t *repo = config_tree(repo_config, rtext);
+    free(rtext);
     static const char *const same[] = {"events", "windows", "verdicts", "rules", NULL};
     for (int i = 0; same[i]; i++)
         cr_assert(json_equal(json_object_get(cm, same[i]), json_object_get(repo, same[i])),
@@ -960,8 +1230,8 @@ static int healthcheck(int port)
 Test(image, entrypoint_with_the_configmap_and_the_deployments_environment)
 {
     char cfg[128];
-    snprintf(cfg, sizeof(cfg), "%s/etc/canaryd/sop.json", root);
-    config_from_yaml(SRC "docker/k8s/configmap.yaml", SRC "config/sop.json", cfg);
+    snprintf(cfg, sizeof(cfg), "%s/etc/canaryd/sop.yaml", root);
+    config_from_yaml(SRC "docker/k8s/configmap.yaml", SRC "config/sop.yaml", cfg);
     envset_t env;
     container_env(&env);
     start_image(&env, NULL);
@@ -1029,8 +1299,8 @@ Test(image, entrypoint_with_the_configmap_and_the_deployments_environment)
 Test(image, command_line_beats_the_environment)
 {
     char cfg[128];
-    snprintf(cfg, sizeof(cfg), "%s/etc/canaryd/sop.json", root);
-    config_from_yaml(SRC "docker/k8s/configmap.yaml", SRC "config/sop.json", cfg);
+    snprintf(cfg, sizeof(cfg), "%s/etc/canaryd/sop.yaml", root);
+    config_from_yaml(SRC "docker/k8s/configmap.yaml", SRC "config/sop.yaml", cfg);
     envset_t env;
     container_env(&env);
     env_put(&env, "CANARYD_BROKERS", "127.0.0.1:1"); /* nothing listens there */
