@@ -227,18 +227,65 @@ Test(dockerfile, image_layout)
     for (int i = 0; i < n; i++)
         froms += strcmp(in[i].op, "FROM") == 0;
     cr_assert_eq(froms, 2, "multi-stage: build and runtime");
-    cr_assert_eq(strncmp(in[0].args, "debian:bookworm ", 16), 0, "%s", in[0].args);
-    cr_assert_eq(strncmp(find(in, n, "FROM")->args, "debian:bookworm-slim", 20), 0);
+    /* Both bases pinned by digest (tools/pin-base-images moves the pins). */
+    regex_t re;
+    cr_assert_eq(regcomp(&re, "^debian:bookworm(-slim)?@sha256:[0-9a-f]{64}( |$)", REG_EXTENDED),
+                 0);
+    const char *build_from = NULL, *run_from = NULL;
+    for (int i = 0; i < n; i++) {
+        if (strcmp(in[i].op, "FROM") != 0) continue;
+        cr_assert_eq(regexec(&re, in[i].args, 0, NULL, 0), 0, "FROM %s: not pinned by digest",
+                     in[i].args);
+        if (!build_from)
+            build_from = in[i].args;
+        else
+            run_from = in[i].args;
+    }
+    regfree(&re);
+    cr_assert_eq(strncmp(build_from, "debian:bookworm@", 16), 0, "%s", build_from);
+    cr_assert_eq(strncmp(run_from, "debian:bookworm-slim@", 21), 0, "%s", run_from);
     cr_assert_str_eq(find(in, n, "USER")->args, "10001:10001 ", "non-root, numeric");
     cr_assert_not_null(strstr(find(in, n, "VOLUME")->args, "\"/var/lib/canaryd\""));
     char port[16];
     snprintf(port, sizeof(port), "%d ", CD_HTTP_DEFAULT_PORT);
     cr_assert_str_eq(find(in, n, "EXPOSE")->args, port);
+    /* tini (Debian's) is PID 1 and reaps orphans; canaryd run under it. */
     json_t *ep = exec_form(find(in, n, "ENTRYPOINT")->args);
-    cr_assert_eq(json_array_size(ep), 2);
-    cr_assert_str_eq(json_string_value(json_array_get(ep, 0)), "canaryd");
-    cr_assert_str_eq(json_string_value(json_array_get(ep, 1)), "run");
+    cr_assert_eq(json_array_size(ep), 4);
+    cr_assert_str_eq(json_string_value(json_array_get(ep, 0)), "/usr/bin/tini");
+    cr_assert_str_eq(json_string_value(json_array_get(ep, 1)), "--");
+    cr_assert_str_eq(json_string_value(json_array_get(ep, 2)), "canaryd");
+    cr_assert_str_eq(json_string_value(json_array_get(ep, 3)), "run");
     json_decref(ep);
+    /* The build stage installs with cmake --install; the runtime stage
+     * copies that staging folder whole, and nothing else from the build. */
+    int stage = 0, installs = 0, build_copies = 0;
+    bool labels[3] = {false, false, false};
+    static const char *const LABELS[] = {"org.opencontainers.image.title=",
+                                         "org.opencontainers.image.version=",
+                                         "org.opencontainers.image.revision="};
+    for (int i = 0; i < n; i++) {
+        if (strcmp(in[i].op, "FROM") == 0) stage++;
+        if (strcmp(in[i].op, "RUN") == 0 && strstr(in[i].args, "cmake --install build")) {
+            cr_assert_eq(stage, 1, "cmake --install in the build stage");
+            cr_assert_not_null(strstr(in[i].args, "DESTDIR=/staging"));
+            installs++;
+        }
+        if (strcmp(in[i].op, "COPY") == 0 && strstr(in[i].args, "--from=")) {
+            cr_assert_str_eq(in[i].args, "--from=build /staging/ / ");
+            build_copies++;
+        }
+        /* No test tool in the runtime stage. */
+        if (stage == 2)
+            cr_assert_null(strstr(in[i].args, "mock-kafka"), "%s %s", in[i].op, in[i].args);
+        if (stage == 2 && strcmp(in[i].op, "LABEL") == 0)
+            for (int k = 0; k < 3; k++)
+                labels[k] |= strstr(in[i].args, LABELS[k]) != NULL;
+    }
+    cr_assert_eq(installs, 1);
+    cr_assert_eq(build_copies, 1);
+    for (int k = 0; k < 3; k++)
+        cr_assert(labels[k], "runtime stage: no LABEL %s", LABELS[k]);
     /* The healthcheck asks /healthz with what the image has (bash, coreutils). */
     const char *hc = find(in, n, "HEALTHCHECK")->args;
     json_t *cmd = exec_form(strstr(hc, "CMD [") + 4);
@@ -299,14 +346,65 @@ Test(dockerfile, packages_exist_in_debian_12)
     }
     /* The runtime stage has the libraries the agent links. */
     static const char *const runtime[] = {
-        "librdkafka1",     "libjansson4", "libcurl4", "libhiredis0.14",
-        "libmicrohttpd12", "libssl3",     NULL};
+        "librdkafka1", "libjansson4", "libcurl4",   "libhiredis0.14", "libmicrohttpd12",
+        "libssl3",     "libyaml-0-2", "tini",       NULL};
     for (int k = 0; runtime[k]; k++) {
         bool found = false;
         for (int i = 0; i < np; i++)
             found |= strcmp(pk[i], runtime[k]) == 0;
         cr_assert(found, "runtime package %s missing", runtime[k]);
     }
+}
+
+/* `cmake --install` of this build tree: the agent, the rules and the
+ * documentation; the mock broker only with --component tools. */
+static int run_install(const char *prefix, const char *component)
+{
+    char *argv[] = {"cmake", "--install", CANARYD_BINARY_DIR, "--prefix", (char *)prefix,
+                    component ? "--component" : NULL, (char *)component, NULL};
+    pid_t pid;
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
+    cr_assert_eq(posix_spawnp(&pid, "cmake", &fa, NULL, argv, environ), 0);
+    posix_spawn_file_actions_destroy(&fa);
+    int st;
+    waitpid(pid, &st, 0);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static int rm_tree(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st, (void)flag, (void)ftw;
+    return remove(path);
+}
+
+Test(dockerfile, cmake_install_layout)
+{
+    char dir[] = "/tmp/cd_install_XXXXXX";
+    cr_assert_not_null(mkdtemp(dir));
+    cr_assert_eq(run_install(dir, NULL), 0);
+    static const char *const want[] = {"bin/canaryd",
+                                       "etc/canaryd/sop.yaml",
+                                       "etc/canaryd/sop.json",
+                                       "etc/canaryd/demo.json",
+                                       "share/doc/canaryd/README.md",
+                                       "share/doc/canaryd/config.md",
+                                       "share/doc/canaryd/operations.md",
+                                       NULL};
+    char p[512];
+    struct stat sb;
+    for (int i = 0; want[i]; i++) {
+        snprintf(p, sizeof(p), "%s/%s", dir, want[i]);
+        cr_assert_eq(stat(p, &sb), 0, "cmake --install did not install %s", want[i]);
+    }
+    snprintf(p, sizeof(p), "%s/bin/canaryd", dir);
+    cr_assert(stat(p, &sb) == 0 && (sb.st_mode & S_IXUSR), "bin/canaryd is not executable");
+    snprintf(p, sizeof(p), "%s/bin/canaryd-mock-kafka", dir);
+    cr_assert_neq(stat(p, &sb), 0, "the test broker is installed by default");
+    cr_assert_eq(run_install(dir, "tools"), 0);
+    cr_assert_eq(stat(p, &sb), 0, "--component tools installs canaryd-mock-kafka");
+    nftw(dir, rm_tree, 8, FTW_DEPTH | FTW_PHYS);
 }
 
 /* ---- YAML ---------------------------------------------------------------------- */
@@ -1129,6 +1227,9 @@ static pid_t start_image(envset_t *env, const char *const *extra)
         for (size_t i = 0; i < json_array_size(parts[k]); i++) {
             const char *a = json_string_value(json_array_get(parts[k], i));
             char *s;
+            /* The init (tini) is the image's, not under test: canaryd runs
+             * directly, as tini would exec it. */
+            if (ac == 0 && (strcmp(a, "/usr/bin/tini") == 0 || strcmp(a, "--") == 0)) continue;
             if (ac == 0 && strcmp(a, "canaryd") == 0)
                 s = strdup(getenv("CANARYD_BIN"));
             else if (strncmp(a, "/etc/canaryd/", 13) == 0 ||
