@@ -6,17 +6,27 @@
  * the dispatcher's thread-safe stats, and /proc/self/statm. Every series is
  * listed in docs/http-api.md.
  *
+ * One unit per series: rule_value / rule_threshold hold ratios and counts
+ * (unit 1); a percentile rule's quantile is in its numeric field's unit
+ * (milliseconds for sop.yaml's latency_ms) and goes to rule_quantile /
+ * rule_quantile_threshold instead, never mixed with ratios. The standard
+ * process_* series (Prometheus client conventions, from /proc/self) and
+ * canaryd_build_info let the usual dashboards and alerts work unchanged.
+ *
  * Counters that are zero are still written (a series that appears only
  * after its first event breaks rate() over the gap); label sets with
  * unbounded values (topics, sinks) come from the config or the assignment,
  * never from event payloads. Label values are escaped as the format asks
  * (backslash, double quote, newline).
  */
+#include <dirent.h>
 #include <math.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "canaryd/event.h"
@@ -41,6 +51,12 @@ static void esc(FILE *f, const char *s)
 static void head(FILE *f, const char *name, const char *type, const char *help)
 {
     fprintf(f, "# HELP canaryd_%s %s\n# TYPE canaryd_%s %s\n", name, help, name, type);
+}
+
+/* For series outside canaryd_ (process_*). */
+static void head_raw(FILE *f, const char *name, const char *type, const char *help)
+{
+    fprintf(f, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
 static void num(FILE *f, double v)
@@ -125,23 +141,28 @@ static void rules(FILE *f, const cd_snapshot_t *s)
             fprintf(f, "\",state=\"%s\"} %d\n", cd_rule_state_name(states[k]),
                     s->rules[i].state == states[k]);
         }
-    head(f, "rule_value", "gauge",
-         "The canary's current value of each rule's signal (NaN without data).");
-    for (int i = 0; i < s->nrules; i++) {
-        fputs("canaryd_rule_value{rule=\"", f);
-        esc(f, s->rules[i].name);
-        fputs("\"} ", f);
-        num(f, s->rules[i].observed_valid ? s->rules[i].observed : NAN);
-        fputc('\n', f);
-    }
-    head(f, "rule_threshold", "gauge",
-         "The value each rule compared the canary with at its last evaluation (NaN if none).");
-    for (int i = 0; i < s->nrules; i++) {
-        fputs("canaryd_rule_threshold{rule=\"", f);
-        esc(f, s->rules[i].name);
-        fputs("\"} ", f);
-        num(f, s->rules[i].threshold);
-        fputc('\n', f);
+    /* Ratios and counts here; percentile rules' quantiles below, in their
+     * field's unit. */
+    static const struct {
+        const char *name, *help;
+        bool quantile, threshold;
+    } VALUES[] = {
+        {"rule_value", "The canary's current value of each ratio or count rule's signal (NaN without data).", false, false},
+        {"rule_threshold", "The value each ratio or count rule compared the canary with at its last evaluation (NaN if none).", false, true},
+        {"rule_quantile", "The canary's current quantile of each percentile rule, in the unit of the rule's numeric field (NaN without data).", true, false},
+        {"rule_quantile_threshold", "The quantile each percentile rule compared the canary's with at its last evaluation, in the field's unit (NaN if none).", true, true},
+    };
+    for (size_t k = 0; k < sizeof(VALUES) / sizeof(VALUES[0]); k++) {
+        head(f, VALUES[k].name, "gauge", VALUES[k].help);
+        for (int i = 0; i < s->nrules; i++) {
+            const cd_snapshot_rule_t *r = &s->rules[i];
+            if (r->quantile != VALUES[k].quantile) continue;
+            fprintf(f, "canaryd_%s{rule=\"", VALUES[k].name);
+            esc(f, r->name);
+            fputs("\"} ", f);
+            num(f, VALUES[k].threshold ? r->threshold : r->observed_valid ? r->observed : NAN);
+            fputc('\n', f);
+        }
     }
     head(f, "rule_samples", "gauge", "Canary samples in each rule's window.");
     for (int i = 0; i < s->nrules; i++) {
@@ -203,8 +224,74 @@ static void sinks(FILE *f, cd_dispatcher_t *d)
             (unsigned long long)cd_dispatcher_overflows(d));
 }
 
+/* Seconds since the epoch at which the machine booted (/proc/stat btime). */
+static long long boot_time(void)
+{
+    char line[256];
+    long long bt = -1;
+    FILE *st = fopen("/proc/stat", "r");
+    if (!st) return -1;
+    while (fgets(line, sizeof(line), st))
+        if (sscanf(line, "btime %lld", &bt) == 1) break;
+    fclose(st);
+    return bt;
+}
+
+/* The process_* series every Prometheus client library exposes, from
+ * /proc/self/stat (proc(5): utime 14, stime 15, starttime 22, vsize 23,
+ * rss 24, counted from 1), /proc/self/fd and RLIMIT_NOFILE. A series whose
+ * source cannot be read is left out, never written as 0. */
+static void process_std(FILE *f)
+{
+    char buf[1024];
+    FILE *st = fopen("/proc/self/stat", "r");
+    size_t n = st ? fread(buf, 1, sizeof(buf) - 1, st) : 0;
+    if (st) fclose(st);
+    buf[n] = '\0';
+    /* The command name (field 2) may hold spaces and parentheses: fields
+     * are counted from the last ')'. */
+    const char *p = strrchr(buf, ')');
+    unsigned long long ut, stm, start, vsize;
+    long long rss;
+    if (p && sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu %*d %*d %*d "
+                           "%*d %*d %*d %llu %llu %lld",
+                    &ut, &stm, &start, &vsize, &rss) == 5) {
+        double hz = (double)sysconf(_SC_CLK_TCK);
+        head_raw(f, "process_cpu_seconds_total", "counter",
+                 "Total user and system CPU time spent in seconds.");
+        fprintf(f, "process_cpu_seconds_total %.2f\n", (double)(ut + stm) / hz);
+        head_raw(f, "process_virtual_memory_bytes", "gauge", "Virtual memory size in bytes.");
+        fprintf(f, "process_virtual_memory_bytes %llu\n", vsize);
+        head_raw(f, "process_resident_memory_bytes", "gauge", "Resident memory size in bytes.");
+        fprintf(f, "process_resident_memory_bytes %lld\n",
+                rss * (long long)sysconf(_SC_PAGESIZE));
+        long long bt = boot_time();
+        if (bt >= 0) {
+            head_raw(f, "process_start_time_seconds", "gauge",
+                     "Start time of the process since unix epoch in seconds.");
+            fprintf(f, "process_start_time_seconds %.2f\n", (double)bt + (double)start / hz);
+        }
+    }
+    DIR *d = opendir("/proc/self/fd");
+    if (d) {
+        long fds = 0;
+        for (struct dirent *e; (e = readdir(d));)
+            fds += e->d_name[0] != '.';
+        closedir(d);
+        head_raw(f, "process_open_fds", "gauge", "Number of open file descriptors.");
+        fprintf(f, "process_open_fds %ld\n", fds - 1); /* not the one reading the folder */
+    }
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY) {
+        head_raw(f, "process_max_fds", "gauge", "Maximum number of open file descriptors.");
+        fprintf(f, "process_max_fds %llu\n", (unsigned long long)rl.rlim_cur);
+    }
+}
+
 static void process(FILE *f, const uint64_t codes[CD_HTTP_NCODES])
 {
+    head(f, "build_info", "gauge", "Always 1; the labels say which canaryd this is.");
+    fputs("canaryd_build_info{version=\"" CANARYD_VERSION "\"} 1\n", f);
     long pages = 0, rss = 0;
     FILE *m = fopen("/proc/self/statm", "r");
     if (m) {
@@ -240,6 +327,7 @@ char *cd_http_metrics_render(const cd_snapshot_t *s, const cd_kafka_source_t *k,
     rules(f, s);
     sinks(f, d);
     process(f, codes);
+    process_std(f);
     if (fclose(f) != 0) {
         free(buf);
         return NULL;

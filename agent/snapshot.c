@@ -36,6 +36,7 @@ bool cd_snapshot_fill(cd_snapshot_t *s, const cd_pipeline_t *p, int64_t now_ms)
         snprintf(r->name, sizeof(r->name), "%s", last.rule ? last.rule : "");
         r->action = last.action;
         r->dry_run = last.dry_run;
+        r->quantile = last.rule_kind && strcmp(last.rule_kind, "percentile") == 0;
         r->observed_valid = last.canary.valid && isfinite(last.canary.value);
         r->observed = last.canary.value;
         r->threshold = last.threshold;

@@ -24,6 +24,7 @@ typedef struct cd_snapshot_rule {
     cd_rule_state_t state;
     cd_action_t action;
     bool dry_run;
+    bool quantile;       /* a percentile rule: observed and threshold are in its field's unit */
     bool observed_valid; /* false: no canary data in the window */
     double observed;     /* the canary's value of the rule's signal */
     double threshold;    /* what it was compared with; NaN if none yet */

@@ -26,7 +26,9 @@
 #include <math.h>
 #include <netinet/in.h>
 #include <pthread.h>
+#include <regex.h>
 #include <signal.h>
+#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,6 +38,8 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+
+#include "../../agent/config_internal.h"
 
 extern char **environ;
 
@@ -385,11 +389,14 @@ static double metric(const char *text, const char *series)
     for (char *line = strtok(copy, "\n"); line; line = strtok(NULL, "\n")) {
         if (line[0] == '#') {
             cr_assert(strncmp(line, "# HELP canaryd_", 15) == 0 ||
-                          strncmp(line, "# TYPE canaryd_", 15) == 0,
+                          strncmp(line, "# TYPE canaryd_", 15) == 0 ||
+                          strncmp(line, "# HELP process_", 15) == 0 ||
+                          strncmp(line, "# TYPE process_", 15) == 0,
                       "comment line: %s", line);
             continue;
         }
-        cr_assert(strncmp(line, "canaryd_", 8) == 0, "sample line: %s", line);
+        cr_assert(strncmp(line, "canaryd_", 8) == 0 || strncmp(line, "process_", 8) == 0,
+                  "sample line: %s", line);
         char *sp = strrchr(line, ' ');
         cr_assert_not_null(sp, "sample line: %s", line);
         *sp = '\0';
@@ -989,4 +996,154 @@ Test(http_api, check_config_messages)
     write_config("{\"bind\": \"0.0.0.0:8686\", \"token\": \"abc\", \"max_lag\": 5}");
     st = system(cmd);
     cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "status 0x%x: %s", st, read_file("ce"));
+}
+
+/* ---- monitoring: promtool on a real scrape, the rules and the dashboard ---------- */
+
+/* Runs argv with stdin from in_path (or /dev/null) and stdout+stderr to
+ * out_path; its exit status. */
+static int run_tool(char *const argv[], const char *in_path, const char *out_path)
+{
+    pid_t pid;
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, 0, in_path ? in_path : "/dev/null", O_RDONLY, 0);
+    posix_spawn_file_actions_addopen(&fa, 1, out_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    posix_spawn_file_actions_adddup2(&fa, 1, 2);
+    int rc = posix_spawnp(&pid, argv[0], &fa, NULL, argv, environ);
+    posix_spawn_file_actions_destroy(&fa);
+    cr_assert_eq(rc, 0, "spawn %s: %s", argv[0], strerror(rc));
+    int st;
+    waitpid(pid, &st, 0);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+/* Every series name (canaryd_*, process_*) an expression uses must have a
+ * TYPE line in the scrape; `up` is Prometheus's own. Returns how many. */
+static int check_series(const char *expr, const char *scrape, const char *where)
+{
+    regex_t re;
+    regmatch_t m[1];
+    int n = 0;
+    cr_assert_eq(regcomp(&re, "(canaryd|process)_[a-z_]+", REG_EXTENDED), 0);
+    for (const char *p = expr; regexec(&re, p, 1, m, 0) == 0; p += m[0].rm_eo) {
+        char name[128], type[160];
+        snprintf(name, sizeof(name), "%.*s", (int)(m[0].rm_eo - m[0].rm_so), p + m[0].rm_so);
+        snprintf(type, sizeof(type), "# TYPE %s ", name);
+        cr_assert_not_null(strstr(scrape, type), "%s uses %s, which /metrics does not expose",
+                           where, name);
+        n++;
+    }
+    regfree(&re);
+    return n;
+}
+
+static void collect_exprs(json_t *j, const char *scrape, int *exprs, int *names)
+{
+    if (json_is_object(j)) {
+        const char *k;
+        json_t *v;
+        json_object_foreach(j, k, v)
+        {
+            if (strcmp(k, "expr") == 0 && json_is_string(v)) {
+                *names += check_series(json_string_value(v), scrape, json_string_value(v));
+                (*exprs)++;
+            } else {
+                collect_exprs(v, scrape, exprs, names);
+            }
+        }
+    } else if (json_is_array(j)) {
+        size_t i;
+        json_t *v;
+        json_array_foreach(j, i, v)
+            collect_exprs(v, scrape, exprs, names);
+    }
+}
+
+Test(http_api, metrics_pass_promtool_and_feed_the_dashboard)
+{
+    int seq = 0;
+    write_config("{\"bind\": \"127.0.0.1:0\"}");
+    start_agent();
+    wait_ready();
+    rd_kafka_t *pr = producer();
+    produce(pr, 20, "REQUEST_COMPLETED", "canary", 0, &seq);
+    flush_all(pr);
+    rd_kafka_destroy(pr);
+    wait_metric("canaryd_events_total{type=\"REQUEST_COMPLETED\",cohort=\"canary\"}", 20, 10000);
+    char *m = get_metrics();
+    /* The standard process series and the build info, with sane values. */
+    cr_assert_eq(metric(m, "canaryd_build_info{version=\"" CANARYD_VERSION "\"}"), 1);
+    cr_assert_gt(metric(m, "process_resident_memory_bytes"), 1e6);
+    cr_assert_gt(metric(m, "process_virtual_memory_bytes"),
+                 metric(m, "process_resident_memory_bytes"));
+    cr_assert_geq(metric(m, "process_cpu_seconds_total"), 0);
+    cr_assert_gt(metric(m, "process_open_fds"), 3);
+    cr_assert_geq(metric(m, "process_max_fds"), metric(m, "process_open_fds"));
+    double start = metric(m, "process_start_time_seconds"), now = (double)now_ms() / 1000;
+    cr_assert(start > now - 120 && start <= now + 1, "process_start_time_seconds %f, now %f",
+              start, now);
+    /* The ratio rule's value is in rule_value, nothing in rule_quantile. */
+    cr_assert_null(strstr(m, "canaryd_rule_quantile{rule=\"error-rate\"}"));
+    cr_assert_not_null(strstr(m, "canaryd_rule_value{rule=\"error-rate\"}"));
+    write_text("metrics.txt", m);
+    stop_agent();
+
+    char *promtool[] = {"promtool", "--version", NULL};
+    pid_t probe;
+    if (posix_spawnp(&probe, "promtool", NULL, NULL, promtool, environ) != 0)
+        cr_skip_test("promtool is not installed (tools/setup installs Debian's prometheus)");
+    int st;
+    waitpid(probe, &st, 0);
+
+    /* promtool's exposition-format lint on the real scrape. */
+    char *check_metrics[] = {"promtool", "check", "metrics", NULL};
+    int rc = run_tool(check_metrics, path_of("metrics.txt"), path_of("promtool.out"));
+    cr_assert_eq(rc, 0, "promtool check metrics:\n%s", read_file("promtool.out"));
+
+    /* The PrometheusRule's rules, as a plain rule file. */
+    char *yaml = NULL;
+    {
+        FILE *f = fopen(CANARYD_SOURCE_DIR "/docker/monitoring/prometheusrule.yaml", "r");
+        cr_assert_not_null(f);
+        size_t cap = 1 << 16, len = fread(yaml = malloc(cap), 1, cap - 1, f);
+        yaml[len] = '\0';
+        fclose(f);
+    }
+    cd_diag_t *dg = malloc(sizeof(*dg));
+    json_t *pos = NULL;
+    cd_diag_init(dg);
+    json_t *pr_doc = cd_cfg_yaml_load(yaml, strlen(yaml), &pos, dg);
+    cr_assert_not_null(pr_doc, "%s", dg->text);
+    cr_assert_str_eq(json_string_value(json_object_get(pr_doc, "kind")), "PrometheusRule");
+    json_t *spec = json_object_get(pr_doc, "spec");
+    char *rules_json = json_dumps(spec, JSON_INDENT(1));
+    write_text("rules.json", rules_json); /* JSON is YAML: promtool reads it */
+    char *check_rules[] = {"promtool", "check", "rules", (char *)path_of("rules.json"), NULL};
+    rc = run_tool(check_rules, NULL, path_of("promtool.out"));
+    char *out = read_file("promtool.out");
+    cr_assert_eq(rc, 0, "promtool check rules:\n%s", out);
+    cr_assert_not_null(strstr(out, "SUCCESS: 5 rules found"), "%s", out);
+    free(out);
+    int exprs = 0, names = 0;
+    collect_exprs(spec, m, &exprs, &names);
+    cr_assert_eq(exprs, 5);
+    cr_assert_eq(names, 4, "every rule but CanarydDown (up) names a canaryd series");
+
+    /* The Grafana dashboard's queries use only exposed series. */
+    json_error_t je;
+    json_t *dash =
+        json_load_file(CANARYD_SOURCE_DIR "/docker/monitoring/grafana-dashboard.json", 0, &je);
+    cr_assert_not_null(dash, "dashboard: %s", je.text);
+    exprs = names = 0;
+    collect_exprs(json_object_get(dash, "panels"), m, &exprs, &names);
+    cr_assert_geq(exprs, 14, "verdict, rules, events, lag, sinks, process panels");
+    cr_assert_geq(names, exprs);
+    json_decref(dash);
+    free(rules_json);
+    json_decref(pr_doc);
+    json_decref(pos);
+    free(dg);
+    free(yaml);
+    free(m);
 }
