@@ -92,8 +92,9 @@ static json_t *fetch(cd_cfgctx_t *x, const char *path, const json_t *v, bool fro
     if (!from_file) {
         const char *val = getenv(s);
         if (!val) {
-            cd_diag_add(x->d, "%s: %s is not set; accepted: the name of a set environment "
-                              "variable holding the secret",
+            cd_diag_add(x->d,
+                        "%s: %s is not set; accepted: the name of a set environment "
+                        "variable holding the secret",
                         path, shown);
             return NULL;
         }
@@ -104,16 +105,17 @@ static json_t *fetch(cd_cfgctx_t *x, const char *path, const json_t *v, bool fro
         return j;
     }
     if (x->flags & CD_CFG_NO_FILES) {
-        cd_diag_add(x->d, "%s: %s is not read here (file access is disabled); accepted: an "
-                          "inline value",
+        cd_diag_add(x->d,
+                    "%s: %s is not read here (file access is disabled); accepted: an "
+                    "inline value",
                     path, shown);
         return NULL;
     }
     char *text, err[256];
     size_t len;
     if (cd_cfg_read_file(s, SECRET_FILE_MAX, &text, &len, err, sizeof(err)) != 0) {
-        cd_diag_add(x->d, "%s: %s: %s; accepted: a readable file holding the secret", path,
-                    shown, err);
+        cd_diag_add(x->d, "%s: %s: %s; accepted: a readable file holding the secret", path, shown,
+                    err);
         return NULL;
     }
     if (len > 0 && text[len - 1] == '\n') len--;
@@ -123,8 +125,9 @@ static json_t *fetch(cd_cfgctx_t *x, const char *path, const json_t *v, bool fro
     memset(text, 0, len);
     free(text);
     if (!j)
-        cd_diag_add(x->d, "%s: the content of %s (hidden) is not UTF-8 text, or holds a NUL; "
-                          "accepted: a file holding the secret as text",
+        cd_diag_add(x->d,
+                    "%s: the content of %s (hidden) is not UTF-8 text, or holds a NUL; "
+                    "accepted: a file holding the secret as text",
                     path, shown);
     return j;
 }

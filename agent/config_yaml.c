@@ -65,7 +65,8 @@ typedef struct ycx {
     bool failed; /* one problem stops the conversion: the tree is incomplete */
 } ycx_t;
 
-static void fail(ycx_t *y, yaml_mark_t m, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void fail(ycx_t *y, yaml_mark_t m, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 static void fail(ycx_t *y, yaml_mark_t m, const char *fmt, ...)
 {
@@ -86,8 +87,8 @@ static bool next(ycx_t *y, yaml_event_t *ev)
     yaml_mark_t m = y->p.problem_mark;
     if (y->p.context)
         fail(y, m, "YAML syntax error: %s (%s at line %zu, column %zu)",
-             y->p.problem ? y->p.problem : "invalid YAML", y->p.context,
-             y->p.context_mark.line + 1, y->p.context_mark.column + 1);
+             y->p.problem ? y->p.problem : "invalid YAML", y->p.context, y->p.context_mark.line + 1,
+             y->p.context_mark.column + 1);
     else
         fail(y, m, "YAML syntax error: %s", y->p.problem ? y->p.problem : "invalid YAML");
     return false;
@@ -111,9 +112,9 @@ static bool is_one_of(const char *s, const char *const *list)
 static const char *const NULLS[] = {"", "~", "null", "Null", "NULL", NULL};
 static const char *const TRUES[] = {"true", "True", "TRUE", NULL};
 static const char *const FALSES[] = {"false", "False", "FALSE", NULL};
-static const char *const SPECIAL_FLOATS[] = {".inf", ".Inf", ".INF", "+.inf", "+.Inf", "+.INF",
-                                             "-.inf", "-.Inf", "-.INF", ".nan", ".NaN", ".NAN",
-                                             NULL};
+static const char *const SPECIAL_FLOATS[] = {".inf",  ".Inf",  ".INF",  "+.inf", "+.Inf",
+                                             "+.INF", "-.inf", "-.Inf", "-.INF", ".nan",
+                                             ".NaN",  ".NAN",  NULL};
 
 static bool all_of(const char *s, const char *set)
 {
@@ -202,7 +203,10 @@ static json_t *resolve(ycx_t *y, const yaml_event_t *ev, const char *path, int w
     if (want == R_ANY) return json_string(s);
     cd_cfg_render_str(s, shown, sizeof(shown));
     fail(y, ev->start_mark, "%s: %s is not a %s; accepted: a value of the type its tag !!%s names",
-         where, shown, WANT[want], want == R_NULL ? "null" : want == R_BOOL ? "bool" : WANT[want]);
+         where, shown, WANT[want],
+         want == R_NULL   ? "null"
+         : want == R_BOOL ? "bool"
+                          : WANT[want]);
     return NULL;
 }
 
@@ -215,8 +219,7 @@ static json_t *scalar(ycx_t *y, const yaml_event_t *ev, const char *path)
 
     if (!tag || strcmp(tag, "!") == 0) {
         /* jansson holds UTF-8 only, and libyaml has already checked it is. */
-        v = plain && !tag ? resolve(y, ev, path, R_ANY)
-                          : json_stringn(s, ev->data.scalar.length);
+        v = plain && !tag ? resolve(y, ev, path, R_ANY) : json_stringn(s, ev->data.scalar.length);
     } else if (strcmp(tag, TAG_PREFIX "str") == 0) {
         v = json_stringn(s, ev->data.scalar.length);
     } else if (strcmp(tag, TAG_PREFIX "null") == 0) {
@@ -330,8 +333,9 @@ static json_t *alias(ycx_t *y, const yaml_event_t *ev, const char *path)
         if (!v) fail(y, ev->start_mark, "%s: out of memory", cd_cfg_where(path));
         return v;
     }
-    fail(y, ev->start_mark, "%s: alias *%s names no complete anchor before it; accepted: an "
-                            "alias after the value its &anchor marks",
+    fail(y, ev->start_mark,
+         "%s: alias *%s names no complete anchor before it; accepted: an "
+         "alias after the value its &anchor marks",
          cd_cfg_where(path), name);
     return NULL;
 }
@@ -352,7 +356,9 @@ static json_t *node(ycx_t *y, yaml_event_t *ev, const char *path, int depth)
         return NULL;
     }
     switch (ev->type) {
-    case YAML_SCALAR_EVENT: anchor = ev->data.scalar.anchor; break;
+    case YAML_SCALAR_EVENT:
+        anchor = ev->data.scalar.anchor;
+        break;
     case YAML_MAPPING_START_EVENT:
         anchor = ev->data.mapping_start.anchor;
         tag = ev->data.mapping_start.tag;
@@ -363,14 +369,15 @@ static json_t *node(ycx_t *y, yaml_event_t *ev, const char *path, int depth)
         tag = ev->data.sequence_start.tag;
         std = TAG_PREFIX "seq";
         break;
-    default: fail(y, ev->start_mark, "%s: unexpected YAML event", cd_cfg_where(path)); return NULL;
+    default:
+        fail(y, ev->start_mark, "%s: unexpected YAML event", cd_cfg_where(path));
+        return NULL;
     }
     if (tag && strcmp((const char *)tag, "!") != 0 && strcmp((const char *)tag, std) != 0) {
         char shown[CD_CFG_VALUE_MAX + 8];
         cd_cfg_render_str((const char *)tag, shown, sizeof(shown));
         fail(y, ev->start_mark, "%s: tag %s is not supported; accepted: no tag, or %s",
-             cd_cfg_where(path), shown,
-             ev->type == YAML_MAPPING_START_EVENT ? "!!map" : "!!seq");
+             cd_cfg_where(path), shown, ev->type == YAML_MAPPING_START_EVENT ? "!!map" : "!!seq");
         return NULL;
     }
     if (anchor) {

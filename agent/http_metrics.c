@@ -147,10 +147,21 @@ static void rules(FILE *f, const cd_snapshot_t *s)
         const char *name, *help;
         bool quantile, threshold;
     } VALUES[] = {
-        {"rule_value", "The canary's current value of each ratio or count rule's signal (NaN without data).", false, false},
-        {"rule_threshold", "The value each ratio or count rule compared the canary with at its last evaluation (NaN if none).", false, true},
-        {"rule_quantile", "The canary's current quantile of each percentile rule, in the unit of the rule's numeric field (NaN without data).", true, false},
-        {"rule_quantile_threshold", "The quantile each percentile rule compared the canary's with at its last evaluation, in the field's unit (NaN if none).", true, true},
+        {"rule_value",
+         "The canary's current value of each ratio or count rule's signal (NaN without data).",
+         false, false},
+        {"rule_threshold",
+         "The value each ratio or count rule compared the canary with at its last evaluation (NaN "
+         "if none).",
+         false, true},
+        {"rule_quantile",
+         "The canary's current quantile of each percentile rule, in the unit of the rule's numeric "
+         "field (NaN without data).",
+         true, false},
+        {"rule_quantile_threshold",
+         "The quantile each percentile rule compared the canary's with at its last evaluation, in "
+         "the field's unit (NaN if none).",
+         true, true},
     };
     for (size_t k = 0; k < sizeof(VALUES) / sizeof(VALUES[0]); k++) {
         head(f, VALUES[k].name, "gauge", VALUES[k].help);
@@ -253,8 +264,9 @@ static void process_std(FILE *f)
     const char *p = strrchr(buf, ')');
     unsigned long long ut, stm, start, vsize;
     long long rss;
-    if (p && sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu %*d %*d %*d "
-                           "%*d %*d %*d %llu %llu %lld",
+    if (p && sscanf(p + 2,
+                    "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu %*d %*d %*d "
+                    "%*d %*d %*d %llu %llu %lld",
                     &ut, &stm, &start, &vsize, &rss) == 5) {
         double hz = (double)sysconf(_SC_CLK_TCK);
         head_raw(f, "process_cpu_seconds_total", "counter",
@@ -263,8 +275,7 @@ static void process_std(FILE *f)
         head_raw(f, "process_virtual_memory_bytes", "gauge", "Virtual memory size in bytes.");
         fprintf(f, "process_virtual_memory_bytes %llu\n", vsize);
         head_raw(f, "process_resident_memory_bytes", "gauge", "Resident memory size in bytes.");
-        fprintf(f, "process_resident_memory_bytes %lld\n",
-                rss * (long long)sysconf(_SC_PAGESIZE));
+        fprintf(f, "process_resident_memory_bytes %lld\n", rss * (long long)sysconf(_SC_PAGESIZE));
         long long bt = boot_time();
         if (bt >= 0) {
             head_raw(f, "process_start_time_seconds", "gauge",

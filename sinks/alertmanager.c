@@ -51,12 +51,12 @@ extern const struct cd_sink_ops cd_sink_webhook;
 
 typedef struct am_alert {
     char rule[CD_NAME_MAX];
-    json_t *alert;  /* the postableAlert as last rendered (owned) */
-    bool resolved;  /* endsAt set: dropped once a 2xx carried it */
+    json_t *alert; /* the postableAlert as last rendered (owned) */
+    bool resolved; /* endsAt set: dropped once a 2xx carried it */
 } am_alert_t;
 
 typedef struct am {
-    void *http; /* the webhook sink's state doing the requests */
+    void *http;     /* the webhook sink's state doing the requests */
     json_t *labels; /* configured extra labels (owned), may be empty */
     char *generator_url;
     int64_t resend_ms, resolve_timeout_ms;
@@ -70,9 +70,9 @@ typedef struct am {
     void *done_opaque;
 } am_t;
 
-static const char *const KEYS[] = {"url",     "resend_interval", "resolve_timeout", "labels",
-                                   "generator_url", "headers",   "connect_timeout", "timeout",
-                                   "secret",  NULL};
+static const char *const KEYS[] = {
+    "url",     "resend_interval", "resolve_timeout", "labels", "generator_url",
+    "headers", "connect_timeout", "timeout",         "secret", NULL};
 
 static void am_destroy(void *state);
 
@@ -87,8 +87,8 @@ static bool label_name_ok(const char *s)
     return true;
 }
 
-static const char *const OWN_LABELS[] = {"alertname", "action", "release", "service", "severity",
-                                         NULL};
+static const char *const OWN_LABELS[] = {"alertname", "action",   "release",
+                                         "service",   "severity", NULL};
 
 static bool parse_labels(am_t *a, const json_t *l, const char *path, cd_diag_t *diag)
 {
@@ -135,15 +135,15 @@ static json_t *transport_entry(const json_t *e, const char *url)
     size_t n = strlen(url);
     while (n > 0 && url[n - 1] == '/')
         n--;
-    bool has_path = n >= strlen(API_PATH) && strncmp(url + n - strlen(API_PATH), API_PATH,
-                                                     strlen(API_PATH)) == 0;
+    bool has_path = n >= strlen(API_PATH) &&
+                    strncmp(url + n - strlen(API_PATH), API_PATH, strlen(API_PATH)) == 0;
     char *full = malloc(n + sizeof(API_PATH));
     if (!full) return NULL;
     snprintf(full, n + sizeof(API_PATH), "%.*s%s", (int)n, url, has_path ? "" : API_PATH);
     json_t *t = json_pack("{s:s, s:s}", "url", full, "format", "generic");
     free(full);
-    static const char *const PASS[] = {"name", "headers", "connect_timeout", "timeout", "secret",
-                                       NULL};
+    static const char *const PASS[] = {"name",    "headers", "connect_timeout",
+                                       "timeout", "secret",  NULL};
     for (int i = 0; t && PASS[i]; i++) {
         json_t *v = json_object_get(e, PASS[i]);
         if (v) json_object_set(t, PASS[i], v);
@@ -166,10 +166,10 @@ static void *am_init(const void *conf, const char *path, cd_diag_t *diag)
     cd_sconf_keys(diag, path, e, KEYS, true);
     char *url = NULL;
     cd_sconf_string(diag, path, e, "url", true, true, &url);
-    bool durations = cd_sconf_duration(diag, path, e, "resend_interval", 1000, 3600000,
-                                       &a->resend_ms) &
-                     cd_sconf_duration(diag, path, e, "resolve_timeout", 2000, 24 * 3600000LL,
-                                       &a->resolve_timeout_ms);
+    bool durations =
+        cd_sconf_duration(diag, path, e, "resend_interval", 1000, 3600000, &a->resend_ms) &
+        cd_sconf_duration(diag, path, e, "resolve_timeout", 2000, 24 * 3600000LL,
+                          &a->resolve_timeout_ms);
     if (durations && a->resend_ms >= a->resolve_timeout_ms) {
         char acc[128], rt[32];
         cd_sconf_path(p, sizeof(p), path, "resend_interval");
@@ -234,8 +234,8 @@ static json_t *render_firing(const am_t *a, const cd_sink_msg_t *m)
              m->service ? m->service : "");
     json_t *ann = json_pack("{s:s, s:s}", "summary", summary, "description", v->reason);
     if (ann && *v->todo) json_object_set_new(ann, "todo", json_string(v->todo));
-    json_t *alert = json_pack("{s:o, s:o, s:s}", "labels", labels, "annotations", ann, "startsAt",
-                              starts);
+    json_t *alert =
+        json_pack("{s:o, s:o, s:s}", "labels", labels, "annotations", ann, "startsAt", starts);
     if (alert && a->generator_url)
         json_object_set_new(alert, "generatorURL", json_string(a->generator_url));
     return alert;
@@ -283,10 +283,10 @@ static cd_sink_result_t am_deliver(void *state, const cd_sink_msg_t *m, int64_t 
 {
     am_t *a = state;
     if (!m->heartbeat && !apply(a, m)) return CD_SINK_RETRY;
-    bool relevant = m->heartbeat || (m->v->record == CD_RECORD_STATE && m->v->rule &&
-                                     (m->v->to == CD_STATE_FIRING ||
-                                      m->v->from == CD_STATE_FIRING ||
-                                      m->v->to == CD_STATE_RESOLVED));
+    bool relevant =
+        m->heartbeat || (m->v->record == CD_RECORD_STATE && m->v->rule &&
+                         (m->v->to == CD_STATE_FIRING || m->v->from == CD_STATE_FIRING ||
+                          m->v->to == CD_STATE_RESOLVED));
     if (!relevant || a->nalerts == 0) return CD_SINK_OK;
 
     json_t *arr = json_array();

@@ -217,7 +217,8 @@ sink_t *cd_dsp_parse_entry(cd_dispatcher_t *d, const cd_config_t *cfg, const jso
     /* Alertmanager alerts are made from state records (a rule firing,
      * resolving): the default kinds there are state records only. */
     json_t *flt = json_object_get(e, "filter");
-    if (strcmp(s->type, "alertmanager") == 0 && !(json_is_object(flt) && json_object_get(flt, "kinds"))) {
+    if (strcmp(s->type, "alertmanager") == 0 &&
+        !(json_is_object(flt) && json_object_get(flt, "kinds"))) {
         s->f.kind_state = true;
         s->f.kind_verdict = false;
     }

@@ -93,8 +93,8 @@ static json_t *posted(int i)
     json_t *a;
     json_array_foreach(arr, n, a)
     {
-        static const char *const KNOWN[] = {"labels", "annotations", "startsAt", "endsAt",
-                                            "generatorURL", NULL};
+        static const char *const KNOWN[] = {"labels", "annotations",  "startsAt",
+                                            "endsAt", "generatorURL", NULL};
         const char *k;
         json_t *v;
         json_object_foreach(a, k, v)
@@ -125,7 +125,7 @@ static char *body(int i)
 }
 
 #define FIRING_ERRORS                                                                              \
-    "{\"labels\":{\"alertname\":\"errors\",\"action\":\"alert\",\"release\":\"2.5.0\","           \
+    "{\"labels\":{\"alertname\":\"errors\",\"action\":\"alert\",\"release\":\"2.5.0\","            \
     "\"severity\":\"warning\",\"env\":\"prod\"},\"annotations\":{\"summary\":\"errors: alert on "  \
     "canary 2.5.0\",\"description\":\"errors pending -> firing at +10s\"},\"startsAt\":"           \
     "\"2026-11-27T12:00:10.000Z\""
@@ -177,8 +177,9 @@ Test(alertmanager, resent_while_firing_only)
     int n = rx_count(rx);
     for (int i = 1; i < n; i++) {
         rx_request_t a = rx_get(rx, i - 1), b = rx_get(rx, i);
-        if (i >= 2) cr_assert_geq(b.at_ms - a.at_ms, 900, "re-sent after %lld ms",
-                                  (long long)(b.at_ms - a.at_ms));
+        if (i >= 2)
+            cr_assert_geq(b.at_ms - a.at_ms, 900, "re-sent after %lld ms",
+                          (long long)(b.at_ms - a.at_ms));
         rx_request_free(&a);
         rx_request_free(&b);
     }
@@ -193,8 +194,7 @@ Test(alertmanager, resent_while_firing_only)
         json_decref(posted(i));
 
     cd_verdict_t r1 = st_state("errors", CD_ACTION_ALERT, CD_STATE_FIRING, CD_STATE_RESOLVED, 80);
-    cd_verdict_t r2 =
-        st_state("fatal", CD_ACTION_ROLLBACK, CD_STATE_FIRING, CD_STATE_RESOLVED, 90);
+    cd_verdict_t r2 = st_state("fatal", CD_ACTION_ROLLBACK, CD_STATE_FIRING, CD_STATE_RESOLVED, 90);
     cr_assert(cd_dispatcher_submit(d, &r1));
     cr_assert(cd_dispatcher_submit(d, &r2));
     cr_assert_eq(cd_dispatcher_drain(d, 10000), 0);

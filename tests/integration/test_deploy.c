@@ -261,9 +261,9 @@ Test(dockerfile, image_layout)
      * copies that staging folder whole, and nothing else from the build. */
     int stage = 0, installs = 0, build_copies = 0;
     bool labels[3] = {false, false, false};
-    static const char *const LABELS[] = {"org.opencontainers.image.title=",
-                                         "org.opencontainers.image.version=",
-                                         "org.opencontainers.image.revision="};
+    static const char *const LABELS[] = {
+        "org.opencontainers.image.title=", "org.opencontainers.image.version=",
+        "org.opencontainers.image.revision="};
     for (int i = 0; i < n; i++) {
         if (strcmp(in[i].op, "FROM") == 0) stage++;
         if (strcmp(in[i].op, "RUN") == 0 && strstr(in[i].args, "cmake --install build")) {
@@ -346,8 +346,8 @@ Test(dockerfile, packages_exist_in_debian_12)
     }
     /* The runtime stage has the libraries the agent links. */
     static const char *const runtime[] = {
-        "librdkafka1", "libjansson4", "libcurl4",   "libhiredis0.14", "libmicrohttpd12",
-        "libssl3",     "libyaml-0-2", "tini",       NULL};
+        "librdkafka1", "libjansson4", "libcurl4", "libhiredis0.14", "libmicrohttpd12", "libssl3",
+        "libyaml-0-2", "tini",        NULL};
     for (int k = 0; runtime[k]; k++) {
         bool found = false;
         for (int i = 0; i < np; i++)
@@ -360,8 +360,14 @@ Test(dockerfile, packages_exist_in_debian_12)
  * documentation; the mock broker only with --component tools. */
 static int run_install(const char *prefix, const char *component)
 {
-    char *argv[] = {"cmake", "--install", CANARYD_BINARY_DIR, "--prefix", (char *)prefix,
-                    component ? "--component" : NULL, (char *)component, NULL};
+    char *argv[] = {"cmake",
+                    "--install",
+                    CANARYD_BINARY_DIR,
+                    "--prefix",
+                    (char *)prefix,
+                    component ? "--component" : NULL,
+                    (char *)component,
+                    NULL};
     pid_t pid;
     posix_spawn_file_actions_t fa;
     posix_spawn_file_actions_init(&fa);
@@ -547,8 +553,7 @@ Test(yaml, every_file_parses)
                  "compose 1, configmap 1, secret 1, deployment 2, native sidecar 2, canaryd 2, "
                  "analysis 1, flagger 2, argo 1");
     /* Every *.yaml under docker/k8s and its folders is in the list above. */
-    static const char *const dirs[] = {"docker/k8s", "docker/k8s/flagger", "docker/k8s/argo",
-                                       NULL};
+    static const char *const dirs[] = {"docker/k8s", "docker/k8s/flagger", "docker/k8s/argo", NULL};
     for (int k = 0; dirs[k]; k++) {
         char dp[512];
         snprintf(dp, sizeof(dp), SRC "%s", dirs[k]);
@@ -718,10 +723,10 @@ Test(yaml, probes_ports_and_urls_match_the_api)
         cr_assert_eq(atoi(ystr(yget(&y.doc[1], yat(&y.doc[1], sp, 0), "targetPort"))),
                      CD_HTTP_DEFAULT_PORT);
         yaml_node_t *sel = yp(&y.doc[1], svc, "spec", "selector", NULL);
-        yaml_node_t *pl = yp(&y.doc[0], yaml_document_get_root_node(&y.doc[0]), "spec",
-                             "template", "metadata", "labels", NULL);
-        cr_assert(sel && sel->type == YAML_MAPPING_NODE && sel->data.mapping.pairs.top >
-                                                               sel->data.mapping.pairs.start);
+        yaml_node_t *pl = yp(&y.doc[0], yaml_document_get_root_node(&y.doc[0]), "spec", "template",
+                             "metadata", "labels", NULL);
+        cr_assert(sel && sel->type == YAML_MAPPING_NODE &&
+                  sel->data.mapping.pairs.top > sel->data.mapping.pairs.start);
         for (yaml_node_pair_t *q = sel->data.mapping.pairs.start; q < sel->data.mapping.pairs.top;
              q++) {
             const char *k = ystr(yaml_document_get_node(&y.doc[1], q->key));
@@ -791,8 +796,8 @@ Test(yaml, pod_security_restricted)
         yload(path, &y);
         for (int i = 0; i < y.n; i++) {
             yaml_document_t *d = &y.doc[i];
-            yaml_node_t *ps = yp(d, yaml_document_get_root_node(d), "spec", "template", "spec",
-                                 NULL);
+            yaml_node_t *ps =
+                yp(d, yaml_document_get_root_node(d), "spec", "template", "spec", NULL);
             if (!ps) continue;
             pods++;
             yaml_node_t *psc = yget(d, ps, "securityContext");
@@ -805,8 +810,8 @@ Test(yaml, pod_security_restricted)
                 for (int k = 0; k < ylen(cs); k++) {
                     yaml_node_t *sc = yget(d, yat(d, cs, k), "securityContext");
                     const char *name = ystr(yget(d, yat(d, cs, k), "name"));
-                    cr_assert_not_null(sc, "%s: container %s has no securityContext",
-                                       YAML_FILES[f], name);
+                    cr_assert_not_null(sc, "%s: container %s has no securityContext", YAML_FILES[f],
+                                       name);
                     cr_assert_str_eq(ystr(yget(d, sc, "allowPrivilegeEscalation")), "false",
                                      "%s: %s", YAML_FILES[f], name);
                     cr_assert_str_eq(ystr(yp(d, sc, "seccompProfile", "type", NULL)),
@@ -853,8 +858,7 @@ Test(yaml, flagger_wiring)
     const char *name = ystr(yp(td, tr, "metadata", "name", NULL));
     cr_assert_str_eq(ystr(yp(td, tr, "spec", "selector", "matchLabels", "app", NULL)), name,
                      "Flagger wants the target named after its app selector");
-    cr_assert_str_eq(ystr(yp(td, tr, "spec", "template", "metadata", "labels", "app", NULL)),
-                     name);
+    cr_assert_str_eq(ystr(yp(td, tr, "spec", "template", "metadata", "labels", "app", NULL)), name);
     cr_assert_str_eq(ystr(yget(cd, cr, "kind")), "Canary");
     cr_assert_str_eq(ystr(yget(cd, cr, "apiVersion")), "flagger.app/v1beta1");
     cr_assert_str_eq(ystr(yp(cd, cr, "spec", "targetRef", "name", NULL)), name);

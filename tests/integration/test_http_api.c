@@ -1055,8 +1055,7 @@ static void collect_exprs(json_t *j, const char *scrape, int *exprs, int *names)
     } else if (json_is_array(j)) {
         size_t i;
         json_t *v;
-        json_array_foreach(j, i, v)
-            collect_exprs(v, scrape, exprs, names);
+        json_array_foreach(j, i, v) collect_exprs(v, scrape, exprs, names);
     }
 }
 
@@ -1081,8 +1080,8 @@ Test(http_api, metrics_pass_promtool_and_feed_the_dashboard)
     cr_assert_gt(metric(m, "process_open_fds"), 3);
     cr_assert_geq(metric(m, "process_max_fds"), metric(m, "process_open_fds"));
     double start = metric(m, "process_start_time_seconds"), now = (double)now_ms() / 1000;
-    cr_assert(start > now - 120 && start <= now + 1, "process_start_time_seconds %f, now %f",
-              start, now);
+    cr_assert(start > now - 120 && start <= now + 1, "process_start_time_seconds %f, now %f", start,
+              now);
     /* The ratio rule's value is in rule_value, nothing in rule_quantile. */
     cr_assert_null(strstr(m, "canaryd_rule_quantile{rule=\"error-rate\"}"));
     cr_assert_not_null(strstr(m, "canaryd_rule_value{rule=\"error-rate\"}"));

@@ -160,8 +160,9 @@ Test(config_secrets, mistakes_named_never_the_secret)
     expect("\"sinks\": {\"outputs\": [{\"type\": \"redis\", \"password_file\": \"%s\"}]}", missing,
            lines);
     expect("\"sinks\": {\"outputs\": [{\"type\": \"webhook\", \"url_env\": \"CD_TEST_UNSET\"}]}",
-           "", "sinks.outputs[0].url_env: \"CD_TEST_UNSET\" is not set; accepted: the name of a "
-               "set environment variable holding the secret\n");
+           "",
+           "sinks.outputs[0].url_env: \"CD_TEST_UNSET\" is not set; accepted: the name of a "
+           "set environment variable holding the secret\n");
     expect("\"sinks\": {\"outputs\": [{\"type\": \"webhook\", \"url\": \"https://a/b\", "
            "\"url_env\": \"CD_TEST_SECRET\", \"url_file\": \"%s\"}]}",
            file,

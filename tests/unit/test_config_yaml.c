@@ -156,10 +156,11 @@ Test(config_yaml, scalars_resolve_by_the_core_schema)
                           &pos);
     cr_assert_not_null(t, "%s", diag.text);
     char *s = json_dumps(t, JSON_COMPACT | JSON_REAL_PRECISION(6));
-    cr_assert_str_eq(s, "{\"a\":10,\"b\":-3,\"c\":31,\"d\":15,\"e\":2.0,\"f\":0.5,\"g\":1000.0,"
-                        "\"h\":true,\"i\":false,\"j\":null,\"k\":null,\"l\":\"yes\",\"m\":\"10\","
-                        "\"n\":\"1.10\",\"o\":\"10\",\"p\":3.0,\"q\":\"30s\",\"r\":\"two\\nlines\\n\","
-                        "\"s\":\"1.2.3\"}");
+    cr_assert_str_eq(s,
+                     "{\"a\":10,\"b\":-3,\"c\":31,\"d\":15,\"e\":2.0,\"f\":0.5,\"g\":1000.0,"
+                     "\"h\":true,\"i\":false,\"j\":null,\"k\":null,\"l\":\"yes\",\"m\":\"10\","
+                     "\"n\":\"1.10\",\"o\":\"10\",\"p\":3.0,\"q\":\"30s\",\"r\":\"two\\nlines\\n\","
+                     "\"s\":\"1.2.3\"}");
     free(s);
     json_decref(t);
     json_decref(pos);
@@ -174,9 +175,10 @@ Test(config_yaml, anchors_and_aliases_copy)
                           &pos);
     cr_assert_not_null(t, "%s", diag.text);
     char *s = json_dumps(t, JSON_COMPACT);
-    cr_assert_str_eq(s, "{\"base\":{\"canary\":500,\"stable\":2000},\"a\":{\"canary\":500,\"stable\":"
-                        "2000},\"b\":[{\"canary\":500,\"stable\":2000},{\"canary\":500,\"stable\":"
-                        "2000}]}");
+    cr_assert_str_eq(s,
+                     "{\"base\":{\"canary\":500,\"stable\":2000},\"a\":{\"canary\":500,\"stable\":"
+                     "2000},\"b\":[{\"canary\":500,\"stable\":2000},{\"canary\":500,\"stable\":"
+                     "2000}]}");
     free(s);
     /* Copies, not shared: changing one leaves the others. */
     json_object_set_new(json_object_get(t, "a"), "canary", json_integer(1));
@@ -269,8 +271,7 @@ Test(config_yaml, alias_bomb_is_bounded)
     cr_assert_null(yaml_tree(doc, &pos));
     cr_assert_null(pos);
     cr_assert_eq(diag.count, 1);
-    cr_assert(strstr(diag.text, "aliases expand the document past 65536 values"), "%s",
-              diag.text);
+    cr_assert(strstr(diag.text, "aliases expand the document past 65536 values"), "%s", diag.text);
 }
 
 /* Modules' sections (kafka, http, sinks) are checked after loading; their
