@@ -20,7 +20,8 @@
  * null/~/empty, integers (decimal, 0o, 0x) and floats become JSON values,
  * anything quoted or block-styled is a string. The standard tags !!str,
  * !!int, !!float, !!bool, !!null, !!map, !!seq are honoured; others are
- * errors, as are .inf and .nan (JSON cannot hold them), integers beyond
+ * errors, as are .inf and .nan (JSON cannot hold them), NUL characters
+ * (jansson rejects them in JSON text too), integers beyond
  * int64, keys that are not scalars, duplicate keys (JSON_REJECT_DUPLICATES
  * gives JSON files the same rule) and a second document. Anchors and
  * aliases work (an alias is a deep copy); a budget of values and a depth
@@ -217,6 +218,12 @@ static json_t *scalar(ycx_t *y, const yaml_event_t *ev, const char *path)
     bool plain = ev->data.scalar.style == YAML_PLAIN_SCALAR_STYLE;
     json_t *v;
 
+    /* As jansson's parser does without JSON_ALLOW_NUL: no "\0" in text. */
+    if (strlen(s) != ev->data.scalar.length) {
+        fail(y, ev->start_mark, "%s: a string holds a NUL character; accepted: text without \\0",
+             cd_cfg_where(path));
+        return NULL;
+    }
     if (!tag || strcmp(tag, "!") == 0) {
         /* jansson holds UTF-8 only, and libyaml has already checked it is. */
         v = plain && !tag ? resolve(y, ev, path, R_ANY) : json_stringn(s, ev->data.scalar.length);
@@ -266,6 +273,12 @@ static json_t *mapping(ycx_t *y, const yaml_event_t *start, const char *path, in
             goto err;
         }
         const char *key = (const char *)k.data.scalar.value;
+        if (strlen(key) != k.data.scalar.length) {
+            fail(y, k.start_mark, "%s: a key holds a NUL character; accepted: text without \\0",
+                 cd_cfg_where(path));
+            yaml_event_delete(&k);
+            goto err;
+        }
         char shown[CD_CFG_VALUE_MAX + 8];
         if (json_object_get(obj, key)) {
             cd_cfg_render_str(key, shown, sizeof(shown));

@@ -252,6 +252,10 @@ Test(config_yaml, conversion_errors)
            "type its tag !!integer names\n");
     expect("? [a]\n: 1\n", "line 1, column 3: top level: a key is a mapping or sequence; "
                            "accepted: keys that are plain strings, such as \"window\"\n");
+    expect("rules: \"a\\0b\"\n", "line 1, column 8: rules: a string holds a NUL character; "
+                                 "accepted: text without \\0\n");
+    expect("\"k\\0\": 1\n", "line 1, column 1: top level: a key holds a NUL character; "
+                             "accepted: text without \\0\n");
     expect("a: &x [1, *x]\n",
            "line 1, column 11: a[1]: alias *x names no complete anchor before it; accepted: an "
            "alias after the value its &anchor marks\n");
