@@ -379,6 +379,7 @@ static void queue_heartbeat(cd_dispatcher_t *d, sink_t *s, int64_t now)
         free(it);
         free(e);
         cd_log_ratelimited("dispatcher-oom", CD_LOG_ERROR, "out of memory queueing a heartbeat");
+        s->beat_at = now + 1000; /* try again, not never */
         return;
     }
     it->heartbeat = true;
