@@ -166,11 +166,12 @@ static void *am_init(const void *conf, const char *path, cd_diag_t *diag)
     cd_sconf_keys(diag, path, e, KEYS, true);
     char *url = NULL;
     cd_sconf_string(diag, path, e, "url", true, true, &url);
-    bool durations =
-        cd_sconf_duration(diag, path, e, "resend_interval", 1000, 3600000, &a->resend_ms) &
-        cd_sconf_duration(diag, path, e, "resolve_timeout", 2000, 24 * 3600000LL,
-                          &a->resolve_timeout_ms);
-    if (durations && a->resend_ms >= a->resolve_timeout_ms) {
+    /* Both parsed (each reports its own problem) before they are compared. */
+    bool resend_ok =
+        cd_sconf_duration(diag, path, e, "resend_interval", 1000, 3600000, &a->resend_ms);
+    bool timeout_ok = cd_sconf_duration(diag, path, e, "resolve_timeout", 2000, 24 * 3600000LL,
+                                        &a->resolve_timeout_ms);
+    if (resend_ok && timeout_ok && a->resend_ms >= a->resolve_timeout_ms) {
         char acc[128], rt[32];
         cd_sconf_path(p, sizeof(p), path, "resend_interval");
         snprintf(acc, sizeof(acc),
