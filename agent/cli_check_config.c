@@ -8,6 +8,12 @@
  * ERROR_OCCURRED / REQUEST_COMPLETED > 2 x stable's, and above 0.002") so a
  * reviewer checks meaning, not JSON. It is derived only from the parsed
  * cd_config_t, so it shows what canaryd understood, defaults included.
+ *
+ * Warnings (stderr, exit status still 0, printed with --quiet too): a rule
+ * set whose every rule can be judged with no canary data at all (counts with
+ * no canary minimum, stable-scoped thresholds) passes a canary that sends
+ * nothing; only verdicts.min_canary_events then stands between it and
+ * HEALTHY / PROMOTE.
  */
 #include <stdio.h>
 #include <string.h>
@@ -96,6 +102,13 @@ static void condition_text(const cd_config_t *c, const cd_rule_conf_t *r, char *
                  "predicts, once at least %g are expected",
                  types, r->max_ratio, sig, r->min_expected);
         break;
+    case CD_RULE_SILENCE:
+        type_sum(c, r->signal.num, r->signal.nnum, " + ", true, sig, sizeof(sig));
+        snprintf(buf, size,
+                 "fires when canary %s falls to <= %g x what its share of the previous %s "
+                 "predicts from stable's traffic, once at least %g are expected",
+                 sig, r->max_ratio, dur(r->reference_ms, d, sizeof(d)), r->min_expected);
+        break;
     case CD_RULE_PERCENTILE: {
         const char *f = c->numeric_names[r->hist];
         double q = r->quantile * 100;
@@ -128,6 +141,11 @@ static void print_summary(FILE *out, const char *file, const cd_config_t *c)
     fprintf(out, "verdicts: promote after %s, alert repeat %s, eval every %s\n",
             dur(c->promote_after_ms, a, sizeof(a)), dur(c->alert_repeat_ms, b, sizeof(b)),
             dur(c->eval_interval_ms, e, sizeof(e)));
+    if (c->min_canary_events > 0)
+        fprintf(out, "canary evidence: HEALTHY and PROMOTE need %llu canary events in %s\n",
+                (unsigned long long)c->min_canary_events, dur(c->promote_after_ms, a, sizeof(a)));
+    else
+        fprintf(out, "canary evidence: not checked (verdicts.min_canary_events 0)\n");
     fprintf(out, "baseline: %s\n", c->baseline_file[0] ? c->baseline_file : "none");
     fprintf(out, "rules:\n");
     for (int i = 0; i < c->nrules; i++) {
@@ -136,7 +154,7 @@ static void print_summary(FILE *out, const char *file, const cd_config_t *c)
                 "  %s: %s, %s%s, window %s, for %s, resolve for %s, min samples canary %llu "
                 "stable %llu",
                 r->name, cd_rule_kind_name(r->kind), cd_action_name(r->action),
-                r->dry_run ? " (dry run)" : "", dur(r->window_ms, a, sizeof(a)),
+                r->dry_run ? " (dry run)" : r->guard ? " (guard)" : "", dur(r->window_ms, a, sizeof(a)),
                 dur(r->for_ms, b, sizeof(b)), dur(r->resolve_for_ms, e, sizeof(e)),
                 (unsigned long long)r->min_samples_canary,
                 (unsigned long long)r->min_samples_stable);
@@ -145,6 +163,37 @@ static void print_summary(FILE *out, const char *file, const cd_config_t *c)
         condition_text(c, r, cond, sizeof(cond));
         fprintf(out, "    %s\n", cond);
     }
+}
+
+/* Warns when every rule that counts can be judged on zero canary events;
+ * returns the number of warning lines. */
+static int warn_no_canary_data(FILE *err, const char *file, const cd_config_t *c)
+{
+    /* Dry-run and guard rules never hold a release in ANALYZING, so they
+     * cannot stop a silent canary from passing. */
+    for (int i = 0; i < c->nrules; i++) {
+        const cd_rule_conf_t *r = &c->rules[i];
+        if (!r->dry_run && !r->guard && !cd_rule_judged_without_canary(r)) return 0;
+    }
+    char d[32];
+    fprintf(err,
+            "%s: warning: the rules can pass with no canary data (each is a count with "
+            "min_samples.canary 0, a threshold scoped to stable / any, a guard or a dry run)",
+            file);
+    if (c->min_canary_events > 0)
+        fprintf(err,
+                "; only verdicts.min_canary_events (%llu in %s) keeps a canary that sends "
+                "nothing from HEALTHY and PROMOTE. Add a rule that needs canary samples (a "
+                "ratio, or min_samples.canary)\n",
+                (unsigned long long)c->min_canary_events,
+                dur(c->promote_after_ms, d, sizeof(d)));
+    else
+        fprintf(err,
+                "; with verdicts.min_canary_events 0 a canary that sends nothing is HEALTHY at "
+                "the first evaluation and PROMOTE after %s. Set verdicts.min_canary_events above "
+                "0, or add a rule that needs canary samples\n",
+                dur(c->promote_after_ms, d, sizeof(d)));
+    return 1;
 }
 
 static void print_problems(FILE *err, const char *file, const cd_diag_t *d)
@@ -225,8 +274,9 @@ int cd_cli_check_config(int argc, char **argv)
     if (!c) {
         print_problems(stderr, file, d);
         rc = 2;
-    } else if (!quiet) {
-        print_summary(stdout, file, c);
+    } else {
+        if (!quiet) print_summary(stdout, file, c);
+        warn_no_canary_data(stderr, file, c);
     }
     fflush(stdout);
     fflush(stderr);

@@ -77,7 +77,8 @@ static void usage(FILE *f)
                "error-blip: 3m) --rate 400 --canary-share 0.05 --garbage 0 --disorder 0s.\n"
                "--scenario-file reads the same settings from a JSON object (keys scenario,\n"
                "seed, start, duration, onset, effect, rate, canary_share, garbage, disorder;\n"
-               "description and expect are ignored). Later options override earlier ones.\n"
+               "description, expect and config are ignored). Later options override earlier\n"
+               "ones.\n"
                "Exit: 0 done, 1 write error or out of memory, 2 usage or settings error.\n"
                "Scenarios:");
     for (int i = 0; i < CD_SIM__COUNT; i++)
@@ -175,7 +176,8 @@ static int load_file(gen_opts_t *o, const char *path, char *err, size_t esz)
 {
     static const char *const known[] = {"scenario", "seed",     "start",       "duration",
                                         "onset",    "effect",   "rate",        "canary_share",
-                                        "garbage",  "disorder", "description", "expect"};
+                                        "garbage",  "disorder", "description", "expect",
+                                        "config"};
     json_error_t jerr;
     json_t *root = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
     const char *key;
@@ -202,11 +204,14 @@ static int load_file(gen_opts_t *o, const char *path, char *err, size_t esz)
             snprintf(err, esz,
                      "%s: unknown key \"%s\"; known keys: scenario, seed, start, "
                      "duration, onset, effect, rate, canary_share, garbage, disorder, "
-                     "description, expect",
+                     "description, expect, config",
                      path, key);
             goto out;
         }
-        if (strcmp(key, "description") == 0 || strcmp(key, "expect") == 0) continue;
+        /* the scenario suite's own keys: what to expect, which config judges */
+        if (strcmp(key, "description") == 0 || strcmp(key, "expect") == 0 ||
+            strcmp(key, "config") == 0)
+            continue;
         char buf[64], sub[400];
         if (json_is_string(val))
             snprintf(buf, sizeof buf, "%s", json_string_value(val));

@@ -26,6 +26,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "canaryd/engine.h"
 #include "config_env.h"
 #include "config_internal.h"
 
@@ -37,7 +38,7 @@ static const char *const TOP_KEYS[] = {"events", "windows", "verdicts", "baselin
 static const char *const WINDOWS_KEYS[] = {"resolution", "allowed_lateness", "max_future_skew",
                                            "slack", NULL};
 static const char *const VERDICTS_KEYS[] = {"promote_after", "alert_repeat_interval",
-                                            "eval_interval", NULL};
+                                            "eval_interval", "min_canary_events", NULL};
 
 static void get_duration(cd_cfgctx_t *x, const json_t *sec, const char *secname, const char *key,
                          int64_t *ms, bool *ok)
@@ -86,6 +87,15 @@ static void parse_verdicts(cd_cfgctx_t *x, const json_t *vd)
     get_duration(x, vd, "verdicts", "promote_after", &c->promote_after_ms, NULL);
     get_duration(x, vd, "verdicts", "alert_repeat_interval", &c->alert_repeat_ms, NULL);
     get_duration(x, vd, "verdicts", "eval_interval", &c->eval_interval_ms, &ok);
+    json_t *mce = vd ? json_object_get(vd, "min_canary_events") : NULL;
+    if (mce) {
+        if (!json_is_integer(mce) || json_integer_value(mce) < 0)
+            cd_cfg_bad(x, "verdicts.min_canary_events", mce,
+                       json_is_integer(mce) ? "is negative" : "is not an integer",
+                       "an integer >= 0 (0 turns the canary-evidence check off)");
+        else
+            c->min_canary_events = (uint64_t)json_integer_value(mce);
+    }
     if (ok && x->resolution_ok &&
         (c->eval_interval_ms == 0 || c->eval_interval_ms % c->resolution_ms != 0)) {
         char acc[96];
@@ -106,6 +116,14 @@ static void set_defaults(cd_config_t *c)
     c->promote_after_ms = 15 * 60000;
     c->alert_repeat_ms = 5 * 60000;
     c->eval_interval_ms = 1000;
+    c->min_canary_events = 100;
+}
+
+int64_t cd_config_span_ms(const cd_config_t *c)
+{
+    int64_t span = cd_engine_span_ms(c->rules, c->nrules);
+    if (c->min_canary_events > 0 && c->promote_after_ms > span) span = c->promote_after_ms;
+    return span + c->slack_ms;
 }
 
 static void parse_root(cd_cfgctx_t *x, const json_t *root, const char *origin_dir)

@@ -1,6 +1,6 @@
 /*
  * config_kinds.c - the keys particular to each rule kind (threshold,
- * relative, spike, flatline, percentile) and the event type lists that make
+ * relative, spike, flatline, percentile, silence) and the event type lists that make
  * a rule's signal. config_rules.c has already checked which keys the kind
  * takes; here each one is parsed, defaulted and sanity-checked.
  *
@@ -169,6 +169,26 @@ static void parse_flatline(cd_cfgctx_t *x, const char *path, const json_t *r, cd
     cd_cfg_opt_number(x, path, r, "min_expected", 0, true, NAN, false, &rc->min_expected);
 }
 
+/* silence: traffic is a count (the signal's numerator); the reference
+ * precedes the window (rules/evidence_silence.c). */
+static void parse_silence(cd_cfgctx_t *x, const char *path, const json_t *r, cd_rule_conf_t *rc)
+{
+    char p[CD_CFG_PATH_MAX];
+    int kind = CD_RULE_SILENCE;
+    json_t *v;
+
+    rc->reference_ms = 5 * 60000;
+    rc->max_ratio = 0.1;
+    rc->min_expected = 30;
+    req_types(x, path, r, "traffic", kind, rc->signal.num, &rc->signal.nnum);
+    if ((v = json_object_get(r, "reference_window"))) {
+        cd_cfg_subpath(p, sizeof(p), path, "reference_window");
+        cd_cfg_lookback(x, p, v, 6 * 3600000LL, "6h", &rc->reference_ms);
+    }
+    cd_cfg_opt_number(x, path, r, "max_ratio", 0, false, 1, true, &rc->max_ratio);
+    cd_cfg_opt_number(x, path, r, "min_expected", 0, true, NAN, false, &rc->min_expected);
+}
+
 static void parse_percentile(cd_cfgctx_t *x, const char *path, const json_t *r, cd_rule_conf_t *rc)
 {
     char p[CD_CFG_PATH_MAX], list[512];
@@ -222,6 +242,9 @@ void cd_cfg_parse_kind(cd_cfgctx_t *x, const char *path, const json_t *r, int ki
         break;
     case CD_RULE_PERCENTILE:
         parse_percentile(x, path, r, rc);
+        break;
+    case CD_RULE_SILENCE:
+        parse_silence(x, path, r, rc);
         break;
     default:
         CD_ASSERT(!"rule kind out of range");

@@ -23,15 +23,16 @@
 #define SPK K(CD_RULE_SPIKE)
 #define FLT K(CD_RULE_FLATLINE)
 #define PCT K(CD_RULE_PERCENTILE)
+#define SIL K(CD_RULE_SILENCE)
 
-static const char *const KINDS[] = {"threshold", "relative",   "spike",
-                                    "flatline",  "percentile", NULL};
+static const char *const KINDS[] = {"threshold",  "relative", "spike", "flatline",
+                                    "percentile", "silence",  NULL};
 static const char *const ACTIONS[] = {"rollback", "alert", NULL};
 static const char *const MIN_SAMPLES_KEYS[] = {"canary", "stable", NULL};
 
-static const char *const COMMON_KEYS[] = {"name",   "kind",        "description", "window",
-                                          "for",    "resolve_for", "hysteresis",  "min_samples",
-                                          "action", "dry_run",     NULL};
+static const char *const COMMON_KEYS[] = {"name",        "kind",       "description", "window",
+                                          "for",         "resolve_for", "hysteresis", "min_samples",
+                                          "action",      "dry_run",    "guard",       NULL};
 static const struct {
     const char *key;
     unsigned kinds;
@@ -44,11 +45,11 @@ static const struct {
     {"z", THR | SPK},
     {"factor", REL | SPK | PCT},
     {"floor", REL | PCT},
-    {"reference_window", SPK},
+    {"reference_window", SPK | SIL},
     {"events", FLT},
-    {"traffic", FLT},
-    {"max_ratio", FLT},
-    {"min_expected", FLT},
+    {"traffic", FLT | SIL},
+    {"max_ratio", FLT | SIL},
+    {"min_expected", FLT | SIL},
     {"field", PCT},
     {"quantile", PCT},
 };
@@ -196,6 +197,13 @@ static void parse_common(cd_cfgctx_t *x, const char *path, const json_t *r, cd_r
         cd_cfg_subpath(p, sizeof(p), path, "dry_run");
         if (json_is_boolean(v))
             rc->dry_run = json_is_true(v);
+        else
+            cd_cfg_bad(x, p, v, "is not a boolean", "true, false");
+    }
+    if ((v = json_object_get(r, "guard"))) {
+        cd_cfg_subpath(p, sizeof(p), path, "guard");
+        if (json_is_boolean(v))
+            rc->guard = json_is_true(v);
         else
             cd_cfg_bad(x, p, v, "is not a boolean", "true, false");
     }

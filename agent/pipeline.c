@@ -134,7 +134,7 @@ cd_pipeline_t *cd_pipeline_new(const cd_config_t *cfg, int64_t ahead_ms, int nst
         .nmetrics = cfg->decode.ntypes,
         .nhists = cfg->decode.nnumeric,
         .resolution_ms = cfg->resolution_ms,
-        .span_ms = p->span_ms = cd_engine_span_ms(cfg->rules, cfg->nrules) + cfg->slack_ms,
+        .span_ms = p->span_ms = cd_config_span_ms(cfg),
         .ahead_ms = ahead_ms,
         .nstripes = nstripes,
         /* the histograms only as far back as the percentile rules read:
@@ -153,6 +153,7 @@ cd_pipeline_t *cd_pipeline_new(const cd_config_t *cfg, int64_t ahead_ms, int nst
     ec.nrules = cfg->nrules;
     ec.promote_after_ms = cfg->promote_after_ms;
     ec.alert_repeat_ms = cfg->alert_repeat_ms;
+    ec.min_canary_events = cfg->min_canary_events;
     ec.release = cfg->canary_version;
     ec.ntypes = cfg->decode.ntypes;
     for (int i = 0; i < ec.ntypes; i++)

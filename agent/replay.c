@@ -458,7 +458,7 @@ static int run(replay_t *r, cd_pipeline_t *p, cd_linereader_t *lr, const cd_conf
     bool tty = isatty(STDERR_FILENO);
     uint64_t n = 0;
     rclock_t k = {0};
-    k.span = cd_engine_span_ms(cfg->rules, cfg->nrules) + cfg->slack_ms;
+    k.span = cd_config_span_ms(cfg);
 
     held_line_t *held = NULL;
     long nheld = look_ahead(lr, cfg, &k, &held);

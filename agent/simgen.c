@@ -56,7 +56,9 @@ static const char *const routes[] = {"/api/checkout", "/api/cart", "/api/product
 static const char *const scenario_names[CD_SIM__COUNT] = {
     "healthy",       "error-regression",   "error-blip",         "payment-drop",
     "payment-96",    "payment-sparse",     "login-spike-canary", "login-spike-fleet",
-    "audit-failure", "latency-regression", "handler-flatline",
+    "audit-failure", "latency-regression", "handler-flatline",   "canary-crash",
+    "canary-outage", "payment-outage",     "login-outage",       "fleet-drop",
+    "canary-absent",
 };
 
 typedef struct sim_ev {
@@ -304,6 +306,28 @@ static void params_for(const cd_sim_conf_t *c, cd_cohort_t cohort, int64_t off, 
         break;
     case CD_SIM_HANDLER_FLATLINE:
         if (canary && on) p->publish_login = 0;
+        break;
+    case CD_SIM_CANARY_CRASH:
+        if (canary && on) p->req_rate = p->login_rate = p->pay_rate = 0.0;
+        break;
+    case CD_SIM_CANARY_OUTAGE:
+        if (canary && on) p->p_err = p->p_login_fail = p->p_pay_fail = 1.0;
+        break;
+    case CD_SIM_PAYMENT_OUTAGE:
+        if (canary && on) p->p_pay_fail = 1.0;
+        break;
+    case CD_SIM_LOGIN_OUTAGE:
+        if (canary && on) p->p_login_fail = 1.0;
+        break;
+    case CD_SIM_FLEET_DROP:
+        if (on) {
+            p->req_rate *= 0.3;
+            p->login_rate *= 0.3;
+            p->pay_rate *= 0.3;
+        }
+        break;
+    case CD_SIM_CANARY_ABSENT:
+        if (canary) p->req_rate = p->login_rate = p->pay_rate = 0.0;
         break;
     case CD_SIM__COUNT:
         break;

@@ -29,6 +29,7 @@
 #include "engine_internal.h"
 #include "evidence.h"
 #include "evidence_fmt.h"
+#include "evidence_silence.h"
 
 static void copy_name(char *dst, size_t size, const char *src)
 {
@@ -54,6 +55,7 @@ cd_engine_t *cd_engine_new(const cd_engine_conf_t *conf, char *errbuf, size_t er
     e->promote_after_ms =
         conf->promote_after_ms ? conf->promote_after_ms : DEFAULT_PROMOTE_AFTER_MS;
     e->alert_repeat_ms = conf->alert_repeat_ms ? conf->alert_repeat_ms : DEFAULT_ALERT_REPEAT_MS;
+    e->min_canary_events = conf->min_canary_events;
     copy_name(e->release, sizeof e->release, conf->release);
     for (int i = 0; i < conf->ntypes; i++) {
         copy_name(e->type_store[i], CD_NAME_MAX, conf->type_names[i]);
@@ -123,6 +125,7 @@ void cd_engine_new_release(cd_engine_t *e, const char *release, int64_t now_ms)
     e->rollback = e->promote = false;
     e->healthy_run = false;
     e->healthy_since = 0;
+    e->canary_seen = false;
     e->verdict = CD_VERDICT_ANALYZING;
     /* The next evaluation is the new release's first: it announces its
      * verdict as the very first one does (engine_release.c). Times still
@@ -187,7 +190,9 @@ int64_t cd_engine_span_ms(const cd_rule_conf_t *rules, int nrules)
     int64_t span = 0;
     for (int i = 0; i < nrules; i++) {
         int64_t s = rules[i].window_ms;
-        if (rules[i].kind == CD_RULE_SPIKE && rules[i].reference_ms > 0) s += rules[i].reference_ms;
+        if ((rules[i].kind == CD_RULE_SPIKE || rules[i].kind == CD_RULE_SILENCE) &&
+            rules[i].reference_ms > 0)
+            s += rules[i].reference_ms;
         if (s > span) span = s;
     }
     return span;
@@ -382,15 +387,19 @@ void cd_engine_eval(cd_engine_t *e, const cd_window_t *w, int64_t now_ms, cd_rec
     for (int i = 0; i < e->nrules; i++) {
         rule_rt_t *rt = &e->rules[i];
         cd_rule_state_t before = rt->state;
-        cd_evidence_eval_since(&rt->conf, &e->names, w, now_ms, e->canary_start_ms, e->scratch,
-                               &rt->ev);
+        if (rt->conf.kind == CD_RULE_SILENCE && (e->rollback || e->promote))
+            /* A decided release's canary goes quiet by design. */
+            cd_evidence_silence_retired(e->rollback ? "ROLLBACK" : "PROMOTE", &rt->ev);
+        else
+            cd_evidence_eval_since(&rt->conf, &e->names, w, now_ms, e->canary_start_ms,
+                                   e->scratch, &rt->ev);
         step_rule(e, rt, now_ms, cb, opaque);
         rule_verdict(e, rt, before != CD_STATE_FIRING && rt->state == CD_STATE_FIRING, now_ms);
         remember(e, rt, now_ms);
     }
     for (int i = 0; i < e->nqueued; i++)
         cb(&e->queue[i], opaque);
-    cd_engine_release_step(e, now_ms, cb, opaque);
+    cd_engine_release_step(e, w, now_ms, cb, opaque);
     e->evaluated = true;
     e->last_now = now_ms;
 }

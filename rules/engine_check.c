@@ -37,8 +37,9 @@ static bool check_rule(const cd_rule_conf_t *r, int i, int ntypes, int nhists, c
         FAIL("name is empty or not NUL-terminated within %d bytes", CD_NAME_MAX);
     if (memchr(r->description, '\0', sizeof r->description) == NULL)
         FAIL("description is not NUL-terminated within %zu bytes", sizeof r->description);
-    if ((unsigned)r->kind > CD_RULE_PERCENTILE)
-        FAIL("kind %d is unknown; accepted: threshold, relative, spike, flatline, percentile",
+    if ((unsigned)r->kind > CD_RULE_SILENCE)
+        FAIL("kind %d is unknown; accepted: threshold, relative, spike, flatline, percentile, "
+             "silence",
              (int)r->kind);
     if (r->action != CD_ACTION_ROLLBACK && r->action != CD_ACTION_ALERT)
         FAIL("action %d is unknown; accepted: rollback, alert", (int)r->action);
@@ -93,6 +94,16 @@ static bool check_rule(const cd_rule_conf_t *r, int i, int ntypes, int nhists, c
             FAIL("histogram id %d is outside the numeric fields 0..%d", r->hist, nhists - 1);
         if (!(r->quantile >= 0.0 && r->quantile <= 1.0))
             FAIL("quantile %g is outside [0, 1]", r->quantile);
+        break;
+    case CD_RULE_SILENCE:
+        if (s->nnum == 0 || s->nden != 0)
+            FAIL("a silence rule needs traffic (numerator) types and no denominator");
+        if (r->reference_ms <= 0)
+            FAIL("reference window %lld ms must be > 0", (long long)r->reference_ms);
+        if (!(r->max_ratio >= 0.0 && r->max_ratio < 1.0) ||
+            !(r->min_expected > 0.0 && isfinite(r->min_expected)))
+            FAIL("max_ratio %g must be in [0, 1) and min_expected %g finite and > 0", r->max_ratio,
+                 r->min_expected);
         break;
     }
     return true;

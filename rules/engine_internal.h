@@ -35,6 +35,10 @@ struct cd_engine {
     rule_rt_t *rules;
     int nrules;
     int64_t promote_after_ms, alert_repeat_ms;
+    uint64_t min_canary_events; /* 0: no canary-evidence check */
+    uint64_t canary_events;     /* this evaluation's count, capped at the minimum */
+    bool canary_short;          /* this evaluation: fewer than min_canary_events */
+    bool canary_seen;           /* some evaluation of this release counted a canary event */
     char release[128];
     char type_store[CD_MAX_TYPES][CD_NAME_MAX];
     const char *type_ptrs[CD_MAX_TYPES];
@@ -62,6 +66,7 @@ bool cd_engine_check_conf(const cd_engine_conf_t *conf, char *err, size_t errsiz
 
 /* Recomputes the release verdict after every rule was stepped at now, and
  * emits the release-wide record if due (engine_release.c). */
-void cd_engine_release_step(cd_engine_t *e, int64_t now, cd_record_cb cb, void *opaque);
+void cd_engine_release_step(cd_engine_t *e, const cd_window_t *w, int64_t now, cd_record_cb cb,
+                            void *opaque);
 
 #endif

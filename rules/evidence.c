@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "evidence_fmt.h"
+#include "evidence_silence.h"
 #include "stats.h"
 
 void cd_evidence_signal(const cd_signal_t *s, const cd_window_t *w, cd_cohort_t c, int64_t end_ms,
@@ -282,6 +283,9 @@ void cd_evidence_eval_since(const cd_rule_conf_t *r, const cd_evidence_names_t *
         break;
     case CD_RULE_PERCENTILE:
         eval_percentile(r, names, w, now_ms, clen, scratch, ev);
+        break;
+    case CD_RULE_SILENCE:
+        cd_evidence_silence(r, names, w, now_ms, canary_start_ms, ev);
         break;
     default:
         /* The engine rejects unknown kinds at cd_engine_new(); never judge one. */

@@ -20,6 +20,7 @@ const char *cd_rule_kind_name(cd_rule_kind_t k)
     case CD_RULE_SPIKE: return "spike";
     case CD_RULE_FLATLINE: return "flatline";
     case CD_RULE_PERCENTILE: return "percentile";
+    case CD_RULE_SILENCE: return "silence";
     }
     return "unknown";
 }
@@ -72,4 +73,23 @@ const char *cd_rule_state_name(cd_rule_state_t s)
     case CD_STATE_RESOLVED: return "resolved";
     }
     return "unknown";
+}
+
+bool cd_rule_judged_without_canary(const cd_rule_conf_t *r)
+{
+    switch (r->kind) {
+    case CD_RULE_THRESHOLD:
+        /* stable / any: the stable side alone is judged; canary: a count of
+         * 0 is a valid observation unless a minimum is asked for. */
+        if (r->scope != CD_SCOPE_CANARY) return true;
+        return r->signal.nden == 0 && r->min_samples_canary == 0;
+    case CD_RULE_RELATIVE:
+        return r->signal.nden == 0 && r->min_samples_canary == 0;
+    case CD_RULE_SPIKE:      /* a proportion needs attempts */
+    case CD_RULE_FLATLINE:   /* needs canary traffic (at least 1) */
+    case CD_RULE_PERCENTILE: /* a quantile of nothing is undefined */
+    case CD_RULE_SILENCE:    /* needs canary traffic in its reference */
+        return false;
+    }
+    return false;
 }

@@ -55,6 +55,7 @@ typedef struct cd_config {
     int64_t promote_after_ms;  /* default 15m */
     int64_t alert_repeat_ms;   /* default 5m */
     int64_t eval_interval_ms;  /* default 1s */
+    uint64_t min_canary_events; /* over promote_after, for HEALTHY / PROMOTE; default 100, 0 = off */
 
     char baseline_file[1024]; /* resolved against the config file's folder; "" if none */
 
@@ -98,6 +99,10 @@ void cd_config_free(cd_config_t *c);
  * is in it. Does nothing for JSON files.
  */
 void cd_config_locate(const cd_config_t *c, cd_diag_t *d, size_t from);
+
+/* How far back the windows must reach: the longest rule look-back, or
+ * promote_after when the canary-evidence check counts over it, plus slack. */
+int64_t cd_config_span_ms(const cd_config_t *c);
 
 /* Type id of a catalog name, or CD_TYPE_OTHER. */
 int cd_config_type_id(const cd_config_t *c, const char *name);

@@ -9,8 +9,8 @@
  * Rule states: inactive -> pending (condition true) -> firing (held `for`)
  * -> resolved (clear for resolve_for) -> pending ...; pending -> inactive when
  * clear or when data becomes insufficient.
- * Verdicts: ANALYZING until every non-dry-run rule has enough samples;
- * HEALTHY then; PROMOTE once every rule has been healthy with enough samples
+ * Verdicts: ANALYZING until every non-dry-run rule has enough samples and
+ * the canary has sent min_canary_events over promote_after; HEALTHY then; PROMOTE once every rule has been healthy with enough samples
  * for promote_after (emitted once; still superseded by a later ROLLBACK);
  * ROLLBACK when a rollback rule fires (final: emitted once per release);
  * ALERT when an alert rule fires, repeated at most every alert_repeat_ms
@@ -28,6 +28,13 @@ typedef struct cd_engine_conf {
     int nrules;
     int64_t promote_after_ms; /* default 15 min */
     int64_t alert_repeat_ms;  /* default 5 min */
+    /* Canary evidence: HEALTHY and PROMOTE need at least this many canary
+     * events (every catalog type) over the last promote_after, whatever the
+     * rules are, so a rule set that can pass on no data (counts with no
+     * minimum) cannot pass a canary that sends nothing. The windows must
+     * reach back promote_after for the count to be whole (a shorter ring
+     * counts what it holds). 0: no such check. */
+    uint64_t min_canary_events;
     const char *release;      /* canary version, "" if unknown; copied */
     /* Names for reason sentences; copied. */
     const char *type_names[CD_MAX_TYPES];

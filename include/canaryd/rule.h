@@ -26,6 +26,7 @@ typedef enum cd_rule_kind {
     CD_RULE_SPIKE,      /* canary proportion significantly above stable's */
     CD_RULE_FLATLINE,   /* an event type flowing in stable, stopped in canary */
     CD_RULE_PERCENTILE, /* canary quantile (op) factor x stable quantile */
+    CD_RULE_SILENCE,    /* the canary's traffic collapsed while stable's did not */
 } cd_rule_kind_t;
 
 typedef enum cd_action { CD_ACTION_ROLLBACK, CD_ACTION_ALERT } cd_action_t;
@@ -48,6 +49,12 @@ typedef struct cd_rule_conf {
     cd_rule_kind_t kind;
     cd_action_t action;
     bool dry_run; /* evaluated and logged, but never changes the verdict */
+    /* A guard acts when it fires, but its lack of data never holds the
+     * release in ANALYZING nor breaks the promotion clock: emergency fast
+     * paths (an outage, a silent canary) watch for the extreme on short
+     * windows, and a quiet minute that leaves them blind is not a reason
+     * to withhold HEALTHY when the other rules have their evidence. */
+    bool guard;
 
     int64_t window_ms;     /* look-back of the signal */
     int64_t for_ms;        /* condition must hold continuously this long to fire (0: at once) */
@@ -102,11 +109,28 @@ typedef struct cd_rule_conf {
     /* PERCENTILE */
     int hist;        /* numeric field id */
     double quantile; /* e.g. 0.99 */
+
+    /* SILENCE: the traffic types are the signal's numerator (a count). The
+     * canary's share of the traffic is measured over the reference_ms
+     * before the window; expected = share x stable's traffic in the window.
+     * Fires when the canary's traffic in the window is at most max_ratio x
+     * expected while expected >= min_expected (reference_ms, max_ratio and
+     * min_expected are the fields above). min_samples_canary: the canary's
+     * traffic in the reference (it must have been talking);
+     * min_samples_stable: stable's traffic in the window. */
 } cd_rule_conf_t;
 
 const char *cd_rule_kind_name(cd_rule_kind_t k); /* "threshold", ... */
 const char *cd_action_name(cd_action_t a);       /* "rollback", "alert" */
 const char *cd_op_name(cd_op_t op);              /* ">", ">=", "<", "<=" */
 bool cd_op_holds(cd_op_t op, double lhs, double rhs);
+
+/*
+ * Can rule r be judged (not "insufficient data") when the canary has sent
+ * nothing? True for counts with min_samples.canary 0 (0 is a valid count)
+ * and for threshold rules scoped to stable or any. A rule set where every
+ * non-dry-run rule can is one a silent canary passes (check-config warns).
+ */
+bool cd_rule_judged_without_canary(const cd_rule_conf_t *r);
 
 #endif

@@ -44,6 +44,12 @@ typedef enum cd_sim_scenario {
     CD_SIM_AUDIT_FAILURE, /* CD_SIM_AUDIT_BURST AUDIT_LOG_FAILED in the canary's onset second */
     CD_SIM_LATENCY_REGRESSION, /* canary latency x3 */
     CD_SIM_HANDLER_FLATLINE,   /* canary stops publishing USER_LOGIN */
+    CD_SIM_CANARY_CRASH,       /* the canary publishes nothing from onset (its pods died) */
+    CD_SIM_CANARY_OUTAGE,      /* every canary request, payment and login fails from onset */
+    CD_SIM_PAYMENT_OUTAGE,     /* every canary payment fails from onset */
+    CD_SIM_LOGIN_OUTAGE,       /* every canary login fails from onset */
+    CD_SIM_FLEET_DROP,         /* both cohorts' traffic falls to 30 % from onset */
+    CD_SIM_CANARY_ABSENT,      /* the canary never publishes anything: stable only */
     CD_SIM__COUNT
 } cd_sim_scenario_t;
 

@@ -136,7 +136,7 @@ static const char CONFIG[] =
     "{\"events\": {\"types\": [\"REQUEST_COMPLETED\", \"ERROR_OCCURRED\"]},\n"
     " \"windows\": {\"allowed_lateness\": \"2s\", \"max_future_skew\": \"1m\", \"slack\": "
     "\"10s\"},\n"
-    " \"verdicts\": {\"promote_after\": \"1m\"},\n"
+    " \"verdicts\": {\"promote_after\": \"1m\", \"min_canary_events\": 0},\n"
     " \"rules\": [{\"name\": \"errors\", \"kind\": \"threshold\",\n"
     "   \"description\": \"Roll back on any canary error.\", \"numerator\": [\"ERROR_OCCURRED\"],\n"
     "   \"scope\": \"canary\", \"op\": \">\", \"threshold\": 0, \"window\": \"10s\", \"for\": "

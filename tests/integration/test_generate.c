@@ -92,7 +92,8 @@ Test(generate_cli, usage_errors_exit_2_with_the_accepted_values)
     cr_assert_str_eq(r.err, "canaryd generate: scenario: \"nope\" is not a scenario; accepted: "
                             "healthy error-regression error-blip payment-drop payment-96 "
                             "payment-sparse login-spike-canary login-spike-fleet audit-failure "
-                            "latency-regression handler-flatline\n");
+                            "latency-regression handler-flatline canary-crash canary-outage "
+                            "payment-outage login-outage fleet-drop canary-absent\n");
     cr_assert_eq(r.out_len, 0);
     cmd_free(&r);
 
@@ -126,7 +127,7 @@ Test(generate_cli, usage_errors_exit_2_with_the_accepted_values)
     snprintf(want, sizeof want,
              "canaryd generate: %s: unknown key \"durration\"; known keys: "
              "scenario, seed, start, duration, onset, effect, rate, "
-             "canary_share, garbage, disorder, description, expect\n",
+             "canary_share, garbage, disorder, description, expect, config\n",
              path);
     cr_assert_str_eq(r.err, want);
     cmd_free(&r);

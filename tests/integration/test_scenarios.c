@@ -7,7 +7,7 @@
  *   expected.jsonl  the records replay must print, projected to the keys
  *                   time, kind, verdict, rule, from, to.
  * Each case runs `canaryd generate --scenario-file F [fault] | canaryd replay
- * --config config/sop.json -` through the built binary ($CANARYD_BIN) three
+ * --config C -` through the built binary ($CANARYD_BIN) three
  * times: plain, with --garbage 0.02 and with --disorder 3s. Every run must
  * print exactly the expected projection (bad lines are rejected and events
  * out of order by less than allowed_lateness are counted exactly, so neither
@@ -18,6 +18,10 @@
  *   rollback_between [min, max] durations after onset for the ROLLBACK record
  *   promote_between  [min, max] durations after start for the PROMOTE record
  *   alert_rules      exactly the rules that raise ALERT records
+ *   reason_contains  {"VERDICT": "text", ...}: the last record of each named
+ *                    verdict exists and its reason contains the text
+ * C is config/sop.json, or the scenario's "config" key (a path from the
+ * source root, e.g. tests/data/config/count_only.json).
  * and the garbage run checks that the summary counts every kind of bad line.
  *
  * CANARYD_SCENARIO_REGEN=1 writes expected.jsonl from the plain run instead
@@ -93,7 +97,8 @@ static int exit_of(int status)
 }
 
 /* generate (argv from scenario file + extra) | replay; collects the outputs. */
-static void run_case(const char *scen_file, const char *fault, const char *fault_val, run_out_t *r)
+static void run_case(const char *scen_file, const char *config, const char *fault,
+                     const char *fault_val, run_out_t *r)
 {
     const char *bin = getenv("CANARYD_BIN");
     cr_assert_not_null(bin, "CANARYD_BIN is not set (ctest sets it)");
@@ -107,7 +112,7 @@ static void run_case(const char *scen_file, const char *fault, const char *fault
         gen_argv[5] = (char *)fault_val;
         gen_argv[6] = NULL;
     }
-    char *rep_argv[] = {(char *)bin, "replay", "--config", SOP, "-", NULL};
+    char *rep_argv[] = {(char *)bin, "replay", "--config", (char *)config, "-", NULL};
     posix_spawn_file_actions_t ga, ra;
     posix_spawn_file_actions_init(&ga);
     posix_spawn_file_actions_adddup2(&ga, pfd[1], STDOUT_FILENO);
@@ -227,6 +232,8 @@ static void check_expect(const char *name, json_t *scen, const run_out_t *r)
     json_t *pr_between = json_object_get(ex, "promote_between");
     int rollbacks = 0, promotes = 0;
     json_t *alerted = json_object();
+    json_t *reason_want = json_object_get(ex, "reason_contains");
+    json_t *last_reason = json_object(); /* verdict -> reason of its last record */
     for (const char *p = r->out; *p;) {
         const char *nl = strchr(p, '\n');
         size_t len = nl ? (size_t)(nl - p) : strlen(p);
@@ -273,8 +280,21 @@ static void check_expect(const char *name, json_t *scen, const run_out_t *r)
             }
         }
         if (strcmp(verdict, "ALERT") == 0 && rule) json_object_set_new(alerted, rule, json_true());
+        json_t *reason = json_object_get(o, "reason");
+        if (reason) json_object_set(last_reason, verdict, reason);
         json_decref(o);
     }
+    const char *rv;
+    json_t *rtext;
+    json_object_foreach(reason_want, rv, rtext)
+    {
+        const char *got = json_string_value(json_object_get(last_reason, rv));
+        cr_assert_not_null(got, "%s: no %s record (expect.reason_contains)", name, rv);
+        cr_assert(strstr(got, json_string_value(rtext)) != NULL,
+                  "%s: the last %s reason lacks \"%s\": %s", name, rv, json_string_value(rtext),
+                  got);
+    }
+    json_decref(last_reason);
     if (rb_rule || rb_between)
         cr_assert_eq(rollbacks, 1, "%s: %d ROLLBACK records, expected 1", name, rollbacks);
     if (pr_between) cr_assert_eq(promotes, 1, "%s: %d PROMOTE records, expected 1", name, promotes);
@@ -403,9 +423,15 @@ ParameterizedTest(scen_param_t *p, scenarios, run, .timeout = 300)
     json_error_t e;
     json_t *scen = json_load_file(scen_path, 0, &e);
     cr_assert_not_null(scen, "%s: %s (line %d)", scen_path, e.text, e.line);
+    char config[1024];
+    const char *cfg_rel = json_string_value(json_object_get(scen, "config"));
+    if (cfg_rel)
+        snprintf(config, sizeof config, "%s/%s", CANARYD_SOURCE_DIR, cfg_rel);
+    else
+        snprintf(config, sizeof config, "%s", SOP);
 
     run_out_t plain;
-    run_case(scen_path, NULL, NULL, &plain);
+    run_case(scen_path, config, NULL, NULL, &plain);
     cr_assert_eq(plain.gen_status, 0, "%s: generate failed: %s", p->name, plain.gen_err);
     const char *regen = getenv("CANARYD_SCENARIO_REGEN");
     if (regen && strcmp(regen, "1") == 0) {
@@ -429,7 +455,7 @@ ParameterizedTest(scen_param_t *p, scenarios, run, .timeout = 300)
     run_free(&plain);
 
     run_out_t garbage;
-    run_case(scen_path, "--garbage", "0.02", &garbage);
+    run_case(scen_path, config, "--garbage", "0.02", &garbage);
     compare(p->name, "--garbage 0.02", want, nwant, &garbage);
     cr_assert_eq(
         garbage.replay_status,
@@ -438,7 +464,7 @@ ParameterizedTest(scen_param_t *p, scenarios, run, .timeout = 300)
     run_free(&garbage);
 
     run_out_t disorder;
-    run_case(scen_path, "--disorder", "3s", &disorder);
+    run_case(scen_path, config, "--disorder", "3s", &disorder);
     compare(p->name, "--disorder 3s", want, nwant, &disorder);
     cr_assert_eq(disorder.replay_status, plain_status, "%s: exit %d with --disorder, %d plain",
                  p->name, disorder.replay_status, plain_status);
@@ -458,7 +484,9 @@ Test(scenarios, every_required_case_has_a_folder)
     static const char *const required[] = {
         "audit-failure", "error-blip",         "error-regression",   "handler-flatline",
         "healthy",       "latency-regression", "login-spike-canary", "login-spike-fleet",
-        "payment-96",    "payment-drop",       "payment-sparse"};
+        "payment-96",    "payment-drop",       "payment-sparse",     "canary-crash",
+        "canary-outage", "payment-outage",     "login-outage",       "fleet-drop",
+        "canary-absent", "count-only-no-canary"};
     char **names;
     size_t n = list_folders(&names);
     for (size_t i = 0; i < sizeof required / sizeof *required; i++) {

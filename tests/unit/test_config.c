@@ -111,7 +111,8 @@ Test(config, sop_loads_every_field)
     cr_assert_eq(c->alert_repeat_ms, 300000);
     cr_assert_eq(c->eval_interval_ms, 1000);
     cr_assert_str_eq(c->baseline_file, "");
-    cr_assert_eq(c->nrules, 6);
+    cr_assert_eq(c->min_canary_events, 100);
+    cr_assert_eq(c->nrules, 10);
 
     const cd_rule_conf_t *r = &c->rules[0];
     cr_assert_str_eq(r->name, "error-rate");
@@ -352,7 +353,7 @@ Test(config, unknown_rule_kind)
 {
     expect(RULES("{'name': 'r', 'kind': 'treshold', 'window': '1m', 'action': 'alert'}"),
            "rules[0].kind: \"treshold\" is not a rule kind; accepted: threshold, relative, spike, "
-           "flatline, percentile\n");
+           "flatline, percentile, silence\n");
 }
 
 Test(config, unknown_key_lists_the_keys_of_the_kind)
@@ -360,7 +361,7 @@ Test(config, unknown_key_lists_the_keys_of_the_kind)
     expect(RULES("{'name': 'r', 'kind': 'relative', 'numerator': ['E'], 'op': '>', 'factor': 2, "
                  "'window': '1m', 'windw': '1m', 'action': 'alert'}"),
            "rules[0]: unknown key \"windw\"; known keys for kind relative: name, kind, "
-           "description, window, for, resolve_for, hysteresis, min_samples, action, dry_run, "
+           "description, window, for, resolve_for, hysteresis, min_samples, action, dry_run, guard, "
            "numerator, denominator, op, factor, floor\n");
 }
 
@@ -394,7 +395,7 @@ Test(config, unknown_keys_at_every_level)
            "windows: unknown key \"resolutoin\"; known keys: resolution, allowed_lateness, "
            "max_future_skew, slack\n"
            "verdicts: unknown key \"promote\"; known keys: promote_after, "
-           "alert_repeat_interval, eval_interval\n"
+           "alert_repeat_interval, eval_interval, min_canary_events\n"
            "rules[0].min_samples: unknown key \"canry\"; known keys: canary, stable\n");
     /* A key that is not a plain word is shown escaped, never raw. */
     expect("{'\\u001b[31m': 1, 'rules': [" THR("") "]}",
@@ -455,7 +456,7 @@ Test(config, missing_required_keys)
            ">= 0\n");
     expect(RULES("{'name': 'r', 'window': '1m', 'action': 'alert'}"),
            "rules[0]: missing required key \"kind\"; accepted: threshold, relative, spike, "
-           "flatline, percentile\n");
+           "flatline, percentile, silence\n");
 }
 
 Test(config, enums)
@@ -692,10 +693,10 @@ Test(config, every_problem_is_reported)
            "'factor': 2, 'window': '1m', 'action': 'alert', 'dry_run': 'no'}]}",
            "windows.slack: \"30\" is not a duration; " DURATION_ACC "\n"
            "rules[0].kind: \"treshold\" is not a rule kind; accepted: threshold, relative, spike, "
-           "flatline, percentile\n"
+           "flatline, percentile, silence\n"
            "rules[0].window: \"5x\" is not a duration; " DURATION_ACC "\n"
            "rules[1]: unknown key \"windw\"; known keys for kind relative: name, kind, "
-           "description, window, for, resolve_for, hysteresis, min_samples, action, dry_run, "
+           "description, window, for, resolve_for, hysteresis, min_samples, action, dry_run, guard, "
            "numerator, denominator, op, factor, floor\n"
            "rules[1]: missing required key \"window\"; accepted: a duration such as \"5m\"\n"
            "rules[2].factor: key applies to kinds relative, spike, percentile, not threshold\n"
@@ -871,13 +872,21 @@ static int run_cli(const char *a1, const char *a2, const char *a3)
 Test(cli, summary_on_success, .init = redirect)
 {
     cr_assert_eq(run_cli(DATA "minimal.json", NULL, NULL), 0);
-    cr_assert_stderr_eq_str("");
+    /* its only rule is a dry run: nothing but the canary-evidence check
+     * stands between a silent canary and PROMOTE */
+    cr_assert_stderr_eq_str(
+        DATA "minimal.json: warning: the rules can pass with no canary data (each is a count "
+             "with min_samples.canary 0, a threshold scoped to stable / any, a guard or a dry "
+             "run); only verdicts.min_canary_events (100 in 15m) keeps a canary that sends "
+             "nothing from HEALTHY and PROMOTE. Add a rule that needs canary samples (a ratio, "
+             "or min_samples.canary)\n");
     cr_assert_stdout_eq_str(
         DATA "minimal.json: OK, 1 rule\n"
              "catalog (1 type): ERROR_OCCURRED\n"
              "numeric fields: none\n"
              "windows: resolution 1s, allowed lateness 5s, max future skew 2m, slack 30s\n"
              "verdicts: promote after 15m, alert repeat 5m, eval every 1s\n"
+             "canary evidence: HEALTHY and PROMOTE need 100 canary events in 15m\n"
              "baseline: none\n"
              "rules:\n"
              "  errors: threshold, alert (dry run), window 1m, for 0s, resolve for 0s, min "
@@ -890,12 +899,13 @@ Test(cli, sop_summary_states_each_rule, .init = redirect)
     cr_assert_eq(run_cli("--", CANARYD_SOURCE_DIR "/config/sop.json", NULL), 0);
     cr_assert_stdout_eq_str(
         CANARYD_SOURCE_DIR
-        "/config/sop.json: OK, 6 rules\n"
+        "/config/sop.json: OK, 10 rules\n"
         "catalog (7 types): REQUEST_COMPLETED, ERROR_OCCURRED, USER_LOGIN, USER_LOGIN_FAILED, "
         "PAYMENT_COMPLETED, PAYMENT_FAILED, AUDIT_LOG_FAILED\n"
         "numeric fields: latency_ms = data.latency_ms\n"
         "windows: resolution 1s, allowed lateness 5s, max future skew 2m, slack 30s\n"
         "verdicts: promote after 15m, alert repeat 5m, eval every 1s\n"
+        "canary evidence: HEALTHY and PROMOTE need 100 canary events in 15m\n"
         "baseline: none\n"
         "rules:\n"
         "  error-rate: relative, rollback, window 1m, for 5m, resolve for 1m, min samples "
@@ -918,7 +928,22 @@ Test(cli, sop_summary_states_each_rule, .init = redirect)
         "  handler-flatline: flatline, alert, window 5m, for 1m, resolve for 1m, min samples "
         "canary 500 stable 2000\n"
         "    fires when canary USER_LOGIN or PAYMENT_COMPLETED drops to <= 0.1 x the count "
-        "stable's rate per REQUEST_COMPLETED predicts, once at least 30 are expected\n");
+        "stable's rate per REQUEST_COMPLETED predicts, once at least 30 are expected\n"
+        "  canary-silence: silence, rollback (guard), window 1m, for 30s, resolve for 1m, min "
+        "samples canary 100 stable 1000\n"
+        "    fires when canary REQUEST_COMPLETED falls to <= 0.1 x what its share of the "
+        "previous 5m predicts from stable's traffic, once at least 30 are expected\n"
+        "  outage-errors: relative, rollback (guard), window 30s, for 0s, resolve for 1m, min "
+        "samples canary 50 stable 200\n"
+        "    fires when canary ERROR_OCCURRED / REQUEST_COMPLETED > max(2 x stable's, 0.9)\n"
+        "  outage-payments: relative, rollback (guard), window 45s, for 0s, resolve for 1m, min "
+        "samples canary 20 stable 100\n"
+        "    fires when canary PAYMENT_FAILED / (PAYMENT_COMPLETED + PAYMENT_FAILED) > max(2 x "
+        "stable's, 0.9)\n"
+        "  outage-logins: relative, rollback (guard), window 45s, for 0s, resolve for 1m, min "
+        "samples canary 20 stable 100\n"
+        "    fires when canary USER_LOGIN_FAILED / (USER_LOGIN + USER_LOGIN_FAILED) > max(2 x "
+        "stable's, 0.9)\n");
 }
 
 Test(cli, baseline_in_summary, .init = redirect)
@@ -931,6 +956,7 @@ Test(cli, baseline_in_summary, .init = redirect)
              "numeric fields: none\n"
              "windows: resolution 1s, allowed lateness 5s, max future skew 2m, slack 30s\n"
              "verdicts: promote after 15m, alert repeat 5m, eval every 1s\n"
+             "canary evidence: HEALTHY and PROMOTE need 100 canary events in 15m\n"
              "baseline: " DATA "baseline.json\n"
              "rules:\n"
              "  error-rate: relative, rollback, window 1m, for 0s, resolve for 0s, min samples "
@@ -952,7 +978,7 @@ Test(cli, problems_go_to_stderr_with_exit_2, .init = redirect)
     cr_assert_stderr_eq_str(
         DATA "two_problems.json: 2 problems:\n"
              "  rules[0].kind: \"treshold\" is not a rule kind; accepted: threshold, relative, "
-             "spike, flatline, percentile\n"
+             "spike, flatline, percentile, silence\n"
              "  rules[0].window: \"5x\" is not a duration; " DURATION_ACC "\n");
 }
 

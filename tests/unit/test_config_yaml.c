@@ -77,10 +77,10 @@ Test(config_yaml, sop_yaml_is_sop_json)
         char *a = json_dumps(j, JSON_SORT_KEYS), *b = json_dumps(y, JSON_SORT_KEYS);
         cr_assert_fail("sop.json and sop.yaml differ:\n%s\n%s", a, b);
     }
-    /* Six rules, each with its position: rules[5].action is on line 132. */
+    /* Ten rules, each with its position: rules[5].action is on line 133. */
     json_t *at = json_object_get(pos, "rules[5].action");
     cr_assert_not_null(at);
-    cr_assert_eq(json_integer_value(json_array_get(at, 0)), 132);
+    cr_assert_eq(json_integer_value(json_array_get(at, 0)), 133);
     cr_assert_eq(json_integer_value(json_array_get(at, 1)), 13);
     json_decref(j);
     json_decref(y);
@@ -97,8 +97,10 @@ Test(config_yaml, loaded_configs_are_identical)
     cr_assert_not_null(b, "%s", d2.text);
     cr_assert_null(a->src_pos);
     cr_assert_not_null(b->src_pos);
-    cr_assert_eq(a->nrules, 6);
-    cr_assert_eq(b->nrules, 6);
+    cr_assert_eq(a->nrules, 10);
+    cr_assert_eq(b->nrules, 10);
+    cr_assert_eq(a->min_canary_events, 100);
+    cr_assert_eq(b->min_canary_events, 100);
     /* Plain data, calloc'd: byte-equal when every field is. */
     cr_assert_eq(memcmp(a->rules, b->rules, sizeof(a->rules)), 0);
     cr_assert_eq(memcmp(a->type_names, b->type_names, sizeof(a->type_names)), 0);

@@ -19,7 +19,7 @@ static const char CONFIG[] =
     "  \"numeric_fields\": {\"latency_ms\": \"data.latency_ms\"}},"
     " \"windows\": {\"resolution\": \"1s\", \"allowed_lateness\": \"5s\","
     "  \"max_future_skew\": \"2m\", \"slack\": \"30s\"},"
-    " \"verdicts\": {\"eval_interval\": \"1s\"},"
+    " \"verdicts\": {\"eval_interval\": \"1s\", \"min_canary_events\": 0},"
     " \"rules\": [{\"name\": \"errors\", \"kind\": \"threshold\","
     "  \"description\": \"Alert: any canary error.\", \"numerator\": [\"ERROR_OCCURRED\"],"
     "  \"scope\": \"canary\", \"op\": \">\", \"threshold\": 0, \"window\": \"10s\", \"for\": "

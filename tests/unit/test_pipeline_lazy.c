@@ -27,7 +27,7 @@ static const char CONFIG[] =
     " \"windows\": {\"resolution\": \"1s\", \"allowed_lateness\": \"5s\","
     "  \"max_future_skew\": \"2m\", \"slack\": \"30s\"},"
     " \"verdicts\": {\"promote_after\": \"20s\","
-    "  \"alert_repeat_interval\": \"4s\"},"
+    "  \"alert_repeat_interval\": \"4s\", \"min_canary_events\": 0},"
     " \"rules\": [{\"name\": \"errors\", \"kind\": \"threshold\","
     "  \"description\": \"Alert: canary errors.\", \"numerator\": [\"ERROR_OCCURRED\"],"
     "  \"scope\": \"canary\", \"op\": \">\", \"threshold\": 2, \"window\": \"5s\","

@@ -174,7 +174,9 @@ Test(simgen, defaults_and_names)
     const char *names[] = {
         "healthy",       "error-regression",   "error-blip",         "payment-drop",
         "payment-96",    "payment-sparse",     "login-spike-canary", "login-spike-fleet",
-        "audit-failure", "latency-regression", "handler-flatline"};
+        "audit-failure", "latency-regression", "handler-flatline",   "canary-crash",
+        "canary-outage", "payment-outage",     "login-outage",       "fleet-drop",
+        "canary-absent"};
     cr_assert_eq(sizeof names / sizeof *names, CD_SIM__COUNT);
     for (int i = 0; i < CD_SIM__COUNT; i++) {
         cd_sim_scenario_t s;
@@ -210,7 +212,7 @@ Test(simgen, rejects_bad_conf)
     cd_sim_conf_init(&c);
     c.scenario = CD_SIM__COUNT;
     cr_assert_null(cd_sim_new(&c, err, sizeof err));
-    cr_assert_str_eq(err, "scenario 11 is not a scenario");
+    cr_assert_str_eq(err, "scenario 17 is not a scenario");
 }
 
 static void noop_cb(const char *line, size_t len, int64_t ts, void *opaque)
@@ -441,6 +443,60 @@ Test(simgen, handler_flatline_stops_canary_logins)
     tally_free(&before), tally_free(&after);
 }
 
+Test(simgen, canary_crash_and_absent_silence_only_the_canary)
+{
+    tally_t before, after, absent;
+    run(CD_SIM_CANARY_CRASH, 3, 0, 240, &before);
+    run(CD_SIM_CANARY_CRASH, 3, 240, 600, &after);
+    run(CD_SIM_CANARY_ABSENT, 3, 0, 600, &absent);
+    cr_assert(before.n[T_REQ][1] > 4000, "%ld", before.n[T_REQ][1]);
+    for (int t = 0; t < T_N; t++) {
+        cr_assert_eq(after.n[t][1], 0, "type %d after the crash", t);
+        cr_assert_eq(absent.n[t][1], 0, "type %d of an absent canary", t);
+    }
+    /* stable unchanged: Poisson(380 requests/s), within 5 sd */
+    cr_assert(fabs(after.n[T_REQ][0] - 360 * 380.0) < 5 * sqrt(360 * 380.0), "%ld",
+              after.n[T_REQ][0]);
+    cr_assert(fabs(absent.n[T_REQ][0] - 600 * 380.0) < 5 * sqrt(600 * 380.0), "%ld",
+              absent.n[T_REQ][0]);
+    tally_free(&before), tally_free(&after), tally_free(&absent);
+}
+
+Test(simgen, outages_fail_every_canary_attempt)
+{
+    tally_t all, pay, login;
+    run(CD_SIM_CANARY_OUTAGE, 5, 240, 600, &all);
+    run(CD_SIM_PAYMENT_OUTAGE, 5, 240, 600, &pay);
+    run(CD_SIM_LOGIN_OUTAGE, 5, 240, 600, &login);
+    cr_assert_eq(all.n[T_ERR][1], all.n[T_REQ][1]); /* every request failed */
+    cr_assert_eq(all.n[T_PAY][1], 0);
+    cr_assert_eq(all.n[T_LOGIN][1], 0);
+    cr_assert(all.n[T_PAY_FAILED][1] > 500 && all.n[T_LOGIN_FAILED][1] > 250);
+    cr_assert_eq(pay.n[T_PAY][1], 0);
+    cr_assert(pay.n[T_PAY_FAILED][1] > 500);
+    assert_prop(pay.n[T_ERR][1], pay.n[T_REQ][1], 0.01, "payment-outage canary errors");
+    cr_assert_eq(login.n[T_LOGIN][1], 0);
+    cr_assert(login.n[T_LOGIN_FAILED][1] > 250);
+    assert_prop(login.n[T_PAY_FAILED][1], login.n[T_PAY][1] + login.n[T_PAY_FAILED][1], 0.01,
+                "login-outage canary payments");
+    for (int t = 0; t < T_N; t++) /* stable untouched: its failures stay rare */
+        if (t == T_ERR || t == T_PAY_FAILED)
+            cr_assert(all.n[t][0] < all.n[T_REQ][0] / 20, "stable type %d", t);
+    tally_free(&all), tally_free(&pay), tally_free(&login);
+}
+
+Test(simgen, fleet_drop_lowers_both_cohorts_alike)
+{
+    tally_t before, after;
+    run(CD_SIM_FLEET_DROP, 6, 0, 240, &before);
+    run(CD_SIM_FLEET_DROP, 6, 240, 480, &after);
+    for (int c = 0; c < 2; c++) {
+        double ratio = (double)after.n[T_REQ][c] / (double)before.n[T_REQ][c];
+        cr_assert(ratio > 0.27 && ratio < 0.33, "cohort %d: %g", c, ratio);
+    }
+    tally_free(&before), tally_free(&after);
+}
+
 Test(simgen, every_scenario_emits_the_documented_shape)
 {
     /* 20 s around onset of every scenario, every line parsed with jansson. */
@@ -456,7 +512,11 @@ Test(simgen, every_scenario_emits_the_documented_shape)
             t.sec = START + s * 1000LL;
             cr_assert(cd_sim_second(sim, t.sec, shape_cb, &t) > 0);
         }
-        cr_assert(t.n[T_REQ][0] > 0 && t.n[T_REQ][1] > 0);
+        /* The canary of canary-absent never talks; every other one does
+         * before onset (canary-crash stops at 240 s). */
+        cr_assert(t.n[T_REQ][0] > 0);
+        cr_assert((t.n[T_REQ][1] > 0) == (sc != CD_SIM_CANARY_ABSENT), "%s",
+                  cd_sim_scenario_name((cd_sim_scenario_t)sc));
         tally_free(&t);
         cd_sim_destroy(sim);
     }
