@@ -52,8 +52,9 @@ static inline void on_record(const cd_verdict_t *v, void *opaque)
     s->rec[s->n++] = *v;
 }
 
-static inline void start(const cd_rule_conf_t *rules, int nrules, int64_t promote_after,
-                         int64_t alert_repeat)
+/* min_canary: cd_engine_conf_t.min_canary_events (start(): 0, no check) */
+static inline void start_ex(const cd_rule_conf_t *rules, int nrules, int64_t promote_after,
+                            int64_t alert_repeat, uint64_t min_canary)
 {
     memset(&sim, 0, sizeof sim);
     char err[256];
@@ -69,6 +70,7 @@ static inline void start(const cd_rule_conf_t *rules, int nrules, int64_t promot
                            .nrules = nrules,
                            .promote_after_ms = promote_after,
                            .alert_repeat_ms = alert_repeat,
+                           .min_canary_events = min_canary,
                            .release = "v2",
                            .ntypes = NTYPES,
                            .hist_names = {"latency_ms"},
@@ -77,6 +79,12 @@ static inline void start(const cd_rule_conf_t *rules, int nrules, int64_t promot
         ec.type_names[i] = type_names[i];
     sim.e = cd_engine_new(&ec, err, sizeof err);
     cr_assert_not_null(sim.e, "%s", err);
+}
+
+static inline void start(const cd_rule_conf_t *rules, int nrules, int64_t promote_after,
+                         int64_t alert_repeat)
+{
+    start_ex(rules, nrules, promote_after, alert_repeat, 0);
 }
 
 static inline void stop(void)

@@ -1010,3 +1010,88 @@ Test(cli, help_exits_0, .init = redirect)
     cr_assert_eq(run_cli("--help", NULL, NULL), 0);
     cr_assert_stdout_eq_str(USAGE_TEXT);
 }
+
+Test(config, silence_rule_guard_and_canary_evidence)
+{
+    cd_config_t *c = expect_ok(
+        "{'verdicts': {'min_canary_events': 250}, 'rules': [{'name': 's', 'kind': 'silence', "
+        "'traffic': ['REQUEST_COMPLETED', 'USER_LOGIN'], 'window': '1m', 'guard': true, "
+        "'action': 'rollback'}]}");
+    cr_assert_eq(c->min_canary_events, 250);
+    const cd_rule_conf_t *r = &c->rules[0];
+    cr_assert_eq(r->kind, CD_RULE_SILENCE);
+    cr_assert(r->guard);
+    cr_assert_eq(r->signal.nnum, 2);
+    cr_assert_eq(r->signal.nden, 0);
+    cr_assert_eq(r->reference_ms, 5 * 60000); /* defaults */
+    cr_assert_float_eq(r->max_ratio, 0.1, 1e-12);
+    cr_assert_float_eq(r->min_expected, 30, 1e-12);
+    /* the window reaches back promote_after (15m) for the evidence count */
+    cr_assert_eq(cd_config_span_ms(c), 15 * 60000 + 30000);
+    cd_config_free(c);
+
+    c = expect_ok("{'verdicts': {'min_canary_events': 0}, 'rules': [{'name': 's', 'kind': "
+                  "'silence', 'traffic': ['R'], 'window': '1m', 'reference_window': '2m', "
+                  "'max_ratio': 0.2, 'min_expected': 10, 'action': 'rollback'}]}");
+    cr_assert_eq(c->min_canary_events, 0);
+    cr_assert_eq(c->rules[0].reference_ms, 120000);
+    cr_assert_eq(cd_config_span_ms(c), 3 * 60000 + 30000); /* no evidence count: rules only */
+    cd_config_free(c);
+
+    expect("{'verdicts': {'min_canary_events': -1}, 'rules': [{'name': 's', 'kind': 'silence', "
+           "'traffic': ['R'], 'window': '1m', 'guard': 'yes', 'max_ratio': 1, "
+           "'action': 'rollback'}]}",
+           "verdicts.min_canary_events: -1 is negative; accepted: an integer >= 0 (0 turns the "
+           "canary-evidence check off)\n"
+           "rules[0].guard: \"yes\" is not a boolean; accepted: true, false\n"
+           "rules[0].max_ratio: 1 is out of range; accepted: a number in [0, 1)\n");
+    expect("{'rules': [{'name': 's', 'kind': 'silence', 'window': '1m', 'action': 'rollback'}]}",
+           "rules[0]: missing required key \"traffic\" (kind silence); accepted: an array of 1 "
+           "to 8 event type names such as [\"ERROR_OCCURRED\"]\n");
+}
+
+/* Issue 10 item 2: a rule set that passes on no canary data is warned
+ * about, with or without the canary-evidence check; sop.json is not. */
+Test(cli, warns_about_rules_that_pass_without_canary_data, .init = redirect)
+{
+    cr_assert_eq(run_cli("--quiet", DATA "count_only.json", NULL), 0);
+    cr_assert_stdout_eq_str("");
+    cr_assert_stderr_eq_str(
+        DATA "count_only.json: warning: the rules can pass with no canary data (each is a count "
+             "with min_samples.canary 0, a threshold scoped to stable / any, a guard or a dry "
+             "run); only verdicts.min_canary_events (100 in 2m) keeps a canary that sends "
+             "nothing from HEALTHY and PROMOTE. Add a rule that needs canary samples (a ratio, "
+             "or min_samples.canary)\n");
+}
+
+Test(cli, warns_louder_without_the_canary_evidence_check, .init = redirect)
+{
+    char path[] = "/tmp/canaryd-count-only-XXXXXX";
+    int fd = mkstemp(path);
+    cr_assert(fd >= 0);
+    static const char cfg_text[] =
+        "{\"verdicts\": {\"promote_after\": \"2m\", \"min_canary_events\": 0},\n"
+        " \"rules\": [{\"name\": \"a\", \"kind\": \"threshold\", \"numerator\": "
+        "[\"AUDIT_LOG_FAILED\"], \"op\": \">\", \"threshold\": 0, \"window\": \"1m\", "
+        "\"action\": \"rollback\"}]}\n";
+    cr_assert_eq(write(fd, cfg_text, sizeof cfg_text - 1), (ssize_t)(sizeof cfg_text - 1));
+    close(fd);
+    int rc = run_cli("-q", path, NULL);
+    char want[1024];
+    snprintf(want, sizeof want,
+             "%s: warning: the rules can pass with no canary data (each is a count with "
+             "min_samples.canary 0, a threshold scoped to stable / any, a guard or a dry run); "
+             "with verdicts.min_canary_events 0 a canary that sends nothing is HEALTHY at the "
+             "first evaluation and PROMOTE after 2m. Set verdicts.min_canary_events above 0, or "
+             "add a rule that needs canary samples\n",
+             path);
+    unlink(path);
+    cr_assert_eq(rc, 0);
+    cr_assert_stderr_eq_str(want);
+}
+
+Test(cli, sop_has_no_warning, .init = redirect)
+{
+    cr_assert_eq(run_cli("-q", CANARYD_SOURCE_DIR "/config/sop.json", NULL), 0);
+    cr_assert_stderr_eq_str("");
+}
