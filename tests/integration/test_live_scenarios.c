@@ -4,7 +4,7 @@
  * tools/demo` runs them: one canaryd-mock-kafka ($CANARYD_TOOLS_DIR), and per
  * scenario its own topic (8 partitions) and group, a `canaryd simulate
  * --rate 1000 --onset 20s` and a `canaryd run --threads 2` (CANARYD_BIN), all
- * child processes. The six scenarios run concurrently, so the suite takes as
+ * child processes. The seven scenarios run concurrently, so the suite takes as
  * long as the slowest one (healthy: PROMOTE at about 2m10s, then the stop).
  *
  * The simulator's stream is a pure function of its seed and of each
@@ -61,7 +61,7 @@
 
 #include "canaryd/timeutil.h"
 
-#define NSCEN 6
+#define NSCEN 7
 #define ONSET_S 20
 #define SLACK_S 20        /* live noise on top of what the config implies */
 #define GRACE_MS 3000     /* keep watching after a final verdict */
@@ -89,6 +89,10 @@ static const expect_t EXPECT[NSCEN] = {
     {"login-spike-fleet", "ALERT", "login-failure-spike", 10, ONSET_S + 10,
      ONSET_S + 30 + 10 + SLACK_S},
     {"audit-failure", "ALERT", "audit-log-failures", 0, ONSET_S, ONSET_S + 1 + SLACK_S},
+    /* The canary's pods die at the onset: canary-silence (window 20s, for
+     * 10s) sees its 20s window at <= 10 % of what its share predicts. */
+    {"canary-crash", "ROLLBACK", "canary-silence", 10, ONSET_S + 10,
+     ONSET_S + 20 + 10 + SLACK_S},
     /* HEALTHY needs each rule's minimum samples in a 30s window, then 2m. */
     {"healthy", "PROMOTE", NULL, 0, 120, 30 + 120 + SLACK_S},
 };
