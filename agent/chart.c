@@ -725,4 +725,4 @@ const char cd_chart_css[] =
     ".summary .cols{display:flex;flex-wrap:wrap;gap:8px 40px}"
     ".empty{fill:var(--muted);font-size:14px}"
     "@media (max-width:600px){main{padding:8px}.verdict-big{font-size:36px}"
-    ".tick{font-size:16px}.nowval{display:block;width:100%}}";
+    ".tick{font-size:22px}.nowval{display:block;width:100%}}";

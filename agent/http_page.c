@@ -33,7 +33,7 @@
 static const char PAGE_HEAD[] =
     "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
     "<meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">"
-    "<title>canaryd</title><style>";
+    "<link rel=\"icon\" href=\"data:,\"><title>canaryd</title><style>";
 
 /* The script: polls the dashboard (with the token from the URL fragment,
  * #token=..., which browsers never send to the server nor log), swaps the

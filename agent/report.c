@@ -92,7 +92,7 @@ char *cd_report_render(const cd_report_input_t *in, size_t *len)
 
     cd_buf_puts(&b, "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
                     "<meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">"
-                    "<title>canaryd report: ");
+                    "<link rel=\"icon\" href=\"data:,\"><title>canaryd report: ");
     cd_buf_html(&b, rel);
     cd_buf_printf(&b, " %s</title><style>%s</style></head><body class=\"report\">%s<main>", verdict,
                   cd_chart_css, cd_chart_defs);
