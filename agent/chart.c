@@ -443,6 +443,10 @@ static void spans(cd_buf_t *b, const scale_t *s, const cd_history_point_t *p, si
                (bool)(p[j + 1].flags & CD_HP_INSUFFICIENT) == shorts)
             j++;
         int64_t from = p[i].t_ms, to = j + 1 < n ? p[j + 1].t_ms : p[j].t_ms + 1000;
+        if (to <= s->t0 || from > s->t1) { /* outside the chart (the live page's ring) */
+            i = j + 1;
+            continue;
+        }
         double x0 = sx(s, from), x1 = sx(s, to), w = x1 - x0 > 0.5 ? x1 - x0 : 0.5;
         char a[16], c[16];
         if (st == CD_STATE_PENDING || st == CD_STATE_FIRING) {

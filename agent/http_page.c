@@ -149,10 +149,15 @@ char *cd_http_dashboard_render(const cd_snapshot_t *s, cd_history_t *h, const cd
     sinks_text(d, sinks, sizeof sinks, &sinks_ok);
     cd_history_view_t v;
     char *timeline = NULL;
-    bool have = h && cd_history_copy(h, now_ms - PAGE_WINDOW_MS, &v);
+    /* The ring holds a little more than the page shows: the charts end at
+     * the latest evaluation (not at this server's clock, so a test's or a
+     * stalled agent's data still shows, and the status line says when it
+     * was updated) and reach back PAGE_WINDOW_MS. */
+    bool have = h && cd_history_copy(h, INT64_MIN, &v);
     if (have) {
-        int64_t t1 = v.last_ms > now_ms ? v.last_ms : now_ms;
+        int64_t t1 = v.last_ms ? v.last_ms : now_ms;
         int64_t t0 = v.first_ms ? v.first_ms : t1 - 60000;
+        if (t0 < t1 - PAGE_WINDOW_MS) t0 = t1 - PAGE_WINDOW_MS;
         if (t1 - t0 < 60000) t0 = t1 - 60000; /* at least a minute wide */
         cd_buf_t b = {0};
         cd_chart_timeline(&b, &v, t0, t1);
