@@ -214,9 +214,10 @@ static void time_axis(cd_buf_t *b, const scale_t *s, double y)
         if (step % 60000 == 0) c[5] = '\0'; /* whole minutes: 12:04 */
         cd_buf_printf(b, "<line class=\"grid\" x1=\"%.1f\" x2=\"%.1f\" y1=\"%.1f\" y2=\"%.1f\"/>",
                       x, x, s->y0, s->y1);
-        cd_buf_printf(b,
-                      "<text class=\"tick\" x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">%s</text>",
-                      x, y, c);
+        /* a label at an edge of the plot stays inside the picture */
+        const char *anchor = x > s->x1 - 30 ? "end" : x < s->x0 + 30 ? "start" : "middle";
+        cd_buf_printf(b, "<text class=\"tick\" x=\"%.1f\" y=\"%.1f\" text-anchor=\"%s\">%s</text>",
+                      x, y, anchor, c);
     }
 }
 
@@ -234,6 +235,7 @@ void cd_chart_timeline(cd_buf_t *b, const cd_history_view_t *v, int64_t t0, int6
                   "aria-label=\"verdict timeline\">",
                   W, th);
     cd_buf_printf(b, "<text class=\"axis-label\" x=\"4\" y=\"28\">verdict</text>");
+    time_axis(b, &s, 58); /* first: the segments cover its grid lines */
     for (size_t i = 0; i < n;) {
         size_t j = i;
         while (j + 1 < n && p[j + 1].verdict == p[i].verdict)
@@ -275,7 +277,6 @@ void cd_chart_timeline(cd_buf_t *b, const cd_history_view_t *v, int64_t t0, int6
         cd_buf_html(b, m->reason);
         cd_buf_puts(b, "</title></g>");
     }
-    time_axis(b, &s, 58);
     cd_buf_puts(b, "</svg>");
     size_t len;
     char *text = cd_buf_take(&seq, &len);
@@ -697,7 +698,8 @@ const char cd_chart_css[] =
     ".short rect{fill:url(#hatch);opacity:.55}.hatch{stroke:#adb5bd;stroke-width:2}"
     ".short-label{font-size:11px;fill:var(--muted)}"
     ".mark.verdict line{stroke:var(--bad);stroke-width:2}.mark.verdict text{font-size:12px;"
-    "font-weight:700;fill:var(--bad)}.mark.m-ALERT line{stroke:var(--alert)}"
+    "font-weight:700;fill:var(--bad);paint-order:stroke;stroke:#fff;stroke-width:3px}.mark.m-ALERT "
+    "line{stroke:var(--alert)}"
     ".mark.m-ALERT text{fill:var(--alert)}.mark.state path{fill:var(--muted)}"
     ".mark.m-firing path{fill:var(--bad)}.mark.m-pending path{fill:#f08c00}"
     ".seg{stroke:#fff}.seg.v-ANALYZING{fill:#ced4da}.seg.v-HEALTHY{fill:#8ce99a}"
@@ -726,7 +728,7 @@ const char cd_chart_css[] =
     ".v-ROLLBACK,.s-firing{font-weight:700}"
     "table{border-collapse:collapse;font-size:13px;font-variant-numeric:tabular-nums}"
     "td,th{padding:2px 12px 2px 0;text-align:right}td:first-child,th:first-child{text-align:left}"
-    ".summary .cols{display:flex;flex-wrap:wrap;gap:8px 40px}"
+    ".summary .cols{display:flex;flex-wrap:wrap;gap:8px 40px;align-items:flex-start}"
     ".empty{fill:var(--muted);font-size:14px}"
     "@media (max-width:600px){main{padding:8px}.verdict-big{font-size:36px}"
     ".tick{font-size:22px}.nowval{display:block;width:100%}}";

@@ -12,9 +12,11 @@
  * path (decode, windows) never sees it. Readers copy what they need under
  * the lock and render after releasing it.
  *
- * Trade-off: one point per second, not per evaluation. Live evaluates on a
- * 10 ms grid; a chart of 15 minutes has no use for 90,000 points per rule,
- * and the state changes keep their exact times as marks.
+ * Trade-off: one point per second, not per evaluation (the last one of the
+ * second). Live evaluates on a 10 ms grid; a chart of 15 minutes has no use
+ * for 90,000 points per rule. A state change starts a point of its own at
+ * the changing evaluation's time, so spans begin exactly where the records
+ * say.
  */
 #include "canaryd/history.h"
 
@@ -185,11 +187,21 @@ void cd_history_sample(cd_pipeline_t *p, int64_t b, void *opaque)
     set_verdict_locked(h, b, verdict);
     for (int i = 0; i < n; i++) {
         ring_t *r = &h->pts[i];
-        cd_history_point_t *slot = NULL;
-        if (r->n > 0) {
-            cd_history_point_t *last = ring_at(r, r->n - 1);
-            if (second_of(last->t_ms) == second_of(b)) slot = last;
+        cd_history_point_t *slot = NULL, *last = r->n > 0 ? ring_at(r, r->n - 1) : NULL;
+        /* A change of state (or of having enough data) starts a new point
+         * even within a second, and that point keeps the time of the
+         * evaluation that changed it: spans then start at the transition's
+         * exact time, as the records do, not at the end of its second. */
+        bool edge = last && (last->state != pt[i].state || (last->flags & CD_HP_INSUFFICIENT) !=
+                                                               (pt[i].flags & CD_HP_INSUFFICIENT));
+        if (last && !edge && second_of(last->t_ms) == second_of(b)) {
+            slot = last;
+            if (last->flags & CD_HP_EDGE) {
+                pt[i].t_ms = last->t_ms;
+                pt[i].flags |= CD_HP_EDGE;
+            }
         }
+        if (edge) pt[i].flags |= CD_HP_EDGE;
         if (!slot) slot = ring_push(r, h->bounded_pts);
         if (slot) *slot = pt[i]; /* OOM in unbounded mode: the point is lost, not the run */
     }

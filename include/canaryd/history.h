@@ -25,13 +25,15 @@
 #include "canaryd/rule.h"
 #include "canaryd/verdict.h"
 
-enum { CD_HP_INSUFFICIENT = 1, CD_HP_BREACH = 2, CD_HP_FLEET = 4 };
+/* CD_HP_EDGE: the point starts a run of its state (its time is the
+ * evaluation that changed it, not the last one of its second). */
+enum { CD_HP_INSUFFICIENT = 1, CD_HP_BREACH = 2, CD_HP_FLEET = 4, CD_HP_EDGE = 8 };
 
 /* One rule at one second. Values are NaN when the cohort had no data (or
  * the rule has no such value). float: a chart needs no more, and it halves
  * the ring. */
 typedef struct cd_history_point {
-    int64_t t_ms; /* evaluation time (the last evaluation in that second) */
+    int64_t t_ms; /* evaluation time: the last in its second, or the first in a new state */
     float canary, stable;
     float threshold;             /* what the canary was compared with */
     float band;                  /* hysteresis band edge (healthy side), NaN without one */

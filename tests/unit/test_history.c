@@ -97,21 +97,23 @@ Test(history, one_point_per_second_with_the_rules_values)
     cd_history_view_t v;
     cr_assert(cd_history_copy(hist, INT64_MIN, &v));
     cr_assert_eq(v.nrules, 1);
-    /* boundaries every 250 ms up to 10 s; per second the last one: x.750,
-     * and 10.000 alone in its second */
-    cr_assert_eq(v.npoints[0], 11);
-    for (int s = 0; s < 10; s++)
-        cr_expect_eq(v.points[0][s].t_ms, T0 + s * 1000 + 750, "point %d", s);
-    cr_expect_eq(v.points[0][10].t_ms, T0 + 10000);
-    /* short of data until 100 canary requests are in the window (5 s) */
-    for (int s = 0; s < 11; s++) {
-        const cd_history_point_t *p = &v.points[0][s];
-        uint32_t n = (uint32_t)(s < 10 ? (s + 1) * 20 : 200);
-        cr_expect_eq(p->canary_n, n, "point %d: canary samples %u", s, p->canary_n);
-        cr_expect_eq(p->stable_n, n);
-        cr_expect_eq((bool)(p->flags & CD_HP_INSUFFICIENT), n < 100, "point %d", s);
+    /* boundaries every 250 ms up to 10 s; per second the last one (x.750;
+     * 10.000 alone in its second), except that the evaluation at 4.250,
+     * the first with 100 canary requests in the window (no longer short
+     * of data), starts a point of its own and keeps its time */
+    static const int64_t t[] = {750,  1750, 2750, 3750, 4000, 4250,
+                                5750, 6750, 7750, 8750, 9750, 10000};
+    static const uint32_t n[] = {20, 40, 60, 80, 80, 100, 120, 140, 160, 180, 200, 200};
+    cr_assert_eq(v.npoints[0], 12);
+    for (int k = 0; k < 12; k++) {
+        const cd_history_point_t *p = &v.points[0][k];
+        cr_expect_eq(p->t_ms, T0 + t[k], "point %d at +%lld", k, (long long)(p->t_ms - T0));
+        cr_expect_eq(p->canary_n, n[k], "point %d: canary samples %u", k, p->canary_n);
+        cr_expect_eq(p->stable_n, n[k]);
+        cr_expect_eq((bool)(p->flags & CD_HP_INSUFFICIENT), n[k] < 100, "point %d", k);
+        cr_expect_eq((bool)(p->flags & CD_HP_EDGE), k == 5, "point %d", k);
     }
-    const cd_history_point_t *last = &v.points[0][10];
+    const cd_history_point_t *last = &v.points[0][11];
     cr_expect_float_eq(last->canary, 10.0 / 200, 1e-7);
     cr_expect_float_eq(last->stable, 10.0 / 200, 1e-7);
     cr_expect_float_eq(last->threshold, 0.1, 1e-7);  /* max(2 x 5 %, 1 %) */
@@ -154,7 +156,9 @@ Test(history, pending_firing_and_the_rollback_at_their_times)
     cr_expect_eq(rollback, firing);
     cr_expect(strstr(v.marks[v.nmarks - 1].reason, "canary error-rate") != NULL, "%s",
               v.marks[v.nmarks - 1].reason);
-    /* the points agree: pending from the record's second, firing after */
+    int edges = 0;
+    /* the points agree, from the records' exact times on (a state change
+     * starts a point at its evaluation) */
     for (size_t k = 0; k < v.npoints[0]; k++) {
         const cd_history_point_t *p = &v.points[0][k];
         int want = p->t_ms < pending  ? CD_STATE_INACTIVE
@@ -162,7 +166,12 @@ Test(history, pending_firing_and_the_rollback_at_their_times)
                                       : CD_STATE_FIRING;
         cr_expect_eq(p->state, want, "point at +%lld ms", (long long)(p->t_ms - T0));
         if (p->state != CD_STATE_INACTIVE) cr_expect(p->flags & CD_HP_BREACH);
+        if (p->t_ms == pending || p->t_ms == firing) {
+            cr_expect(p->flags & CD_HP_EDGE);
+            edges++;
+        }
     }
+    cr_expect_eq(edges, 2, "no point at the pending or the firing record's time");
     cr_expect_eq(v.verdicts[v.nverdicts - 1].verdict, CD_VERDICT_ROLLBACK);
     cr_expect_eq(v.verdicts[v.nverdicts - 1].t_ms, rollback);
     cd_history_view_free(&v);
