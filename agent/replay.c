@@ -265,7 +265,7 @@ static void summary(const cd_pipeline_t *p, uint64_t lines, FILE *f)
 
 /* Final verdict line and exit status. An ALERT is a firing rule at the end
  * that neither rolled back nor was outweighed by a PROMOTE. */
-static int exit_status(const cd_pipeline_t *p, FILE *f)
+static int exit_status(const cd_pipeline_t *p, FILE *f, bool show_exit)
 {
     const char *names[8];
     cd_verdict_kind_t v = cd_pipeline_verdict(p);
@@ -289,7 +289,8 @@ static int exit_status(const cd_pipeline_t *p, FILE *f)
             fprintf(f, " %s", names[i]);
         fprintf(f, "%s)", nf > 8 ? " ..." : "");
     }
-    fprintf(f, ", exit %d\n", rc);
+    if (show_exit) fprintf(f, ", exit %d", rc); /* canaryd report exits 0 when written */
+    fputc('\n', f);
     return rc;
 }
 
@@ -609,7 +610,7 @@ int cd_replay_main(int argc, char **argv, const cd_replay_hooks_t *hooks)
                 cd_verdict_kind_name(cd_pipeline_verdict(p)), EXIT_INTERRUPTED);
         rc = EXIT_INTERRUPTED;
     } else {
-        rc = exit_status(p, stderr);
+        rc = exit_status(p, stderr, !hooks);
     }
     goto out;
 io:
