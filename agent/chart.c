@@ -165,7 +165,7 @@ typedef enum unit { U_RATIO, U_COUNT, U_VALUE } unit_t;
 static unit_t unit_of(const cd_rule_conf_t *r)
 {
     if (r->kind == CD_RULE_PERCENTILE) return U_VALUE;
-    if (r->kind == CD_RULE_FLATLINE) return U_COUNT;
+    if (r->kind == CD_RULE_FLATLINE) return U_RATIO; /* drawn as a share of expected */
     return r->signal.nden > 0 ? U_RATIO : U_COUNT;
 }
 
@@ -330,8 +330,10 @@ static void caption(cd_buf_t *b, const cd_rule_conf_t *r, const cd_chart_names_t
         cd_buf_printf(b, " &ge; %g &times; stable and z &ge; %g", r->factor, r->z);
         break;
     case CD_RULE_FLATLINE:
-        cd_buf_printf(b, "canary count &le; %g &times; expected (from stable), expected &ge; %g",
-                      r->max_ratio, r->min_expected);
+        cd_buf_printf(b,
+                      "canary count / expected count (stable's rate &times; canary traffic) "
+                      "&le; %s, when expected &ge; %g",
+                      fmt_value(U_RATIO, r->max_ratio, f, sizeof f), r->min_expected);
         break;
     case CD_RULE_PERCENTILE:
         cd_buf_printf(b, "canary p%g of ", r->quantile * 100);
@@ -356,7 +358,7 @@ static const char *threshold_label(const cd_rule_conf_t *r)
     case CD_RULE_SPIKE:
         return "threshold: factor x stable";
     case CD_RULE_FLATLINE:
-        return "expected canary count";
+        return "threshold: max_ratio of expected";
     case CD_RULE_PERCENTILE:
         return "threshold: max(factor x stable, floor)";
     default:
@@ -367,8 +369,19 @@ static const char *threshold_label(const cd_rule_conf_t *r)
 /* Which value a series reads. */
 typedef enum { S_CANARY, S_STABLE, S_THRESHOLD, S_BAND, S_COMPARED } series_t;
 
-static float value_of(const cd_history_point_t *p, series_t s)
+/* A flatline is drawn as the canary's count over the expected count
+ * against max_ratio: the watched type the rule reports may change from one
+ * evaluation to the next (it reports the worst), so raw counts would jump
+ * between types' scales while the ratio it tests stays comparable. */
+static float value_of(const cd_history_point_t *p, series_t s, const cd_rule_conf_t *r)
 {
+    if (r->kind == CD_RULE_FLATLINE) {
+        if (s == S_CANARY)
+            return isfinite(p->canary) && isfinite(p->threshold) && p->threshold > 0
+                       ? p->canary / p->threshold
+                       : NAN;
+        return s == S_THRESHOLD ? (float)r->max_ratio : NAN;
+    }
     switch (s) {
     case S_CANARY:
         return p->canary;
@@ -386,12 +399,12 @@ static float value_of(const cd_history_point_t *p, series_t s)
 /* A polyline through the finite values, broken where a value is missing;
  * returns the number of points drawn. */
 static size_t path(cd_buf_t *b, const scale_t *s, const cd_history_point_t *p, size_t n,
-                   series_t which, const char *cls, const char *label)
+                   const cd_rule_conf_t *r, series_t which, const char *cls, const char *label)
 {
     size_t stride = n > MAX_POINTS ? (n + MAX_POINTS - 1) / MAX_POINTS : 1, drawn = 0;
     bool pen = false;
     for (size_t i = 0; i < n; i += stride) {
-        float v = value_of(&p[i], which);
+        float v = value_of(&p[i], which, r);
         if (!isfinite(v) || p[i].t_ms < s->t0 || p[i].t_ms > s->t1) {
             pen = false;
             continue;
@@ -582,7 +595,7 @@ void cd_chart_rule(cd_buf_t *b, const cd_history_view_t *v, int i, int64_t t0, i
             if (any_full && (p[k].flags & CD_HP_INSUFFICIENT)) break;
             if (all[a] == S_COMPARED && !show_compared) continue;
             if (all[a] == S_STABLE && r->kind == CD_RULE_FLATLINE) continue;
-            float x = value_of(&p[k], all[a]);
+            float x = value_of(&p[k], all[a], r);
             if (!isfinite(x) || p[k].t_ms < t0 || p[k].t_ms > t1) continue;
             if (x < lo) lo = x;
             if (x > hi) hi = x;
@@ -612,10 +625,10 @@ void cd_chart_rule(cd_buf_t *b, const cd_history_view_t *v, int i, int64_t t0, i
         char c[32], st[32], th[32];
         const char *state = cd_rule_state_name((cd_rule_state_t)l->state);
         cd_buf_printf(b, " <span class=\"now s-%s\">%s</span><span class=\"nowval\">canary %s",
-                      state, state, fmt_value(u, l->canary, c, sizeof c));
+                      state, state, fmt_value(u, value_of(l, S_CANARY, r), c, sizeof c));
         cd_buf_printf(b, " &middot; stable %s &middot; threshold %s</span>",
-                      fmt_value(u, l->stable, st, sizeof st),
-                      fmt_value(u, l->threshold, th, sizeof th));
+                      fmt_value(u, value_of(l, S_STABLE, r), st, sizeof st),
+                      fmt_value(u, value_of(l, S_THRESHOLD, r), th, sizeof th));
     }
     cd_buf_puts(b, "</h2>");
     caption(b, r, names);
@@ -630,15 +643,15 @@ void cd_chart_rule(cd_buf_t *b, const cd_history_view_t *v, int i, int64_t t0, i
     value_axis(b, &s, u);
     time_axis(b, &s, H - 8);
     band_area(b, &s, p, n);
-    path(b, &s, p, n, S_THRESHOLD, "threshold", threshold_label(r));
+    path(b, &s, p, n, r, S_THRESHOLD, "threshold", threshold_label(r));
     /* a flatline's stable value is the watched type's count in the whole
      * fleet: a different magnitude from the canary's, and not what the
      * canary is held to (the expected count is) */
     bool show_stable = r->kind != CD_RULE_FLATLINE;
-    if (show_stable) path(b, &s, p, n, S_STABLE, "stable", "stable fleet");
+    if (show_stable) path(b, &s, p, n, r, S_STABLE, "stable", "stable fleet");
     if (show_compared)
-        path(b, &s, p, n, S_COMPARED, "compared", "canary's Wilson bound (what is compared)");
-    path(b, &s, p, n, S_CANARY, "canary", "canary");
+        path(b, &s, p, n, r, S_COMPARED, "compared", "canary's Wilson bound (what is compared)");
+    path(b, &s, p, n, r, S_CANARY, "canary", "canary");
     marks(b, &s, v, i);
     if (n == 0)
         cd_buf_printf(b,
@@ -703,7 +716,7 @@ const char cd_chart_css[] =
     ".mark.m-ALERT text{fill:var(--alert)}.mark.state path{fill:var(--muted)}"
     ".mark.m-firing path{fill:var(--bad)}.mark.m-pending path{fill:#f08c00}"
     ".seg{stroke:#fff}.seg.v-ANALYZING{fill:#ced4da}.seg.v-HEALTHY{fill:#8ce99a}"
-    ".seg.v-PROMOTE{fill:#74c0fc}.seg.v-ROLLBACK{fill:#ff8787}"
+    ".seg.v-PROMOTE{fill:#74c0fc}.seg.v-ROLLBACK{fill:#ff8787}.seg.v-ALERT{fill:#ffc078}"
     ".seg-label{font-size:12px;font-weight:600;fill:#212529}"
     ".tl-mark line{stroke:var(--bad);stroke-width:2}.tl-mark.m-ALERT line{stroke:var(--alert)}"
     ".sequence{margin:4px 0 0;font-weight:600}.sequence span{font-weight:700}"
