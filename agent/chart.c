@@ -144,7 +144,8 @@ void cd_chart_timeline(cd_buf_t *b, const cd_history_view_t *v, int64_t t0, int6
     size_t n = v->nverdicts;
     cd_buf_t seq = {0};
 
-    cd_buf_puts(b, "<section class=\"timeline\">");
+    /* the wrapper scrolls sideways on a phone rather than shrink the text */
+    cd_buf_puts(b, "<section class=\"timeline\"><div class=\"chart-wrap\">");
     cd_buf_printf(b,
                   "<svg class=\"timeline\" viewBox=\"0 0 %.0f %.0f\" role=\"img\" "
                   "aria-label=\"verdict timeline\">",
@@ -192,7 +193,7 @@ void cd_chart_timeline(cd_buf_t *b, const cd_history_view_t *v, int64_t t0, int6
         cd_buf_html(b, m->reason);
         cd_buf_puts(b, "</title></g>");
     }
-    cd_buf_puts(b, "</svg>");
+    cd_buf_puts(b, "</svg></div>");
     size_t len;
     char *text = cd_buf_take(&seq, &len);
     cd_buf_printf(b, "<p class=\"sequence\">%s</p></section>",
@@ -548,6 +549,7 @@ void cd_chart_rule(cd_buf_t *b, const cd_history_view_t *v, int i, int64_t t0, i
     cd_buf_puts(b, "</h2>");
     caption(b, r, names);
 
+    cd_buf_puts(b, "<div class=\"chart-wrap\">");
     cd_buf_printf(b, "<svg class=\"chart\" viewBox=\"0 0 %.0f %.0f\" role=\"img\" aria-label=\"", W,
                   H);
     cd_buf_html(b, r->name);
@@ -573,7 +575,7 @@ void cd_chart_rule(cd_buf_t *b, const cd_history_view_t *v, int i, int64_t t0, i
                       "<text class=\"empty\" x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">no "
                       "evaluation yet</text>",
                       W / 2, H / 2);
-    cd_buf_puts(b, "</svg>");
+    cd_buf_puts(b, "</svg></div>");
     cd_buf_puts(b, "<p class=\"legend\"><span class=\"k canary\"></span>canary ");
     if (show_stable) cd_buf_puts(b, "<span class=\"k stable\"></span>stable ");
     cd_buf_puts(b, "<span class=\"k threshold\"></span>");

@@ -82,4 +82,5 @@ const char cd_chart_css[] =
     ".summary .cols{display:flex;flex-wrap:wrap;gap:8px 40px;align-items:flex-start}"
     ".empty{fill:var(--muted);font-size:14px}"
     "@media (max-width:600px){main{padding:8px}.verdict-big{font-size:36px}"
-    ".tick{font-size:22px}.nowval{display:block;width:100%}}";
+    ".chart-wrap{overflow-x:auto}svg.chart,svg.timeline{min-width:720px}.tick{font-size:14px}"
+    ".nowval{display:block;width:100%}}";

@@ -61,6 +61,8 @@ static const char PAGE_BODY[] =
     "$('sinks').className=d.sinks_ok?'':'v-ROLLBACK';"
     "$('timeline').innerHTML=d.timeline;$('rules').innerHTML=d.rules.join('');"
     "document.title='canaryd '+d.verdict+' '+(d.release||'');"
+    /* on a phone the charts scroll sideways: show the newest end */
+    "document.querySelectorAll('.chart-wrap').forEach(function(w){w.scrollLeft=w.scrollWidth});"
     "b.dataset.polls=String(+b.dataset.polls+1)}"
     "function poll(){fetch('api/v1/dashboard',{headers:h,cache:'no-store'})"
     ".then(function(r){if(!r.ok)throw new Error('HTTP '+r.status);return r.json()})"
