@@ -12,5 +12,6 @@ int cd_cli_generate(int argc, char **argv);     /* agent/cli_generate.c */
 int cd_cli_baseline(int argc, char **argv);     /* agent/cli_baseline.c */
 int cd_cli_run(int argc, char **argv);          /* agent/cli_run.c */
 int cd_cli_simulate(int argc, char **argv);     /* agent/cli_simulate.c */
+int cd_cli_report(int argc, char **argv);       /* agent/cli_report.c */
 
 #endif

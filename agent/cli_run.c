@@ -44,6 +44,7 @@
 #include "canaryd/dispatcher.h"
 #include "cli.h"
 #include "outputs.h"
+#include "report.h"
 
 enum { EXIT_OK = 0, EXIT_IO = 1, EXIT_USAGE = 2 };
 
@@ -65,6 +66,8 @@ typedef struct run {
     cd_pipeline_t *p;
     cd_snapshot_t *snap;
     int64_t published_ms;
+    cd_history_t *hist; /* the status page's series (with the HTTP API or --report) */
+    const char *report_path;
 } run_t;
 
 static volatile sig_atomic_t stop_sig, hup_sig;
@@ -83,6 +86,10 @@ static int64_t mono_ms(void)
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
+
+/* The status page's history ring (agent/history.c): seconds per rule, records. */
+#define HISTORY_SECONDS (16 * 60)
+#define HISTORY_MARKS 256
 
 /* How often the HTTP API's snapshot is refreshed when nothing changed. */
 #define SNAPSHOT_EVERY_MS 100
@@ -131,7 +138,25 @@ static void on_record(const cd_verdict_t *v, void *opaque)
      * never blocks on its sinks); a failed write to stdout or the verdict
      * log is the run's I/O failure. */
     cd_dispatcher_submit(r->out.disp, v);
+    if (r->hist) cd_history_record(r->hist, v);
     if (cd_outputs_builtin_failed(&r->out)) atomic_store(&r->io_failed, true);
+}
+
+/* --report: the run's last HISTORY_SECONDS as `canaryd report` draws them. */
+static void write_report(run_t *r, const cd_pipeline_t *p, const cd_config_t *cfg)
+{
+    char err[512];
+    cd_pipeline_stats_t st;
+    cd_pipeline_stats(p, &st);
+    cd_report_input_t in = {.cfg = cfg, .stats = &st, .source = "canaryd run (live)",
+                            .final_verdict = cd_report_final_verdict(p)};
+    long n = cd_report_write(r->report_path, r->hist, &in, err, sizeof err);
+    if (n < 0) {
+        fprintf(stderr, "canaryd run: --report: %s\n", err);
+        atomic_store(&r->io_failed, true);
+    } else {
+        fprintf(stderr, "canaryd run: report written to %s (%ld bytes)\n", r->report_path, n);
+    }
 }
 
 static void usage(FILE *f)
@@ -139,7 +164,7 @@ static void usage(FILE *f)
     fprintf(f,
             "usage: canaryd run --config FILE [--brokers B] [--topic T] [--group G]\n"
             "                   [--threads N] [--verdict-log FILE] [--pretty]\n"
-            "                   [--exit-after-events N] [--exit-when-idle D]\n"
+            "                   [--exit-after-events N] [--exit-when-idle D] [--report FILE]\n"
             "  Consumes events from Kafka in a consumer group with N worker threads\n"
             "  (default: the config's kafka.threads, else one per core), evaluates the\n"
             "  rules on the wall clock and writes verdict records like replay: JSON on\n"
@@ -152,6 +177,7 @@ static void usage(FILE *f)
             "  A summary and a `stats` JSON line go to stderr at exit.\n"
             "  With an \"http\" config section, serves probes, /metrics and the verdict\n"
             "  endpoints (docs/http-api.md) and prints \"http: listening on HOST:PORT\".\n"
+            "  --report FILE writes `canaryd report`'s HTML of the last 16 minutes at exit.\n"
             "  exit: 0 stopped, 1 I/O or fatal Kafka error, 2 usage or config error\n");
 }
 
@@ -176,6 +202,8 @@ static int parse_args(run_t *r, int argc, char **argv)
             r->config_path = argv[++i];
         } else if (strcmp(a, "--verdict-log") == 0 && v) {
             r->log_path = argv[++i];
+        } else if (strcmp(a, "--report") == 0 && v) {
+            r->report_path = argv[++i];
         } else if (strcmp(a, "--brokers") == 0 && v && *v) {
             r->brokers = argv[++i];
         } else if (strcmp(a, "--topic") == 0 && v && *v) {
@@ -418,10 +446,19 @@ int cd_cli_run(int argc, char **argv)
         fprintf(stderr, "canaryd run: %s\n", err);
         goto out;
     }
+    if (hc.enabled || r.report_path) {
+        /* the status page's last 15 minutes (16 kept), one point a second */
+        r.hist = cd_history_new(lcfg->rules, lcfg->nrules, HISTORY_SECONDS, HISTORY_MARKS);
+        if (!r.hist) {
+            fprintf(stderr, "canaryd run: out of memory\n");
+            goto out;
+        }
+        cd_pipeline_set_eval_hook(p, cd_history_sample, r.hist);
+    }
     if (hc.enabled) {
-        cd_http_sources_t hs = {.kafka = src, .disp = r.out.disp};
+        cd_http_sources_t hs = {.kafka = src, .disp = r.out.disp, .history = r.hist, .cfg = lcfg};
         r.p = p;
-        r.snap = calloc(1, sizeof(*r.snap));
+        r.snap = r.hist ? calloc(1, sizeof(*r.snap)) : NULL;
         r.http = r.snap ? cd_http_new(&hc, &hs, err, sizeof(err)) : NULL;
         if (!r.http) {
             fprintf(stderr, "canaryd run: %s\n", r.snap ? err : "out of memory");
@@ -460,6 +497,7 @@ int cd_cli_run(int argc, char **argv)
     fflush(stdout);
     summary(p, src, cd_live_steps(live), stderr);
     cd_outputs_summary(&r.out, stderr);
+    if (r.report_path) write_report(&r, p, lcfg);
     if (left)
         fprintf(stderr, "  sinks: %llu deliveries still pending at shutdown; abandoned\n",
                 (unsigned long long)left);
@@ -471,6 +509,7 @@ out:
     free(r.snap);
     cd_kafka_source_destroy(src);
     cd_pipeline_destroy(p);
+    cd_history_destroy(r.hist);
     cd_outputs_close(&r.out);
     cd_config_free(cfg);
     free(lcfg);

@@ -245,6 +245,58 @@ static enum MHD_Result get_verdict(cd_http_t *h, struct MHD_Connection *c, const
     return reply_json(h, c, 200, j, NULL);
 }
 
+/* ---- the status page (agent/http_page.c) ---- */
+
+static enum MHD_Result get_page(cd_http_t *h, struct MHD_Connection *c, const req_t *r)
+{
+    (void)r;
+    size_t len = 0;
+    char *text = cd_http_page_render(&len);
+    return reply(h, c, 200, "text/html; charset=utf-8", text, len, NULL);
+}
+
+static int64_t wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static enum MHD_Result get_dashboard(cd_http_t *h, struct MHD_Connection *c, const req_t *r)
+{
+    (void)r;
+    if (!h->src.cfg) return reply_error(h, c, 404, "no status page in this server", NULL);
+    cd_snapshot_t *s = snapshot_copy(h);
+    if (!s) return reply_error(h, c, 500, "out of memory", NULL);
+    size_t len = 0;
+    char *text = cd_http_dashboard_render(s, h->src.history, h->src.cfg, h->src.kafka,
+                                          h->src.disp, wall_ms(), &len);
+    free(s);
+    return reply(h, c, 200, "application/json", text, len, NULL);
+}
+
+static enum MHD_Result get_history(cd_http_t *h, struct MHD_Connection *c, const req_t *r)
+{
+    (void)r;
+    if (!h->src.history) return reply_error(h, c, 404, "no history in this server", NULL);
+    const char *q = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "since");
+    int64_t since = INT64_MIN;
+    if (q) {
+        char *end;
+        long long ms = strtoll(q, &end, 10);
+        if (*q && *end == '\0' && ms >= 0)
+            since = ms;
+        else if (!cd_time_parse_rfc3339(q, strlen(q), &since))
+            return reply_error(h, c, 400,
+                               "since: accepted: milliseconds since the epoch (e.g. the last "
+                               "reply's next_since) or an RFC 3339 time",
+                               NULL);
+    }
+    size_t len = 0;
+    char *text = cd_http_history_render(h->src.history, since, &len);
+    return reply(h, c, 200, "application/json", text, len, NULL);
+}
+
 /* Parses a JSON object body into *out (NULL for an empty body when
  * allow_empty). Replies 400 itself and returns false on a bad body. */
 static bool body_object(cd_http_t *h, struct MHD_Connection *c, const req_t *r, bool allow_empty,
@@ -420,6 +472,9 @@ static const struct route {
     {"/api/v1/flagger/rollback", "POST", post_rollback},
     {"/api/v1/flagger/confirm-promotion", "POST", post_promotion},
     {"/api/v1/release", "POST", post_release},
+    {"/", "GET", get_page},
+    {"/api/v1/dashboard", "GET", get_dashboard},
+    {"/api/v1/history", "GET", get_history},
 };
 
 static enum MHD_Result route(cd_http_t *h, struct MHD_Connection *c, const char *url,

@@ -25,4 +25,15 @@ extern const int cd_http_codes[CD_HTTP_NCODES];
 char *cd_http_metrics_render(const cd_snapshot_t *s, const cd_kafka_source_t *k, cd_dispatcher_t *d,
                              const uint64_t codes[CD_HTTP_NCODES], size_t *len);
 
+/* agent/http_page.c: the status page (static), its dashboard JSON (the
+ * charts rendered by agent/chart.c over the last 15 minutes of h, which may
+ * be NULL), and /api/v1/history's JSON (points and marks after since_ms).
+ * Each returns a malloc'd NUL-terminated text (caller frees) and its
+ * length, or NULL when out of memory. HTTP threads. */
+char *cd_http_page_render(size_t *len);
+char *cd_http_dashboard_render(const cd_snapshot_t *s, cd_history_t *h, const cd_config_t *cfg,
+                               const cd_kafka_source_t *k, cd_dispatcher_t *d, int64_t now_ms,
+                               size_t *len);
+char *cd_http_history_render(cd_history_t *h, int64_t since_ms, size_t *len);
+
 #endif

@@ -30,6 +30,11 @@ static void usage(FILE *f)
             "      reopens the verdict log. Exit: 0 stopped (SIGINT/SIGTERM or an --exit-*\n"
             "      condition), 1 I/O or fatal Kafka error, 2 usage or config error.\n"
             "\n"
+            "  report --config FILE [--output FILE] EVENTS.jsonl|- | --from-log VERDICTS\n"
+            "      Writes one self-contained HTML file: the verdict timeline, the input's\n"
+            "      summary and a chart per rule (canary, stable, threshold, pending and\n"
+            "      firing spans, verdicts with reasons). Exit: 0 written, 1 I/O, 2 usage.\n"
+            "\n"
             "  tail [-n N|all] [--no-follow] FILE\n"
             "      Prints the last N records of a verdict log (default 10, 0 = none) in the\n"
             "      human format and follows it through rotation and truncation.\n"
@@ -79,6 +84,7 @@ int main(int argc, char **argv)
     if (strcmp(cmd, "generate") == 0) return cd_cli_generate(argc - 1, argv + 1);
     if (strcmp(cmd, "baseline") == 0) return cd_cli_baseline(argc - 1, argv + 1);
     if (strcmp(cmd, "simulate") == 0) return cd_cli_simulate(argc - 1, argv + 1);
+    if (strcmp(cmd, "report") == 0) return cd_cli_report(argc - 1, argv + 1);
     if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
         printf("canaryd %s\n", CANARYD_VERSION);
         return 0;
@@ -89,7 +95,7 @@ int main(int argc, char **argv)
     }
     fprintf(stderr,
             "canaryd: unknown command \"%s\"; accepted: replay, run, tail, check-config, "
-            "generate, simulate, baseline, version, help\n\n",
+            "generate, simulate, baseline, report, version, help\n\n",
             cmd);
     usage(stderr);
     return 2;

@@ -80,6 +80,8 @@ struct cd_pipeline {
     _Alignas(64) atomic_bool wake_wanted;
     cd_pipeline_wake_cb wake;
     void *wake_opaque;
+    cd_pipeline_eval_cb eval_hook; /* cd_pipeline_set_eval_hook */
+    void *eval_opaque;
 };
 
 static void count(atomic_uint_fast64_t *c)
@@ -468,6 +470,7 @@ void cd_pipeline_advance(cd_pipeline_t *p, int64_t now_ms)
         }
         cd_window_set_clock(p->win, b);
         cd_engine_eval(p->eng, p->win, b, on_record, p);
+        if (p->eval_hook) p->eval_hook(p, b, p->eval_opaque);
         p->evaluations++;
         p->lazy_key = bucket_key(p, b);
         atomic_store_explicit(&p->last_eval, b, memory_order_relaxed);
@@ -580,4 +583,15 @@ cd_rule_state_t cd_pipeline_rule_state(const cd_pipeline_t *p, int i, cd_verdict
 cd_window_t *cd_pipeline_window(cd_pipeline_t *p)
 {
     return p->win;
+}
+
+void cd_pipeline_set_eval_hook(cd_pipeline_t *p, cd_pipeline_eval_cb cb, void *opaque)
+{
+    p->eval_hook = cb;
+    p->eval_opaque = opaque;
+}
+
+bool cd_pipeline_rule_sample(const cd_pipeline_t *p, int i, cd_rule_sample_t *out)
+{
+    return cd_engine_rule_sample(p->eng, i, out);
 }

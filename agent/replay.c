@@ -55,6 +55,7 @@
 #include "canaryd/pipeline.h"
 #include "canaryd/timeutil.h"
 #include "cli.h"
+#include "replay.h"
 #include "linereader.h"
 
 /* Exit statuses (also in `canaryd help`). */
@@ -79,6 +80,7 @@ typedef struct replay {
     bool to_stdout;
     bool io_failed;
     bool progress_shown;
+    const cd_replay_hooks_t *hooks; /* canaryd report: records to it, no outputs */
 } replay_t;
 
 static volatile sig_atomic_t stop, hup;
@@ -113,6 +115,10 @@ static void clear_progress(replay_t *r)
 static void on_record(const cd_verdict_t *v, void *opaque)
 {
     replay_t *r = opaque;
+    if (r->hooks) {
+        r->hooks->record(v, r->hooks->opaque);
+        return;
+    }
     if (r->to_stdout) clear_progress(r);
     /* blocking mode: false only when the record could not be rendered,
      * which bounded reason/todo make impossible; never drop one silently */
@@ -259,7 +265,7 @@ static void summary(const cd_pipeline_t *p, uint64_t lines, FILE *f)
 
 /* Final verdict line and exit status. An ALERT is a firing rule at the end
  * that neither rolled back nor was outweighed by a PROMOTE. */
-static int exit_status(const cd_pipeline_t *p, FILE *f)
+static int exit_status(const cd_pipeline_t *p, FILE *f, bool show_exit)
 {
     const char *names[8];
     cd_verdict_kind_t v = cd_pipeline_verdict(p);
@@ -283,7 +289,8 @@ static int exit_status(const cd_pipeline_t *p, FILE *f)
             fprintf(f, " %s", names[i]);
         fprintf(f, "%s)", nf > 8 ? " ..." : "");
     }
-    fprintf(f, ", exit %d\n", rc);
+    if (show_exit) fprintf(f, ", exit %d", rc); /* canaryd report exits 0 when written */
+    fputc('\n', f);
     return rc;
 }
 
@@ -477,7 +484,7 @@ static int run(replay_t *r, cd_pipeline_t *p, cd_linereader_t *lr, const cd_conf
     while (!stop && !r->io_failed) {
         if (hup) {
             hup = 0;
-            cd_dispatcher_reopen(r->out.disp);
+            if (r->out.disp) cd_dispatcher_reopen(r->out.disp);
         }
         const char *line;
         size_t len;
@@ -504,7 +511,12 @@ static int run(replay_t *r, cd_pipeline_t *p, cd_linereader_t *lr, const cd_conf
 
 int cd_cli_replay(int argc, char **argv)
 {
-    replay_t r = {.max_line = 65536};
+    return cd_replay_main(argc, argv, NULL);
+}
+
+int cd_replay_main(int argc, char **argv, const cd_replay_hooks_t *hooks)
+{
+    replay_t r = {.max_line = 65536, .hooks = hooks};
     cd_config_t *cfg = NULL;
     cd_pipeline_t *p = NULL;
     cd_linereader_t *lr = NULL;
@@ -529,10 +541,12 @@ int cd_cli_replay(int argc, char **argv)
         fprintf(stderr, "canaryd replay: %s: %s\n", r.input, strerror(errno));
         goto out;
     }
-    r.to_stdout = !r.log_path || r.pretty;
+    r.to_stdout = !hooks && (!r.log_path || r.pretty);
     const char *nc = getenv("NO_COLOR");
     r.colour = r.pretty && isatty(STDOUT_FILENO) && !(nc && *nc);
-    int orc = cd_outputs_open(&r.out, cfg, r.log_path, r.to_stdout, r.pretty, r.colour, diag);
+    /* canaryd report sends records to its hooks only: no sink is opened */
+    int orc = hooks ? CD_OUTPUTS_OK
+                    : cd_outputs_open(&r.out, cfg, r.log_path, r.to_stdout, r.pretty, r.colour, diag);
     if (orc == CD_OUTPUTS_CONFIG) {
         cd_config_locate(cfg, diag, 0);
         fprintf(stderr, "canaryd replay: config %s:\n%s", r.config_path, diag->text);
@@ -556,8 +570,9 @@ int cd_cli_replay(int argc, char **argv)
         goto out;
     }
 
-    cd_dispatcher_set_blocking(r.out.disp, true);
-    if (cd_dispatcher_start(r.out.disp, err, sizeof(err)) != 0) {
+    if (hooks && hooks->start) hooks->start(p, cfg, hooks->opaque);
+    if (!hooks) cd_dispatcher_set_blocking(r.out.disp, true);
+    if (!hooks && cd_dispatcher_start(r.out.disp, err, sizeof(err)) != 0) {
         fprintf(stderr, "canaryd replay: %s\n", err);
         goto out;
     }
@@ -572,10 +587,16 @@ int cd_cli_replay(int argc, char **argv)
     sigaction(SIGHUP, &sa, NULL);
 
     rc = run(&r, p, lr, cfg);
-    uint64_t left = cd_dispatcher_drain(r.out.disp, cd_dispatcher_drain_timeout(r.out.disp));
-    if (cd_outputs_builtin_failed(&r.out)) r.io_failed = true;
+    uint64_t left = 0;
+    if (!hooks) {
+        left = cd_dispatcher_drain(r.out.disp, cd_dispatcher_drain_timeout(r.out.disp));
+        if (cd_outputs_builtin_failed(&r.out)) r.io_failed = true;
+    }
     summary(p, cd_linereader_lineno(lr), stderr);
-    cd_outputs_summary(&r.out, stderr);
+    if (!hooks) cd_outputs_summary(&r.out, stderr);
+    if (hooks && hooks->done && rc < 0 && !stop &&
+        hooks->done(p, cfg, cd_linereader_lineno(lr), hooks->opaque) != 0)
+        r.io_failed = true;
     if (left)
         fprintf(stderr,
                 "  sinks: %llu deliveries still pending after the drain timeout; "
@@ -589,7 +610,7 @@ int cd_cli_replay(int argc, char **argv)
                 cd_verdict_kind_name(cd_pipeline_verdict(p)), EXIT_INTERRUPTED);
         rc = EXIT_INTERRUPTED;
     } else {
-        rc = exit_status(p, stderr);
+        rc = exit_status(p, stderr, !hooks);
     }
     goto out;
 io:

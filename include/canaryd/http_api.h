@@ -10,6 +10,9 @@
  *   POST /api/v1/flagger/rollback         200 when ROLLBACK, else 409
  *   POST /api/v1/flagger/confirm-promotion 200 when PROMOTE, else 409
  *   POST /api/v1/release                  declare a new canary release (token)
+ *   GET  /                                the live status page (agent/http_page.c)
+ *   GET  /api/v1/dashboard                what the page draws (JSON with chart fragments)
+ *   GET  /api/v1/history[?since=T]        the per-rule series (JSON)
  *
  * libmicrohttpd serves on threads of its own. Handlers never touch the
  * engine: the evaluating thread publishes snapshots (snapshot.h) and takes
@@ -26,6 +29,7 @@
 
 #include "canaryd/config.h"
 #include "canaryd/dispatcher.h"
+#include "canaryd/history.h"
 #include "canaryd/kafka_source.h"
 #include "canaryd/snapshot.h"
 
@@ -59,6 +63,8 @@ typedef struct cd_http cd_http_t;
 typedef struct cd_http_sources {
     const cd_kafka_source_t *kafka;
     cd_dispatcher_t *disp;
+    cd_history_t *history;   /* the status page's and /api/v1/history's series */
+    const cd_config_t *cfg;  /* names in the charts' captions */
 } cd_http_sources_t;
 
 /* Creates a server (not listening yet). conf and src are copied. NULL +

@@ -27,6 +27,7 @@
 #include "canaryd/config.h"
 #include "canaryd/engine.h"
 #include "canaryd/event.h"
+#include "canaryd/rule_sample.h"
 #include "canaryd/window.h"
 
 typedef struct cd_pipeline cd_pipeline_t;
@@ -185,6 +186,18 @@ bool cd_pipeline_poke(cd_pipeline_t *p); /* true if it woke the clock */
 int64_t cd_pipeline_last_eval(const cd_pipeline_t *p);
 bool cd_pipeline_arm_wake(cd_pipeline_t *p, int64_t until_ms, int64_t quiet_ms);
 void cd_pipeline_disarm_wake(cd_pipeline_t *p);
+
+/*
+ * Evaluation hook: cb(p, b, opaque) runs on the evaluating thread after
+ * every boundary b that was evaluated (after its records), so a chart can
+ * sample each rule's evidence with cd_pipeline_rule_sample (agent/history.c).
+ * Boundaries lazy mode skips changed nothing and are not reported. NULL
+ * removes it. Set before the first advance; evaluating thread.
+ */
+typedef void (*cd_pipeline_eval_cb)(cd_pipeline_t *p, int64_t b, void *opaque);
+void cd_pipeline_set_eval_hook(cd_pipeline_t *p, cd_pipeline_eval_cb cb, void *opaque);
+/* Rule i's evidence at the last evaluation (cd_engine_rule_sample). */
+bool cd_pipeline_rule_sample(const cd_pipeline_t *p, int i, cd_rule_sample_t *out);
 
 /* The window (for cd_window_stripe()); borrowed. */
 cd_window_t *cd_pipeline_window(cd_pipeline_t *p);

@@ -1,0 +1,471 @@
+/*
+ * test_live_browser.c - the report and the live status page in a real
+ * browser: headless Chromium (Debian's `chromium`, installed by tools/setup)
+ * renders them and the test reads the DOM it ends up with (--dump-dom).
+ *
+ *   report: `canaryd generate` error-regression | `canaryd report` with
+ *     config/sop.json, loaded from file:// - the ROLLBACK verdict, one chart
+ *     per rule with points, the ROLLBACK mark after the scenario's onset;
+ *   live: canaryd-mock-kafka, `canaryd simulate --scenario error-regression
+ *     --onset 20s` and `canaryd run` with an HTTP API (config/demo.json plus
+ *     an "http" section with a token); once the agent has printed its
+ *     ROLLBACK, Chromium loads http://127.0.0.1:PORT/#token=... and lets the
+ *     page's script poll (--virtual-time-budget): the DOM must show ROLLBACK
+ *     in the big verdict, the page must have rendered at least one poll, the
+ *     error-rate chart must have canary points and its ROLLBACK mark at
+ *     exactly the record's time (after the onset); /api/v1/history answers
+ *     the same series and honours since=.
+ *
+ * No console errors: Chromium runs with --enable-logging=stderr, which
+ * prints every console message as ":CONSOLE"; the pages log nothing, so any
+ * such line fails the test (a control case shows a throwing script is
+ * caught), and the live page records a script error in body[data-error].
+ *
+ * Screenshots (--screenshot) go to <build>/artifacts/browser/: report.png,
+ * live.png, live-phone.png (390 px wide).
+ *
+ * Chromium runs as root here: --no-sandbox --headless, its own profile
+ * folder, every run killed after CHROME_LIMIT_MS. Without chromium every
+ * test is skipped with a message saying so.
+ */
+#include <criterion/criterion.h>
+#include <criterion/logging.h>
+#include <curl/curl.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <jansson.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "canaryd/timeutil.h"
+#include "html_check.h"
+
+#define SOP CANARYD_SOURCE_DIR "/config/sop.json"
+#define DEMO CANARYD_SOURCE_DIR "/config/demo.json"
+#define SCEN CANARYD_SOURCE_DIR "/tests/data/scenarios/error-regression"
+#define ARTIFACTS CANARYD_BINARY_DIR "/artifacts/browser"
+#define CHROME_LIMIT_MS 90000
+#define ROLLBACK_LIMIT_MS 180000 /* demo config: ROLLBACK ~55 s after the start */
+#define TOKEN "browser-test-token"
+
+static char dir[64];
+static char chrome[256];
+static pid_t kids[3] = {-1, -1, -1};
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static const char *in_dir(const char *name)
+{
+    static char bufs[16][200];
+    static int i;
+    char *p = bufs[i++ % 16];
+    snprintf(p, 200, "%s/%s", dir, name);
+    return p;
+}
+
+static char *slurp(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) return strdup("");
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    rewind(f);
+    char *s = malloc((size_t)(n > 0 ? n : 0) + 1);
+    size_t got = fread(s, 1, (size_t)(n > 0 ? n : 0), f);
+    s[got] = '\0';
+    fclose(f);
+    return s;
+}
+
+/* fork + exec; stdout and stderr into files; the child dies with us. */
+static pid_t spawn(char *const argv[], const char *out, const char *err)
+{
+    pid_t parent = getpid(), pid = fork();
+    cr_assert_geq(pid, 0, "fork: %s", strerror(errno));
+    if (pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (getppid() != parent) _exit(127);
+        int i = open("/dev/null", O_RDONLY);
+        int o = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        int e = open(err, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        if (i < 0 || o < 0 || e < 0) _exit(127);
+        dup2(i, 0), dup2(o, 1), dup2(e, 2);
+        execv(argv[0], argv);
+        _exit(127);
+    }
+    return pid;
+}
+
+/* Waits up to limit_ms for pid (SIGTERM first when term), SIGKILL after;
+ * returns the exit status (128 + signal when killed by one). */
+static int finish(pid_t pid, bool term, int limit_ms)
+{
+    int fd = (int)syscall(SYS_pidfd_open, pid, 0), st = 0;
+    cr_assert_geq(fd, 0, "pidfd_open: %s", strerror(errno));
+    if (term) kill(pid, SIGTERM);
+    struct pollfd pf = {.fd = fd, .events = POLLIN};
+    int r;
+    while ((r = poll(&pf, 1, limit_ms)) < 0 && errno == EINTR)
+        ;
+    if (r == 0) kill(pid, SIGKILL);
+    while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+        ;
+    close(fd);
+    cr_expect_neq(r, 0, "pid %d did not exit within %d ms: killed", (int)pid, limit_ms);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+static int run(char *const argv[], const char *out, const char *err)
+{
+    return finish(spawn(argv, out, err), false, 120000);
+}
+
+/* Chromium on url: the DOM after the page's scripts ran for budget_ms of
+ * virtual time (malloc'd), or a screenshot when png is set. Asserts that no
+ * console message was printed. */
+static char *chromium(const char *url, int budget_ms, const char *size, const char *png)
+{
+    char budget[64], win[64], shot[300], profile[200];
+    snprintf(budget, sizeof budget, "--virtual-time-budget=%d", budget_ms);
+    snprintf(win, sizeof win, "--window-size=%s", size);
+    snprintf(shot, sizeof shot, "--screenshot=%s", png ? png : "");
+    snprintf(profile, sizeof profile, "--user-data-dir=%s", in_dir("chromium-profile"));
+    char *argv[] = {chrome,
+                    "--headless",
+                    "--no-sandbox",
+                    "--disable-gpu",
+                    "--hide-scrollbars",
+                    "--no-first-run",
+                    "--disable-extensions",
+                    "--enable-logging=stderr",
+                    "--v=0",
+                    profile,
+                    budget,
+                    win,
+                    png ? shot : "--dump-dom",
+                    (char *)url,
+                    NULL};
+    const char *out = in_dir("chromium.out"), *err = in_dir("chromium.err");
+    int rc = finish(spawn(argv, out, err), false, CHROME_LIMIT_MS);
+    char *log = slurp(err);
+    cr_expect_eq(rc, 0, "chromium exit %d on %s: %s", rc, url, log);
+    /* every console message is a ":CONSOLE" line; these pages print none */
+    const char *c = strstr(log, ":CONSOLE");
+    cr_expect_null(c, "console output loading %s: %.300s", url, c ? c : "");
+    free(log);
+    if (png) {
+        struct stat st;
+        cr_expect(stat(png, &st) == 0 && st.st_size > 10000, "no screenshot %s", png);
+        return NULL;
+    }
+    return slurp(out);
+}
+
+static bool find_chromium(void)
+{
+    const char *path = getenv("PATH");
+    char *copy = strdup(path ? path : "/usr/bin:/bin");
+    bool found = false;
+    for (char *d = strtok(copy, ":"); d && !found; d = strtok(NULL, ":")) {
+        snprintf(chrome, sizeof chrome, "%s/chromium", d);
+        found = access(chrome, X_OK) == 0;
+    }
+    free(copy);
+    return found;
+}
+
+static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st, (void)flag, (void)ftw;
+    return remove(path);
+}
+
+static void setup(void)
+{
+    snprintf(dir, sizeof dir, "/tmp/canaryd-browser.XXXXXX");
+    cr_assert_not_null(mkdtemp(dir));
+    mkdir(CANARYD_BINARY_DIR "/artifacts", 0755);
+    mkdir(ARTIFACTS, 0755);
+}
+
+static void teardown(void)
+{
+    for (int i = 0; i < 3; i++)
+        if (kids[i] > 0) {
+            kill(kids[i], SIGKILL);
+            waitpid(kids[i], NULL, 0);
+        }
+    if (dir[0]) nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+TestSuite(browser, .init = setup, .fini = teardown, .timeout = 500);
+
+#define NEED_CHROMIUM()                                                                            \
+    do {                                                                                           \
+        if (!find_chromium())                                                                      \
+            cr_skip_test("chromium is not installed (Debian package chromium, which tools/setup "  \
+                         "installs): the browser tests are skipped");                              \
+    } while (0)
+
+static const char *bin(void)
+{
+    const char *b = getenv("CANARYD_BIN");
+    cr_assert_not_null(b, "CANARYD_BIN is not set (ctest sets it)");
+    return b;
+}
+
+static int64_t t_of(const char *s, size_t n)
+{
+    int64_t ms;
+    cr_assert(cd_time_parse_rfc3339(s, n, &ms), "bad time %.*s", (int)n, s);
+    return ms;
+}
+
+/* The control: the console check catches a throwing script. */
+Test(browser, console_errors_are_caught)
+{
+    NEED_CHROMIUM();
+    FILE *f = fopen(in_dir("bad.html"), "w");
+    fputs("<!DOCTYPE html><html><body><script>nosuch();</script></body></html>", f);
+    fclose(f);
+    char url[256], profile[200];
+    snprintf(url, sizeof url, "file://%s", in_dir("bad.html"));
+    snprintf(profile, sizeof profile, "--user-data-dir=%s", in_dir("chromium-profile"));
+    char *argv[] = {chrome,
+                    "--headless",
+                    "--no-sandbox",
+                    "--disable-gpu",
+                    "--enable-logging=stderr",
+                    "--v=0",
+                    profile,
+                    "--dump-dom",
+                    url,
+                    NULL};
+    cr_assert_eq(finish(spawn(argv, in_dir("c.out"), in_dir("c.err")), false, CHROME_LIMIT_MS), 0);
+    char *log = slurp(in_dir("c.err"));
+    cr_expect(strstr(log, ":CONSOLE") && strstr(log, "nosuch is not defined"),
+              "chromium did not report the script error: %s", log);
+    free(log);
+}
+
+Test(browser, report_renders_in_chromium)
+{
+    NEED_CHROMIUM();
+    char *gen[] = {(char *)bin(), "generate", "--scenario-file", SCEN "/scenario.json", NULL};
+    cr_assert_eq(run(gen, in_dir("events.jsonl"), in_dir("gen.err")), 0);
+    char *rep[] = {(char *)bin(),
+                   "report",
+                   "--config",
+                   SOP,
+                   "-o",
+                   (char *)in_dir("report.html"),
+                   (char *)in_dir("events.jsonl"),
+                   NULL};
+    cr_assert_eq(run(rep, in_dir("rep.out"), in_dir("rep.err")), 0, "%s", slurp(in_dir("rep.err")));
+    char url[256];
+    snprintf(url, sizeof url, "file://%s", in_dir("report.html"));
+    char *dom = chromium(url, 1000, "1100,1400", NULL);
+    cr_assert(strlen(dom) > 100000, "DOM of %zu bytes", strlen(dom));
+    cr_expect_eq(
+        html_count(dom, "class=\"verdict-big v-ROLLBACK\" data-verdict=\"ROLLBACK\">ROLLBACK<"), 1);
+    cr_expect_eq(html_count(dom, "<svg class=\"chart\""), 6);
+    char *er = html_rule_section(dom, "error-rate");
+    cr_assert_not_null(er);
+    cr_expect_gt(html_attr_ll(er, "<path class=\"series canary\"", 0, "data-points"), 1000);
+    /* the ROLLBACK at 12:09:24, after the onset at 12:04 */
+    long long t = html_attr_ll(er, "<g class=\"mark verdict m-ROLLBACK\"", 0, "data-t");
+    cr_expect_eq(t, t_of("2026-11-27T12:09:24Z", 20));
+    cr_expect_gt(t, t_of("2026-11-27T12:04:00Z", 20));
+    free(er);
+    free(dom);
+    chromium(url, 1000, "1100,2600", ARTIFACTS "/report.png");
+}
+
+/* Waits until path holds needle (bounded); returns the file's text. */
+static char *wait_for(const char *path, const char *needle, int64_t limit_ms, pid_t alive)
+{
+    int64_t deadline = now_ms() + limit_ms;
+    for (;;) {
+        char *s = slurp(path);
+        if (strstr(s, needle)) return s;
+        free(s);
+        cr_assert_lt(now_ms(), deadline, "no \"%s\" in %s within %lld ms", needle, path,
+                     (long long)limit_ms);
+        cr_assert_eq(waitpid(alive, NULL, WNOHANG), 0, "the process writing %s died: %s", path,
+                     slurp(in_dir("run.err")));
+        poll(NULL, 0, 50); /* the file is written by another process */
+    }
+}
+
+typedef struct body {
+    char *s;
+    size_t len;
+} body_t;
+
+static size_t on_body(char *p, size_t size, size_t n, void *opaque)
+{
+    body_t *b = opaque;
+    size_t k = size * n;
+    char *s = realloc(b->s, b->len + k + 1);
+    if (!s) return 0;
+    memcpy(s + b->len, p, k);
+    b->s = s;
+    b->len += k;
+    s[b->len] = '\0';
+    return k;
+}
+
+static json_t *get_json(const char *url)
+{
+    body_t b = {0};
+    CURL *c = curl_easy_init();
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_NOPROXY, "*");
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT, 30L);
+    CURLcode rc = curl_easy_perform(c);
+    long status = 0;
+    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+    curl_easy_cleanup(c);
+    cr_assert_eq(rc, CURLE_OK, "GET %s: %s", url, curl_easy_strerror(rc));
+    cr_assert_eq(status, 200, "GET %s: %ld %s", url, status, b.s ? b.s : "");
+    json_t *j = b.s ? json_loads(b.s, 0, NULL) : NULL;
+    cr_assert_not_null(j, "GET %s: not JSON: %.200s", url, b.s ? b.s : "");
+    free(b.s);
+    return j;
+}
+
+Test(browser, live_page_shows_the_rollback)
+{
+    NEED_CHROMIUM();
+    /* 1. broker */
+    char mock[512];
+    snprintf(mock, sizeof mock, "%s/canaryd-mock-kafka", getenv("CANARYD_TOOLS_DIR"));
+    char *bargv[] = {mock, "--topic", "events:8", "--port-file", (char *)in_dir("broker"), NULL};
+    kids[0] = spawn(bargv, "/dev/null", in_dir("broker.err"));
+    char *brokers = wait_for(in_dir("broker"), ":", 15000, kids[0]);
+    brokers[strcspn(brokers, "\n")] = '\0';
+
+    /* 2. the agent, with the HTTP API on a free port and a token */
+    json_t *cfg = json_load_file(DEMO, 0, NULL);
+    cr_assert_not_null(cfg);
+    json_object_set_new(cfg, "http", json_pack("{s:s,s:s}", "bind", "127.0.0.1:0", "token", TOKEN));
+    cr_assert_eq(json_dump_file(cfg, in_dir("cfg.json"), 0), 0);
+    json_decref(cfg);
+    char *rargv[] = {(char *)bin(), "run",     "--config",  (char *)in_dir("cfg.json"),
+                     "--brokers",   brokers,   "--topic",   "events",
+                     "--group",     "browser", "--threads", "2",
+                     NULL};
+    kids[1] = spawn(rargv, in_dir("run.out"), in_dir("run.err"));
+    char *err = wait_for(in_dir("run.err"), "http: listening on 127.0.0.1:", 30000, kids[1]);
+    int port = atoi(strstr(err, "http: listening on 127.0.0.1:") + 29);
+    free(err);
+    cr_assert_gt(port, 0);
+
+    /* 3. the canary release going bad 20 s in */
+    char *sargv[] = {(char *)bin(), "simulate",         "--brokers", brokers, "--topic", "events",
+                     "--scenario",  "error-regression", "--rate",    "1000",  "--onset", "20s",
+                     NULL};
+    kids[2] = spawn(sargv, "/dev/null", in_dir("sim.err"));
+    char *sim = wait_for(in_dir("sim.err"), " (onset", 30000, kids[2]);
+    const char *from = strstr(strstr(sim, "simulate: scenario "), " from ") + 6;
+    int64_t start = t_of(from, (size_t)(strstr(from, " (onset") - from));
+    free(sim);
+
+    /* 4. the agent's ROLLBACK record */
+    char *out = wait_for(in_dir("run.out"), "\"verdict\":\"ROLLBACK\"", ROLLBACK_LIMIT_MS, kids[1]);
+    const char *rb = strstr(out, "\"verdict\":\"ROLLBACK\"");
+    const char *line = rb;
+    while (line > out && line[-1] != '\n')
+        line--;
+    json_t *rec = json_loadb(line, (size_t)(strchr(rb, '\n') - line), 0, NULL);
+    cr_assert_not_null(rec);
+    const char *rt = json_string_value(json_object_get(rec, "time"));
+    int64_t rollback_ms = t_of(rt, strlen(rt));
+    cr_expect_gt(rollback_ms, start + 20000, "ROLLBACK before the onset");
+    json_decref(rec);
+    free(out);
+
+    /* 5. the page, as a browser sees it after its script polled */
+    char url[128];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/#token=%s", port, TOKEN);
+    char *dom = chromium(url, 4000, "1100,1400", NULL);
+    cr_expect(strstr(dom, "data-polls=\"0\"") == NULL, "the page never rendered a poll");
+    cr_expect(strstr(dom, "data-error=") == NULL, "script error: %.200s",
+              strstr(dom, "data-error="));
+    cr_expect_eq(
+        html_count(dom, "class=\"verdict-big v-ROLLBACK\" data-verdict=\"ROLLBACK\">ROLLBACK<"), 1,
+        "the page does not show ROLLBACK");
+    cr_expect_eq(html_count(dom, "<span id=\"release\">2.5.0</span>"), 1);
+    cr_expect_eq(html_count(dom, "<svg class=\"chart\""), 6);
+    char *er = html_rule_section(dom, "error-rate");
+    cr_assert_not_null(er, "no error-rate chart in the page");
+    long long pts = html_attr_ll(er, "<path class=\"series canary\"", 0, "data-points");
+    cr_expect_gt(pts, 20, "canary series with %lld points", pts);
+    cr_expect_eq(html_attr_ll(er, "<g class=\"mark verdict m-ROLLBACK\"", 0, "data-t"), rollback_ms,
+                 "the ROLLBACK mark is not at the record's time");
+    cr_expect_eq(html_count(er, "<rect class=\"span firing\""), 1);
+    free(er);
+    free(dom);
+    chromium(url, 4000, "1100,2200", ARTIFACTS "/live.png");
+    chromium(url, 4000, "390,2400", ARTIFACTS "/live-phone.png");
+
+    /* 6. the same series as JSON, and since= */
+    char hu[128];
+    snprintf(hu, sizeof hu, "http://127.0.0.1:%d/api/v1/history", port);
+    json_t *h = get_json(hu), *r;
+    size_t i;
+    cr_expect_eq(json_array_size(json_object_get(h, "rules")), 6);
+    json_array_foreach(json_object_get(h, "rules"), i, r)
+    {
+        size_t n = json_array_size(json_object_get(r, "t"));
+        cr_expect_gt(n, 20, "%s: %zu points", json_string_value(json_object_get(r, "name")), n);
+        cr_expect_eq(json_array_size(json_object_get(r, "canary")), n);
+        cr_expect_eq(json_array_size(json_object_get(r, "threshold")), n);
+    }
+    bool seen = false;
+    json_array_foreach(json_object_get(h, "marks"), i, r) seen |=
+        json_is_string(json_object_get(r, "verdict")) &&
+        strcmp(json_string_value(json_object_get(r, "verdict")), "ROLLBACK") == 0 &&
+        json_integer_value(json_object_get(r, "t")) == rollback_ms;
+    cr_expect(seen, "no ROLLBACK mark at the record's time in /api/v1/history");
+    int64_t next = json_integer_value(json_object_get(h, "next_since"));
+    snprintf(hu, sizeof hu, "http://127.0.0.1:%d/api/v1/history?since=%lld", port,
+             (long long)rollback_ms);
+    json_t *h2 = get_json(hu);
+    json_array_foreach(json_object_get(h2, "rules"), i, r)
+    {
+        json_t *t = json_object_get(r, "t");
+        cr_expect_gt(json_integer_value(json_array_get(t, 0)), rollback_ms);
+    }
+    cr_expect_geq(next, rollback_ms);
+    json_decref(h);
+    json_decref(h2);
+
+    /* 7. stop: simulator, agent, broker */
+    cr_expect_eq(finish(kids[2], true, 15000), 0);
+    kids[2] = -1;
+    cr_expect_eq(finish(kids[1], true, 15000), 0);
+    kids[1] = -1;
+    cr_expect_eq(finish(kids[0], true, 15000), 0);
+    kids[0] = -1;
+    free(brokers);
+}

@@ -1,0 +1,376 @@
+/*
+ * test_report.c - `canaryd report` end to end (CANARYD_BIN): golden
+ * structural checks on the HTML it writes for the error-regression scenario
+ * (tests/data/scenarios/error-regression: canary errors x3 from 12:04,
+ * config/sop.json), whose records are known exactly (its expected.jsonl):
+ *   - one chart per rule of the config, each with canary and threshold
+ *     series that have points, and the stable series where the rule has one;
+ *   - the error-rate chart's pending span from the inactive -> pending record
+ *     to the pending -> firing one, its firing span from there, the ROLLBACK
+ *     mark at the ROLLBACK record's time, after the scenario's onset, with
+ *     the record's reason in its <title>;
+ *   - the timeline's segments and sequence at the release-wide records' times;
+ *   - the summary's counts equal replay's summary of the same stream, bad
+ *     input by reason included (2 % garbage mixed in);
+ *   - self-contained: no script, no external reference, under 1 MB;
+ *   - from the verdict log (--from-log) the same spans and marks.
+ * Each case runs the binaries as child processes in a temporary folder.
+ */
+#include <criterion/criterion.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <jansson.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "canaryd/timeutil.h"
+#include "html_check.h"
+
+extern char **environ;
+
+#define SOP CANARYD_SOURCE_DIR "/config/sop.json"
+#define SCEN CANARYD_SOURCE_DIR "/tests/data/scenarios/error-regression"
+
+static char dir[64];
+
+static const char *in_dir(const char *name)
+{
+    static char bufs[8][160];
+    static int i;
+    char *p = bufs[i++ % 8];
+    snprintf(p, 160, "%s/%s", dir, name);
+    return p;
+}
+
+static char *slurp(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    cr_assert_not_null(f, "%s is missing", path);
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    rewind(f);
+    char *s = malloc((size_t)n + 1);
+    size_t got = fread(s, 1, (size_t)n, f);
+    s[got] = '\0';
+    fclose(f);
+    return s;
+}
+
+/* Runs argv with stdout and stderr into files; returns the exit status. */
+static int run(char *const argv[], const char *out, const char *err)
+{
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
+    posix_spawn_file_actions_addopen(&fa, STDOUT_FILENO, out, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    posix_spawn_file_actions_addopen(&fa, STDERR_FILENO, err, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    pid_t pid;
+    cr_assert_eq(posix_spawn(&pid, argv[0], &fa, NULL, argv, environ), 0);
+    posix_spawn_file_actions_destroy(&fa);
+    int st;
+    cr_assert_eq(waitpid(pid, &st, 0), pid);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+static const char *bin(void)
+{
+    const char *b = getenv("CANARYD_BIN");
+    cr_assert_not_null(b, "CANARYD_BIN is not set (ctest sets it)");
+    return b;
+}
+
+static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st, (void)flag, (void)ftw;
+    return remove(path);
+}
+
+static void setup(void)
+{
+    snprintf(dir, sizeof dir, "/tmp/canaryd-report.XXXXXX");
+    cr_assert_not_null(mkdtemp(dir));
+}
+
+static void teardown(void)
+{
+    if (dir[0]) nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+TestSuite(report, .init = setup, .fini = teardown, .timeout = 300);
+
+/* Generates the scenario's stream (extra: a generator option and value). */
+static void generate(const char *out, const char *opt, const char *val)
+{
+    char *argv[] = {
+        (char *)bin(), "generate", "--scenario-file", SCEN "/scenario.json", (char *)opt,
+        (char *)val,   NULL};
+    cr_assert_eq(run(argv, out, in_dir("gen.err")), 0, "generate failed: %s",
+                 slurp(in_dir("gen.err")));
+}
+
+static int64_t t_of(const char *rfc3339)
+{
+    int64_t ms;
+    cr_assert(cd_time_parse_rfc3339(rfc3339, strlen(rfc3339), &ms), "bad time %s", rfc3339);
+    return ms;
+}
+
+/* The scenario's expected records (time, kind, verdict, rule, from, to). */
+static json_t *expected(void)
+{
+    json_t *a = json_array();
+    char *text = slurp(SCEN "/expected.jsonl");
+    for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n"))
+        json_array_append_new(a, json_loads(line, 0, NULL));
+    free(text);
+    return a;
+}
+
+static const char *str(json_t *o, const char *k)
+{
+    const char *s = json_string_value(json_object_get(o, k));
+    return s ? s : "";
+}
+
+static int64_t onset_ms(void)
+{
+    json_t *s = json_load_file(SCEN "/scenario.json", 0, NULL);
+    int64_t start = t_of(str(s, "start")), onset;
+    cr_assert(cd_duration_parse(str(s, "onset"), &onset));
+    json_decref(s);
+    return start + onset;
+}
+
+/* The rule names of config/sop.json, in order. */
+static json_t *rule_names(void)
+{
+    json_t *c = json_load_file(SOP, 0, NULL), *names = json_array(), *r;
+    size_t i;
+    cr_assert_not_null(c);
+    json_array_foreach(json_object_get(c, "rules"), i, r)
+        json_array_append(names, json_object_get(r, "name"));
+    json_decref(c);
+    return names;
+}
+
+/* The spans and marks the expected records imply, checked in doc. */
+static void check_records_drawn(const char *doc, bool sampled)
+{
+    json_t *exp = expected(), *rec;
+    size_t i;
+    int rollbacks = 0;
+    json_array_foreach(exp, i, rec)
+    {
+        int64_t t = t_of(str(rec, "time"));
+        const char *rule = str(rec, "rule");
+        if (!*rule) { /* release-wide: a timeline segment starts there */
+            char key[128];
+            snprintf(key, sizeof key, "data-verdict=\"%s\" data-from=\"%lld\"", str(rec, "verdict"),
+                     (long long)t);
+            cr_expect_eq(html_count(doc, key), 1, "no timeline segment %s", key);
+            continue;
+        }
+        char *sec = html_rule_section(doc, rule);
+        cr_assert_not_null(sec, "no chart for rule %s", rule);
+        if (strcmp(str(rec, "kind"), "state") == 0) {
+            const char *to = str(rec, "to");
+            char key[128];
+            if (strcmp(to, "pending") == 0 || strcmp(to, "firing") == 0) {
+                snprintf(key, sizeof key, "data-state=\"%s\" data-from=\"%lld\"", to, (long long)t);
+                cr_expect_eq(html_count(sec, key), 1, "%s: no %s span from %s", rule, to,
+                             str(rec, "time"));
+            }
+            if (strcmp(str(rec, "from"), "pending") == 0) { /* the pending span ends here */
+                snprintf(key, sizeof key, "data-state=\"pending\" data-from=\"");
+                cr_expect_eq(html_attr_ll(sec, "<rect class=\"span pending\"", 0, "data-to"), t,
+                             "%s: the pending span does not end at %s", rule, str(rec, "time"));
+            }
+            if (sampled) { /* a state mark with its reason */
+                snprintf(key, sizeof key, "<g class=\"mark state m-%s\" data-t=\"%lld\">", to,
+                         (long long)t);
+                cr_expect_eq(html_count(sec, key), 1, "%s: no mark %s", rule, key);
+            }
+        } else {
+            char key[128];
+            snprintf(key, sizeof key, "<g class=\"mark verdict m-%s\" data-t=\"%lld\">",
+                     str(rec, "verdict"), (long long)t);
+            cr_expect_eq(html_count(sec, key), 1, "%s: no mark %s", rule, key);
+            if (strcmp(str(rec, "verdict"), "ROLLBACK") == 0) {
+                rollbacks++;
+                cr_expect_gt(t, onset_ms(), "the ROLLBACK is not after the onset");
+                /* its reason: hover text and the list beside the chart */
+                cr_expect(strstr(strstr(sec, key), "ROLLBACK: canary error-rate") != NULL,
+                          "the ROLLBACK mark has no reason");
+                snprintf(key, sizeof key, "<li class=\"verdict\" data-t=\"%lld\">", (long long)t);
+                cr_expect_eq(html_count(sec, key), 1, "the ROLLBACK is not listed");
+            }
+        }
+        free(sec);
+    }
+    cr_expect_eq(rollbacks, 1);
+    json_decref(exp);
+}
+
+Test(report, error_regression_charts_spans_and_marks)
+{
+    generate(in_dir("events.jsonl"), "--seed", "1");
+    char *argv[] = {(char *)bin(),
+                    "report",
+                    "--config",
+                    SOP,
+                    "--output",
+                    (char *)in_dir("r.html"),
+                    (char *)in_dir("events.jsonl"),
+                    NULL};
+    int rc = run(argv, in_dir("out"), in_dir("err"));
+    cr_assert_eq(rc, 0, "report exit %d: %s", rc, slurp(in_dir("err")));
+    char *out = slurp(in_dir("out"));
+    char want[200];
+    snprintf(want, sizeof want, "%s\n", in_dir("r.html"));
+    cr_expect_str_eq(out, want, "the path is printed on stdout");
+    free(out);
+    char *doc = slurp(in_dir("r.html"));
+    size_t size = strlen(doc);
+    cr_expect_lt(size, 1024 * 1024, "report is %zu bytes", size);
+
+    /* self-contained */
+    cr_expect_eq(html_count(doc, "<script"), 0);
+    cr_expect_eq(html_count(doc, "http://") + html_count(doc, "https://"), 0);
+    cr_expect_eq(html_count(doc, "@import") + html_count(doc, "@font-face"), 0);
+    cr_expect(strncmp(doc, "<!DOCTYPE html>", 15) == 0);
+    cr_expect_eq(html_count(doc, "</html>"), 1);
+
+    cr_expect_eq(html_count(doc, "id=\"verdict\" class=\"verdict-big v-ROLLBACK\""), 1);
+    cr_expect_eq(html_count(doc, "<span id=\"release\">2.5.0</span>"), 1);
+
+    /* one chart per rule, with its series */
+    json_t *names = rule_names(), *n;
+    size_t i;
+    cr_expect_eq(html_count(doc, "<section class=\"rule\""), (int)json_array_size(names));
+    cr_expect_eq(html_count(doc, "<svg class=\"chart\""), (int)json_array_size(names));
+    json_array_foreach(names, i, n)
+    {
+        char *sec = html_rule_section(doc, json_string_value(n));
+        cr_assert_not_null(sec, "no chart for %s", json_string_value(n));
+        cr_expect_eq(html_count(sec, "<svg class=\"chart\""), 1);
+        /* 18 minutes evaluated every second: 1079 evaluations; a series has
+         * a point wherever its value is defined (a spike's threshold needs
+         * stable data: it starts a little later) */
+        long long pc = html_attr_ll(sec, "<path class=\"series canary\"", 0, "data-points");
+        long long pt = html_attr_ll(sec, "<path class=\"series threshold\"", 0, "data-points");
+        cr_expect_gt(pc, 1000, "%s: canary series has %lld points", json_string_value(n), pc);
+        cr_expect_gt(pt, 900, "%s: threshold series has %lld points", json_string_value(n), pt);
+        if (!strstr(sec, "data-kind=\"flatline\"")) {
+            long long ps = html_attr_ll(sec, "<path class=\"series stable\"", 0, "data-points");
+            cr_expect_gt(ps, 1000, "%s: stable series has %lld points", json_string_value(n), ps);
+        }
+        free(sec);
+    }
+    json_decref(names);
+
+    /* error-rate: hysteresis band drawn, short-of-data run at the start */
+    char *er = html_rule_section(doc, "error-rate");
+    cr_expect_geq(html_count(er, "<path class=\"band\""), 1);
+    cr_expect_geq(html_count(er, "<g class=\"short\""), 1);
+    cr_expect_eq(html_count(er, "<rect class=\"span firing\""), 1);
+    cr_expect_eq(html_count(er, "<rect class=\"span pending\""), 1);
+    free(er);
+
+    check_records_drawn(doc, true);
+    cr_expect(strstr(doc, "<p class=\"sequence\"><span class=\"v-ANALYZING\"") != NULL);
+    free(doc);
+}
+
+/* The summary table equals replay's summary of the same stream. */
+Test(report, summary_matches_replay_with_garbage)
+{
+    generate(in_dir("g.jsonl"), "--garbage", "0.02");
+    char *rep[] = {(char *)bin(), "replay", "--config", SOP, (char *)in_dir("g.jsonl"), NULL};
+    cr_assert_eq(run(rep, in_dir("rep.out"), in_dir("rep.err")), 20);
+    char *argv[] = {(char *)bin(),
+                    "report",
+                    "--config",
+                    SOP,
+                    "-o",
+                    (char *)in_dir("g.html"),
+                    (char *)in_dir("g.jsonl"),
+                    NULL};
+    cr_assert_eq(run(argv, in_dir("out"), in_dir("err")), 0, "%s", slurp(in_dir("err")));
+    char *doc = slurp(in_dir("g.html")), *sum = slurp(in_dir("rep.err"));
+    /* each "  TYPE  canary  stable" and "    reason  count" line of replay's
+     * summary is a table row of the report */
+    int rows = 0, reasons = 0;
+    char *start = strstr(sum, "\ncanaryd replay: "); /* after the logged samples */
+    cr_assert_not_null(start);
+    for (char *line = strtok(start, "\n"); line; line = strtok(NULL, "\n")) {
+        char name[64], row[256];
+        unsigned long long a, b;
+        int end = 0;
+        if (strncmp(line, "  ", 2) == 0 && line[2] >= 'A' && line[2] <= 'Z' &&
+            sscanf(line, " %63[A-Z_] %llu %llu%n", name, &a, &b, &end) == 3 && !line[end]) {
+            snprintf(row, sizeof row, "<tr><td>%s</td><td>%llu</td><td>%llu</td></tr>", name, a, b);
+            cr_expect_eq(html_count(doc, row), 1, "no row %s", row);
+            rows++;
+        } else if (strncmp(line, "    ", 4) == 0 && line[4] >= 'a' && line[4] <= 'z' &&
+                   sscanf(line, " %63[a-z_0-9] %llu%n", name, &a, &end) == 2 && !line[end]) {
+            snprintf(row, sizeof row, "<tr data-reason=\"%s\"><td>%s</td><td>%llu</td></tr>", name,
+                     name, a);
+            cr_expect_eq(html_count(doc, row), 1, "no row %s", row);
+            reasons++;
+        }
+    }
+    cr_expect_eq(rows, 7, "event type rows in replay's summary: %d", rows);
+    cr_expect_geq(reasons, 5, "bad input reasons: %d", reasons);
+    cr_expect_eq(html_count(doc, "<tr data-reason="), reasons);
+    /* garbage changes no verdict: the same records are drawn */
+    check_records_drawn(doc, true);
+    free(doc);
+    free(sum);
+}
+
+/* From the verdict log: the records alone give the same spans and marks. */
+Test(report, from_verdict_log)
+{
+    generate(in_dir("e.jsonl"), "--seed", "1");
+    char *rep[] = {(char *)bin(),
+                   "replay",
+                   "--config",
+                   SOP,
+                   "--verdict-log",
+                   (char *)in_dir("v.jsonl"),
+                   (char *)in_dir("e.jsonl"),
+                   NULL};
+    cr_assert_eq(run(rep, in_dir("rep.out"), in_dir("rep.err")), 20);
+    char *argv[] = {(char *)bin(), "report",
+                    "--config",    SOP,
+                    "-o",          (char *)in_dir("l.html"),
+                    "--from-log",  (char *)in_dir("v.jsonl"),
+                    NULL};
+    cr_assert_eq(run(argv, in_dir("out"), in_dir("err")), 0, "%s", slurp(in_dir("err")));
+    char *doc = slurp(in_dir("l.html"));
+    cr_expect_eq(html_count(doc, "id=\"verdict\" class=\"verdict-big v-ROLLBACK\""), 1);
+    cr_expect_eq(html_count(doc, "<section class=\"summary\""), 0, "no summary without events");
+    check_records_drawn(doc, false);
+    free(doc);
+}
+
+Test(report, usage_errors)
+{
+    char *a[] = {(char *)bin(), "report", "--config", SOP, NULL};
+    cr_expect_eq(run(a, in_dir("out"), in_dir("err")), 2);
+    cr_expect(strstr(slurp(in_dir("err")), "no input given") != NULL);
+    char *b[] = {(char *)bin(), "report", "--config", SOP, "--from-log", "x", "y", NULL};
+    cr_expect_eq(run(b, in_dir("out"), in_dir("err")), 2);
+    char *c[] = {(char *)bin(), "report",
+                 "--config",    SOP,
+                 "-o",          "/nonexistent/dir/r.html",
+                 "--from-log",  SCEN "/expected.jsonl",
+                 NULL};
+    cr_expect_eq(run(c, in_dir("out"), in_dir("err")), 1);
+    cr_expect(strstr(slurp(in_dir("err")), "/nonexistent/dir/r.html") != NULL);
+}
