@@ -81,6 +81,7 @@ static unit_t unit_of(const cd_rule_conf_t *r)
 {
     if (r->kind == CD_RULE_PERCENTILE) return U_VALUE;
     if (r->kind == CD_RULE_FLATLINE) return U_RATIO; /* drawn as a share of expected */
+    if (r->kind == CD_RULE_SILENCE) return U_VALUE;  /* traffic in events per second */
     return r->signal.nden > 0 ? U_RATIO : U_COUNT;
 }
 
@@ -251,6 +252,15 @@ static void caption(cd_buf_t *b, const cd_rule_conf_t *r, const cd_chart_names_t
                       "&le; %s, when expected &ge; %g",
                       fmt_value(U_RATIO, r->max_ratio, f, sizeof f), r->min_expected);
         break;
+    case CD_RULE_SILENCE:
+        cd_buf_puts(b, "canary traffic (");
+        signal_text(b, &r->signal, nm);
+        cd_buf_printf(b,
+                      ", events/s) &le; %s &times; expected (its share of the previous %s "
+                      "&times; stable's traffic now), when expected &ge; %g",
+                      fmt_value(U_RATIO, r->max_ratio, f, sizeof f),
+                      cd_duration_format(r->reference_ms, d1, sizeof d1), r->min_expected);
+        break;
     case CD_RULE_PERCENTILE:
         cd_buf_printf(b, "canary p%g of ", r->quantile * 100);
         cd_buf_html(b, r->hist < nm->nhists ? nm->hists[r->hist] : "?");
@@ -277,6 +287,8 @@ static const char *threshold_label(const cd_rule_conf_t *r)
         return "threshold: max_ratio of expected";
     case CD_RULE_PERCENTILE:
         return "threshold: max(factor x stable, floor)";
+    case CD_RULE_SILENCE:
+        return "threshold: max_ratio x expected rate";
     default:
         return "threshold";
     }
@@ -510,7 +522,8 @@ void cd_chart_rule(cd_buf_t *b, const cd_history_view_t *v, int i, int64_t t0, i
         for (size_t a = 0; a < sizeof all / sizeof all[0]; a++) {
             if (any_full && (p[k].flags & CD_HP_INSUFFICIENT)) break;
             if (all[a] == S_COMPARED && !show_compared) continue;
-            if (all[a] == S_STABLE && r->kind == CD_RULE_FLATLINE) continue;
+            if (all[a] == S_STABLE && (r->kind == CD_RULE_FLATLINE || r->kind == CD_RULE_SILENCE))
+                continue;
             float x = value_of(&p[k], all[a], r);
             if (!isfinite(x) || p[k].t_ms < t0 || p[k].t_ms > t1) continue;
             if (x < lo) lo = x;
@@ -564,7 +577,9 @@ void cd_chart_rule(cd_buf_t *b, const cd_history_view_t *v, int i, int64_t t0, i
     /* a flatline's stable value is the watched type's count in the whole
      * fleet: a different magnitude from the canary's, and not what the
      * canary is held to (the expected count is) */
-    bool show_stable = r->kind != CD_RULE_FLATLINE;
+    /* nor is a silence rule's: stable's whole traffic dwarfs the canary's
+     * share of it; the threshold line carries the expectation from stable */
+    bool show_stable = r->kind != CD_RULE_FLATLINE && r->kind != CD_RULE_SILENCE;
     if (show_stable) path(b, &s, p, n, r, S_STABLE, "stable", "stable fleet");
     if (show_compared)
         path(b, &s, p, n, r, S_COMPARED, "compared", "canary's Wilson bound (what is compared)");

@@ -34,7 +34,10 @@ bool cd_engine_rule_sample(const cd_engine_t *e, int i, cd_rule_sample_t *out)
     /* spike and flatline rules have no band (evidence_spike.c): clear == !breach */
     bool banded = rt->conf.kind != CD_RULE_SPIKE && rt->conf.kind != CD_RULE_FLATLINE;
     if (banded && h > 0 && isfinite(out->threshold)) {
-        bool up = rt->conf.op == CD_OP_GT || rt->conf.op == CD_OP_GE;
+        /* a silence rule breaches at or below its threshold whatever its op
+         * (evidence_silence.c), so its band lies above it */
+        bool up = rt->conf.kind != CD_RULE_SILENCE &&
+                  (rt->conf.op == CD_OP_GT || rt->conf.op == CD_OP_GE);
         out->band = out->threshold * (up ? 1 - h : 1 + h);
     }
     return true;
