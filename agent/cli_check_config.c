@@ -15,6 +15,7 @@
  * nothing; only verdicts.min_canary_events then stands between it and
  * HEALTHY / PROMOTE.
  */
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -162,6 +163,13 @@ static void print_summary(FILE *out, const char *file, const cd_config_t *c)
         fputc('\n', out);
         condition_text(c, r, cond, sizeof(cond));
         fprintf(out, "    %s\n", cond);
+        if (r->sequential)
+            fprintf(out,
+                    "    sequential: CUSUM of the canary's bad share, in control %g x and tested "
+                    "%g x the threshold's, llr %g (on average at least %.0f buckets between false "
+                    "crossings at the in-control share); for counted from the estimated onset "
+                    "(margin %g)\n",
+                    r->seq_h0, r->seq_h1, r->seq_llr, exp(r->seq_llr), r->seq_onset_llr);
     }
 }
 

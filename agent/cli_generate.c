@@ -5,6 +5,7 @@
  *   canaryd generate --scenario NAME [--seed N] [--start RFC3339]
  *       [--duration D] [--onset D] [--effect D] [--rate R] [--canary-share F]
  *       [--garbage F] [--disorder D] [--scenario-file FILE]
+ *       [--pay-success F] [--pay-success-after F]
  *
  * Options apply in command-line order, so flags after --scenario-file
  * override the file. The events come from simgen (pure); this file adds the
@@ -72,13 +73,17 @@ static void usage(FILE *f)
     fprintf(f, "usage: canaryd generate --scenario NAME [--seed N] [--start RFC3339]\n"
                "         [--duration D] [--onset D] [--effect D] [--rate R] [--canary-share F]\n"
                "         [--garbage F] [--disorder D] [--scenario-file FILE]\n"
+               "         [--pay-success F] [--pay-success-after F]\n"
                "Writes simulated events (JSONL) to stdout. Defaults: --seed 1 --start\n"
                "2026-11-27T12:00:00Z --duration 18m --onset 4m --effect 0s (until the end;\n"
                "error-blip: 3m) --rate 400 --canary-share 0.05 --garbage 0 --disorder 0s.\n"
                "--scenario-file reads the same settings from a JSON object (keys scenario,\n"
-               "seed, start, duration, onset, effect, rate, canary_share, garbage, disorder;\n"
-               "description, expect and config are ignored). Later options override earlier\n"
-               "ones.\n"
+               "seed, start, duration, onset, effect, rate, canary_share, garbage, disorder,\n"
+               "pay_success, pay_success_after; description, expect and config are ignored).\n"
+               "Later options override earlier ones. --pay-success: the canary's payment\n"
+               "success (payment-drop: before the onset, default 0.99; payment-96: throughout,\n"
+               "default 0.96); --pay-success-after: payment-drop's after the onset (default\n"
+               "0.85).\n"
                "Exit: 0 done, 1 write error or out of memory, 2 usage or settings error.\n"
                "Scenarios:");
     for (int i = 0; i < CD_SIM__COUNT; i++)
@@ -146,6 +151,17 @@ static int set_setting(gen_opts_t *o, const char *key, const char *val, char *er
             o->sim.effect_ms = ms;
         else
             o->disorder_ms = ms;
+    } else if (strcmp(key, "pay_success") == 0 || strcmp(key, "pay_success_after") == 0) {
+        double v = strtod(val, &end);
+        if (errno || end == val || *end || !(v > 0.0 && v <= 1.0)) {
+            snprintf(err, esz, "%s: \"%s\" is not accepted; accepted: a number in (0, 1]", key,
+                     val);
+            return -1;
+        }
+        if (strcmp(key, "pay_success") == 0)
+            o->sim.pay_success = v;
+        else
+            o->sim.pay_success_after = v;
     } else if (strcmp(key, "rate") == 0 || strcmp(key, "canary_share") == 0 ||
                strcmp(key, "garbage") == 0) {
         double v = strtod(val, &end);
@@ -177,7 +193,7 @@ static int load_file(gen_opts_t *o, const char *path, char *err, size_t esz)
     static const char *const known[] = {"scenario", "seed",     "start",       "duration",
                                         "onset",    "effect",   "rate",        "canary_share",
                                         "garbage",  "disorder", "description", "expect",
-                                        "config"};
+                                        "config", "pay_success", "pay_success_after"};
     json_error_t jerr;
     json_t *root = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
     const char *key;
@@ -204,7 +220,7 @@ static int load_file(gen_opts_t *o, const char *path, char *err, size_t esz)
             snprintf(err, esz,
                      "%s: unknown key \"%s\"; known keys: scenario, seed, start, "
                      "duration, onset, effect, rate, canary_share, garbage, disorder, "
-                     "description, expect, config",
+                     "description, expect, config, pay_success, pay_success_after",
                      path, key);
             goto out;
         }
@@ -379,12 +395,15 @@ int cd_cli_generate(int argc, char **argv)
                                              {"garbage", required_argument, NULL, 'g'},
                                              {"disorder", required_argument, NULL, 'D'},
                                              {"scenario-file", required_argument, NULL, 'f'},
+                                             {"pay-success", required_argument, NULL, 'P'},
+                                             {"pay-success-after", required_argument, NULL, 'A'},
                                              {"help", no_argument, NULL, 'h'},
                                              {NULL, 0, NULL, 0}};
     static const char *const keys[128] = {
         ['S'] = "scenario", ['s'] = "seed",    ['b'] = "start", ['d'] = "duration",
         ['o'] = "onset",    ['e'] = "effect",  ['r'] = "rate",  ['c'] = "canary_share",
-        ['g'] = "garbage",  ['D'] = "disorder"};
+        ['g'] = "garbage",  ['D'] = "disorder", ['P'] = "pay_success",
+        ['A'] = "pay_success_after"};
     gen_opts_t o = {.duration_ms = 18 * 60 * 1000};
     gen_ctx_t g = {.o = &o};
     cd_sim_t *sim = NULL;

@@ -98,6 +98,79 @@ static bool is_proportion(const cd_signal_t *s)
     return true;
 }
 
+/* Defaults of "sequential" (also what `"sequential": true` means). */
+#define SEQ_H0 0.7
+#define SEQ_H1 2.0
+#define SEQ_LLR 9.0
+#define SEQ_ONSET_LLR 2.0
+#define SEQ_ACCEPTED                                                                               \
+    "true, false, or an object with any of h0 (in (0, 1], default 0.7), h1 (> h0, default 2), "   \
+    "llr (> 0, default 9), onset_llr (>= 0, default 2)"
+static const char *const SEQ_KEYS[] = {"h0", "h1", "llr", "onset_llr", NULL};
+
+/* "sequential": true / false / {h0, h1, llr, onset_llr}. Called after the
+ * kind's other keys, so the signal, op, scope and z are known. */
+static void parse_sequential(cd_cfgctx_t *x, const char *path, const json_t *r, cd_rule_conf_t *rc)
+{
+    char p[CD_CFG_PATH_MAX], acc[160];
+    json_t *v = json_object_get(r, "sequential");
+    if (!v) return;
+    cd_cfg_subpath(p, sizeof(p), path, "sequential");
+    rc->seq_h0 = SEQ_H0;
+    rc->seq_h1 = SEQ_H1;
+    rc->seq_llr = SEQ_LLR;
+    rc->seq_onset_llr = SEQ_ONSET_LLR;
+    if (json_is_boolean(v)) {
+        rc->sequential = json_is_true(v);
+    } else if (json_is_object(v)) {
+        rc->sequential = true;
+        cd_cfg_check_keys(x, p, v, SEQ_KEYS);
+        cd_cfg_opt_number(x, p, v, "h0", 0, true, 1, false, &rc->seq_h0);
+        cd_cfg_opt_number(x, p, v, "h1", 0, true, NAN, false, &rc->seq_h1);
+        cd_cfg_opt_number(x, p, v, "llr", 0, true, NAN, false, &rc->seq_llr);
+        cd_cfg_opt_number(x, p, v, "onset_llr", 0, false, NAN, false, &rc->seq_onset_llr);
+        json_t *h1 = json_object_get(v, "h1");
+        if (rc->seq_h1 <= rc->seq_h0) {
+            char hp[CD_CFG_PATH_MAX];
+            cd_cfg_subpath(hp, sizeof(hp), p, h1 ? "h1" : "h0");
+            snprintf(acc, sizeof(acc), "h1 > h0 (here h0 %g, h1 %g): the tested bad share above "
+                     "the in-control one", rc->seq_h0, rc->seq_h1);
+            cd_cfg_bad(x, hp, h1 ? h1 : json_object_get(v, "h0"), "is not above h0", acc);
+        }
+    } else {
+        cd_cfg_bad(x, p, v, "is not a boolean or an object", SEQ_ACCEPTED);
+        return;
+    }
+    if (!rc->sequential) return;
+    /* What the test needs: Bernoulli counts of the canary. */
+    if (rc->signal.nden == 0)
+        cd_cfg_bad(x, p, v, "needs a denominator",
+                   "sequential only on a ratio signal (with \"denominator\"): it tests the share "
+                   "of bad events per trial");
+    else if ((rc->op == CD_OP_LT || rc->op == CD_OP_LE) && !is_proportion(&rc->signal))
+        cd_cfg_bad(x, p, v, "needs a proportion with op < / <=",
+                   "every numerator type also in the denominator, so that 1 - signal is the "
+                   "share of bad events");
+    if (rc->kind == CD_RULE_THRESHOLD || json_object_get(r, "scope")) {
+        if (json_object_get(r, "scope") && rc->scope != CD_SCOPE_CANARY)
+            cd_cfg_bad(x, p, v, "needs scope canary",
+                       "scope \"canary\" (the default): the test is on the canary's counts");
+        if (json_object_get(r, "z"))
+            cd_cfg_bad(x, p, v, "and z together",
+                       "one of them: the sequential test replaces the Wilson bound (remove z)");
+    }
+    if (x->resolution_ok) {
+        int64_t buckets = (rc->window_ms + rc->for_ms) / x->c->resolution_ms;
+        if (buckets > CD_SEQ_MAX_BUCKETS) {
+            snprintf(acc, sizeof(acc),
+                     "window + for at most %d buckets of windows.resolution (%lldms); this rule "
+                     "looks back %lld",
+                     CD_SEQ_MAX_BUCKETS, (long long)x->c->resolution_ms, (long long)buckets);
+            cd_cfg_bad(x, p, v, "looks back too far", acc);
+        }
+    }
+}
+
 static void parse_threshold(cd_cfgctx_t *x, const char *path, const json_t *r, cd_rule_conf_t *rc)
 {
     char p[CD_CFG_PATH_MAX];
@@ -128,6 +201,8 @@ static void parse_threshold(cd_cfgctx_t *x, const char *path, const json_t *r, c
         else
             cd_cfg_number(x, p, v, 0, false, NAN, false, &rc->z);
     }
+    rc->kind = CD_RULE_THRESHOLD;
+    parse_sequential(x, path, r, rc);
 }
 
 static void parse_relative(cd_cfgctx_t *x, const char *path, const json_t *r, cd_rule_conf_t *rc)
@@ -138,6 +213,8 @@ static void parse_relative(cd_cfgctx_t *x, const char *path, const json_t *r, cd
     req_op(x, path, r, kind, &rc->op);
     cd_cfg_req_number(x, path, r, "factor", kind, 0, true, "a number > 0", &rc->factor);
     cd_cfg_opt_number(x, path, r, "floor", 0, false, NAN, false, &rc->floor);
+    rc->kind = CD_RULE_RELATIVE;
+    parse_sequential(x, path, r, rc);
 }
 
 static void parse_spike(cd_cfgctx_t *x, const char *path, const json_t *r, cd_rule_conf_t *rc)

@@ -52,6 +52,7 @@ static const struct {
     {"min_expected", FLT | SIL},
     {"field", PCT},
     {"quantile", PCT},
+    {"sequential", THR | REL},
 };
 #define NKIND_KEYS (int)(sizeof(KIND_KEYS) / sizeof(KIND_KEYS[0]))
 

@@ -223,6 +223,12 @@ cd_sim_t *cd_sim_new(const cd_sim_conf_t *conf, char *errbuf, size_t errsize)
                  (long long)conf->start_ms);
         goto err;
     }
+    if (!(conf->pay_success >= 0.0 && conf->pay_success <= 1.0) ||
+        !(conf->pay_success_after >= 0.0 && conf->pay_success_after <= 1.0)) {
+        snprintf(errbuf, errsize, "payment success %g / %g is outside the accepted range [0, 1]",
+                 conf->pay_success, conf->pay_success_after);
+        goto err;
+    }
     if (conf->onset_ms < 0 || conf->effect_ms < 0) {
         snprintf(errbuf, errsize, "onset and effect must not be negative");
         goto err;
@@ -280,10 +286,11 @@ static void params_for(const cd_sim_conf_t *c, cd_cohort_t cohort, int64_t off, 
         if (canary && on) p->p_err *= 3.0;
         break;
     case CD_SIM_PAYMENT_DROP:
-        if (canary && on) p->p_pay_fail = 0.15;
+        if (canary && on) p->p_pay_fail = c->pay_success_after > 0 ? 1.0 - c->pay_success_after : 0.15;
+        else if (canary && c->pay_success > 0) p->p_pay_fail = 1.0 - c->pay_success;
         break;
     case CD_SIM_PAYMENT_96:
-        if (canary) p->p_pay_fail = 0.04;
+        if (canary) p->p_pay_fail = c->pay_success > 0 ? 1.0 - c->pay_success : 0.04;
         break;
     case CD_SIM_PAYMENT_SPARSE:
         p->pay_rate = 0.0005 * c->rate * share;

@@ -18,6 +18,13 @@
  * interleaved by rule, so a reader sees every state change before the
  * verdicts they caused.
  *
+ * `for`: a rule fires once its condition has held for `for`. For most rules
+ * that is counted from the evaluation where it started to hold (the
+ * crossing, kept in pending_since). A sequential rule (evidence_seq.c)
+ * counts it from the onset its change-point estimate gives at each
+ * evaluation, and can therefore fire at the crossing itself; pending_since
+ * still records the crossing, for the reason, which names both times.
+ *
  * Threading: one thread at a time calls cd_engine_eval() and the getters
  * (the HTTP API must serialise with the evaluating thread).
  */
@@ -154,7 +161,9 @@ int64_t cd_engine_next_deadline(const cd_engine_t *e)
         const rule_rt_t *rt = &e->rules[i];
         if (rt->conf.window_ms > longest) longest = rt->conf.window_ms;
         if (rt->state == CD_STATE_PENDING)
-            d = min64(d, add_sat(rt->pending_since, rt->conf.for_ms));
+            d = min64(d, add_sat(rt->conf.sequential && rt->ev.onset_ms > 0 ? rt->ev.onset_ms
+                                                                           : rt->pending_since,
+                                 rt->conf.for_ms));
         if (rt->state != CD_STATE_FIRING) continue;
         if (rt->clear_since >= 0) d = min64(d, add_sat(rt->clear_since, rt->conf.resolve_for_ms));
         if (rt->outcome == CD_ACTION_ALERT && rt->ev.breach && rt->alerted)
@@ -193,6 +202,7 @@ int64_t cd_engine_span_ms(const cd_rule_conf_t *rules, int nrules)
         if ((rules[i].kind == CD_RULE_SPIKE || rules[i].kind == CD_RULE_SILENCE) &&
             rules[i].reference_ms > 0)
             s += rules[i].reference_ms;
+        if (rules[i].sequential) s += rules[i].for_ms; /* the CUSUM's look-back */
         if (s > span) span = s;
     }
     return span;
@@ -244,6 +254,14 @@ static void set_reason(cd_verdict_t *v, const rule_rt_t *rt, const char *prefix,
     if (with_for && rt->conf.for_ms > 0) {
         char d[32];
         cd_sb_printf(&sb, " for %s", cd_duration_format(rt->conf.for_ms, d, sizeof d));
+        if (rt->conf.sequential && rt->ev.onset_ms > 0) {
+            /* `for` counted from the estimated onset: say both times */
+            cd_sb_printf(&sb, " since the estimated onset ");
+            cd_evfmt_clock(&sb, rt->ev.onset_ms);
+            cd_sb_printf(&sb, " (threshold crossed ");
+            cd_evfmt_clock(&sb, rt->pending_since);
+            cd_sb_printf(&sb, ")");
+        }
     }
     cd_sb_printf(&sb, " %s%s", rt->ev.ctx, suffix);
 }
@@ -257,12 +275,19 @@ static void emit_state(cd_engine_t *e, rule_rt_t *rt, cd_rule_state_t from, int6
     char d[32], tail[96];
     switch (rt->state) {
     case CD_STATE_PENDING:
-        snprintf(tail, sizeof tail, "; pending: fires if it holds for %s",
-                 cd_duration_format(rt->conf.for_ms, d, sizeof d));
+        if (rt->conf.sequential)
+            snprintf(tail, sizeof tail,
+                     "; pending: fires if it holds until %s after the estimated onset",
+                     cd_duration_format(rt->conf.for_ms, d, sizeof d));
+        else
+            snprintf(tail, sizeof tail, "; pending: fires if it holds for %s",
+                     cd_duration_format(rt->conf.for_ms, d, sizeof d));
         set_reason(v, rt, "", false, tail);
         break;
     case CD_STATE_FIRING:
-        set_reason(v, rt, "", from == CD_STATE_PENDING, "");
+        /* A sequential rule can fire at its crossing (the onset is already
+         * `for` ago): its reason gives the duration and both times too. */
+        set_reason(v, rt, "", from == CD_STATE_PENDING || rt->conf.sequential, "");
         break;
     case CD_STATE_INACTIVE:
         set_reason(v, rt, rt->ev.insufficient ? "" : "cleared before firing: ", false, "");
@@ -297,12 +322,16 @@ static void step_rule(cd_engine_t *e, rule_rt_t *rt, int64_t now, cd_record_cb c
     cd_rule_state_t from = rt->state, to = from;
 
     if (ev->breach) rt->outcome = ev->fleet ? CD_ACTION_ALERT : r->action;
+    /* Where `for` counts from: the crossing, or for a sequential rule the
+     * onset its change-point estimate gives (re-estimated at every
+     * evaluation; pending_since keeps the crossing for the reason). */
     switch (from) {
     case CD_STATE_INACTIVE:
     case CD_STATE_RESOLVED:
         if (ev->breach) {
-            to = r->for_ms == 0 ? CD_STATE_FIRING : CD_STATE_PENDING;
             rt->pending_since = now;
+            bool held = r->for_ms == 0 || (r->sequential && now - ev->onset_ms >= r->for_ms);
+            to = held ? CD_STATE_FIRING : CD_STATE_PENDING;
         }
         break;
     case CD_STATE_PENDING:
@@ -311,7 +340,8 @@ static void step_rule(cd_engine_t *e, rule_rt_t *rt, int64_t now, cd_record_cb c
          * threshold. Insufficient data cannot confirm the hold. */
         if (ev->insufficient || ev->clear)
             to = CD_STATE_INACTIVE;
-        else if (ev->breach && now - rt->pending_since >= r->for_ms)
+        else if (ev->breach &&
+                 now - (r->sequential ? ev->onset_ms : rt->pending_since) >= r->for_ms)
             to = CD_STATE_FIRING;
         break;
     case CD_STATE_FIRING:

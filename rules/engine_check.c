@@ -62,6 +62,23 @@ static bool check_rule(const cd_rule_conf_t *r, int i, int ntypes, int nhists, c
     if (!ids_ok(s->num, s->nnum, ntypes) || !ids_ok(s->den, s->nden, ntypes))
         FAIL("signal names a type id outside the catalog 0..%d", ntypes - 1);
 
+    if (r->sequential) {
+        if (r->kind != CD_RULE_THRESHOLD && r->kind != CD_RULE_RELATIVE)
+            FAIL("sequential applies to threshold and relative rules, not %s",
+                 cd_rule_kind_name(r->kind));
+        if (s->nden == 0) FAIL("sequential needs a ratio signal (denominator types)");
+        if (r->kind == CD_RULE_THRESHOLD && r->scope != CD_SCOPE_CANARY)
+            FAIL("sequential tests the canary: scope must be canary");
+        if (r->z > 0) FAIL("sequential replaces the Wilson bound: z must be 0");
+        if (!(r->seq_h0 > 0.0 && r->seq_h0 < r->seq_h1 && isfinite(r->seq_h1)))
+            FAIL("sequential h0 %g and h1 %g: accepted 0 < h0 < h1, finite", r->seq_h0,
+                 r->seq_h1);
+        if (!(r->seq_llr > 0.0 && isfinite(r->seq_llr)) ||
+            !(r->seq_onset_llr >= 0.0 && isfinite(r->seq_onset_llr)))
+            FAIL("sequential llr %g must be > 0 and onset_llr %g >= 0, both finite", r->seq_llr,
+                 r->seq_onset_llr);
+    }
+
     switch (r->kind) {
     case CD_RULE_THRESHOLD:
     case CD_RULE_RELATIVE:

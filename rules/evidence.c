@@ -1,7 +1,8 @@
 /*
  * evidence.c - signals, comparisons and reason sentences for the threshold,
  * relative and percentile rule kinds (see evidence.h). Spike and flatline
- * live in evidence_spike.c, the sentence pieces they share in
+ * live in evidence_spike.c, the sequential test of threshold and relative
+ * rules in evidence_seq.c, the sentence pieces they share in
  * evidence_fmt.c.
  *
  * A rule's evidence is recomputed from the window at every evaluation: the
@@ -52,7 +53,8 @@ bool cd_evidence_is_clear(cd_op_t op, double v, double t, double h)
 /* ---- THRESHOLD ---- */
 
 static void eval_threshold(const cd_rule_conf_t *r, const cd_evidence_names_t *n,
-                           const cd_window_t *w, int64_t now, int64_t clen, cd_evidence_t *ev)
+                           const cd_window_t *w, int64_t now, int64_t clen, int64_t cstart,
+                           cd_evidence_t *ev)
 {
     const cd_signal_t *s = &r->signal;
     bool ratio = s->nden > 0, use_bound = r->z > 0 && ratio;
@@ -112,6 +114,9 @@ static void eval_threshold(const cd_rule_conf_t *r, const cd_evidence_names_t *n
         cd_sb_printf(&sb, " %s ", cd_evfmt_op(r->op, holds));
         cd_evfmt_value(&sb, ratio, r->threshold);
     }
+    /* The window's value stays in the sentence; the sequential test decides
+     * (the config allows it on the canary scope only). */
+    if (r->sequential && judged[0]) cd_evidence_seq(r, n, w, now, cstart, r->threshold, ev);
 
     cd_sb_init(&sb, ev->ctx, sizeof ev->ctx);
     cd_evfmt_window(&sb, r->window_ms);
@@ -124,7 +129,8 @@ static void eval_threshold(const cd_rule_conf_t *r, const cd_evidence_names_t *n
 /* ---- RELATIVE ---- */
 
 static void eval_relative(const cd_rule_conf_t *r, const cd_evidence_names_t *n,
-                          const cd_window_t *w, int64_t now, int64_t clen, cd_evidence_t *ev)
+                          const cd_window_t *w, int64_t now, int64_t clen, int64_t cstart,
+                          cd_evidence_t *ev)
 {
     const cd_signal_t *s = &r->signal;
     bool ratio = s->nden > 0;
@@ -179,6 +185,7 @@ static void eval_relative(const cd_rule_conf_t *r, const cd_evidence_names_t *n,
     }
     cd_sb_printf(&sb, " = ");
     cd_evfmt_value(&sb, ratio, t);
+    if (r->sequential) cd_evidence_seq(r, n, w, now, cstart, t, ev);
 
     cd_sb_init(&sb, ev->ctx, sizeof ev->ctx);
     cd_evfmt_window(&sb, r->window_ms);
@@ -270,10 +277,10 @@ void cd_evidence_eval_since(const cd_rule_conf_t *r, const cd_evidence_names_t *
     ev->compared = NAN;
     switch (r->kind) {
     case CD_RULE_THRESHOLD:
-        eval_threshold(r, names, w, now_ms, clen, ev);
+        eval_threshold(r, names, w, now_ms, clen, canary_start_ms, ev);
         break;
     case CD_RULE_RELATIVE:
-        eval_relative(r, names, w, now_ms, clen, ev);
+        eval_relative(r, names, w, now_ms, clen, canary_start_ms, ev);
         break;
     case CD_RULE_SPIKE:
         cd_evidence_spike(r, names, w, now_ms, clen, ev);

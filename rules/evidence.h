@@ -61,7 +61,15 @@ typedef struct cd_evidence {
     const char *stable_source; /* "stable" / "baseline" (RELATIVE), NULL otherwise */
     double threshold;          /* what the record calls the threshold; NaN if none */
     double compared;           /* the canary-side value compared (bound, quantile, ...) */
-    char what[448];
+    /* Sequential rules only (r->sequential, evidence_seq.c), zero otherwise:
+     * the CUSUM S and the end statistic D, the estimated onset (start of
+     * the bucket the `for` duration counts from; 0 = no exceedance) and the
+     * bad events / trials from there to now. */
+    bool seq;
+    double seq_stat, seq_end;
+    int64_t onset_ms;
+    uint64_t seg_bad, seg_trials;
+    char what[520];
     char ctx[160];
 } cd_evidence_t;
 

@@ -10,6 +10,7 @@
 #include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "canaryd/timeutil.h"
 #include "evidence_fmt.h"
@@ -140,4 +141,16 @@ void cd_evfmt_window(cd_sb_t *sb, int64_t window_ms)
 uint64_t cd_evfmt_min(uint64_t configured, bool ratio)
 {
     return ratio && configured == 0 ? 1 : configured;
+}
+
+void cd_evfmt_clock(cd_sb_t *sb, int64_t ms)
+{
+    char t[40];
+    cd_time_format(ms, t, sizeof t); /* 2026-11-27T12:04:03.250Z */
+    const char *tod = strchr(t, 'T');
+    tod = tod ? tod + 1 : t;
+    if (ms % 1000 == 0)
+        cd_sb_printf(sb, "%.8sZ", tod);
+    else
+        cd_sb_printf(sb, "%s", tod);
 }

@@ -39,4 +39,13 @@ void cd_evidence_spike(const cd_rule_conf_t *r, const cd_evidence_names_t *n, co
 void cd_evidence_flatline(const cd_rule_conf_t *r, const cd_evidence_names_t *n,
                           const cd_window_t *w, int64_t now_ms, int64_t clen, cd_evidence_t *ev);
 
+/* Sequential test of a threshold / relative rule whose window evidence is
+ * sufficient (evidence_seq.c): sets ev's seq fields, breach and clear from
+ * the CUSUM against threshold t, and appends its sentence to ev->what.
+ * canary_start_ms: as cd_evidence_eval_since. */
+void cd_evidence_seq(const cd_rule_conf_t *r, const cd_evidence_names_t *n, const cd_window_t *w,
+                     int64_t now_ms, int64_t canary_start_ms, double t, cd_evidence_t *ev);
+/* Time of day of an epoch-ms instant: "12:04:03Z", "12:04:03.250Z". */
+void cd_evfmt_clock(cd_sb_t *sb, int64_t ms);
+
 #endif

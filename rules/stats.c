@@ -1,5 +1,6 @@
 /*
- * stats.c - two-proportion z statistic and Wilson score bounds (see stats.h).
+ * stats.c - two-proportion z statistic, Wilson score bounds, the Bernoulli
+ * log-likelihood ratio and Page's CUSUM (see stats.h).
  *
  * Everything is computed in double from integer counts; the counts of one
  * window (at most a few billion events) are exact in a double. No state, no
@@ -55,4 +56,42 @@ double cd_stats_wilson_lower(uint64_t x, uint64_t n, double z)
 double cd_stats_norm_cdf(double z)
 {
     return 0.5 * erfc(-z / sqrt(2.0));
+}
+
+double cd_stats_bernoulli_llr(uint64_t k, uint64_t n, double q0, double q1)
+{
+    if (n == 0) return 0.0;
+    if (k > n) k = n;
+    return (double)k * log(q1 / q0) + (double)(n - k) * log((1.0 - q1) / (1.0 - q0));
+}
+
+void cd_stats_cusum(const double *inc, int n, double onset_llr, cd_cusum_t *out)
+{
+    /* Newest to oldest: the suffix sums U_i come out one by one, and the
+     * first index met with a given value is the latest one, which is what
+     * both best and onset want on ties. Two passes: onset and end_stat need
+     * S and best first. */
+    double u = 0.0, s = 0.0;
+    int best = -1;
+    for (int i = n - 1; i >= 0; i--) {
+        u += inc[i];
+        if (u > s) {
+            s = u;
+            best = i;
+        }
+    }
+    out->stat = s;
+    out->best = best;
+    out->onset = -1;
+    out->end_stat = 0.0;
+    if (best < 0) return;
+    u = 0.0;
+    for (int i = n - 1; i >= best; i--) {
+        u += inc[i];
+        if (i > best && -u > out->end_stat) out->end_stat = -u;
+        if (out->onset < 0 && u >= s - onset_llr) out->onset = i;
+    }
+    /* u summed in the other order than in the first pass: rounding can put
+     * U_best a hair under s; best itself always qualifies. */
+    if (out->onset < 0) out->onset = best;
 }

@@ -10,6 +10,10 @@
  *     is not evidence of < 95 %).
  *   - cd_stats_norm_cdf: the one-sided confidence a z corresponds to, for
  *     reason sentences ("upper 95% bound").
+ *   - cd_stats_bernoulli_llr / cd_stats_cusum: the sequential test of
+ *     threshold and relative rules (evidence_seq.c): the log-likelihood ratio
+ *     of a bucket's k "bad" events out of n under q1 against q0, and Page's
+ *     CUSUM over a run of such increments with its change-point estimate.
  *
  * Pure functions: no state, no allocation, safe from any thread. Degenerate
  * inputs (n == 0, x > n) never produce NaN: see each function.
@@ -41,5 +45,42 @@ double cd_stats_wilson_lower(uint64_t x, uint64_t n, double z);
 
 /* Standard normal CDF Phi(z): the one-sided confidence of a bound at z. */
 double cd_stats_norm_cdf(double z);
+
+/*
+ * log L(q1) / L(q0) of k bad events out of n Bernoulli trials:
+ *   k ln(q1 / q0) + (n - k) ln((1 - q1) / (1 - q0)),
+ * for 0 < q0 < q1 < 1 (the caller clamps). k > n is clamped to n; n == 0
+ * gives 0 (an empty bucket is no evidence either way).
+ */
+double cd_stats_bernoulli_llr(uint64_t k, uint64_t n, double q0, double q1);
+
+/*
+ * Page's CUSUM over increments inc[0..n-1] (oldest first), read as a
+ * function of where the exceedance started. U_i = inc[i] + ... + inc[n-1]
+ * is the evidence for "it started at i":
+ *   stat     S = max(0, max_i U_i): the CUSUM at the newest increment
+ *            (Page's recursion S = max(0, S + inc) started n increments ago
+ *            gives the same number);
+ *   best     the latest i with U_i = S (the maximum-likelihood change
+ *            point; Page's "last reset"), -1 when S == 0;
+ *   onset    the latest i with U_i >= S - onset_llr (>= best): the latest
+ *            start the data cannot reject at that margin, so an onset
+ *            estimated from it is early with probability <= e^-onset_llr
+ *            when the bad share before the true onset was at most q0;
+ *            -1 when S == 0;
+ *   end_stat D = max(0, max_{i > best} -U_i): the same test reversed on the
+ *            increments after best, i.e. evidence that the exceedance has
+ *            ended since then; 0 when S == 0.
+ * Exact in double for the lengths used (a few thousand increments); no
+ * allocation.
+ */
+typedef struct cd_cusum {
+    double stat;
+    int best;
+    int onset;
+    double end_stat;
+} cd_cusum_t;
+
+void cd_stats_cusum(const double *inc, int n, double onset_llr, cd_cusum_t *out);
 
 #endif

@@ -461,6 +461,11 @@ void cd_window_set_clock(cd_window_t *w, int64_t now_ms)
     if (hi > w->preclaimed_hi) w->preclaimed_hi = hi;
 }
 
+int64_t cd_window_resolution(const cd_window_t *w)
+{
+    return w->res;
+}
+
 int64_t cd_window_clock(const cd_window_t *w)
 {
     return atomic_load_explicit(&w->clock, memory_order_relaxed);

@@ -19,6 +19,9 @@
 
 #define CD_MAX_SIGNAL_TYPES 8
 #define CD_MAX_RULES 32
+/* Largest look-back of a sequential rule, in buckets (window + for over the
+ * resolution): its per-bucket increments live in a stack array that long. */
+#define CD_SEQ_MAX_BUCKETS 4096
 
 typedef enum cd_rule_kind {
     CD_RULE_THRESHOLD,  /* signal (op) constant */
@@ -118,6 +121,18 @@ typedef struct cd_rule_conf {
      * min_expected are the fields above). min_samples_canary: the canary's
      * traffic in the reference (it must have been talking);
      * min_samples_stable: stable's traffic in the window. */
+    /* THRESHOLD (scope canary) and RELATIVE on a ratio signal: decide with a
+     * sequential test instead of the window's value (rules/evidence_seq.c).
+     * The "bad share" is the signal for > / >=, 1 - signal for < / <=; with
+     * B the threshold's bad share, Page's CUSUM of the per-bucket canary
+     * counts tests bad share seq_h0 x B (in control) against seq_h1 x B
+     * over the last window + for, breaches at seq_llr, and `for` counts
+     * from the estimated onset (margin seq_onset_llr) instead of from the
+     * crossing. */
+    bool sequential;
+    double seq_h0, seq_h1; /* multiples of B: 0 < h0 < h1 */
+    double seq_llr;        /* decision threshold, nats (> 0) */
+    double seq_onset_llr;  /* onset margin, nats (>= 0) */
 } cd_rule_conf_t;
 
 const char *cd_rule_kind_name(cd_rule_kind_t k); /* "threshold", ... */

@@ -69,6 +69,10 @@ typedef struct cd_sim_conf {
     int64_t effect_ms;   /* effect length; 0 = until the end (error-blip: 0 means 3m) */
     double rate;         /* fleet requests per second; default 400 */
     double canary_share; /* in (0, 1); default 0.05 */
+    /* Canary payment success, [0, 1]; 0 = the scenario's own. payment-drop:
+     * before the onset (0.99) and after it (0.85); payment-96: throughout
+     * (pay_success, 0.96). Ignored by the other scenarios. */
+    double pay_success, pay_success_after;
 } cd_sim_conf_t;
 
 /* Fills the defaults above (scenario healthy). */

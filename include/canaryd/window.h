@@ -92,6 +92,9 @@ void cd_window_hist(const cd_window_t *w, int hist, cd_cohort_t c, int64_t end_m
 double cd_window_quantile(const cd_window_t *w, int hist, cd_cohort_t c, int64_t end_ms,
                           int64_t len_ms, double q, uint64_t *count);
 
+/* Bucket length in ms (the configured resolution). */
+int64_t cd_window_resolution(const cd_window_t *w);
+
 /* Bytes allocated for the ring (for sizing docs and RSS budgets). */
 size_t cd_window_memory(const cd_window_t *w);
 

@@ -127,9 +127,16 @@ Test(generate_cli, usage_errors_exit_2_with_the_accepted_values)
     snprintf(want, sizeof want,
              "canaryd generate: %s: unknown key \"durration\"; known keys: "
              "scenario, seed, start, duration, onset, effect, rate, "
-             "canary_share, garbage, disorder, description, expect, config\n",
+             "canary_share, garbage, disorder, description, expect, config, pay_success, "
+             "pay_success_after\n",
              path);
     cr_assert_str_eq(r.err, want);
+    cmd_free(&r);
+
+    generate(&r, "--scenario", "payment-drop", "--pay-success-after", "1.5", NULL);
+    cr_assert_eq(r.status, 2);
+    cr_assert_str_eq(r.err, "canaryd generate: pay_success_after: \"1.5\" is not accepted; "
+                            "accepted: a number in (0, 1]\n");
     cmd_free(&r);
 }
 

@@ -147,7 +147,12 @@ Test(config, sop_loads_every_field)
     cr_assert_eq(r->scope, CD_SCOPE_CANARY);
     cr_assert_eq(r->op, CD_OP_LT);
     cr_assert_float_eq(r->threshold, 0.95, 1e-12);
-    cr_assert_float_eq(r->z, 1.645, 1e-12);
+    cr_assert_float_eq(r->z, 0.0, 1e-12); /* the sequential test replaced the Wilson bound */
+    cr_assert(r->sequential);
+    cr_assert_float_eq(r->seq_h0, 0.7, 1e-12);
+    cr_assert_float_eq(r->seq_h1, 2.0, 1e-12);
+    cr_assert_float_eq(r->seq_llr, 9.0, 1e-12);
+    cr_assert_float_eq(r->seq_onset_llr, 0.0, 1e-12);
     cr_assert_eq(r->window_ms, 300000);
     cr_assert_eq(r->for_ms, 60000);
     cr_assert_eq(r->resolve_for_ms, 60000);
@@ -362,7 +367,7 @@ Test(config, unknown_key_lists_the_keys_of_the_kind)
                  "'window': '1m', 'windw': '1m', 'action': 'alert'}"),
            "rules[0]: unknown key \"windw\"; known keys for kind relative: name, kind, "
            "description, window, for, resolve_for, hysteresis, min_samples, action, dry_run, guard, "
-           "numerator, denominator, op, factor, floor\n");
+           "numerator, denominator, op, factor, floor, sequential\n");
 }
 
 Test(config, key_of_another_kind)
@@ -697,7 +702,7 @@ Test(config, every_problem_is_reported)
            "rules[0].window: \"5x\" is not a duration; " DURATION_ACC "\n"
            "rules[1]: unknown key \"windw\"; known keys for kind relative: name, kind, "
            "description, window, for, resolve_for, hysteresis, min_samples, action, dry_run, guard, "
-           "numerator, denominator, op, factor, floor\n"
+           "numerator, denominator, op, factor, floor, sequential\n"
            "rules[1]: missing required key \"window\"; accepted: a duration such as \"5m\"\n"
            "rules[2].factor: key applies to kinds relative, spike, percentile, not threshold\n"
            "rules[2].name: \"a\" is already the name of rules[0]; accepted: a name unique among "
@@ -911,10 +916,15 @@ Test(cli, sop_summary_states_each_rule, .init = redirect)
         "  error-rate: relative, rollback, window 1m, for 5m, resolve for 1m, min samples "
         "canary 500 stable 2000, hysteresis 0.1\n"
         "    fires when canary ERROR_OCCURRED / REQUEST_COMPLETED > max(2 x stable's, 0.002)\n"
+        "    sequential: CUSUM of the canary's bad share, in control 0.7 x and tested 1.5 x the "
+        "threshold's, llr 9 (on average at least 8103 buckets between false crossings at the "
+        "in-control share); for counted from the estimated onset (margin 3)\n"
         "  payment-success: threshold, rollback, window 5m, for 1m, resolve for 1m, min samples "
         "canary 200 stable 0, hysteresis 0.005\n"
-        "    fires when canary PAYMENT_COMPLETED / (PAYMENT_COMPLETED + PAYMENT_FAILED) < 0.95, "
-        "judged on its Wilson score bound at z 1.645\n"
+        "    fires when canary PAYMENT_COMPLETED / (PAYMENT_COMPLETED + PAYMENT_FAILED) < 0.95\n"
+        "    sequential: CUSUM of the canary's bad share, in control 0.7 x and tested 2 x the "
+        "threshold's, llr 9 (on average at least 8103 buckets between false crossings at the "
+        "in-control share); for counted from the estimated onset (margin 0)\n"
         "  login-failure-spike: spike, rollback, window 5m, for 1m, resolve for 2m, min samples "
         "canary 100 stable 500\n"
         "    fires when canary USER_LOGIN_FAILED / (USER_LOGIN + USER_LOGIN_FAILED) >= 2 x "

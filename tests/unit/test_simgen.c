@@ -535,3 +535,55 @@ Test(simgen, exact_first_line)
              "\"/api/products\",\"status\":200}}");
     free(b.s);
 }
+
+/* --pay-success / --pay-success-after (issue 10's 98 -> 90 % and 96.5 %
+ * streams): the canary's failed share follows them exactly at the edges
+ * (1.0 publishes no failure at all) and within 4.5 sd in between; out of
+ * range is refused. */
+Test(simgen, payment_success_overrides)
+{
+    cd_sim_conf_t conf;
+    char err[256];
+    cd_sim_conf_init(&conf);
+    conf.scenario = CD_SIM_PAYMENT_DROP;
+    conf.pay_success = 1.0;       /* before the onset (4m): no canary failure */
+    conf.pay_success_after = 0.90; /* after it: 10 % */
+    cd_sim_t *sim = cd_sim_new(&conf, err, sizeof err);
+    cr_assert_not_null(sim, "%s", err);
+    tally_t before, after;
+    memset(&before, 0, sizeof before);
+    memset(&after, 0, sizeof after);
+    for (int s = 0; s < 840; s++) {
+        tally_t *t = s < 240 ? &before : &after;
+        t->sec = START + s * 1000LL;
+        cr_assert(cd_sim_second(sim, t->sec, count_cb, t) >= 0);
+    }
+    cd_sim_destroy(sim);
+    cr_assert_eq(before.n[T_PAY_FAILED][1], 0);
+    cr_assert_gt(before.n[T_PAY][1], 100);
+    long n = after.n[T_PAY][1] + after.n[T_PAY_FAILED][1];
+    assert_prop(after.n[T_PAY_FAILED][1], n, 0.10, "payment-drop canary after 0.90");
+    n = after.n[T_PAY][0] + after.n[T_PAY_FAILED][0];
+    assert_prop(after.n[T_PAY_FAILED][0], n, 0.01, "stable untouched");
+    tally_free(&before), tally_free(&after);
+
+    conf.scenario = CD_SIM_PAYMENT_96;
+    conf.pay_success = 0.965;
+    conf.pay_success_after = 0;
+    sim = cd_sim_new(&conf, err, sizeof err);
+    cr_assert_not_null(sim, "%s", err);
+    tally_t p;
+    memset(&p, 0, sizeof p);
+    for (int s = 0; s < 1200; s++) {
+        p.sec = START + s * 1000LL;
+        cr_assert(cd_sim_second(sim, p.sec, count_cb, &p) >= 0);
+    }
+    cd_sim_destroy(sim);
+    n = p.n[T_PAY][1] + p.n[T_PAY_FAILED][1];
+    assert_prop(p.n[T_PAY_FAILED][1], n, 0.035, "payment-96 canary at 0.965");
+    tally_free(&p);
+
+    conf.pay_success = 1.5;
+    cr_assert_null(cd_sim_new(&conf, err, sizeof err));
+    cr_assert_str_eq(err, "payment success 1.5 / 0 is outside the accepted range [0, 1]");
+}

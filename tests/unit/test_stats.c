@@ -71,3 +71,84 @@ Test(stats, norm_cdf)
     cr_assert_float_eq(cd_stats_norm_cdf(1.645), 0.950015094, EPS);
     cr_assert_float_eq(cd_stats_norm_cdf(-1.645), 1.0 - 0.950015094, EPS);
 }
+
+/* ---- the sequential test: Bernoulli log-likelihood ratio and CUSUM ---- */
+
+Test(stats, bernoulli_llr_exact)
+{
+    /* 3 bad of 100 under q1 = .05 against q0 = .02:
+     * 3 ln(2.5) + 97 ln(.95 / .98) = 2.748872 - 3.015787 = -0.266915 */
+    cr_assert_float_eq(cd_stats_bernoulli_llr(3, 100, 0.02, 0.05), -0.266914750, EPS);
+    /* 12 of 100, q0 .035, q1 .10: 12 ln(10/3.5) + 88 ln(.9/.965) = 12.597865 - 6.136533 = 6.461332 */
+    cr_assert_float_eq(cd_stats_bernoulli_llr(12, 100, 0.035, 0.10),
+                       12 * log(0.10 / 0.035) + 88 * log(0.90 / 0.965), 1e-12);
+    cr_assert_float_eq(cd_stats_bernoulli_llr(12, 100, 0.035, 0.10), 6.461332, 1e-6);
+    cr_assert_eq(cd_stats_bernoulli_llr(0, 0, 0.02, 0.05), 0.0); /* empty bucket */
+    /* k > n is clamped: 150 of 100 counts as 100 of 100 */
+    cr_assert_float_eq(cd_stats_bernoulli_llr(150, 100, 0.02, 0.05), 100 * log(2.5), 1e-9);
+}
+
+Test(stats, cusum_change_point)
+{
+    /* Suffix sums U_i (newest first): i7 -1, i6 -2, i5 0, i4 2, i3 4, i2 3,
+     * i1 2, i0 1: S = 4 at i3 (the first +2); after it the sums fall to -2,
+     * so D = 2. Onset at margin 2.5: latest U >= 1.5 is i4. */
+    const double inc[] = {-1, -1, -1, 2, 2, 2, -1, -1};
+    cd_cusum_t c;
+    cd_stats_cusum(inc, 8, 2.5, &c);
+    cr_assert_float_eq(c.stat, 4.0, 1e-12);
+    cr_assert_eq(c.best, 3);
+    cr_assert_eq(c.onset, 4);
+    cr_assert_float_eq(c.end_stat, 2.0, 1e-12);
+    cd_stats_cusum(inc, 8, 0.0, &c); /* margin 0: the maximum-likelihood point */
+    cr_assert_eq(c.onset, 3);
+    cd_stats_cusum(inc, 8, 5.0, &c); /* every U >= -1 qualifies: the newest, i7 */
+    cr_assert_eq(c.onset, 7);
+}
+
+Test(stats, cusum_ties_take_the_latest)
+{
+    /* U: i2 1, i1 0, i0 1: two starts with S = 1; the latest (i2) is best. */
+    const double inc[] = {1, -1, 1};
+    cd_cusum_t c;
+    cd_stats_cusum(inc, 3, 0.0, &c);
+    cr_assert_float_eq(c.stat, 1.0, 1e-12);
+    cr_assert_eq(c.best, 2);
+    cr_assert_eq(c.onset, 2);
+    cr_assert_float_eq(c.end_stat, 0.0, 1e-12);
+}
+
+Test(stats, cusum_no_evidence)
+{
+    const double inc[] = {-0.5, -2, 0, -1};
+    cd_cusum_t c;
+    cd_stats_cusum(inc, 4, 1.0, &c);
+    cr_assert_eq(c.stat, 0.0);
+    cr_assert_eq(c.best, -1);
+    cr_assert_eq(c.onset, -1);
+    cr_assert_eq(c.end_stat, 0.0);
+    cd_stats_cusum(inc, 0, 1.0, &c); /* nothing to look at */
+    cr_assert_eq(c.stat, 0.0);
+    cr_assert_eq(c.best, -1);
+}
+
+Test(stats, cusum_equals_page_recursion)
+{
+    /* S = max(0, S + inc) from the first increment on gives the same S at
+     * the end, and best is one after the last reset to 0. A fixed LCG
+     * drives the increments (uniform in [-1.5, 1.0)). */
+    double inc[500];
+    uint64_t x = 12345;
+    double page = 0.0;
+    int last_zero = -1;
+    for (int i = 0; i < 500; i++) {
+        x = x * 6364136223846793005ull + 1442695040888963407ull;
+        inc[i] = (double)(x >> 11) * 0x1.0p-53 * 2.5 - 1.5;
+        page = page + inc[i] > 0 ? page + inc[i] : 0.0;
+        if (page == 0.0) last_zero = i;
+        cd_cusum_t c;
+        cd_stats_cusum(inc, i + 1, 0.0, &c);
+        cr_assert_float_eq(c.stat, page, 1e-9, "at %d", i);
+        if (page > 0) cr_assert_eq(c.best, last_zero + 1, "at %d", i);
+    }
+}
