@@ -77,10 +77,10 @@ Test(config_yaml, sop_yaml_is_sop_json)
         char *a = json_dumps(j, JSON_SORT_KEYS), *b = json_dumps(y, JSON_SORT_KEYS);
         cr_assert_fail("sop.json and sop.yaml differ:\n%s\n%s", a, b);
     }
-    /* Ten rules, each with its position: rules[5].action is on line 133. */
+    /* Ten rules, each with its position: rules[5].action is on line 134. */
     json_t *at = json_object_get(pos, "rules[5].action");
     cr_assert_not_null(at);
-    cr_assert_eq(json_integer_value(json_array_get(at, 0)), 133);
+    cr_assert_eq(json_integer_value(json_array_get(at, 0)), 134);
     cr_assert_eq(json_integer_value(json_array_get(at, 1)), 13);
     json_decref(j);
     json_decref(y);
