@@ -272,12 +272,16 @@ static void summary(const cd_pipeline_t *p, const cd_kafka_source_t *src, uint64
     cd_pipeline_stats(p, &s);
     cd_kafka_source_stats(src, &k);
 
+    char others[48] = "";
+    if (cd_pipeline_service_configured(p))
+        snprintf(others, sizeof(others), ", %llu other services",
+                 (unsigned long long)(s.other_service + s.no_service));
     fprintf(f,
             "canaryd run: %llu messages, %llu events accepted, %llu bad, %llu late, %llu "
-            "future; %llu evaluations\n",
+            "future%s; %llu evaluations\n",
             (unsigned long long)k.messages, (unsigned long long)s.accepted,
             (unsigned long long)s.bad_total, (unsigned long long)s.late,
-            (unsigned long long)s.future, (unsigned long long)s.evaluations);
+            (unsigned long long)s.future, others, (unsigned long long)s.evaluations);
     fprintf(f, "  %-24s %10s %10s\n", "event type", "canary", "stable");
     json_t *types = json_object();
     for (int t = 0; t <= cd_pipeline_ntypes(p); t++) {
@@ -309,6 +313,7 @@ static void summary(const cd_pipeline_t *p, const cd_kafka_source_t *src, uint64
     const char *rel = cd_pipeline_release(p);
     fprintf(f, "  release: %s, verdict: %s\n", *rel ? rel : "(unknown)",
             cd_verdict_kind_name(cd_pipeline_verdict(p)));
+    cd_pipeline_summary_service(p, &s, f);
 
     json_t *j = json_pack(
         "{s:I,s:I,s:I,s:I,s:I,s:I,s:o,s:o,s:I,s:I,s:I,s:s,s:I,s:I,s:I}", "messages",
@@ -319,6 +324,11 @@ static void summary(const cd_pipeline_t *p, const cd_kafka_source_t *src, uint64
         "clock_steps", (json_int_t)steps, "verdict", cd_verdict_kind_name(cd_pipeline_verdict(p)),
         "kafka_errors", (json_int_t)k.kafka_errors, "redelivered", (json_int_t)k.redelivered,
         "fetch_nudges", (json_int_t)k.fetch_nudges);
+    if (j) {
+        json_object_set_new(j, "other_service", json_integer((json_int_t)s.other_service));
+        json_object_set_new(j, "no_service", json_integer((json_int_t)s.no_service));
+        json_object_set_new(j, "service", json_string(cd_pipeline_service(p)));
+    }
     char *line = j ? json_dumps(j, JSON_COMPACT) : NULL;
     if (line) fprintf(f, "canaryd run: stats %s\n", line);
     free(line);
@@ -435,6 +445,7 @@ int cd_cli_run(int argc, char **argv)
         rc = EXIT_USAGE;
         goto out;
     }
+    cd_pipeline_log_service(p);
     src = cd_kafka_source_new(kc, cfg, p, err, sizeof(err));
     if (!src) {
         fprintf(stderr, "canaryd run: %s\n", err);

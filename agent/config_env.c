@@ -2,7 +2,8 @@
  * config_env.c - environment overrides of the config file, so that a
  * container manifest needs no config file of its own: one ConfigMap with the
  * deployment procedure's rules, and the per-deployment settings (brokers,
- * topic, group, canary version, webhook, HTTP bind) in the environment.
+ * topic, group, canary version, service, webhook, HTTP bind) in the
+ * environment.
  *
  * Precedence: command line > environment > file. The loader parses the file
  * into a jansson tree, this module overlays the variables onto that tree
@@ -51,6 +52,7 @@ enum {
     V_TOPIC,
     V_GROUP,
     V_CANARY_VERSION,
+    V_SERVICE,
     V_WEBHOOK_URL,
     V_WEBHOOK_FORMAT,
     V_HTTP_BIND,
@@ -62,6 +64,7 @@ static const char *const VARS[V__COUNT] = {
     [V_TOPIC] = "CANARYD_TOPIC",
     [V_GROUP] = "CANARYD_GROUP",
     [V_CANARY_VERSION] = "CANARYD_CANARY_VERSION",
+    [V_SERVICE] = "CANARYD_SERVICE",
     [V_WEBHOOK_URL] = "CANARYD_WEBHOOK_URL",
     [V_WEBHOOK_FORMAT] = "CANARYD_WEBHOOK_FORMAT",
     [V_HTTP_BIND] = "CANARYD_HTTP_BIND",
@@ -219,6 +222,7 @@ void cd_cfg_env_overlay(cd_cfgctx_t *x, json_t *root, cd_cfg_env_t *env)
     if (v[V_GROUP]) set_string(x, root, env, V_GROUP, "kafka", "group", v[V_GROUP]);
     if (v[V_CANARY_VERSION])
         set_string(x, root, env, V_CANARY_VERSION, "events", "canary_version", v[V_CANARY_VERSION]);
+    if (v[V_SERVICE]) set_string(x, root, env, V_SERVICE, "events", "service", v[V_SERVICE]);
     if (v[V_HTTP_BIND]) set_string(x, root, env, V_HTTP_BIND, "http", "bind", v[V_HTTP_BIND]);
     if (v[V_WEBHOOK_URL])
         add_webhook(x, root, env, v[V_WEBHOOK_URL], v[V_WEBHOOK_FORMAT]);

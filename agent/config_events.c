@@ -20,6 +20,7 @@ static const char *const EVENTS_KEYS[] = {"type_field",
                                           "version_field",
                                           "service_field",
                                           "canary_version",
+                                          "service",
                                           "types",
                                           "numeric_fields",
                                           NULL};
@@ -143,6 +144,29 @@ static void parse_numeric(cd_cfgctx_t *x, const json_t *obj)
     }
 }
 
+#define SERVICE_ACCEPTED                                                                          \
+    "the name of the one service to judge, as its events write it (1 to 63 bytes, no quote, "     \
+    "backslash or control character), such as \"checkout\"; leave the key out to judge every "   \
+    "event"
+
+/* events.service: compared raw with the event's service string (JSON
+ * escapes are not decoded, see agent/decode.c), so a name that would need
+ * one could never match and is refused here instead. */
+static void parse_service(cd_cfgctx_t *x, const json_t *v)
+{
+    cd_config_t *c = x->c;
+    if (!cd_cfg_string(x, "events.service", v, c->service, sizeof(c->service), false,
+                       SERVICE_ACCEPTED))
+        return;
+    for (const char *s = c->service; *s; s++)
+        if (*s == '"' || *s == '\\' || (unsigned char)*s < 0x20) {
+            cd_cfg_bad(x, "events.service", v, "holds a character JSON must escape",
+                       SERVICE_ACCEPTED);
+            c->service[0] = '\0';
+            return;
+        }
+}
+
 void cd_cfg_parse_events(cd_cfgctx_t *x, const json_t *ev)
 {
     cd_config_t *c = x->c;
@@ -170,6 +194,8 @@ void cd_cfg_parse_events(cd_cfgctx_t *x, const json_t *ev)
         cd_cfg_string(x, "events.canary_version", v, c->canary_version, sizeof(c->canary_version),
                       true, "the canary's version string");
     c->decode.canary_version = c->canary_version[0] ? c->canary_version : NULL;
+    if ((v = ev ? json_object_get(ev, "service") : NULL)) parse_service(x, v);
+    c->decode.service = c->service[0] ? c->service : NULL;
 
     if (strcmp(c->paths[3], c->paths[4]) == 0) {
         char r[CD_CFG_VALUE_MAX + 8];

@@ -44,6 +44,8 @@ const char *cd_bad_reason_name(cd_bad_reason_t r)
         return "missing_cohort";
     case CD_BAD_UNKNOWN_COHORT:
         return "unknown_cohort";
+    case CD_DECODE_OTHER_SERVICE:
+        return "other_service";
     case CD_BAD__COUNT:
         break;
     }
@@ -227,6 +229,9 @@ cd_decoder_t *cd_decoder_new(const cd_decode_conf_t *conf, char *errbuf, size_t 
         }
         d->all_paths |= 1u << CD_PATH_COHORT;
     }
+    if (conf->service && *conf->service &&
+        !name_copy(d->service, &d->service_len, "service", conf->service, errbuf, errsize))
+        goto err;
     if (conf->canary_version && *conf->canary_version) {
         d->canary_version = strdup(conf->canary_version);
         if (!d->canary_version) {

@@ -128,6 +128,8 @@ struct cd_decoder {
     bool has_cohort_path;
     char canary_value[CD_NAME_MAX], stable_value[CD_NAME_MAX];
     size_t canary_len, stable_len;
+    char service[CD_NAME_MAX]; /* conf.service; service_len 0 = no filter */
+    size_t service_len;
     char *canary_version; /* NULL when cohorts are not derived from versions */
     size_t canary_version_len;
     char types[CD_MAX_TYPES][CD_NAME_MAX];

@@ -87,6 +87,20 @@ static void events(FILE *f, const cd_snapshot_t *s)
     for (int r = 1; r < CD_BAD__COUNT; r++)
         fprintf(f, "canaryd_bad_input_total{reason=\"%s\"} %llu\n",
                 cd_bad_reason_name((cd_bad_reason_t)r), (unsigned long long)st->bad[r]);
+    head(f, "other_service_events_total", "counter",
+         "Events not judged because events.service names another service: other_service "
+         "(their service field differs), no_service (they have none).");
+    fprintf(f, "canaryd_other_service_events_total{reason=\"other_service\"} %llu\n",
+            (unsigned long long)st->other_service);
+    fprintf(f, "canaryd_other_service_events_total{reason=\"no_service\"} %llu\n",
+            (unsigned long long)st->no_service);
+    head(f, "service_info", "gauge",
+         "1, labelled with the service judged (\"\" until learnt) and where it comes from: "
+         "config (events.service, other services not judged) or events (the first canary "
+         "event's, every event judged).");
+    fputs("canaryd_service_info{service=\"", f);
+    esc(f, s->service);
+    fprintf(f, "\",source=\"%s\"} 1\n", s->service_configured ? "config" : "events");
     head(f, "bad_numeric_fields_total", "counter",
          "Numeric fields present but not a finite number (the event still counts).");
     fprintf(f, "canaryd_bad_numeric_fields_total %llu\n", (unsigned long long)st->bad_numeric);

@@ -19,9 +19,23 @@
  * release store of 2; advance() loads it with acquire, so it sees the copied
  * bytes, and passes them to the engine on its own thread (the engine is not
  * shared with ingesters).
+ *
+ * The service. With events.service the decoder itself answers another
+ * service's event (CD_DECODE_OTHER_SERVICE, agent/decode.c): it is counted
+ * as other_service (or no_service when it has no service field) and never
+ * reaches the windows or replay's clock. On a shared topic those are most of
+ * the events, so they are counted per stripe like accepted ones; the stripe
+ * is the decoding thread's own (a thread-local slot), since decode has no
+ * stripe argument. Without events.service the service is learnt from the
+ * first canary event that names one, by the same state machine as the
+ * release (kept apart: a configured canary_version still leaves the service
+ * to learn). Either way every record leaving the pipeline carries it
+ * (on_record), so that each sink sees the service of the record itself,
+ * with no shared setter to race with.
  */
 #include "canaryd/pipeline.h"
 
+#include <limits.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -40,6 +54,8 @@ typedef struct stat_stripe {
      * and by_type (lazy mode reads it with acquire, see cd_pipeline_add) */
     atomic_uint_fast64_t accepted;
     atomic_int_fast64_t first_ms, last_ms;
+    /* events.service set: another service's events, and events naming none */
+    atomic_uint_fast64_t other_service, no_service;
 } stat_stripe_t;
 
 struct cd_pipeline {
@@ -74,6 +90,9 @@ struct cd_pipeline {
 
     atomic_int release_state;
     char release[128];
+    /* the service: configured (REL_APPLIED from the start) or learnt */
+    atomic_int service_state;
+    char service[CD_NAME_MAX];
 
     /* idle live clock (cd_pipeline_arm_wake): armed by the evaluating
      * thread, taken by the first cd_pipeline_poke; on a line of its own */
@@ -93,7 +112,12 @@ static void on_record(const cd_verdict_t *v, void *opaque)
 {
     cd_pipeline_t *p = opaque;
     p->records++;
-    if (p->cb) p->cb(v, p->opaque);
+    if (!p->cb) return;
+    /* The engine knows no service: stamp it on a copy (a record is about 1 KB
+     * and records are a few per evaluation at most). */
+    cd_verdict_t w = *v;
+    w.service = cd_pipeline_service(p);
+    p->cb(&w, p->opaque);
 }
 
 /* How far back the histograms are kept: the longest percentile window plus
@@ -125,6 +149,8 @@ cd_pipeline_t *cd_pipeline_new(const cd_config_t *cfg, int64_t ahead_ms, int nst
     }
     atomic_init(&p->last_eval, INT64_MIN); /* nothing evaluated: no event is after_eval */
     atomic_init(&p->release_state, cfg->canary_version[0] ? REL_APPLIED : REL_UNKNOWN);
+    atomic_init(&p->service_state, cfg->service[0] ? REL_APPLIED : REL_UNKNOWN);
+    snprintf(p->service, sizeof(p->service), "%s", cfg->service);
 
     p->dec = cd_decoder_new(&cfg->decode, err, sizeof(err));
     if (!p->dec) {
@@ -207,11 +233,52 @@ void cd_pipeline_count_bad(cd_pipeline_t *p, cd_bad_reason_t r, const char *samp
     log_sample(what, key, sample, len, lineno);
 }
 
+/* This thread's statistics stripe for counts made while decoding (no
+ * stripe argument there): threads take stripes in turn on first use. */
+static stat_stripe_t *thread_stripe(cd_pipeline_t *p)
+{
+    static atomic_uint next_slot;
+    static _Thread_local unsigned slot = UINT_MAX;
+    if (slot == UINT_MAX)
+        slot = atomic_fetch_add_explicit(&next_slot, 1, memory_order_relaxed) % STAT_STRIPES;
+    return &p->st[slot];
+}
+
+/* Another service's event (events.service set): counted, never judged.
+ * Not bad input, so not sampled as such: an event naming no service is
+ * logged (a producer without the field, or a wrong events.service_field),
+ * another service only at debug level (it is what a shared topic holds). */
+static void count_other_service(cd_pipeline_t *p, const cd_event_t *ev, const char *buf, size_t len,
+                                uint64_t lineno)
+{
+    stat_stripe_t *st = thread_stripe(p);
+    if (ev->service_len == 0) {
+        count(&st->no_service);
+        char what[160];
+        snprintf(what, sizeof(what),
+                 "event without a service field (%s), not judged: events.service is \"%s\"",
+                 p->cfg->decode.service_path, p->cfg->service);
+        log_sample(what, "no_service", buf, len, lineno);
+        return;
+    }
+    count(&st->other_service);
+    if (cd_log_enabled(CD_LOG_DEBUG)) {
+        char name[CD_LOG_ESCAPED_MAX];
+        cd_log_escape(ev->service, ev->service_len, name, sizeof(name));
+        cd_log_ratelimited("other_service", CD_LOG_DEBUG,
+                           "event of service \"%s\" not judged (events.service is \"%s\")", name,
+                           p->cfg->service);
+    }
+}
+
 cd_bad_reason_t cd_pipeline_decode(cd_pipeline_t *p, const char *buf, size_t len, uint64_t lineno,
                                    cd_event_t *ev)
 {
     cd_bad_reason_t r = cd_decode(p->dec, buf, len, ev);
-    if (r != CD_BAD_NONE) cd_pipeline_count_bad(p, r, buf, len, lineno);
+    if (r == CD_DECODE_OTHER_SERVICE)
+        count_other_service(p, ev, buf, len, lineno);
+    else if (r != CD_BAD_NONE)
+        cd_pipeline_count_bad(p, r, buf, len, lineno);
     return r;
 }
 
@@ -259,6 +326,29 @@ static void learn_release(cd_pipeline_t *p, const cd_event_t *ev)
     p->release[n] = '\0';
     /* Release: the bytes above are visible to whoever sees REL_READY. */
     atomic_store_explicit(&p->release_state, REL_READY, memory_order_release);
+}
+
+/* The service from the first canary event naming one, when events.service
+ * is not set: as learn_release (CAS, copy, release store). */
+static void learn_service(cd_pipeline_t *p, const cd_event_t *ev)
+{
+    int expect = REL_UNKNOWN;
+    if (atomic_load_explicit(&p->service_state, memory_order_relaxed) != REL_UNKNOWN) return;
+    if (ev->cohort != CD_COHORT_CANARY || ev->service_len == 0) return;
+    if (!atomic_compare_exchange_strong_explicit(&p->service_state, &expect, REL_WRITING,
+                                                 memory_order_relaxed, memory_order_relaxed))
+        return;
+    size_t n = ev->service_len < sizeof(p->service) - 1 ? ev->service_len : sizeof(p->service) - 1;
+    memcpy(p->service, ev->service, n);
+    p->service[n] = '\0';
+    /* Release: the bytes above are visible to whoever sees REL_READY. */
+    atomic_store_explicit(&p->service_state, REL_READY, memory_order_release);
+    char esc[CD_LOG_ESCAPED_MAX];
+    cd_log_escape(p->service, n, esc, sizeof(esc));
+    cd_log(CD_LOG_INFO,
+           "service \"%s\", learnt from the first canary event's %s field (events.service is not "
+           "set: every event is judged, whatever its service)",
+           esc, p->cfg->decode.service_path);
 }
 
 static void minmax(atomic_int_fast64_t *a, int64_t v, bool less)
@@ -313,6 +403,7 @@ cd_window_result_t cd_pipeline_add(cd_pipeline_t *p, const cd_event_t *ev, int s
     if (ev->ts_ms < atomic_load_explicit(&p->last_eval, memory_order_relaxed))
         count(&p->after_eval);
     learn_release(p, ev);
+    learn_service(p, ev);
     return res;
 }
 
@@ -503,6 +594,10 @@ void cd_pipeline_stats(const cd_pipeline_t *p, cd_pipeline_stats_t *out)
         out->bad[r] = atomic_load_explicit(&q->bad[r], memory_order_relaxed);
         out->bad_total += out->bad[r];
     }
+    for (int i = 0; i < STAT_STRIPES; i++) {
+        out->other_service += atomic_load_explicit(&q->st[i].other_service, memory_order_relaxed);
+        out->no_service += atomic_load_explicit(&q->st[i].no_service, memory_order_relaxed);
+    }
     out->bad_numeric = atomic_load_explicit(&q->bad_numeric, memory_order_relaxed);
     out->late = atomic_load_explicit(&q->late, memory_order_relaxed);
     out->future = atomic_load_explicit(&q->future, memory_order_relaxed);
@@ -551,6 +646,52 @@ const char *cd_pipeline_release(const cd_pipeline_t *p)
     cd_pipeline_t *q = (cd_pipeline_t *)p;
     int st = atomic_load_explicit(&q->release_state, memory_order_acquire);
     return st >= REL_READY ? p->release : "";
+}
+
+const char *cd_pipeline_service(const cd_pipeline_t *p)
+{
+    cd_pipeline_t *q = (cd_pipeline_t *)p;
+    /* acquire pairs with learn_service's release store */
+    int st = atomic_load_explicit(&q->service_state, memory_order_acquire);
+    return st >= REL_READY ? p->service : "";
+}
+
+bool cd_pipeline_service_configured(const cd_pipeline_t *p)
+{
+    return p->cfg->service[0] != '\0';
+}
+
+void cd_pipeline_summary_service(const cd_pipeline_t *p, const cd_pipeline_stats_t *s, FILE *f)
+{
+    const char *svc = cd_pipeline_service(p);
+    if (p->cfg->service[0])
+        fprintf(f,
+                "  service: %s (events.service); other services, not judged: %llu; without a "
+                "service field, not judged: %llu\n",
+                svc, (unsigned long long)s->other_service, (unsigned long long)s->no_service);
+    else if (*svc)
+        fprintf(f,
+                "  service: %s (learnt from the first canary event; events.service not set: "
+                "every event judged)\n",
+                svc);
+    else
+        fprintf(f, "  service: (unknown; events.service not set: every event judged)\n");
+}
+
+void cd_pipeline_log_service(const cd_pipeline_t *p)
+{
+    if (p->cfg->service[0])
+        cd_log(CD_LOG_INFO,
+               "judging only service \"%s\" (events.service): events whose %s field names "
+               "another service, or none, are counted as other_service / no_service and not "
+               "judged",
+               p->cfg->service, p->cfg->decode.service_path);
+    else
+        cd_log(CD_LOG_INFO,
+               "events.service is not set: every event is judged, whatever its service (on a "
+               "topic shared by several services, set events.service or CANARYD_SERVICE); the "
+               "service named to sinks is learnt from the first canary event's %s field",
+               p->cfg->decode.service_path);
 }
 
 void cd_pipeline_new_release(cd_pipeline_t *p, const char *release)

@@ -228,10 +228,13 @@ static void summary(const cd_pipeline_t *p, uint64_t lines, FILE *f)
 
     fprintf(f,
             "canaryd replay: %llu lines, %llu events accepted, %llu bad, %llu late, "
-            "%llu future\n",
+            "%llu future",
             (unsigned long long)lines, (unsigned long long)s.accepted,
             (unsigned long long)s.bad_total, (unsigned long long)s.late,
             (unsigned long long)s.future);
+    if (cd_pipeline_service_configured(p))
+        fprintf(f, ", %llu other services", (unsigned long long)(s.other_service + s.no_service));
+    fputc('\n', f);
     fprintf(f, "  %-24s %10s %10s\n", "event type", "canary", "stable");
     for (int t = 0; t <= cd_pipeline_ntypes(p); t++) {
         int row = t < cd_pipeline_ntypes(p) ? t : CD_PIPELINE_OTHER;
@@ -261,6 +264,7 @@ static void summary(const cd_pipeline_t *p, uint64_t lines, FILE *f)
             (unsigned long long)s.records);
     const char *rel = cd_pipeline_release(p);
     fprintf(f, "  release: %s\n", *rel ? rel : "(unknown)");
+    cd_pipeline_summary_service(p, &s, f);
 }
 
 /* Final verdict line and exit status. An ALERT is a firing rule at the end
@@ -569,6 +573,7 @@ int cd_replay_main(int argc, char **argv, const cd_replay_hooks_t *hooks)
         rc = EXIT_USAGE; /* a config the pipeline refuses is a config error */
         goto out;
     }
+    cd_pipeline_log_service(p);
 
     if (hooks && hooks->start) hooks->start(p, cfg, hooks->opaque);
     if (!hooks) cd_dispatcher_set_blocking(r.out.disp, true);

@@ -21,6 +21,8 @@ bool cd_snapshot_fill(cd_snapshot_t *s, const cd_pipeline_t *p, int64_t now_ms)
     }
     s->verdict = v;
     snprintf(s->release, sizeof(s->release), "%s", rel);
+    snprintf(s->service, sizeof(s->service), "%s", cd_pipeline_service(p));
+    s->service_configured = cd_pipeline_service_configured(p);
     s->time_ms = now_ms;
 
     int n = cd_pipeline_nrules(p);
@@ -54,6 +56,7 @@ bool cd_snapshot_stale(const cd_snapshot_t *s, const cd_pipeline_t *p)
 {
     if (s->since_ms == 0 || cd_pipeline_verdict(p) != s->verdict) return true;
     if (strcmp(cd_pipeline_release(p), s->release) != 0) return true;
+    if (strcmp(cd_pipeline_service(p), s->service) != 0) return true;
     int n = cd_pipeline_nrules(p);
     if (n > CD_MAX_RULES) n = CD_MAX_RULES;
     if (n != s->nrules) return true;

@@ -151,11 +151,6 @@ int cd_dispatcher_add(cd_dispatcher_t *d, const void *entry, const char *path, c
     return 0;
 }
 
-void cd_dispatcher_set_service(cd_dispatcher_t *d, const char *service)
-{
-    snprintf(d->service, sizeof(d->service), "%s", service ? service : "");
-}
-
 void cd_dispatcher_set_blocking(cd_dispatcher_t *d, bool blocking)
 {
     d->blocking = blocking;
@@ -201,6 +196,7 @@ bool cd_dispatcher_submit(cd_dispatcher_t *d, const cd_verdict_t *v)
     copy_str(it->rule, sizeof(it->rule), &it->v.rule);
     copy_str(it->rule_kind, sizeof(it->rule_kind), &it->v.rule_kind);
     copy_str(it->release, sizeof(it->release), &it->v.release);
+    copy_str(it->service, sizeof(it->service), &it->v.service);
     copy_str(it->stable_source, sizeof(it->stable_source), &it->v.stable_source);
     memcpy(it->json, json, (size_t)n + 1);
     it->json_len = (size_t)n;
@@ -464,7 +460,9 @@ static int64_t try_start(cd_dispatcher_t *d, sink_t *s, int64_t now)
                            .v = e->it->heartbeat ? NULL : &e->it->v,
                            .json = e->it->json,
                            .json_len = e->it->json_len,
-                           .service = d->service,
+                           /* the record's own: configured or learnt (pipeline.h);
+                            * "" for a heartbeat (no record) */
+                           .service = e->it->v.service ? e->it->v.service : "",
                            .attempt = e->attempt,
                            .heartbeat = e->it->heartbeat};
         int64_t ra = -1;

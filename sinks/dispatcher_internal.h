@@ -26,7 +26,7 @@ typedef struct item {
     uint64_t id;
     bool heartbeat; /* made for one sink's ops->heartbeat, not a record: v unused */
     cd_verdict_t v; /* its strings point into the arrays below */
-    char rule[CD_NAME_MAX], rule_kind[32], release[128], stable_source[16];
+    char rule[CD_NAME_MAX], rule_kind[32], release[128], service[CD_NAME_MAX], stable_source[16];
     size_t json_len;
     char json[]; /* NUL-terminated */
 } item_t;
@@ -79,7 +79,6 @@ struct cd_dispatcher {
     pthread_t thread;
     _Atomic uint64_t next_id, overflows;
     int64_t drain_ms;
-    char service[128];
     sink_t *sinks[MAX_SINKS];
     int nsinks;
 };

@@ -28,7 +28,7 @@ static json_t *real_or_null(double d)
 }
 
 /* jansson refuses invalid UTF-8 (json_string returns NULL and the key would
- * be missing). Reasons are ASCII, but a release name is learnt from events
+ * be missing). Reasons are ASCII, but a release or service name is learnt from events
  * and cut to a fixed size, possibly inside a multi-byte character: such
  * bytes are written as '?' rather than losing the key. */
 static json_t *str_json(const char *s)
@@ -93,6 +93,7 @@ int cd_verdict_to_json(const cd_verdict_t *v, char *buf, size_t size)
                         v->rule ? json_string(cd_action_name(v->action)) : json_null());
     json_object_set_new(o, "dry_run", json_boolean(v->dry_run));
     json_object_set_new(o, "release", str_json(v->release ? v->release : ""));
+    json_object_set_new(o, "service", str_json(v->service ? v->service : ""));
     json_object_set_new(o, "reason", str_json(v->reason));
     json_object_set_new(o, "todo", str_json(v->todo));
     json_object_set_new(obs, "canary", obs_json(&v->canary));
@@ -181,7 +182,7 @@ int cd_verdict_pretty_from_json(const char *line, size_t len, char *outbuf, size
 {
     out_t o = {outbuf, size, 0, false};
     json_t *j;
-    const char *time, *kind, *rule, *reason, *release;
+    const char *time, *kind, *rule, *reason, *release, *service;
 
     if (size == 0) return -1;
     outbuf[0] = '\0';
@@ -197,6 +198,7 @@ int cd_verdict_pretty_from_json(const char *line, size_t len, char *outbuf, size
     rule = get_str(j, "rule");
     reason = get_str(j, "reason");
     release = get_str(j, "release");
+    service = get_str(j, "service");
 
     put_time(&o, time);
     put(&o, "  ", 2);
@@ -216,7 +218,11 @@ int cd_verdict_pretty_from_json(const char *line, size_t len, char *outbuf, size
     }
     if (json_is_true(json_object_get(j, "dry_run"))) put(&o, "[dry run] ", 10);
     if (reason) put(&o, reason, strlen(reason));
-    if (strcmp(kind, "verdict") == 0 && release && *release) putf(&o, " (release %s)", release);
+    if (strcmp(kind, "verdict") == 0 && release && *release) {
+        putf(&o, " (release %s", release);
+        if (service && *service) putf(&o, " of %s", service);
+        put(&o, ")", 1);
+    }
     json_decref(j);
     return finish(&o);
 }

@@ -44,6 +44,7 @@ typedef struct cd_config {
     char numeric_paths[CD_MAX_NUMERIC][256];
     char paths[7][256]; /* storage behind decode's path / value strings */
     char canary_version[128];
+    char service[CD_NAME_MAX]; /* events.service; "" = judge every event (decode.service) */
 
     /* windows */
     int64_t resolution_ms;       /* default 1s */

@@ -21,6 +21,13 @@
  *                    "send_resolved": true, ...keys of the sink type... }, ... ]
  *   }
  *
+ * The service name sinks use (Redis keys, chat headlines, the exec hook's
+ * CANARYD_SERVICE, Alertmanager's service label) is each record's own
+ * cd_verdict_t.service, which the pipeline stamps: events.service, or the
+ * service learnt from the first canary event. It travels with the record,
+ * so a service learnt after the first records needs no setter shared with
+ * the dispatcher thread.
+ *
  * Lifecycle: new (parses and builds every sink, main thread) -> add (more
  * sinks, optional) -> start (spawns the thread) -> submit* -> drain ->
  * destroy. Every function may be called from any thread unless it says
@@ -71,10 +78,6 @@ int cd_dispatcher_check(const cd_config_t *cfg, cd_diag_t *diag);
  * Before start only. Returns 0, or -1 with the problems in *diag.
  */
 int cd_dispatcher_add(cd_dispatcher_t *d, const void *entry, const char *path, cd_diag_t *diag);
-
-/* Service name handed to sinks (redis keys, chat messages); copied. Before
- * start only. */
-void cd_dispatcher_set_service(cd_dispatcher_t *d, const char *service);
 
 /*
  * Batch mode (replay): submit waits for room in the queue instead of

@@ -57,7 +57,12 @@ typedef enum cd_bad_reason {
     CD_BAD_BAD_TIMESTAMP,     /* timestamp neither RFC 3339 nor integer epoch ms */
     CD_BAD_MISSING_COHORT,    /* no cohort field and no version to derive it from */
     CD_BAD_UNKNOWN_COHORT,    /* cohort value is neither the canary nor the stable value */
-    CD_BAD__COUNT
+    CD_BAD__COUNT,
+    /* Not bad input, and never counted as such: a well-formed event whose
+     * service field is absent or names another service than the decoder's
+     * conf.service (a shared topic). Only a decoder built with a service
+     * returns it; ev->service is then filled and the rest of *ev is not. */
+    CD_DECODE_OTHER_SERVICE
 } cd_bad_reason_t;
 
 /* Stable snake_case name of a reason ("truncated_json"), used in logs,
@@ -76,6 +81,12 @@ typedef struct cd_decode_conf {
     const char *stable_value; /* default "stable" */
     const char *version_path; /* default "version" */
     const char *service_path; /* default "service" */
+    /* When set (non-empty), the decoder keeps only events whose service field
+     * equals it, byte for byte; every other well-formed event is answered
+     * CD_DECODE_OTHER_SERVICE before its type, time and cohort are read
+     * (another service's schema is not ours to judge). NULL or "" = every
+     * event, whatever its service. */
+    const char *service;
     /* When set, an event without a cohort field is canary if its version equals
      * this, stable otherwise. */
     const char *canary_version;
@@ -104,8 +115,10 @@ int cd_decoder_type_id(const cd_decoder_t *d, const char *name);
 
 /*
  * Decodes one payload of len bytes (need not be NUL-terminated; may contain
- * NULs, which are rejected). On CD_BAD_NONE *ev is filled; otherwise *ev is
- * unspecified. Thread-safe; no allocation.
+ * NULs, which are rejected). On CD_BAD_NONE *ev is filled; on
+ * CD_DECODE_OTHER_SERVICE (a decoder with conf.service only) ev->service and
+ * ev->service_len are; otherwise *ev is unspecified. Thread-safe; no
+ * allocation.
  */
 cd_bad_reason_t cd_decode(const cd_decoder_t *d, const char *buf, size_t len, cd_event_t *ev);
 

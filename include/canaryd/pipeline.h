@@ -9,7 +9,13 @@
  * the catalog under "other"). Numeric fields that are present but not finite
  * numbers are counted separately (the event itself is still accepted).
  * Accepted events whose time lies before the last evaluation are also
- * counted as "after_eval": they count only in later evaluations.
+ * counted as "after_eval": they count only in later evaluations. With
+ * events.service set, a well-formed event of another service is counted as
+ * other_service (no_service when it names none) and goes no further.
+ *
+ * The service: events.service, or else the service field of the first
+ * canary event naming one (cd_pipeline_service). Every record handed to cb
+ * carries it in cd_verdict_t.service ("" until known).
  *
  * Threading: cd_pipeline_decode / _add / _ingest / _count_* may be called
  * from any number of threads at once (the decoder is immutable, the windows
@@ -23,6 +29,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "canaryd/config.h"
 #include "canaryd/engine.h"
@@ -44,6 +51,8 @@ typedef struct cd_pipeline_stats {
     uint64_t late;             /* dropped: older than the window ring */
     uint64_t future;           /* dropped: too far ahead of the clock */
     uint64_t after_eval;       /* accepted, but after an evaluation that covered their time */
+    uint64_t other_service;    /* events.service set: events of another service, not judged */
+    uint64_t no_service;       /* events.service set: events without a service field, not judged */
     int64_t first_ms, last_ms; /* earliest / latest accepted event time; 0 when none */
     uint64_t evaluations;
     uint64_t records;
@@ -65,7 +74,10 @@ void cd_pipeline_destroy(cd_pipeline_t *p);
 /*
  * Decodes a payload. On bad input counts it under its reason and logs a
  * rate-limited sample ("bad input (reason) at line N: <escaped first 120
- * bytes>"; lineno 0 = no line number). Strings in *ev borrow buf.
+ * bytes>"; lineno 0 = no line number). With events.service set, another
+ * service's event is answered CD_DECODE_OTHER_SERVICE and counted as
+ * other_service or no_service (not bad input): like a bad reason, anything
+ * but CD_BAD_NONE means "do not add". Strings in *ev borrow buf.
  */
 cd_bad_reason_t cd_pipeline_decode(cd_pipeline_t *p, const char *buf, size_t len, uint64_t lineno,
                                    cd_event_t *ev);
@@ -150,6 +162,22 @@ const char *cd_pipeline_type_name(const cd_pipeline_t *p, int i);
 cd_verdict_kind_t cd_pipeline_verdict(const cd_pipeline_t *p);
 int cd_pipeline_firing_rules(const cd_pipeline_t *p, const char **names, int max);
 const char *cd_pipeline_release(const cd_pipeline_t *p);
+
+/* The service judged: events.service, or the one learnt from the first
+ * canary event naming one; "" while unknown. Borrowed; once non-empty it
+ * never changes. Any thread. */
+const char *cd_pipeline_service(const cd_pipeline_t *p);
+
+/* Whether events.service restricts the pipeline to one service. */
+bool cd_pipeline_service_configured(const cd_pipeline_t *p);
+
+/* One summary line (replay, run) about the service: configured with the
+ * other_service / no_service counts of *s, learnt, or unknown. */
+void cd_pipeline_summary_service(const cd_pipeline_t *p, const cd_pipeline_stats_t *s, FILE *f);
+
+/* Logs (info) which events will be judged: one service, or every event
+ * whatever its service. replay and run call it at start. */
+void cd_pipeline_log_service(const cd_pipeline_t *p);
 
 /* Declares a new canary release now (the clock of the last advance): the
  * engine's cd_engine_new_release; cd_pipeline_release() then answers it and

@@ -36,6 +36,8 @@ typedef struct cd_snapshot {
     uint64_t seq; /* 0: nothing published yet; then 1, 2, ... */
     cd_verdict_kind_t verdict;
     char release[128]; /* "" when unknown */
+    char service[CD_NAME_MAX]; /* cd_pipeline_service: "" when unknown */
+    bool service_configured;   /* events.service restricts the agent to it */
     int64_t since_ms;  /* wall time the verdict (or release) last changed */
     int64_t time_ms;   /* wall time the snapshot was taken */
     int nrules;

@@ -54,6 +54,10 @@ typedef struct cd_verdict {
     cd_action_t action;     /* valid when rule != NULL */
     bool dry_run;
     const char *release;    /* canary version or "" when unknown; borrowed */
+    /* the service judged (events.service, or learnt from the first canary
+     * event); "" or NULL when unknown; borrowed. Set by the pipeline, not the
+     * engine (which knows no service). */
+    const char *service;
     cd_obs_t canary, stable;
     const char *stable_source; /* "stable" or "baseline" (relative rules), NULL otherwise */
     double threshold;       /* the value the canary was compared with, NaN if none */

@@ -14,6 +14,8 @@
  *   action     "rollback" | "alert", null for release-wide records
  *   dry_run    true | false
  *   release    canary version ("" when unknown)
+ *   service    the service judged: events.service, or learnt from the first
+ *              canary event ("" when unknown)
  *   reason     sentence with the values and thresholds
  *   todo       what the procedure says to do ("" if nothing)
  *   observed   {"canary": {"value", "numerator", "samples"} | null,
@@ -51,10 +53,11 @@ int cd_verdict_to_json(const cd_verdict_t *v, char *buf, size_t size);
 /*
  * Renders a verdict-log line (len bytes, no newline, need not be
  * NUL-terminated) as one human line into out (no newline), e.g.
- *   2026-11-27 12:05:30Z  ROLLBACK  error-rate      canary error rate ... (release 2.5.0)
+ *   2026-11-27 12:05:30Z  ROLLBACK  error-rate      canary error rate ... (release 2.5.0 of checkout)
  *   2026-11-27 12:05:30Z  state     error-rate      inactive -> pending  canary error rate ...
  *   2026-11-27 12:05:31Z  HEALTHY   -               every rule has enough data (release 2.5.0)
- * Dry-run records carry "[dry run] " before the reason. With colour, the
+ * (" of SERVICE" only when the record names one.) Dry-run records carry
+ * "[dry run] " before the reason. With colour, the
  * verdict word is wrapped in ANSI colour: ROLLBACK red, ALERT yellow,
  * PROMOTE and HEALTHY green, ANALYZING dim. A line that is not a verdict
  * record (not JSON, or lacking "time" / "kind") is copied as it is.

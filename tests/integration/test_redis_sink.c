@@ -165,6 +165,7 @@ static void make_rec(rec_t *r, cd_record_kind_t kind, const char *release, const
     r->v.rule_kind = "relative";
     r->v.action = CD_ACTION_ROLLBACK;
     r->v.release = release;
+    r->v.service = service;
     r->v.canary = (cd_obs_t){true, 0.0239, 29, 1214};
     r->v.stable = (cd_obs_t){true, 0.0098, 225, 22964};
     r->v.stable_source = "stable";
@@ -667,7 +668,6 @@ static cd_dispatcher_t *dispatcher_new(const char *sinks_fmt, ...)
     cd_dispatcher_t *x = cd_dispatcher_new(c, &d);
     cd_config_free(c);
     cr_assert_not_null(x, "sinks: %s", d.text);
-    cd_dispatcher_set_service(x, "checkout");
     char err[256];
     cr_assert_eq(cd_dispatcher_start(x, err, sizeof(err)), 0, "%s", err);
     return x;

@@ -395,7 +395,7 @@ Test(config, unknown_keys_at_every_level)
            "top level: unknown key \"kafak\"; known keys: events, windows, verdicts, "
            "baseline_file, rules, kafka, sinks, http, log\n"
            "events: unknown key \"colour\"; known keys: type_field, time_field, cohort_field, "
-           "canary_value, stable_value, version_field, service_field, canary_version, types, "
+           "canary_value, stable_value, version_field, service_field, canary_version, service, types, "
            "numeric_fields\n"
            "windows: unknown key \"resolutoin\"; known keys: resolution, allowed_lateness, "
            "max_future_skew, slack\n"

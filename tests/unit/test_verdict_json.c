@@ -60,12 +60,14 @@ static cd_verdict_t state_record(void)
 Test(verdict_json, verdict_record_every_key)
 {
     cd_verdict_t v = rollback_record();
+    v.service = "checkout";
     char buf[4096];
     int n = cd_verdict_to_json(&v, buf, sizeof(buf));
     const char *want =
         "{\"time\":\"2026-11-27T12:05:30.000Z\",\"kind\":\"verdict\",\"verdict\":\"ROLLBACK\","
         "\"rule\":\"error-rate\",\"rule_kind\":\"relative\",\"action\":\"rollback\","
-        "\"dry_run\":false,\"release\":\"2.5.0\",\"reason\":\"canary error rate 3.05% (61/2000) "
+        "\"dry_run\":false,\"release\":\"2.5.0\",\"service\":\"checkout\",\"reason\":\"canary "
+        "error rate 3.05% (61/2000) "
         "> 2.0 x stable 1.00% (80/8000) for 5m\",\"todo\":\"Roll back: error rate above 2x "
         "baseline.\",\"observed\":{\"canary\":{\"value\":0.0305,\"numerator\":61,\"samples\":2000},"
         "\"stable\":{\"value\":0.01,\"numerator\":80,\"samples\":8000},\"stable_source\":"
@@ -84,7 +86,8 @@ Test(verdict_json, state_record_every_key)
         buf,
         "{\"time\":\"2026-11-27T12:05:31.500Z\",\"kind\":\"state\",\"from\":\"inactive\","
         "\"to\":\"pending\",\"rule\":\"payment-success\",\"rule_kind\":\"threshold\","
-        "\"action\":\"rollback\",\"dry_run\":true,\"release\":\"\",\"reason\":\"canary payment "
+        "\"action\":\"rollback\",\"dry_run\":true,\"release\":\"\",\"service\":\"\",\"reason\":"
+        "\"canary payment "
         "success 90.00% \\\"low\\\" < 95%\",\"todo\":\"\",\"observed\":{\"canary\":{\"value\":0.9,"
         "\"numerator\":180,\"samples\":200},\"stable\":null,\"stable_source\":null},"
         "\"threshold\":0.95,\"window\":\"5m\",\"for\":\"1m\"}");
@@ -108,7 +111,8 @@ Test(verdict_json, release_wide_nan_and_inf_become_null)
         buf,
         "{\"time\":\"2026-11-27T12:05:30.000Z\",\"kind\":\"verdict\",\"verdict\":\"HEALTHY\","
         "\"rule\":null,\"rule_kind\":null,\"action\":null,\"dry_run\":false,"
-        "\"release\":\"2.5.0\",\"reason\":\"every rule has enough data and none is firing\","
+        "\"release\":\"2.5.0\",\"service\":\"\",\"reason\":\"every rule has enough data and none "
+        "is firing\","
         "\"todo\":\"\",\"observed\":{\"canary\":{\"value\":null,\"numerator\":0,\"samples\":0},"
         "\"stable\":{\"value\":null,\"numerator\":3,\"samples\":0},\"stable_source\":null},"
         "\"threshold\":null,\"window\":null,\"for\":null}");
@@ -120,7 +124,8 @@ Test(verdict_json, invalid_utf8_release_kept_as_question_marks)
     v.release = "2.5.0-\xc3"; /* cut inside a two-byte character */
     char buf[4096];
     cr_assert_gt(cd_verdict_to_json(&v, buf, sizeof(buf)), 0);
-    cr_assert_not_null(strstr(buf, ",\"release\":\"2.5.0-?\",\"reason\":"), "%s", buf);
+    cr_assert_not_null(strstr(buf, ",\"release\":\"2.5.0-?\",\"service\":\"\",\"reason\":"), "%s",
+                       buf);
 }
 
 Test(verdict_json, too_small_buffer)
@@ -150,6 +155,12 @@ Test(verdict_pretty, verdict_plain_and_colour)
     cr_assert_str_eq(out, "2026-11-27 12:05:30Z  \033[31mROLLBACK \033[0m error-rate      canary "
                           "error rate 3.05% (61/2000) > 2.0 x stable 1.00% (80/8000) for 5m "
                           "(release 2.5.0)");
+    /* the service, when the record names one */
+    v.service = "checkout";
+    pretty_of(&v, false, out, sizeof(out));
+    cr_assert_str_eq(out, "2026-11-27 12:05:30Z  ROLLBACK  error-rate      canary error rate 3.05% "
+                          "(61/2000) > 2.0 x stable 1.00% (80/8000) for 5m (release 2.5.0 of "
+                          "checkout)");
 }
 
 Test(verdict_pretty, colours_by_verdict)

@@ -27,6 +27,7 @@ static cd_verdict_t sample_rollback(void)
     v.rule_kind = "relative";
     v.action = CD_ACTION_ROLLBACK;
     v.release = "2.5.0";
+    v.service = "checkout"; /* as the pipeline stamps it; the dispatcher passes it as m.service */
     v.canary = (cd_obs_t){true, 29.0 / 1214, 29, 1214};
     v.stable = (cd_obs_t){true, 225.0 / 22964, 225, 22964};
     v.stable_source = "stable";
@@ -117,7 +118,8 @@ static const char WANT_GOOGLECHAT[] =
 static const char WANT_GENERIC[] =
     "{\"time\":\"2026-11-27T12:09:24.000Z\",\"kind\":\"verdict\",\"verdict\":\"ROLLBACK\",\"rul"
     "e\":\"error-rate\",\"rule_kind\":\"relative\",\"action\":\"rollback\",\"dry_run\":false,\""
-    "release\":\"2.5.0\",\"reason\":\"canary error-rate 2.39% (29/1214) > 1.96% for 5m (window "
+    "release\":\"2.5.0\",\"service\":\"checkout\",\"reason\":\"canary error-rate 2.39% (29/1214) "
+    "> 1.96% for 5m (window "
     "1m; samples canary 1214 >= 500)\",\"todo\":\"Roll back: error rate above 2x baseline for m"
     "ore than 5 minutes.\",\"observed\":{\"canary\":{\"value\":0.0238879736408567,\"numerator\""
     ":29,\"samples\":1214},\"stable\":{\"value\":0.00979794460895314,\"numerator\":225,\"sample"
