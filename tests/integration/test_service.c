@@ -1,0 +1,537 @@
+/*
+ * test_service.c - the service name end to end (issue 10, item 5), through
+ * the built binary ($CANARYD_BIN), as a user runs it.
+ *
+ *  - every_sink_names_the_service: `canaryd replay` of a generated
+ *    error-regression stream whose events carry "service":"checkout", with
+ *    no events.service (the service is learnt from the first canary event),
+ *    into one sink of every type: the seven webhook formats (a local HTTP
+ *    receiver, one path per format), an exec hook (a shell line appending
+ *    $CANARYD_SERVICE to a file), Redis (a real redis-server on a free
+ *    loopback port), Kafka (librdkafka's mock cluster, in this process) and
+ *    the verdict log. Every payload of every record must name checkout:
+ *    the verdict JSON's "service", the chat headline "... of checkout", the
+ *    Alertmanager label, the exec variable, the Redis key
+ *    canaryd:checkout:2.5.0:verdict (and never canaryd:unknown:...).
+ *  - other_services_change_no_verdict: a healthy checkout stream merged in
+ *    time order with another service's error regression ("search"). With
+ *    CANARYD_SERVICE=checkout the records are exactly those of the checkout
+ *    stream alone (projected to time, kind, verdict, rule, from, to), each
+ *    naming checkout, the exit status is the same, and the summary counts
+ *    the search events as other services, exactly; without it the same
+ *    merged stream gives other records, so the filter is what kept them out.
+ *
+ * Streams come from `canaryd generate` (deterministic), merged with
+ * `sort -m` on the timestamp; processes run through /bin/sh -c with
+ * posix_spawn, outputs in a scratch folder removed after.
+ */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <hiredis/hiredis.h>
+#include <jansson.h>
+#include <librdkafka/rdkafka.h>
+#include <librdkafka/rdkafka_mock.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "http_receiver.c"
+
+#define SOP CANARYD_SOURCE_DIR "/config/sop.json"
+#define VERDICT_TOPIC "canaryd.verdicts"
+
+extern char **environ;
+
+static char dir[256];
+static pid_t redis_pid = -1;
+static int redis_port;
+static rd_kafka_t *mock_rk;
+static rd_kafka_mock_cluster_t *mock;
+static rx_t *rx;
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static const char *path_of(const char *name)
+{
+    static char buf[4][512];
+    static int k;
+    char *p = buf[k++ & 3];
+    snprintf(p, 512, "%s/%s", dir, name);
+    return p;
+}
+
+static const char *bin(void)
+{
+    const char *b = getenv("CANARYD_BIN");
+    cr_assert_not_null(b, "CANARYD_BIN is not set (ctest sets it)");
+    return b;
+}
+
+/* Runs a shell command line; returns its exit status (-1 if killed). */
+static int sh(const char *fmt, ...)
+{
+    char cmd[4096];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(cmd, sizeof(cmd), fmt, ap);
+    va_end(ap);
+    cr_assert(n > 0 && (size_t)n < sizeof(cmd));
+    char *argv[] = {"/bin/sh", "-c", cmd, NULL};
+    pid_t pid;
+    int rc = posix_spawn(&pid, "/bin/sh", NULL, NULL, argv, environ);
+    cr_assert_eq(rc, 0, "spawn sh: %s", strerror(rc));
+    int st;
+    while (waitpid(pid, &st, 0) < 0)
+        cr_assert_eq(errno, EINTR);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static char *slurp(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    cr_assert_not_null(f, "cannot open %s", path);
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *s = malloc((size_t)n + 1);
+    cr_assert_eq(fread(s, 1, (size_t)n, f), (size_t)n);
+    s[n] = '\0';
+    fclose(f);
+    return s;
+}
+
+/* The lines of a file, each a JSON object (NULL-terminated array of
+ * owned references). */
+static json_t *json_lines(const char *path)
+{
+    char *s = slurp(path);
+    json_t *arr = json_array();
+    for (char *line = strtok(s, "\n"); line; line = strtok(NULL, "\n")) {
+        json_error_t e;
+        json_t *j = json_loads(line, 0, &e);
+        cr_assert_not_null(j, "%s: not JSON (%s): %s", path, e.text, line);
+        json_array_append_new(arr, j);
+    }
+    free(s);
+    return arr;
+}
+
+static const char *jstr(const json_t *o, const char *key)
+{
+    const char *s = json_string_value(json_object_get(o, key));
+    return s ? s : "";
+}
+
+static int rm_entry(const char *p, const struct stat *sb, int flag, struct FTW *ftw)
+{
+    (void)sb;
+    (void)flag;
+    (void)ftw;
+    return remove(p);
+}
+
+static int free_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof(a);
+    cr_assert(bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0);
+    cr_assert(getsockname(fd, (struct sockaddr *)&a, &len) == 0);
+    close(fd);
+    return ntohs(a.sin_port);
+}
+
+static redisContext *redis_client(void)
+{
+    struct timeval tv = {2, 0};
+    redisContext *c = redisConnectWithTimeout("127.0.0.1", redis_port, tv);
+    if (c && !c->err) redisSetTimeout(c, tv);
+    return c;
+}
+
+/* redis-server on a free loopback port, no persistence; waits for PING. */
+static void redis_start(void)
+{
+    char port[16];
+    redis_port = free_port();
+    snprintf(port, sizeof(port), "%d", redis_port);
+    char *argv[] = {"redis-server", "--port", port,      "--bind",     "127.0.0.1", "--save", "",
+                    "--appendonly", "no",     "--dir",   (char *)dir, "--loglevel", "warning", NULL};
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, STDOUT_FILENO, "/dev/null", O_WRONLY, 0);
+    int rc = posix_spawnp(&redis_pid, "redis-server", &fa, NULL, argv, environ);
+    posix_spawn_file_actions_destroy(&fa);
+    cr_assert_eq(rc, 0, "redis-server: %s", strerror(rc));
+    int64_t deadline = now_ms() + 10000;
+    for (;;) {
+        redisContext *c = redis_client();
+        bool up = false;
+        if (c && !c->err) {
+            redisReply *r = redisCommand(c, "PING");
+            up = r && r->type == REDIS_REPLY_STATUS;
+            if (r) freeReplyObject(r);
+        }
+        if (c) redisFree(c);
+        if (up) return;
+        cr_assert(now_ms() < deadline, "redis-server did not come up on port %d", redis_port);
+        struct timespec ts = {0, 10000000};
+        nanosleep(&ts, NULL);
+    }
+}
+
+static void setup(void)
+{
+    snprintf(dir, sizeof(dir), "/tmp/canaryd-service-XXXXXX");
+    cr_assert_not_null(mkdtemp(dir));
+}
+
+static void teardown(void)
+{
+    if (redis_pid > 0) {
+        kill(redis_pid, SIGKILL);
+        waitpid(redis_pid, NULL, 0);
+        redis_pid = -1;
+    }
+    if (rx) rx_stop(rx);
+    rx = NULL;
+    if (mock) rd_kafka_mock_cluster_destroy(mock);
+    if (mock_rk) rd_kafka_destroy(mock_rk);
+    mock = NULL;
+    mock_rk = NULL;
+    if (dir[0]) nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+TestSuite(service, .init = setup, .fini = teardown, .timeout = 300);
+
+/* config/sop.json with a "sinks" section (a JSON text), written to cfg.json. */
+static const char *config_with_sinks(const char *sinks)
+{
+    json_error_t e;
+    json_t *cfg = json_load_file(SOP, 0, &e);
+    cr_assert_not_null(cfg, "%s: %s", SOP, e.text);
+    json_t *s = json_loads(sinks, 0, &e);
+    cr_assert_not_null(s, "test sinks: %s: %s", e.text, sinks);
+    json_object_set_new(cfg, "sinks", s);
+    const char *p = path_of("cfg.json");
+    cr_assert_eq(json_dump_file(cfg, p, JSON_INDENT(1)), 0);
+    json_decref(cfg);
+    return p;
+}
+
+static const char *const FORMATS[] = {"generic", "slack",      "msteams",     "discord",
+                                      "mattermost", "googlechat", "alertmanager", NULL};
+
+/* Every message of the verdict topic (partition 0), from the beginning,
+ * until n arrived or 20 s passed; payloads appended to out (JSON). */
+static int consume_all(const char *bootstraps, int n, json_t *out)
+{
+    char err[256];
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    cr_assert_eq(rd_kafka_conf_set(conf, "bootstrap.servers", bootstraps, err, sizeof(err)), 0);
+    cr_assert_eq(rd_kafka_conf_set(conf, "group.id", "test-service", err, sizeof(err)), 0);
+    cr_assert_eq(rd_kafka_conf_set(conf, "enable.auto.commit", "false", err, sizeof(err)), 0);
+    rd_kafka_t *c = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof(err));
+    cr_assert_not_null(c, "%s", err);
+    rd_kafka_topic_partition_list_t *parts = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(parts, VERDICT_TOPIC, 0)->offset = RD_KAFKA_OFFSET_BEGINNING;
+    cr_assert_eq(rd_kafka_assign(c, parts), 0);
+    rd_kafka_topic_partition_list_destroy(parts);
+    int got = 0;
+    int64_t end = now_ms() + 20000;
+    while (got < n && now_ms() < end) {
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(c, 100);
+        if (!m) continue;
+        if (!m->err) {
+            json_error_t e;
+            json_t *j = json_loadb(m->payload, m->len, 0, &e);
+            cr_assert_not_null(j, "kafka payload is not JSON: %.*s", (int)m->len,
+                               (const char *)m->payload);
+            json_array_append_new(out, j);
+            got++;
+        }
+        rd_kafka_message_destroy(m);
+    }
+    rd_kafka_consumer_close(c);
+    rd_kafka_destroy(c);
+    return got;
+}
+
+Test(service, every_sink_names_the_service)
+{
+    /* the destinations */
+    rx = rx_start(0);
+    cr_assert_not_null(rx);
+    redis_start();
+    char err[256];
+    rd_kafka_conf_t *mconf = rd_kafka_conf_new();
+    rd_kafka_conf_set(mconf, "log_level", "0", err, sizeof(err));
+    mock_rk = rd_kafka_new(RD_KAFKA_PRODUCER, mconf, err, sizeof(err));
+    cr_assert_not_null(mock_rk, "%s", err);
+    mock = rd_kafka_mock_cluster_new(mock_rk, 1);
+    cr_assert_not_null(mock);
+    char bootstraps[256];
+    snprintf(bootstraps, sizeof(bootstraps), "%s", rd_kafka_mock_cluster_bootstraps(mock));
+    cr_assert_eq(rd_kafka_mock_topic_create(mock, VERDICT_TOPIC, 1, 1), RD_KAFKA_RESP_ERR_NO_ERROR);
+
+    /* one sink of every type, each taking every record (verdicts and
+     * states), no rate limit (the receiver is local) */
+    char sinks[8192];
+    int n = snprintf(sinks, sizeof(sinks), "{\"outputs\":[");
+    const char *every = "\"filter\":{\"kinds\":[\"verdict\",\"state\"]},\"rate_limit\":0";
+    for (int i = 0; FORMATS[i]; i++)
+        n += snprintf(sinks + n, sizeof(sinks) - (size_t)n,
+                      "{\"type\":\"webhook\",\"name\":\"%s\",\"format\":\"%s\","
+                      "\"url\":\"http://127.0.0.1:%u/%s\",%s},",
+                      FORMATS[i], FORMATS[i], rx_port(rx), FORMATS[i], every);
+    n += snprintf(sinks + n, sizeof(sinks) - (size_t)n,
+                  "{\"type\":\"exec\",\"name\":\"hook\",\"command\":[\"/bin/sh\",\"-c\","
+                  "\"printf '%%s %%s\\\\n' \\\"$CANARYD_KIND\\\" \\\"$CANARYD_SERVICE\\\" >> %s\"],%s},",
+                  path_of("exec.out"), every);
+    n += snprintf(sinks + n, sizeof(sinks) - (size_t)n,
+                  "{\"type\":\"redis\",\"address\":\"127.0.0.1:%d\",%s},", redis_port, every);
+    n += snprintf(sinks + n, sizeof(sinks) - (size_t)n,
+                  "{\"type\":\"kafka\",\"brokers\":\"%s\",\"topic\":\"%s\",%s}]}", bootstraps,
+                  VERDICT_TOPIC, every);
+    cr_assert_lt((size_t)n, sizeof(sinks));
+    char cfg[512];
+    snprintf(cfg, sizeof(cfg), "%s", config_with_sinks(sinks)); /* path_of's buffers rotate */
+
+    /* the stream: checkout's error regression, ROLLBACK at 12:09:24 */
+    cr_assert_eq(sh("'%s' generate --scenario error-regression --duration 11m > '%s'", bin(),
+                    path_of("events.jsonl")),
+                 0);
+    int rc = sh("env -u CANARYD_SERVICE '%s' replay --config '%s' --verdict-log '%s' '%s' "
+                "> /dev/null 2> '%s'",
+                bin(), cfg, path_of("verdicts.log"), path_of("events.jsonl"), path_of("err"));
+    char *errtext = slurp(path_of("err"));
+    cr_assert_eq(rc, 20, "replay exit %d, stderr:\n%s", rc, errtext);
+    cr_assert_not_null(strstr(errtext, "service \"checkout\", learnt from the first canary "
+                                       "event's service field"),
+                       "%s", errtext);
+    cr_assert_not_null(strstr(errtext, "  service: checkout (learnt from the first canary event; "
+                                       "events.service not set: every event judged)\n"),
+                       "%s", errtext);
+    /* every sink delivered every record, none failed */
+    cr_assert_null(strstr(errtext, "failed 1"), "%s", errtext);
+
+    /* the verdict log: every record names checkout */
+    json_t *log = json_lines(path_of("verdicts.log"));
+    size_t nrec = json_array_size(log);
+    cr_assert_eq(nrec, 5, "ANALYZING, HEALTHY, pending, firing, ROLLBACK; got %zu", nrec);
+    size_t i;
+    json_t *r;
+    json_array_foreach(log, i, r)
+    {
+        cr_assert_str_eq(jstr(r, "service"), "checkout", "verdict log record %zu", i);
+        cr_assert_str_eq(jstr(r, "release"), "2.5.0");
+    }
+    cr_assert_str_eq(jstr(json_array_get(log, 4), "verdict"), "ROLLBACK");
+
+    /* webhooks: each format got every record, each naming checkout */
+    cr_assert(rx_wait(rx, (int)(7 * nrec), 10000), "%d requests", rx_count(rx));
+    cr_assert_eq(rx_count(rx), (int)(7 * nrec));
+    int per_format[7] = {0};
+    for (int q = 0; q < rx_count(rx); q++) {
+        rx_request_t req = rx_get(rx, q);
+        int f = -1;
+        for (int k = 0; FORMATS[k]; k++)
+            if (strcmp(req.path + 1, FORMATS[k]) == 0) f = k;
+        cr_assert_geq(f, 0, "unexpected path %s", req.path);
+        json_error_t e;
+        json_t *b = json_loads(req.body, 0, &e);
+        cr_assert_not_null(b, "%s body: %s", req.path, req.body);
+        const char *fmt = FORMATS[f];
+        if (strcmp(fmt, "generic") == 0) {
+            cr_assert_str_eq(jstr(b, "service"), "checkout", "%s", req.body);
+        } else if (strcmp(fmt, "alertmanager") == 0) {
+            json_t *alert = json_array_get(json_object_get(b, "alerts"), 0);
+            json_t *labels = json_object_get(alert, "labels");
+            cr_assert_str_eq(jstr(labels, "service"), "checkout", "%s", req.body);
+            cr_assert_str_eq(jstr(json_object_get(b, "commonLabels"), "service"), "checkout",
+                             "%s", req.body);
+        } else {
+            /* every chat headline: "<WHAT> canary 2.5.0 of checkout..." */
+            cr_assert_not_null(strstr(req.body, "canary 2.5.0 of checkout"), "%s: %s", fmt,
+                               req.body);
+        }
+        if (strcmp(fmt, "slack") == 0 && strstr(req.body, "\"ROLLBACK ")) {
+            cr_assert_str_eq(jstr(b, "text"), "ROLLBACK canary 2.5.0 of checkout, rule error-rate");
+            cr_assert_not_null(strstr(req.body, "service checkout"), "%s", req.body);
+        }
+        per_format[f]++;
+        json_decref(b);
+        rx_request_free(&req);
+    }
+    for (int k = 0; k < 7; k++)
+        cr_assert_eq(per_format[k], (int)nrec, "%s got %d", FORMATS[k], per_format[k]);
+
+    /* exec: CANARYD_SERVICE in the hook's environment, once per record */
+    char *ex = slurp(path_of("exec.out"));
+    cr_assert_str_eq(ex, "verdict checkout\nverdict checkout\nstate checkout\nstate checkout\n"
+                         "verdict checkout\n");
+    free(ex);
+
+    /* redis: the key the docs promise, not the unknown one; every stream
+     * entry's JSON names checkout */
+    redisContext *c = redis_client();
+    cr_assert(c && !c->err);
+    redisReply *g = redisCommand(c, "GET canaryd:checkout:2.5.0:verdict");
+    cr_assert(g && g->type == REDIS_REPLY_STRING, "no canaryd:checkout:2.5.0:verdict");
+    json_error_t e;
+    json_t *latest = json_loads(g->str, 0, &e);
+    cr_assert_not_null(latest);
+    cr_assert_str_eq(jstr(latest, "verdict"), "ROLLBACK");
+    cr_assert_str_eq(jstr(latest, "service"), "checkout");
+    json_decref(latest);
+    freeReplyObject(g);
+    redisReply *keys = redisCommand(c, "KEYS canaryd:unknown:*");
+    cr_assert(keys && keys->type == REDIS_REPLY_ARRAY);
+    cr_assert_eq(keys->elements, 0, "a record reached Redis without its service");
+    freeReplyObject(keys);
+    redisReply *xr = redisCommand(c, "XRANGE canaryd:verdicts:stream - +");
+    cr_assert(xr && xr->type == REDIS_REPLY_ARRAY);
+    cr_assert_eq(xr->elements, nrec);
+    for (size_t k = 0; k < xr->elements; k++) {
+        redisReply *fields = xr->element[k]->element[1];
+        const char *json = NULL;
+        for (size_t f = 0; f + 1 < fields->elements; f += 2)
+            if (strcmp(fields->element[f]->str, "json") == 0) json = fields->element[f + 1]->str;
+        cr_assert_not_null(json);
+        json_t *j = json_loads(json, 0, &e);
+        cr_assert_str_eq(jstr(j, "service"), "checkout", "%s", json);
+        json_decref(j);
+    }
+    freeReplyObject(xr);
+    redisFree(c);
+
+    /* kafka: every message names checkout */
+    json_t *msgs = json_array();
+    cr_assert_eq(consume_all(bootstraps, (int)nrec, msgs), (int)nrec);
+    json_array_foreach(msgs, i, r) cr_assert_str_eq(jstr(r, "service"), "checkout");
+    json_decref(msgs);
+
+    json_decref(log);
+    free(errtext);
+}
+
+/* The record projection the scenario suite compares, one line per record. */
+static char *projection(json_t *records)
+{
+    static const char *const KEYS[] = {"time", "kind", "verdict", "rule", "from", "to", NULL};
+    size_t size = 1 << 16, len = 0;
+    char *out = calloc(1, size);
+    size_t i;
+    json_t *r;
+    json_array_foreach(records, i, r)
+    {
+        for (int k = 0; KEYS[k]; k++)
+            len += (size_t)snprintf(out + len, size - len, "%s=%s ", KEYS[k], jstr(r, KEYS[k]));
+        len += (size_t)snprintf(out + len, size - len, "\n");
+        cr_assert_lt(len, size);
+    }
+    return out;
+}
+
+static size_t count_lines(const char *path)
+{
+    char *s = slurp(path);
+    size_t n = 0;
+    for (char *p = s; *p; p++)
+        n += *p == '\n';
+    free(s);
+    return n;
+}
+
+Test(service, other_services_change_no_verdict)
+{
+    /* checkout: healthy, PROMOTE at the end; search, on the same topic: an
+     * error regression that would disturb the verdict if it were judged */
+    cr_assert_eq(sh("'%s' generate --scenario healthy > '%s'", bin(), path_of("checkout.jsonl")),
+                 0);
+    cr_assert_eq(sh("'%s' generate --scenario error-regression --seed 2 | sed "
+                    "'s/\"service\":\"checkout\"/\"service\":\"search\"/' > '%s'",
+                    bin(), path_of("search.jsonl")),
+                 0);
+    /* both are in time order: merge them on the timestamp (8th '"' field) */
+    cr_assert_eq(sh("sort -m -s -t'\"' -k8,8 '%s' '%s' > '%s'", path_of("checkout.jsonl"),
+                    path_of("search.jsonl"), path_of("shared.jsonl")),
+                 0);
+    size_t ncheckout = count_lines(path_of("checkout.jsonl"));
+    size_t nsearch = count_lines(path_of("search.jsonl"));
+    cr_assert_eq(count_lines(path_of("shared.jsonl")), ncheckout + nsearch);
+    cr_assert_gt(nsearch, 100000);
+
+    int alone = sh("env -u CANARYD_SERVICE '%s' replay --config '%s' --verdict-log '%s' '%s' "
+                   "> /dev/null 2> '%s'",
+                   bin(), SOP, path_of("alone.log"), path_of("checkout.jsonl"),
+                   path_of("alone.err"));
+    cr_assert_eq(alone, 0, "checkout alone: PROMOTE");
+    int shared = sh("CANARYD_SERVICE=checkout '%s' replay --config '%s' --verdict-log '%s' '%s' "
+                    "> /dev/null 2> '%s'",
+                    bin(), SOP, path_of("shared.log"), path_of("shared.jsonl"),
+                    path_of("shared.err"));
+    char *err = slurp(path_of("shared.err"));
+    cr_assert_eq(shared, alone, "exit %d:\n%s", shared, err);
+
+    json_t *a = json_lines(path_of("alone.log")), *b = json_lines(path_of("shared.log"));
+    char *pa = projection(a), *pb = projection(b);
+    cr_assert_str_eq(pb, pa);
+    size_t i;
+    json_t *r;
+    json_array_foreach(b, i, r) cr_assert_str_eq(jstr(r, "service"), "checkout", "record %zu", i);
+
+    /* counted apart, exactly: the summary and the start line */
+    char want[256];
+    snprintf(want, sizeof(want),
+             "canaryd replay: %zu lines, %zu events accepted, 0 bad, 0 late, 0 future, %zu "
+             "other services\n",
+             ncheckout + nsearch, ncheckout, nsearch);
+    cr_assert_not_null(strstr(err, want), "want %s in:\n%s", want, err);
+    snprintf(want, sizeof(want),
+             "  service: checkout (events.service); other services, not judged: %zu; without a "
+             "service field, not judged: 0\n",
+             nsearch);
+    cr_assert_not_null(strstr(err, want), "want %s in:\n%s", want, err);
+    cr_assert_not_null(strstr(err, "config: CANARYD_SERVICE overrides events.service"), "%s", err);
+    cr_assert_not_null(strstr(err, "judging only service \"checkout\" (events.service)"), "%s",
+                       err);
+
+    /* without events.service the same stream is judged as one: other
+     * records (search's canary is judged with checkout's) */
+    int mixed = sh("env -u CANARYD_SERVICE '%s' replay --config '%s' --verdict-log '%s' '%s' "
+                   "> /dev/null 2> '%s'",
+                   bin(), SOP, path_of("mixed.log"), path_of("shared.jsonl"),
+                   path_of("mixed.err"));
+    json_t *m = json_lines(path_of("mixed.log"));
+    char *pm = projection(m);
+    cr_assert(mixed != alone || strcmp(pm, pa) != 0, "the other service changed nothing:\n%s",
+              pm);
+    char *merr = slurp(path_of("mixed.err"));
+    cr_assert_not_null(strstr(merr, "events.service is not set: every event is judged"), "%s",
+                       merr);
+
+    free(merr);
+    free(pm);
+    json_decref(m);
+    free(pa);
+    free(pb);
+    json_decref(a);
+    json_decref(b);
+    free(err);
+}
