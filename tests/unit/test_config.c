@@ -604,6 +604,37 @@ Test(config, percentile_field_names_a_numeric_field)
            "has 5 fields; accepted: at most 4 numeric fields\n");
 }
 
+Test(config, events_service)
+{
+    cd_config_t *c = expect_ok("{'rules': [" THR("") "]}");
+    cr_assert_str_eq(c->service, "");
+    cr_assert_null(c->decode.service, "no events.service: every event is judged");
+    cd_config_free(c);
+    c = expect_ok("{'events': {'service': 'checkout'}, 'rules': [" THR("") "]}");
+    cr_assert_str_eq(c->service, "checkout");
+    cr_assert_str_eq(c->decode.service, "checkout");
+    cd_config_free(c);
+
+#define SVC_ACC                                                                                   \
+    "accepted: the name of the one service to judge, as its events write it (1 to 63 bytes, no " \
+    "quote, backslash or control character), such as \"checkout\"; leave the key out to judge " \
+    "every event\n"
+    expect("{'events': {'service': ''}, 'rules': [" THR("") "]}",
+           "events.service: \"\" is empty; " SVC_ACC);
+    expect("{'events': {'service': 7}, 'rules': [" THR("") "]}",
+           "events.service: 7 is not a string; " SVC_ACC);
+    expect("{'events': {'service': 'a\\\\b'}, 'rules': [" THR("") "]}",
+           "events.service: \"a\\\\b\" holds a character JSON must escape; " SVC_ACC);
+    expect("{'events': {'service': 'a\\u0001'}, 'rules': [" THR("") "]}",
+           "events.service: \"a\\u0001\" holds a character JSON must escape; " SVC_ACC);
+    expect("{'events': {'service': "
+           "'a-service-name-of-sixty-four-bytes-is-one-byte-too-long-for-it-x'}, 'rules': [" THR("")
+           "]}",
+           "events.service: \"a-service-name-of-sixty-four-bytes-is-one-byte-too-long-... is "
+           "longer than 63 bytes; " SVC_ACC);
+#undef SVC_ACC
+}
+
 Test(config, event_fields)
 {
     cd_config_t *c = expect_ok("{'events': {'type_field': 'meta.kind', 'time_field': 'ts', "

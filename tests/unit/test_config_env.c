@@ -27,7 +27,8 @@ static void setup(void)
     static const char *const vars[] = {"CANARYD_BROKERS",     "CANARYD_TOPIC",
                                        "CANARYD_GROUP",       "CANARYD_CANARY_VERSION",
                                        "CANARYD_WEBHOOK_URL", "CANARYD_WEBHOOK_FORMAT",
-                                       "CANARYD_HTTP_BIND",   NULL};
+                                       "CANARYD_HTTP_BIND",   "CANARYD_SERVICE",
+                                       NULL};
     for (int i = 0; vars[i]; i++)
         unsetenv(vars[i]);
     setenv("CANARYD_LOG_LEVEL", "error", 1);
@@ -205,6 +206,20 @@ Test(config_env, canary_version)
     cr_assert_str_eq(c->canary_version, "2.5.0");
     cr_assert_str_eq(c->decode.canary_version, "2.5.0");
     cd_config_free(c);
+}
+
+Test(config_env, service)
+{
+    setenv("CANARYD_SERVICE", "checkout", 1);
+    cd_config_t *c = load_ok(", 'events': {'service': 'search'}");
+    cr_assert_str_eq(c->service, "checkout");
+    cr_assert_str_eq(c->decode.service, "checkout");
+    cd_config_free(c);
+    /* set but empty is an override with an empty value: the file's check */
+    setenv("CANARYD_SERVICE", "", 1);
+    cr_assert_null(load(""));
+    const char *want = "CANARYD_SERVICE (events.service): \"\" is empty; accepted: the name of";
+    cr_assert_eq(strncmp(diag.text, want, strlen(want)), 0, "%s", diag.text);
 }
 
 Test(config_env, long_canary_version_gets_the_files_check)

@@ -64,6 +64,8 @@ static cd_bad_reason_t decode_n(const cd_decoder_t *d, const char *s, size_t len
         if (ev->type_str) ev->type_str = s + (ev->type_str - copy);
         if (ev->version) ev->version = s + (ev->version - copy);
         if (ev->service) ev->service = s + (ev->service - copy);
+    } else if (r == CD_DECODE_OTHER_SERVICE && ev->service) {
+        ev->service = s + (ev->service - copy);
     }
     free(copy);
     return r;
@@ -107,6 +109,87 @@ Test(decode, good_event_all_fields)
     cr_assert_eq(ev.num_mask, 1u);
     cr_assert_eq(ev.bad_num_mask, 0u);
     cr_assert_eq(ev.num[0], 12.5);
+}
+
+static void tweak_service(cd_decode_conf_t *c)
+{
+    c->service = "checkout";
+}
+
+/* events.service: only the named service's events are decoded; another
+ * service's (or one naming none) is answered before its type, time and
+ * cohort are read, so its own schema is never bad input. */
+Test(decode, service_filter)
+{
+    cd_decoder_t *d = make(tweak_service);
+    cd_event_t ev;
+    cr_assert_eq(decode_on(d, GOOD, &ev), CD_BAD_NONE);
+    cr_assert_eq(ev.ts_ms, T0);
+    cr_assert_eq(ev.service_len, 8);
+    cr_assert_eq(memcmp(ev.service, "checkout", 8), 0);
+    cr_assert_eq(ev.type, 1);
+
+#define SVC(name, rest) "{\"event_type\":\"ERROR_OCCURRED\",\"service\":" name rest "}"
+    /* another name: same length, a prefix, longer, case */
+    static const char *const others[] = {"\"checkouT\"", "\"check\"", "\"checkout2\"",
+                                         "\"CHECKOUT\"", "\"\""};
+    for (size_t i = 0; i < sizeof others / sizeof others[0]; i++) {
+        char line[256];
+        snprintf(line, sizeof line, SVC("%s", ",\"timestamp\":1,\"cohort\":\"canary\""), others[i]);
+        cr_assert_eq(decode_on(d, line, &ev), CD_DECODE_OTHER_SERVICE, "%s", line);
+        size_t n = strlen(others[i]) - 2;
+        cr_assert_eq(ev.service_len, n, "%s", line);
+        cr_assert_eq(memcmp(ev.service, others[i] + 1, n), 0);
+    }
+    /* another service's own schema is not ours to judge: no type, a bad
+     * time, a cohort we do not know are all just "another service" */
+    cr_assert_eq(decode_on(d, "{\"service\":\"search\",\"ts\":5}", &ev), CD_DECODE_OTHER_SERVICE);
+    cr_assert_eq(decode_on(d, SVC("\"search\"", ",\"timestamp\":\"soon\",\"cohort\":\"blue\""), &ev),
+                 CD_DECODE_OTHER_SERVICE);
+    /* no service field, or not a string: another service too (len 0) */
+    cr_assert_eq(decode_on(d, "{\"event_type\":\"X\",\"timestamp\":1,\"cohort\":\"canary\"}", &ev),
+                 CD_DECODE_OTHER_SERVICE);
+    cr_assert_eq(ev.service_len, 0);
+    cr_assert_eq(decode_on(d, SVC("7", ",\"timestamp\":1,\"cohort\":\"canary\""), &ev),
+                 CD_DECODE_OTHER_SERVICE);
+    cr_assert_eq(ev.service_len, 0);
+    /* our service keeps every check: bad input is bad input */
+    cr_assert_eq(decode_on(d, SVC("\"checkout\"", ",\"timestamp\":\"soon\",\"cohort\":\"canary\""), &ev),
+                 CD_BAD_BAD_TIMESTAMP);
+    cr_assert_eq(decode_on(d, SVC("\"checkout\"", ",\"timestamp\":1,\"cohort\":\"blue\""), &ev),
+                 CD_BAD_UNKNOWN_COHORT);
+    /* JSON that does not parse has no service to read: bad input */
+    cr_assert_eq(decode_on(d, "{\"service\":\"search\",", &ev), CD_BAD_TRUNCATED_JSON);
+    /* nested service path */
+    cd_decoder_destroy(d);
+#undef SVC
+    cr_assert_str_eq(cd_bad_reason_name(CD_DECODE_OTHER_SERVICE), "other_service");
+
+    /* without a filter (the default decoder) every service is decoded */
+    cr_assert_eq(decode_on(dec, "{\"event_type\":\"X\",\"timestamp\":1,\"cohort\":\"canary\","
+                                "\"service\":\"search\"}",
+                           &ev),
+                 CD_BAD_NONE);
+}
+
+static void tweak_nested_service(cd_decode_conf_t *c)
+{
+    c->service_path = "meta.svc";
+    c->service = "pay";
+}
+
+Test(decode, service_filter_on_a_nested_path)
+{
+    cd_decoder_t *d = make(tweak_nested_service);
+    cd_event_t ev;
+    const char *ok = "{\"event_type\":\"X\",\"timestamp\":1,\"cohort\":\"stable\","
+                     "\"service\":\"search\",\"meta\":{\"svc\":\"pay\"}}";
+    cr_assert_eq(decode_on(d, ok, &ev), CD_BAD_NONE);
+    cr_assert_eq(ev.cohort, CD_COHORT_STABLE);
+    const char *other = "{\"event_type\":\"X\",\"timestamp\":1,\"cohort\":\"stable\","
+                        "\"service\":\"pay\",\"meta\":{\"svc\":\"pax\"}}";
+    cr_assert_eq(decode_on(d, other, &ev), CD_DECODE_OTHER_SERVICE);
+    cd_decoder_destroy(d);
 }
 
 Test(decode, reason_names)
@@ -634,6 +717,11 @@ static void expect_conf_error(cd_decode_conf_t *c, const char *want)
 Test(decoder_new, rejects_bad_conf)
 {
     cd_decode_conf_t c;
+    cd_decode_conf_init(&c);
+    c.service = "a-service-name-of-sixty-four-bytes-is-one-byte-too-long-for-it-x";
+    expect_conf_error(&c, "decoder: service \"a-service-name-of-sixty-four-bytes-is-on...\" is 64 "
+                          "bytes; at most 63 accepted");
+
     cd_decode_conf_init(&c);
     c.type_path = "";
     expect_conf_error(&c, "decoder: type_path is empty; expected a dot path such as \"data.x\"");

@@ -31,6 +31,7 @@ typedef struct rec {
     cd_verdict_t v[64];
     char rule[64][64];
     char release[64][64];
+    char service[64][64];
 } rec_t;
 
 static void on_record(const cd_verdict_t *v, void *opaque)
@@ -40,6 +41,7 @@ static void on_record(const cd_verdict_t *v, void *opaque)
     r->v[r->n] = *v;
     snprintf(r->rule[r->n], 64, "%s", v->rule ? v->rule : "");
     snprintf(r->release[r->n], 64, "%s", v->release ? v->release : "");
+    snprintf(r->service[r->n], 64, "%s", v->service ? v->service : "(null)");
     r->n++;
 }
 
@@ -338,6 +340,109 @@ Test(pipeline, records_arrive_with_learnt_release, .init = setup, .fini = teardo
     cd_pipeline_stats(pl, &s);
     cr_assert_eq(s.records, (uint64_t)recs.n);
     cr_assert_eq(s.evaluations, 3);
+}
+
+Test(pipeline, records_carry_the_learnt_service, .init = setup, .fini = teardown)
+{
+    cr_assert_str_eq(cd_pipeline_service(pl), "");
+    cr_assert(!cd_pipeline_service_configured(pl));
+    cd_pipeline_advance(pl, T0);
+    /* a stable event names no service of ours to learn; nor does a canary
+     * event without one */
+    feeds("{\"event_type\":\"REQUEST_COMPLETED\",\"timestamp\":\"2026-11-27T12:00:00.100Z\","
+          "\"cohort\":\"stable\",\"service\":\"search\"}",
+          1);
+    feeds("{\"event_type\":\"REQUEST_COMPLETED\",\"timestamp\":\"2026-11-27T12:00:00.200Z\","
+          "\"cohort\":\"canary\"}",
+          2);
+    cd_pipeline_advance(pl, T0 + 1000);
+    cr_assert_gt(recs.n, 0);
+    int first = recs.n;
+    for (int i = 0; i < first; i++)
+        cr_assert_str_eq(recs.service[i], "", "record %d before the service is known", i);
+    feeds("{\"event_type\":\"ERROR_OCCURRED\",\"timestamp\":\"2026-11-27T12:00:01.500Z\","
+          "\"cohort\":\"canary\",\"service\":\"checkout\",\"version\":\"2.5.0\"}",
+          3);
+    feeds("{\"event_type\":\"ERROR_OCCURRED\",\"timestamp\":\"2026-11-27T12:00:01.600Z\","
+          "\"cohort\":\"canary\",\"service\":\"search\"}",
+          4);
+    cr_assert_str_eq(cd_pipeline_service(pl), "checkout", "the first canary event naming one");
+    cd_pipeline_advance(pl, T0 + 3000);
+    cr_assert_gt(recs.n, first, "the ALERT");
+    for (int i = first; i < recs.n; i++)
+        cr_assert_str_eq(recs.service[i], "checkout", "record %d", i);
+    /* without events.service every event was judged, search's included */
+    cd_pipeline_stats_t s;
+    cd_pipeline_stats(pl, &s);
+    cr_assert_eq(s.accepted, 4);
+    cr_assert_eq(s.other_service + s.no_service, 0);
+    cr_assert_not_null(strstr(log_text(), "service \"checkout\", learnt from the first canary "
+                                          "event's service field"));
+}
+
+Test(pipeline, events_service_counts_other_services_apart, .fini = teardown)
+{
+    static const char conf[] =
+        "{\"events\": {\"types\": [\"REQUEST_COMPLETED\", \"ERROR_OCCURRED\"],"
+        " \"service\": \"checkout\"},"
+        " \"rules\": [{\"name\": \"errors\", \"kind\": \"threshold\","
+        "  \"numerator\": [\"ERROR_OCCURRED\"], \"scope\": \"canary\", \"op\": \">\","
+        "  \"threshold\": 0, \"window\": \"10s\", \"for\": \"0s\", \"action\": \"rollback\"}]}";
+    cd_diag_t diag;
+    char err[512];
+    cd_diag_init(&diag);
+    cfg = cd_config_parse(conf, sizeof(conf) - 1, NULL, &diag);
+    cr_assert_not_null(cfg, "config: %s", diag.text);
+    memset(&recs, 0, sizeof(recs));
+    pl = cd_pipeline_new(cfg, 5000, 1, on_record, &recs, err, sizeof(err));
+    cr_assert_not_null(pl, "%s", err);
+    log_fp = tmpfile();
+    cd_log_set_stream(log_fp);
+    cd_log_reset();
+    cr_assert(cd_pipeline_service_configured(pl));
+    cr_assert_str_eq(cd_pipeline_service(pl), "checkout", "known from the start");
+
+    cd_pipeline_advance(pl, T0);
+#define EV(svc, type, cohort, ms)                                                                  \
+    "{\"event_type\":\"" type "\",\"timestamp\":\"2026-11-27T12:00:00." ms "Z\",\"cohort\":\"" cohort \
+    "\"" svc "}"
+    cr_assert_eq(feeds(EV(",\"service\":\"checkout\"", "REQUEST_COMPLETED", "canary", "100"), 1),
+                 CD_BAD_NONE);
+    cr_assert_eq(feeds(EV(",\"service\":\"checkout\"", "REQUEST_COMPLETED", "stable", "200"), 2),
+                 CD_BAD_NONE);
+    /* search's errors on the canary would fire the rule if judged */
+    for (int i = 0; i < 3; i++)
+        cr_assert_eq(feeds(EV(",\"service\":\"search\"", "ERROR_OCCURRED", "canary", "300"), 3),
+                     CD_DECODE_OTHER_SERVICE);
+    /* another service's schema is not bad input */
+    cr_assert_eq(feeds("{\"service\":\"search\",\"kind\":\"x\"}", 4), CD_DECODE_OTHER_SERVICE);
+    cr_assert_eq(feeds(EV("", "ERROR_OCCURRED", "canary", "400"), 5), CD_DECODE_OTHER_SERVICE);
+    cr_assert_eq(feeds("{\"service\":", 6), CD_BAD_TRUNCATED_JSON);
+#undef EV
+    cd_pipeline_advance(pl, T0 + 3000);
+
+    cd_pipeline_stats_t s;
+    cd_pipeline_stats(pl, &s);
+    cr_assert_eq(s.accepted, 2);
+    cr_assert_eq(s.by_type[1][CD_COHORT_CANARY], 0, "no error of checkout's canary");
+    cr_assert_eq(s.other_service, 4);
+    cr_assert_eq(s.no_service, 1);
+    cr_assert_eq(s.bad_total, 1);
+    cr_assert_eq(s.bad[CD_BAD_TRUNCATED_JSON], 1);
+    cr_assert_neq(cd_pipeline_verdict(pl), CD_VERDICT_ROLLBACK);
+    cr_assert_gt(recs.n, 0);
+    for (int i = 0; i < recs.n; i++) {
+        cr_assert_str_eq(recs.service[i], "checkout", "record %d", i);
+        cr_assert(!(recs.v[i].record == CD_RECORD_VERDICT &&
+                    recs.v[i].verdict == CD_VERDICT_ROLLBACK));
+    }
+    /* the event naming no service is sampled to the log; search's are not */
+    const char *log = log_text();
+    cr_assert_not_null(strstr(log, "event without a service field (service), not judged: "
+                                   "events.service is \"checkout\" at line 5: "),
+                       "%s", log);
+    cr_assert_null(strstr(log, "bad input (other_service)"), "%s", log);
+    cr_assert_null(strstr(log, "at line 3"), "%s", log);
 }
 
 /* ---- log ---- */
