@@ -20,12 +20,17 @@
  *    naming checkout, the exit status is the same, and the summary counts
  *    the search events as other services, exactly; without it the same
  *    merged stream gives other records, so the filter is what kept them out.
+ *  - run_counts_other_services_in_metrics: `canaryd run` on the mock
+ *    cluster with CANARYD_SERVICE=checkout: /metrics counts checkout's
+ *    events as events, search's as other_service, those naming no service
+ *    as no_service, names the service, and the exit summary says the same.
  *
  * Streams come from `canaryd generate` (deterministic), merged with
  * `sort -m` on the timestamp; processes run through /bin/sh -c with
  * posix_spawn, outputs in a scratch folder removed after.
  */
 #include <criterion/criterion.h>
+#include <curl/curl.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -40,6 +45,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -58,6 +64,7 @@ static int redis_port;
 static rd_kafka_t *mock_rk;
 static rd_kafka_mock_cluster_t *mock;
 static rx_t *rx;
+static pid_t agent; /* canaryd run, 0 when reaped */
 
 static int64_t now_ms(void)
 {
@@ -203,6 +210,11 @@ static void setup(void)
 
 static void teardown(void)
 {
+    if (agent > 0) {
+        kill(agent, SIGKILL);
+        waitpid(agent, NULL, 0);
+        agent = 0;
+    }
     if (redis_pid > 0) {
         kill(redis_pid, SIGKILL);
         waitpid(redis_pid, NULL, 0);
@@ -534,4 +546,200 @@ Test(service, other_services_change_no_verdict)
     json_decref(a);
     json_decref(b);
     free(err);
+}
+
+/* ---- live: canaryd run, /metrics ------------------------------------------ */
+
+static size_t on_body(char *p, size_t sz, size_t n, void *ud)
+{
+    char **body = ud;
+    size_t old = *body ? strlen(*body) : 0;
+    char *nb = realloc(*body, old + sz * n + 1);
+    cr_assert_not_null(nb);
+    memcpy(nb + old, p, sz * n);
+    nb[old + sz * n] = '\0';
+    *body = nb;
+    return sz * n;
+}
+
+static char *get_metrics(int port)
+{
+    char url[128], *body = NULL;
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d/metrics", port);
+    CURL *c = curl_easy_init();
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_NOPROXY, "*");
+    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 10000L);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &body);
+    CURLcode e = curl_easy_perform(c);
+    long status = 0;
+    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+    curl_easy_cleanup(c);
+    cr_assert(e == CURLE_OK && status == 200, "GET /metrics: %s %ld", curl_easy_strerror(e),
+              status);
+    return body ? body : strdup("");
+}
+
+/* The value of the sample line "series value" (labels as written), or -1. */
+static double metric(const char *text, const char *series)
+{
+    size_t n = strlen(series);
+    for (const char *p = text; p && *p; p = strchr(p, '\n'), p = p ? p + 1 : NULL)
+        if (strncmp(p, series, n) == 0 && p[n] == ' ') return strtod(p + n + 1, NULL);
+    return -1;
+}
+
+Test(service, run_counts_other_services_in_metrics)
+{
+    char err[256];
+    rd_kafka_conf_t *mconf = rd_kafka_conf_new();
+    rd_kafka_conf_set(mconf, "log_level", "0", err, sizeof(err));
+    mock_rk = rd_kafka_new(RD_KAFKA_PRODUCER, mconf, err, sizeof(err));
+    cr_assert_not_null(mock_rk, "%s", err);
+    mock = rd_kafka_mock_cluster_new(mock_rk, 1);
+    cr_assert_not_null(mock);
+    char bootstraps[256];
+    snprintf(bootstraps, sizeof(bootstraps), "%s", rd_kafka_mock_cluster_bootstraps(mock));
+    cr_assert_eq(rd_kafka_mock_topic_create(mock, "events", 2, 1), RD_KAFKA_RESP_ERR_NO_ERROR);
+
+    FILE *f = fopen(path_of("c.json"), "w");
+    cr_assert_not_null(f);
+    fputs("{\"events\": {\"types\": [\"REQUEST_COMPLETED\", \"ERROR_OCCURRED\"]},\n"
+          " \"windows\": {\"max_future_skew\": \"1m\", \"slack\": \"10s\"},\n"
+          " \"rules\": [{\"name\": \"error-rate\", \"kind\": \"threshold\",\n"
+          "   \"numerator\": [\"ERROR_OCCURRED\"], \"denominator\": [\"REQUEST_COMPLETED\"],\n"
+          "   \"scope\": \"canary\", \"op\": \">\", \"threshold\": 0.2, \"window\": \"10s\",\n"
+          "   \"for\": \"0s\", \"min_samples\": {\"canary\": 10}, \"action\": \"rollback\"}],\n"
+          " \"kafka\": {\"topics\": [\"events\"], \"group\": \"g\",\n"
+          "   \"properties\": {\"session.timeout.ms\": 6000, \"heartbeat.interval.ms\": 500}},\n"
+          " \"http\": {\"bind\": \"127.0.0.1:0\"}}\n",
+          f);
+    fclose(f);
+
+    /* the agent, with CANARYD_SERVICE in its environment only */
+    char out[512], errp[512];
+    snprintf(out, sizeof(out), "%s", path_of("run.out"));
+    snprintf(errp, sizeof(errp), "%s", path_of("run.err"));
+    const char *b = bin();
+    char *argv[] = {(char *)b, "run", "--brokers", bootstraps, "--config", (char *)path_of("c.json"),
+                    NULL};
+    pid_t parent = getpid();
+    agent = fork();
+    cr_assert_geq(agent, 0);
+    if (agent == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL); /* no agent left behind by a timed-out test */
+        if (getppid() != parent) _exit(127);
+        int in = open("/dev/null", O_RDONLY), o = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0644),
+            e = open(errp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        if (in < 0 || o < 0 || e < 0) _exit(127);
+        dup2(in, 0);
+        dup2(o, 1);
+        dup2(e, 2);
+        setenv("CANARYD_SERVICE", "checkout", 1);
+        execv(b, argv);
+        _exit(127);
+    }
+    int port = 0;
+    for (int64_t end = now_ms() + 15000; !port && now_ms() < end;) {
+        char *t = slurp(errp);
+        const char *p = strstr(t, "http: listening on 127.0.0.1:");
+        if (p) port = atoi(p + strlen("http: listening on 127.0.0.1:"));
+        free(t);
+        if (!port) {
+            cr_assert_eq(waitpid(agent, NULL, WNOHANG), 0, "canaryd exited:\n%s", slurp(errp));
+            struct timespec ts = {0, 10000000};
+            nanosleep(&ts, NULL);
+        }
+    }
+    cr_assert_gt(port, 0, "no listening line:\n%s", slurp(errp));
+
+    /* 40 checkout events, 30 of search (errors on its canary: a ROLLBACK
+     * if they were judged), 5 naming no service, 2 bad */
+    rd_kafka_conf_t *pc = rd_kafka_conf_new();
+    cr_assert_eq(rd_kafka_conf_set(pc, "bootstrap.servers", bootstraps, err, sizeof(err)), 0);
+    rd_kafka_t *pr = rd_kafka_new(RD_KAFKA_PRODUCER, pc, err, sizeof(err));
+    cr_assert_not_null(pr, "%s", err);
+    int seq = 0;
+    struct timespec rt;
+    clock_gettime(CLOCK_REALTIME, &rt);
+    long long ts = (long long)rt.tv_sec * 1000 + rt.tv_nsec / 1000000;
+    for (int i = 0; i < 77; i++) {
+        char payload[256];
+        if (i < 40)
+            snprintf(payload, sizeof(payload),
+                     "{\"event_type\":\"REQUEST_COMPLETED\",\"timestamp\":%lld,\"cohort\":\"%s\","
+                     "\"service\":\"checkout\"}",
+                     ts, i % 2 ? "canary" : "stable");
+        else if (i < 70)
+            snprintf(payload, sizeof(payload),
+                     "{\"event_type\":\"ERROR_OCCURRED\",\"timestamp\":%lld,\"cohort\":\"canary\","
+                     "\"service\":\"search\"}",
+                     ts);
+        else if (i < 75)
+            snprintf(payload, sizeof(payload),
+                     "{\"event_type\":\"ERROR_OCCURRED\",\"timestamp\":%lld,\"cohort\":\"canary\"}",
+                     ts);
+        else
+            snprintf(payload, sizeof(payload), "not json %d", i);
+        cr_assert_eq(rd_kafka_producev(pr, RD_KAFKA_V_TOPIC("events"),
+                                       RD_KAFKA_V_PARTITION(seq++ % 2),
+                                       RD_KAFKA_V_VALUE(payload, strlen(payload)),
+                                       RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END),
+                     0);
+    }
+    cr_assert_eq(rd_kafka_flush(pr, 20000), 0);
+    rd_kafka_destroy(pr);
+
+    char *m = NULL;
+    for (int64_t end = now_ms() + 20000;;) {
+        free(m);
+        m = get_metrics(port);
+        if (metric(m, "canaryd_kafka_messages_total") == 77) break;
+        cr_assert_lt(now_ms(), end, "not every message consumed:\n%s", m);
+        struct timespec w = {0, 20000000};
+        nanosleep(&w, NULL);
+    }
+    /* the counters are from the last snapshot: wait for the one after the
+     * 77th message was counted */
+    for (int64_t end = now_ms() + 10000;
+         metric(m, "canaryd_other_service_events_total{reason=\"other_service\"}") != 30 &&
+         now_ms() < end;) {
+        free(m);
+        m = get_metrics(port);
+    }
+    cr_assert_eq(metric(m, "canaryd_other_service_events_total{reason=\"other_service\"}"), 30,
+                 "%s", m);
+    cr_assert_eq(metric(m, "canaryd_other_service_events_total{reason=\"no_service\"}"), 5, "%s",
+                 m);
+    cr_assert_eq(
+        metric(m, "canaryd_events_total{type=\"REQUEST_COMPLETED\",cohort=\"canary\"}"), 20);
+    cr_assert_eq(
+        metric(m, "canaryd_events_total{type=\"REQUEST_COMPLETED\",cohort=\"stable\"}"), 20);
+    cr_assert_eq(metric(m, "canaryd_events_total{type=\"ERROR_OCCURRED\",cohort=\"canary\"}"), 0);
+    cr_assert_eq(metric(m, "canaryd_bad_input_total{reason=\"invalid_json\"}"), 2, "%s", m);
+    cr_assert_eq(metric(m, "canaryd_service_info{service=\"checkout\",source=\"config\"}"), 1,
+                 "%s", m);
+    cr_assert_eq(metric(m, "canaryd_verdict{verdict=\"ROLLBACK\",release=\"\"}"), 0, "%s", m);
+    free(m);
+
+    kill(agent, SIGTERM);
+    int st = 0;
+    for (int64_t end = now_ms() + 15000; waitpid(agent, &st, WNOHANG) != agent;) {
+        cr_assert_lt(now_ms(), end, "canaryd did not stop");
+        struct timespec w = {0, 10000000};
+        nanosleep(&w, NULL);
+    }
+    agent = 0;
+    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "exit 0x%x", st);
+    char *e = slurp(errp);
+    cr_assert_not_null(strstr(e, "canaryd run: 77 messages, 40 events accepted, 2 bad, 0 late, 0 "
+                                 "future, 35 other services; "),
+                       "%s", e);
+    cr_assert_not_null(strstr(e, "  service: checkout (events.service); other services, not "
+                                 "judged: 30; without a service field, not judged: 5\n"),
+                       "%s", e);
+    cr_assert_not_null(strstr(e, "\"other_service\":30,\"no_service\":5,\"service\":\"checkout\""),
+                       "%s", e);
+    free(e);
 }
