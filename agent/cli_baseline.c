@@ -408,8 +408,13 @@ static void summary(const cd_pipeline_t *p, const run_stats_t *st)
     cd_pipeline_stats(p, &s);
     fprintf(stderr,
             "canaryd baseline: %" PRIu64 " lines, %" PRIu64 " events (%" PRIu64 " stable, %" PRIu64
-            " canary: not counted), %" PRIu64 " bad, %" PRIu64 " future\n",
+            " canary: not counted), %" PRIu64 " bad, %" PRIu64 " future",
             st->lines, st->events, st->stable, st->canary, s.bad_total, st->future);
+    /* events.service: the baseline is that service's stable fleet only */
+    if (cd_pipeline_service_configured(p))
+        fprintf(stderr, ", %" PRIu64 " of other services (events.service \"%s\": not counted)",
+                (uint64_t)(s.other_service + s.no_service), cd_pipeline_service(p));
+    fputc('\n', stderr);
     for (int r = 1; r < CD_BAD__COUNT; r++)
         if (s.bad[r])
             fprintf(stderr, "    %-22s %10" PRIu64 "\n", cd_bad_reason_name((cd_bad_reason_t)r),

@@ -20,6 +20,7 @@
  *    naming checkout, the exit status is the same, and the summary counts
  *    the search events as other services, exactly; without it the same
  *    merged stream gives other records, so the filter is what kept them out.
+ *    `canaryd baseline` captures the same values from both streams.
  *  - run_counts_other_services_in_metrics: `canaryd run` on the mock
  *    cluster with CANARYD_SERVICE=checkout: /metrics counts checkout's
  *    events as events, search's as other_service, those naming no service
@@ -523,6 +524,27 @@ Test(service, other_services_change_no_verdict)
     cr_assert_not_null(strstr(err, "config: CANARYD_SERVICE overrides events.service"), "%s", err);
     cr_assert_not_null(strstr(err, "judging only service \"checkout\" (events.service)"), "%s",
                        err);
+
+    /* canaryd baseline: the same capture from the shared stream as from
+     * checkout's alone, search's stable fleet left out */
+    cr_assert_eq(sh("env -u CANARYD_SERVICE '%s' baseline --config '%s' --output '%s' '%s' "
+                    "2> /dev/null",
+                    bin(), SOP, path_of("base-alone.json"), path_of("checkout.jsonl")),
+                 0);
+    cr_assert_eq(sh("CANARYD_SERVICE=checkout '%s' baseline --config '%s' --output '%s' '%s' "
+                    "2> '%s'",
+                    bin(), SOP, path_of("base-shared.json"), path_of("shared.jsonl"),
+                    path_of("base.err")),
+                 0);
+    char *ba = slurp(path_of("base-alone.json")), *bs = slurp(path_of("base-shared.json"));
+    cr_assert_str_eq(bs, ba);
+    free(ba);
+    free(bs);
+    char *berr = slurp(path_of("base.err"));
+    snprintf(want, sizeof(want), ", %zu of other services (events.service \"checkout\": not counted)\n",
+             nsearch);
+    cr_assert_not_null(strstr(berr, want), "want %s in:\n%s", want, berr);
+    free(berr);
 
     /* without events.service the same stream is judged as one: other
      * records (search's canary is judged with checkout's) */
