@@ -24,9 +24,9 @@
  * service's event (CD_DECODE_OTHER_SERVICE, agent/decode.c): it is counted
  * as other_service (or no_service when it has no service field) and never
  * reaches the windows or replay's clock. On a shared topic those are most of
- * the events, so they are counted per stripe like accepted ones; the stripe
- * is the decoding thread's own (a thread-local slot), since decode has no
- * stripe argument. Without events.service the service is learnt from the
+ * the events, so they are counted per stripe like accepted ones, in stripes
+ * of their own indexed by a thread-local slot (decode has no stripe
+ * argument, and a thread's slot need not match the stripe it adds with). Without events.service the service is learnt from the
  * first canary event that names one, by the same state machine as the
  * release (kept apart: a configured canary_version still leaves the service
  * to learn). Either way every record leaving the pipeline carries it
@@ -54,9 +54,14 @@ typedef struct stat_stripe {
      * and by_type (lazy mode reads it with acquire, see cd_pipeline_add) */
     atomic_uint_fast64_t accepted;
     atomic_int_fast64_t first_ms, last_ms;
-    /* events.service set: another service's events, and events naming none */
-    atomic_uint_fast64_t other_service, no_service;
 } stat_stripe_t;
+
+/* events.service set: another service's events, and events naming none,
+ * per decoding thread (thread_stripe), on lines of their own: a thread's
+ * slot need not be the stripe it adds accepted events with. */
+typedef struct svc_stripe {
+    _Alignas(64) atomic_uint_fast64_t other_service, no_service;
+} svc_stripe_t;
 
 struct cd_pipeline {
     const cd_config_t *cfg;
@@ -70,6 +75,7 @@ struct cd_pipeline {
     atomic_uint_fast64_t bad[CD_BAD__COUNT];
     atomic_uint_fast64_t bad_numeric, late, future, after_eval;
     stat_stripe_t st[STAT_STRIPES];
+    svc_stripe_t svc[STAT_STRIPES];
     /* written by the evaluating thread, read relaxed by ingesters (after_eval) */
     atomic_int_fast64_t last_eval;
     uint64_t evaluations, records;
@@ -235,13 +241,13 @@ void cd_pipeline_count_bad(cd_pipeline_t *p, cd_bad_reason_t r, const char *samp
 
 /* This thread's statistics stripe for counts made while decoding (no
  * stripe argument there): threads take stripes in turn on first use. */
-static stat_stripe_t *thread_stripe(cd_pipeline_t *p)
+static svc_stripe_t *thread_stripe(cd_pipeline_t *p)
 {
     static atomic_uint next_slot;
     static _Thread_local unsigned slot = UINT_MAX;
     if (slot == UINT_MAX)
         slot = atomic_fetch_add_explicit(&next_slot, 1, memory_order_relaxed) % STAT_STRIPES;
-    return &p->st[slot];
+    return &p->svc[slot];
 }
 
 /* Another service's event (events.service set): counted, never judged.
@@ -251,7 +257,7 @@ static stat_stripe_t *thread_stripe(cd_pipeline_t *p)
 static void count_other_service(cd_pipeline_t *p, const cd_event_t *ev, const char *buf, size_t len,
                                 uint64_t lineno)
 {
-    stat_stripe_t *st = thread_stripe(p);
+    svc_stripe_t *st = thread_stripe(p);
     if (ev->service_len == 0) {
         count(&st->no_service);
         char what[160];
@@ -595,8 +601,8 @@ void cd_pipeline_stats(const cd_pipeline_t *p, cd_pipeline_stats_t *out)
         out->bad_total += out->bad[r];
     }
     for (int i = 0; i < STAT_STRIPES; i++) {
-        out->other_service += atomic_load_explicit(&q->st[i].other_service, memory_order_relaxed);
-        out->no_service += atomic_load_explicit(&q->st[i].no_service, memory_order_relaxed);
+        out->other_service += atomic_load_explicit(&q->svc[i].other_service, memory_order_relaxed);
+        out->no_service += atomic_load_explicit(&q->svc[i].no_service, memory_order_relaxed);
     }
     out->bad_numeric = atomic_load_explicit(&q->bad_numeric, memory_order_relaxed);
     out->late = atomic_load_explicit(&q->late, memory_order_relaxed);
