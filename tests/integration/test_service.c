@@ -646,6 +646,10 @@ Test(service, run_counts_other_services_in_metrics)
     const char *b = bin();
     char *argv[] = {(char *)b, "run", "--brokers", bootstraps, "--config", (char *)path_of("c.json"),
                     NULL};
+    /* there before the child opens it: the parent reads it at once */
+    FILE *ef = fopen(errp, "w");
+    cr_assert_not_null(ef);
+    fclose(ef);
     pid_t parent = getpid();
     agent = fork();
     cr_assert_geq(agent, 0);
