@@ -12,18 +12,10 @@
 
 #include "config_internal.h"
 
-static const char *const EVENTS_KEYS[] = {"type_field",
-                                          "time_field",
-                                          "cohort_field",
-                                          "canary_value",
-                                          "stable_value",
-                                          "version_field",
-                                          "service_field",
-                                          "canary_version",
-                                          "service",
-                                          "types",
-                                          "numeric_fields",
-                                          NULL};
+static const char *const EVENTS_KEYS[] = {"type_field",    "time_field",     "cohort_field",
+                                          "canary_value",  "stable_value",   "version_field",
+                                          "service_field", "canary_version", "service",
+                                          "types",         "numeric_fields", NULL};
 
 #define PATH_ACCEPTED "a dot path such as \"data.latency_ms\""
 
@@ -144,9 +136,9 @@ static void parse_numeric(cd_cfgctx_t *x, const json_t *obj)
     }
 }
 
-#define SERVICE_ACCEPTED                                                                          \
-    "the name of the one service to judge, as its events write it (1 to 63 bytes, no quote, "     \
-    "backslash or control character), such as \"checkout\"; leave the key out to judge every "   \
+#define SERVICE_ACCEPTED                                                                           \
+    "the name of the one service to judge, as its events write it (1 to 63 bytes, no quote, "      \
+    "backslash or control character), such as \"checkout\"; leave the key out to judge every "     \
     "event"
 
 /* events.service: compared raw with the event's service string (JSON

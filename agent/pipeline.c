@@ -26,12 +26,13 @@
  * reaches the windows or replay's clock. On a shared topic those are most of
  * the events, so they are counted per stripe like accepted ones, in stripes
  * of their own indexed by a thread-local slot (decode has no stripe
- * argument, and a thread's slot need not match the stripe it adds with). Without events.service the service is learnt from the
- * first canary event that names one, by the same state machine as the
- * release (kept apart: a configured canary_version still leaves the service
- * to learn). Either way every record leaving the pipeline carries it
- * (on_record), so that each sink sees the service of the record itself,
- * with no shared setter to race with.
+ * argument, and a thread's slot need not match the stripe it adds with).
+ * Without events.service the service is learnt from the first canary event
+ * that names one, by the same state machine as the release (kept apart: a
+ * configured canary_version still leaves the service to learn). Either way
+ * every record leaving the pipeline carries it (on_record), so that each
+ * sink sees the service of the record itself, with no shared setter to race
+ * with.
  */
 #include "canaryd/pipeline.h"
 

@@ -53,7 +53,7 @@ int cd_verdict_to_json(const cd_verdict_t *v, char *buf, size_t size);
 /*
  * Renders a verdict-log line (len bytes, no newline, need not be
  * NUL-terminated) as one human line into out (no newline), e.g.
- *   2026-11-27 12:05:30Z  ROLLBACK  error-rate      canary error rate ... (release 2.5.0 of checkout)
+ *   2026-11-27 12:05:30Z  ROLLBACK  error-rate      canary ... (release 2.5.0 of checkout)
  *   2026-11-27 12:05:30Z  state     error-rate      inactive -> pending  canary error rate ...
  *   2026-11-27 12:05:31Z  HEALTHY   -               every rule has enough data (release 2.5.0)
  * (" of SERVICE" only when the record names one.) Dry-run records carry

@@ -166,12 +166,14 @@ static const char EVENTS[] =
 #define HEALTHY_JSON                                                                               \
     "{\"time\":\"2026-11-27T12:00:01.000Z\",\"kind\":\"verdict\",\"verdict\":\"HEALTHY\","         \
     "\"rule\":null,\"rule_kind\":null,\"action\":null,\"dry_run\":false,\"release\":\"2.5.0\","    \
-    "\"service\":\"\",\"reason\":\"every rule has enough data and none is firing; promote after 1m healthy\","      \
+    "\"service\":\"\",\"reason\":\"every rule has enough data and none is firing; promote after "  \
+    "1m healthy\","                                                                                \
     "\"todo\":\"\",\"observed\":{\"canary\":null,\"stable\":null,\"stable_source\":null},"         \
     "\"threshold\":null,\"window\":null,\"for\":null}\n"
 #define EVIDENCE                                                                                   \
     "\"rule\":\"errors\",\"rule_kind\":\"threshold\",\"action\":\"rollback\",\"dry_run\":false,"   \
-    "\"release\":\"2.5.0\",\"service\":\"\",\"reason\":\"canary errors 1 (ERROR_OCCURRED) > 0 (window 10s; "        \
+    "\"release\":\"2.5.0\",\"service\":\"\",\"reason\":\"canary errors 1 (ERROR_OCCURRED) > 0 "    \
+    "(window 10s; "                                                                                \
     "samples canary 1 >= 0)\",\"todo\":\"Roll back on any canary error.\",\"observed\":{"          \
     "\"canary\":{\"value\":1.0,\"numerator\":1,\"samples\":1},\"stable\":{\"value\":0.0,"          \
     "\"numerator\":0,\"samples\":0},\"stable_source\":null},\"threshold\":0.0,\"window\":\"10s\"," \

@@ -178,8 +178,8 @@ static void redis_start(void)
     char port[16];
     redis_port = free_port();
     snprintf(port, sizeof(port), "%d", redis_port);
-    char *argv[] = {"redis-server", "--port", port,      "--bind",     "127.0.0.1", "--save", "",
-                    "--appendonly", "no",     "--dir",   (char *)dir, "--loglevel", "warning", NULL};
+    char *argv[] = {"redis-server", "--port", port,    "--bind",    "127.0.0.1",  "--save",  "",
+                    "--appendonly", "no",     "--dir", (char *)dir, "--loglevel", "warning", NULL};
     posix_spawn_file_actions_t fa;
     posix_spawn_file_actions_init(&fa);
     posix_spawn_file_actions_addopen(&fa, STDOUT_FILENO, "/dev/null", O_WRONLY, 0);
@@ -247,7 +247,7 @@ static const char *config_with_sinks(const char *sinks)
     return p;
 }
 
-static const char *const FORMATS[] = {"generic", "slack",      "msteams",     "discord",
+static const char *const FORMATS[] = {"generic",    "slack",      "msteams",      "discord",
                                       "mattermost", "googlechat", "alertmanager", NULL};
 
 /* Every message of the verdict topic (partition 0), from the beginning,
@@ -312,10 +312,11 @@ Test(service, every_sink_names_the_service)
                       "{\"type\":\"webhook\",\"name\":\"%s\",\"format\":\"%s\","
                       "\"url\":\"http://127.0.0.1:%u/%s\",%s},",
                       FORMATS[i], FORMATS[i], rx_port(rx), FORMATS[i], every);
-    n += snprintf(sinks + n, sizeof(sinks) - (size_t)n,
-                  "{\"type\":\"exec\",\"name\":\"hook\",\"command\":[\"/bin/sh\",\"-c\","
-                  "\"printf '%%s %%s\\\\n' \\\"$CANARYD_KIND\\\" \\\"$CANARYD_SERVICE\\\" >> %s\"],%s},",
-                  path_of("exec.out"), every);
+    n += snprintf(
+        sinks + n, sizeof(sinks) - (size_t)n,
+        "{\"type\":\"exec\",\"name\":\"hook\",\"command\":[\"/bin/sh\",\"-c\","
+        "\"printf '%%s %%s\\\\n' \\\"$CANARYD_KIND\\\" \\\"$CANARYD_SERVICE\\\" >> %s\"],%s},",
+        path_of("exec.out"), every);
     n += snprintf(sinks + n, sizeof(sinks) - (size_t)n,
                   "{\"type\":\"redis\",\"address\":\"127.0.0.1:%d\",%s},", redis_port, every);
     n += snprintf(sinks + n, sizeof(sinks) - (size_t)n,
@@ -376,8 +377,8 @@ Test(service, every_sink_names_the_service)
             json_t *alert = json_array_get(json_object_get(b, "alerts"), 0);
             json_t *labels = json_object_get(alert, "labels");
             cr_assert_str_eq(jstr(labels, "service"), "checkout", "%s", req.body);
-            cr_assert_str_eq(jstr(json_object_get(b, "commonLabels"), "service"), "checkout",
-                             "%s", req.body);
+            cr_assert_str_eq(jstr(json_object_get(b, "commonLabels"), "service"), "checkout", "%s",
+                             req.body);
         } else {
             /* every chat headline: "<WHAT> canary 2.5.0 of checkout..." */
             cr_assert_not_null(strstr(req.body, "canary 2.5.0 of checkout"), "%s: %s", fmt,
@@ -490,15 +491,15 @@ Test(service, other_services_change_no_verdict)
     cr_assert_eq(count_lines(path_of("shared.jsonl")), ncheckout + nsearch);
     cr_assert_gt(nsearch, 100000);
 
-    int alone = sh("env -u CANARYD_SERVICE '%s' replay --config '%s' --verdict-log '%s' '%s' "
-                   "> /dev/null 2> '%s'",
-                   bin(), SOP, path_of("alone.log"), path_of("checkout.jsonl"),
-                   path_of("alone.err"));
+    int alone =
+        sh("env -u CANARYD_SERVICE '%s' replay --config '%s' --verdict-log '%s' '%s' "
+           "> /dev/null 2> '%s'",
+           bin(), SOP, path_of("alone.log"), path_of("checkout.jsonl"), path_of("alone.err"));
     cr_assert_eq(alone, 0, "checkout alone: PROMOTE");
-    int shared = sh("CANARYD_SERVICE=checkout '%s' replay --config '%s' --verdict-log '%s' '%s' "
-                    "> /dev/null 2> '%s'",
-                    bin(), SOP, path_of("shared.log"), path_of("shared.jsonl"),
-                    path_of("shared.err"));
+    int shared =
+        sh("CANARYD_SERVICE=checkout '%s' replay --config '%s' --verdict-log '%s' '%s' "
+           "> /dev/null 2> '%s'",
+           bin(), SOP, path_of("shared.log"), path_of("shared.jsonl"), path_of("shared.err"));
     char *err = slurp(path_of("shared.err"));
     cr_assert_eq(shared, alone, "exit %d:\n%s", shared, err);
 
@@ -541,8 +542,8 @@ Test(service, other_services_change_no_verdict)
     free(ba);
     free(bs);
     char *berr = slurp(path_of("base.err"));
-    snprintf(want, sizeof(want), ", %zu of other services (events.service \"checkout\": not counted)\n",
-             nsearch);
+    snprintf(want, sizeof(want),
+             ", %zu of other services (events.service \"checkout\": not counted)\n", nsearch);
     cr_assert_not_null(strstr(berr, want), "want %s in:\n%s", want, berr);
     free(berr);
 
@@ -550,12 +551,10 @@ Test(service, other_services_change_no_verdict)
      * records (search's canary is judged with checkout's) */
     int mixed = sh("env -u CANARYD_SERVICE '%s' replay --config '%s' --verdict-log '%s' '%s' "
                    "> /dev/null 2> '%s'",
-                   bin(), SOP, path_of("mixed.log"), path_of("shared.jsonl"),
-                   path_of("mixed.err"));
+                   bin(), SOP, path_of("mixed.log"), path_of("shared.jsonl"), path_of("mixed.err"));
     json_t *m = json_lines(path_of("mixed.log"));
     char *pm = projection(m);
-    cr_assert(mixed != alone || strcmp(pm, pa) != 0, "the other service changed nothing:\n%s",
-              pm);
+    cr_assert(mixed != alone || strcmp(pm, pa) != 0, "the other service changed nothing:\n%s", pm);
     char *merr = slurp(path_of("mixed.err"));
     cr_assert_not_null(strstr(merr, "events.service is not set: every event is judged"), "%s",
                        merr);
@@ -644,8 +643,8 @@ Test(service, run_counts_other_services_in_metrics)
     snprintf(out, sizeof(out), "%s", path_of("run.out"));
     snprintf(errp, sizeof(errp), "%s", path_of("run.err"));
     const char *b = bin();
-    char *argv[] = {(char *)b, "run", "--brokers", bootstraps, "--config", (char *)path_of("c.json"),
-                    NULL};
+    char *argv[] = {
+        (char *)b, "run", "--brokers", bootstraps, "--config", (char *)path_of("c.json"), NULL};
     /* there before the child opens it: the parent reads it at once */
     FILE *ef = fopen(errp, "w");
     cr_assert_not_null(ef);
@@ -738,14 +737,14 @@ Test(service, run_counts_other_services_in_metrics)
                  "%s", m);
     cr_assert_eq(metric(m, "canaryd_other_service_events_total{reason=\"no_service\"}"), 5, "%s",
                  m);
-    cr_assert_eq(
-        metric(m, "canaryd_events_total{type=\"REQUEST_COMPLETED\",cohort=\"canary\"}"), 20);
-    cr_assert_eq(
-        metric(m, "canaryd_events_total{type=\"REQUEST_COMPLETED\",cohort=\"stable\"}"), 20);
+    cr_assert_eq(metric(m, "canaryd_events_total{type=\"REQUEST_COMPLETED\",cohort=\"canary\"}"),
+                 20);
+    cr_assert_eq(metric(m, "canaryd_events_total{type=\"REQUEST_COMPLETED\",cohort=\"stable\"}"),
+                 20);
     cr_assert_eq(metric(m, "canaryd_events_total{type=\"ERROR_OCCURRED\",cohort=\"canary\"}"), 0);
     cr_assert_eq(metric(m, "canaryd_bad_input_total{reason=\"invalid_json\"}"), 2, "%s", m);
-    cr_assert_eq(metric(m, "canaryd_service_info{service=\"checkout\",source=\"config\"}"), 1,
-                 "%s", m);
+    cr_assert_eq(metric(m, "canaryd_service_info{service=\"checkout\",source=\"config\"}"), 1, "%s",
+                 m);
     cr_assert_eq(metric(m, "canaryd_verdict{verdict=\"ROLLBACK\",release=\"\"}"), 0, "%s", m);
     free(m);
 

@@ -615,9 +615,9 @@ Test(config, events_service)
     cr_assert_str_eq(c->decode.service, "checkout");
     cd_config_free(c);
 
-#define SVC_ACC                                                                                   \
-    "accepted: the name of the one service to judge, as its events write it (1 to 63 bytes, no " \
-    "quote, backslash or control character), such as \"checkout\"; leave the key out to judge " \
+#define SVC_ACC                                                                                    \
+    "accepted: the name of the one service to judge, as its events write it (1 to 63 bytes, no "   \
+    "quote, backslash or control character), such as \"checkout\"; leave the key out to judge "    \
     "every event\n"
     expect("{'events': {'service': ''}, 'rules': [" THR("") "]}",
            "events.service: \"\" is empty; " SVC_ACC);
@@ -628,8 +628,8 @@ Test(config, events_service)
     expect("{'events': {'service': 'a\\u0001'}, 'rules': [" THR("") "]}",
            "events.service: \"a\\u0001\" holds a character JSON must escape; " SVC_ACC);
     expect("{'events': {'service': "
-           "'a-service-name-of-sixty-four-bytes-is-one-byte-too-long-for-it-x'}, 'rules': [" THR("")
-           "]}",
+           "'a-service-name-of-sixty-four-bytes-is-one-byte-too-long-for-it-x'}, 'rules': [" THR(
+               "") "]}",
            "events.service: \"a-service-name-of-sixty-four-bytes-is-one-byte-too-long-... is "
            "longer than 63 bytes; " SVC_ACC);
 #undef SVC_ACC

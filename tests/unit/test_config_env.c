@@ -24,11 +24,10 @@ static cd_diag_t diag;
 
 static void setup(void)
 {
-    static const char *const vars[] = {"CANARYD_BROKERS",     "CANARYD_TOPIC",
-                                       "CANARYD_GROUP",       "CANARYD_CANARY_VERSION",
-                                       "CANARYD_WEBHOOK_URL", "CANARYD_WEBHOOK_FORMAT",
-                                       "CANARYD_HTTP_BIND",   "CANARYD_SERVICE",
-                                       NULL};
+    static const char *const vars[] = {
+        "CANARYD_BROKERS",        "CANARYD_TOPIC",       "CANARYD_GROUP",
+        "CANARYD_CANARY_VERSION", "CANARYD_WEBHOOK_URL", "CANARYD_WEBHOOK_FORMAT",
+        "CANARYD_HTTP_BIND",      "CANARYD_SERVICE",     NULL};
     for (int i = 0; vars[i]; i++)
         unsetenv(vars[i]);
     setenv("CANARYD_LOG_LEVEL", "error", 1);

@@ -144,8 +144,9 @@ Test(decode, service_filter)
     /* another service's own schema is not ours to judge: no type, a bad
      * time, a cohort we do not know are all just "another service" */
     cr_assert_eq(decode_on(d, "{\"service\":\"search\",\"ts\":5}", &ev), CD_DECODE_OTHER_SERVICE);
-    cr_assert_eq(decode_on(d, SVC("\"search\"", ",\"timestamp\":\"soon\",\"cohort\":\"blue\""), &ev),
-                 CD_DECODE_OTHER_SERVICE);
+    cr_assert_eq(
+        decode_on(d, SVC("\"search\"", ",\"timestamp\":\"soon\",\"cohort\":\"blue\""), &ev),
+        CD_DECODE_OTHER_SERVICE);
     /* no service field, or not a string: another service too (len 0) */
     cr_assert_eq(decode_on(d, "{\"event_type\":\"X\",\"timestamp\":1,\"cohort\":\"canary\"}", &ev),
                  CD_DECODE_OTHER_SERVICE);
@@ -154,8 +155,9 @@ Test(decode, service_filter)
                  CD_DECODE_OTHER_SERVICE);
     cr_assert_eq(ev.service_len, 0);
     /* our service keeps every check: bad input is bad input */
-    cr_assert_eq(decode_on(d, SVC("\"checkout\"", ",\"timestamp\":\"soon\",\"cohort\":\"canary\""), &ev),
-                 CD_BAD_BAD_TIMESTAMP);
+    cr_assert_eq(
+        decode_on(d, SVC("\"checkout\"", ",\"timestamp\":\"soon\",\"cohort\":\"canary\""), &ev),
+        CD_BAD_BAD_TIMESTAMP);
     cr_assert_eq(decode_on(d, SVC("\"checkout\"", ",\"timestamp\":1,\"cohort\":\"blue\""), &ev),
                  CD_BAD_UNKNOWN_COHORT);
     /* JSON that does not parse has no service to read: bad input */
@@ -166,8 +168,9 @@ Test(decode, service_filter)
     cr_assert_str_eq(cd_bad_reason_name(CD_DECODE_OTHER_SERVICE), "other_service");
 
     /* without a filter (the default decoder) every service is decoded */
-    cr_assert_eq(decode_on(dec, "{\"event_type\":\"X\",\"timestamp\":1,\"cohort\":\"canary\","
-                                "\"service\":\"search\"}",
+    cr_assert_eq(decode_on(dec,
+                           "{\"event_type\":\"X\",\"timestamp\":1,\"cohort\":\"canary\","
+                           "\"service\":\"search\"}",
                            &ev),
                  CD_BAD_NONE);
 }

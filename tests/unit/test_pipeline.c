@@ -404,8 +404,8 @@ Test(pipeline, events_service_counts_other_services_apart, .fini = teardown)
 
     cd_pipeline_advance(pl, T0);
 #define EV(svc, type, cohort, ms)                                                                  \
-    "{\"event_type\":\"" type "\",\"timestamp\":\"2026-11-27T12:00:00." ms "Z\",\"cohort\":\"" cohort \
-    "\"" svc "}"
+    "{\"event_type\":\"" type "\",\"timestamp\":\"2026-11-27T12:00:00." ms                         \
+    "Z\",\"cohort\":\"" cohort "\"" svc "}"
     cr_assert_eq(feeds(EV(",\"service\":\"checkout\"", "REQUEST_COMPLETED", "canary", "100"), 1),
                  CD_BAD_NONE);
     cr_assert_eq(feeds(EV(",\"service\":\"checkout\"", "REQUEST_COMPLETED", "stable", "200"), 2),
@@ -433,8 +433,8 @@ Test(pipeline, events_service_counts_other_services_apart, .fini = teardown)
     cr_assert_gt(recs.n, 0);
     for (int i = 0; i < recs.n; i++) {
         cr_assert_str_eq(recs.service[i], "checkout", "record %d", i);
-        cr_assert(!(recs.v[i].record == CD_RECORD_VERDICT &&
-                    recs.v[i].verdict == CD_VERDICT_ROLLBACK));
+        cr_assert(
+            !(recs.v[i].record == CD_RECORD_VERDICT && recs.v[i].verdict == CD_VERDICT_ROLLBACK));
     }
     /* the event naming no service is sampled to the log; search's are not */
     const char *log = log_text();

@@ -33,7 +33,7 @@
 
 #define CONFIG(events_extra)                                                                       \
     "{\"events\": {\"types\": [\"REQUEST_COMPLETED\", \"ERROR_OCCURRED\"]" events_extra "},"       \
-    " \"windows\": {\"resolution\": \"1s\", \"allowed_lateness\": \"5s\","                        \
+    " \"windows\": {\"resolution\": \"1s\", \"allowed_lateness\": \"5s\","                         \
     "  \"max_future_skew\": \"10s\", \"slack\": \"2s\"},"                                          \
     " \"rules\": [{\"name\": \"errors\", \"kind\": \"threshold\","                                 \
     "  \"numerator\": [\"ERROR_OCCURRED\"], \"scope\": \"canary\", \"op\": \">\","                 \
@@ -127,8 +127,8 @@ static cd_pipeline_t *run(const char *text, cd_config_t **cfg, writer_t *w, bool
     cr_assert_not_null(*cfg, "config: %s", diag.text);
     char err[512] = "";
     memset(seen, 0, sizeof *seen);
-    cd_pipeline_t *p =
-        cd_pipeline_new(*cfg, (*cfg)->max_future_skew_ms, NTHREADS, on_record, seen, err, sizeof err);
+    cd_pipeline_t *p = cd_pipeline_new(*cfg, (*cfg)->max_future_skew_ms, NTHREADS, on_record, seen,
+                                       err, sizeof err);
     cr_assert_not_null(p, "%s", err);
     cd_pipeline_set_lazy(p, true);
     cd_pipeline_advance(p, T0);
