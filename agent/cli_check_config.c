@@ -136,6 +136,12 @@ static void print_summary(FILE *out, const char *file, const cd_config_t *c)
     for (int i = 0; i < c->decode.nnumeric; i++)
         fprintf(out, "%s %s = %s", i ? "," : "", c->numeric_names[i], c->numeric_paths[i]);
     fprintf(out, "%s\n", c->decode.nnumeric ? "" : " none");
+    /* only when set: without it nothing changed from before (every event) */
+    if (c->service[0])
+        fprintf(out,
+                "service: %s (events.service: events of other services, or naming none in %s, "
+                "are counted and not judged)\n",
+                c->service, c->decode.service_path);
     fprintf(out, "windows: resolution %s, allowed lateness %s, max future skew %s, slack %s\n",
             dur(c->resolution_ms, a, sizeof(a)), dur(c->allowed_lateness_ms, b, sizeof(b)),
             dur(c->max_future_skew_ms, e, sizeof(e)), dur(c->slack_ms, f, sizeof(f)));

@@ -395,8 +395,8 @@ Test(config, unknown_keys_at_every_level)
            "top level: unknown key \"kafak\"; known keys: events, windows, verdicts, "
            "baseline_file, rules, kafka, sinks, http, log\n"
            "events: unknown key \"colour\"; known keys: type_field, time_field, cohort_field, "
-           "canary_value, stable_value, version_field, service_field, canary_version, service, types, "
-           "numeric_fields\n"
+           "canary_value, stable_value, version_field, service_field, canary_version, service, "
+           "types, numeric_fields\n"
            "windows: unknown key \"resolutoin\"; known keys: resolution, allowed_lateness, "
            "max_future_skew, slack\n"
            "verdicts: unknown key \"promote\"; known keys: promote_after, "
@@ -985,6 +985,28 @@ Test(cli, sop_summary_states_each_rule, .init = redirect)
         "samples canary 20 stable 100\n"
         "    fires when canary USER_LOGIN_FAILED / (USER_LOGIN + USER_LOGIN_FAILED) > max(2 x "
         "stable's, 0.9)\n");
+}
+
+Test(cli, service_in_summary, .init = redirect)
+{
+    setenv("CANARYD_SERVICE", "checkout", 1);
+    int rc = run_cli(DATA "minimal.json", NULL, NULL);
+    unsetenv("CANARYD_SERVICE");
+    cr_assert_eq(rc, 0);
+    cr_assert_stdout_eq_str(
+        DATA "minimal.json: OK, 1 rule\n"
+             "catalog (1 type): ERROR_OCCURRED\n"
+             "numeric fields: none\n"
+             "service: checkout (events.service: events of other services, or naming none in "
+             "service, are counted and not judged)\n"
+             "windows: resolution 1s, allowed lateness 5s, max future skew 2m, slack 30s\n"
+             "verdicts: promote after 15m, alert repeat 5m, eval every 1s\n"
+             "canary evidence: HEALTHY and PROMOTE need 100 canary events in 15m\n"
+             "baseline: none\n"
+             "rules:\n"
+             "  errors: threshold, alert (dry run), window 1m, for 0s, resolve for 0s, min "
+             "samples canary 0 stable 0\n"
+             "    fires when canary ERROR_OCCURRED count > 0\n");
 }
 
 Test(cli, baseline_in_summary, .init = redirect)
