@@ -6,7 +6,8 @@
  *    error-regression stream whose events carry "service":"checkout", with
  *    no events.service (the service is learnt from the first canary event),
  *    into one sink of every type: the seven webhook formats (a local HTTP
- *    receiver, one path per format), an exec hook (a shell line appending
+ *    receiver, one path per format), Alertmanager's API (the same receiver,
+ *    the rule's firing alert with its service label), an exec hook (a shell line appending
  *    $CANARYD_SERVICE to a file), Redis (a real redis-server on a free
  *    loopback port), Kafka (librdkafka's mock cluster, in this process) and
  *    the verdict log. Every payload of every record must name checkout:
@@ -318,6 +319,10 @@ Test(service, every_sink_names_the_service)
         "\"printf '%%s %%s\\\\n' \\\"$CANARYD_KIND\\\" \\\"$CANARYD_SERVICE\\\" >> %s\"],%s},",
         path_of("exec.out"), every);
     n += snprintf(sinks + n, sizeof(sinks) - (size_t)n,
+                  "{\"type\":\"alertmanager\",\"name\":\"am\",\"url\":\"http://127.0.0.1:%u/am\","
+                  "%s},",
+                  rx_port(rx), every);
+    n += snprintf(sinks + n, sizeof(sinks) - (size_t)n,
                   "{\"type\":\"redis\",\"address\":\"127.0.0.1:%d\",%s},", redis_port, every);
     n += snprintf(sinks + n, sizeof(sinks) - (size_t)n,
                   "{\"type\":\"kafka\",\"brokers\":\"%s\",\"topic\":\"%s\",%s}]}", bootstraps,
@@ -357,12 +362,29 @@ Test(service, every_sink_names_the_service)
     }
     cr_assert_str_eq(jstr(json_array_get(log, 4), "verdict"), "ROLLBACK");
 
-    /* webhooks: each format got every record, each naming checkout */
-    cr_assert(rx_wait(rx, (int)(7 * nrec), 10000), "%d requests", rx_count(rx));
-    cr_assert_eq(rx_count(rx), (int)(7 * nrec));
-    int per_format[7] = {0};
+    /* webhooks: each format got every record, each naming checkout; the
+     * alertmanager sink posted the rule's alert (its firing state record)
+     * to Alertmanager's API with the service label */
+    cr_assert(rx_wait(rx, (int)(7 * nrec) + 1, 10000), "%d requests", rx_count(rx));
+    int per_format[7] = {0}, am_posts = 0;
     for (int q = 0; q < rx_count(rx); q++) {
         rx_request_t req = rx_get(rx, q);
+        if (strcmp(req.path, "/am/api/v2/alerts") == 0) {
+            json_error_t e;
+            json_t *alerts = json_loads(req.body, 0, &e);
+            cr_assert(json_is_array(alerts) && json_array_size(alerts) == 1, "%s", req.body);
+            json_t *alert = json_array_get(alerts, 0);
+            cr_assert_str_eq(jstr(json_object_get(alert, "labels"), "alertname"), "error-rate");
+            cr_assert_str_eq(jstr(json_object_get(alert, "labels"), "service"), "checkout", "%s",
+                             req.body);
+            cr_assert_not_null(strstr(jstr(json_object_get(alert, "annotations"), "summary"),
+                                      "canary 2.5.0 of checkout"),
+                               "%s", req.body);
+            am_posts++;
+            json_decref(alerts);
+            rx_request_free(&req);
+            continue;
+        }
         int f = -1;
         for (int k = 0; FORMATS[k]; k++)
             if (strcmp(req.path + 1, FORMATS[k]) == 0) f = k;
@@ -394,6 +416,7 @@ Test(service, every_sink_names_the_service)
     }
     for (int k = 0; k < 7; k++)
         cr_assert_eq(per_format[k], (int)nrec, "%s got %d", FORMATS[k], per_format[k]);
+    cr_assert_geq(am_posts, 1, "the alertmanager sink posted nothing");
 
     /* exec: CANARYD_SERVICE in the hook's environment, once per record */
     char *ex = slurp(path_of("exec.out"));
