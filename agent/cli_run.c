@@ -102,8 +102,18 @@ static void http_tick(run_t *r)
     char rel[128];
     int64_t now = mono_ms();
     if (cd_http_take_release(r->http, rel, sizeof(rel))) {
-        cd_pipeline_new_release(r->p, rel);
-        cd_log(CD_LOG_INFO, "new release %s: verdict, rule states and canary windows reset", rel);
+        if (rel[0]) {
+            cd_pipeline_new_release(r->p, rel);
+            cd_log(CD_LOG_INFO, "new release %s: verdict, rule states and canary windows reset",
+                   rel);
+        } else {
+            cd_pipeline_new_judgement(r->p);
+            const char *now_rel = cd_pipeline_release(r->p);
+            cd_log(CD_LOG_INFO,
+                   "new canary run: verdict, rule states and canary windows reset; release %s%s",
+                   now_rel[0] ? now_rel : "learnt again from the next canary event",
+                   now_rel[0] ? " (kept)" : "");
+        }
         cd_snapshot_fill(r->snap, r->p, cd_live_now_ms());
         cd_http_publish(r->http, r->snap);
         r->published_ms = now;

@@ -17,6 +17,21 @@
  * evaluating thread has applied it (cd_http_take_release / _release_done).
  * So the reply tells the truth: 200 means the reset happened.
  *
+ * Whose verdict (issue 10, item 6). GET /api/v1/verdict?release=X answers
+ * the verdict only when X is the release being judged, ANALYZING with a
+ * reason otherwise, so a rollout of X never reads the previous release's
+ * sticky ROLLBACK or PROMOTE. Flagger's hooks carry the canary run's
+ * `checksum`: a hook whose checksum differs from the last one seen for the
+ * same canary (namespace/name) asks the evaluating thread for a new
+ * judgement through the same hand-over as POST /api/v1/release (an empty
+ * release: the evaluating thread keeps a declared or configured release and
+ * learns a learnt one again, cd_pipeline_new_judgement) and answers only
+ * once it is applied. A hook that finds its checksum already recorded but
+ * its reset not yet applied (a concurrent first hook of the new run) waits
+ * for the same reset: no hook of a new run ever answers from the previous
+ * run's verdict. A pending POST /api/v1/release is already a new judgement,
+ * so a checksum change during one waits for it instead of replacing it.
+ *
  * Requests: bodies are collected up to CD_HTTP_MAX_BODY (64 KB); a larger
  * declared Content-Length is refused before reading, a larger chunked body
  * is discarded as it arrives and answered 413 at its end. Every reply is
@@ -46,6 +61,10 @@
 
 #define RELEASE_WAIT_MS 2000
 #define POOL_THREADS 2
+/* Flagger canaries (namespace/name) whose last checksum is remembered; an
+ * agent judges one canary, more is a misconfiguration that must still not
+ * make the hooks reset each other's runs. */
+#define MAX_CANARIES 16
 
 const int cd_http_codes[CD_HTTP_NCODES] = {200, 400, 401, 403, 404, 405, 409, 413, 500, 503, 0};
 
@@ -59,9 +78,19 @@ struct cd_http {
     pthread_cond_t cv;                     /* CLOCK_MONOTONIC: release_done */
     cd_snapshot_t *snap;                   /* latest published; under mu */
     uint64_t seq;                          /* under mu */
-    char req_release[128];                 /* under mu */
+    char req_release[128];                 /* under mu; "" = new judgement, same release */
     uint64_t req_gen, taken_gen, done_gen; /* under mu */
     atomic_bool req_pending;
+    /* Flagger runs seen (under mu): the last checksum per canary and the
+     * generation of the reset it asked for (0: none) */
+    struct canary_run {
+        char key[200]; /* namespace "/" name */
+        char checksum[128];
+        uint64_t gen;
+        uint64_t used; /* for replacing the least recently used */
+    } runs[MAX_CANARIES];
+    int nruns;
+    uint64_t runs_clock;
 
     /* replies by status (index in cd_http_codes; the last = other); relaxed */
     atomic_uint_fast64_t codes[CD_HTTP_NCODES];
@@ -171,8 +200,39 @@ static json_t *verdict_json(const cd_snapshot_t *s)
                                         "threshold", num_or_null(true, r->threshold), "samples",
                                         (json_int_t)r->samples, "reason", r->reason));
     }
-    return json_pack("{s:s,s:s,s:o,s:o}", "verdict", cd_verdict_kind_name(s->verdict), "release",
-                     s->release, "since", time_json(s->since_ms), "rules", rules);
+    /* reason: why the verdict is not simply the engine's (the live clock
+     * holds it while a partition is behind); null when it is */
+    return json_pack("{s:s,s:s,s:o,s:o,s:o,s:o,s:o}", "verdict", cd_verdict_kind_name(s->verdict),
+                     "release", s->release, "since", time_json(s->since_ms), "reason",
+                     s->held ? json_string(s->held_reason) : json_null(), "judged_until",
+                     time_json(s->judged_ms), "lag_seconds",
+                     num_or_null(s->lag_known, (double)s->lag_ms / 1000.0), "rules", rules);
+}
+
+/* The answer for ?release=X when X is not the release being judged:
+ * ANALYZING, with the reason, and none of the judged release's rules. */
+static json_t *other_release_json(const cd_snapshot_t *s, const char *want)
+{
+    char why[512];
+    if (!want[0])
+        snprintf(why, sizeof(why), "the release parameter is empty; the release being judged is "
+                                   "%s%s%s",
+                 s->release[0] ? "\"" : "", s->release[0] ? s->release : "not known yet",
+                 s->release[0] ? "\"" : "");
+    else if (!s->release[0])
+        snprintf(why, sizeof(why),
+                 "release \"%.127s\" is not being judged: no release is known yet (no canary "
+                 "event since the agent started or since the last new judgement, none declared)",
+                 want);
+    else
+        snprintf(why, sizeof(why),
+                 "release \"%.127s\" is not being judged: the agent judges \"%s\" (declare the "
+                 "new release with POST /api/v1/release)",
+                 want, s->release);
+    return json_pack("{s:s,s:s,s:n,s:s,s:o,s:o,s:[]}", "verdict",
+                     cd_verdict_kind_name(CD_VERDICT_ANALYZING), "release", s->release, "since",
+                     "reason", why, "judged_until", time_json(s->judged_ms), "lag_seconds",
+                     num_or_null(s->lag_known, (double)s->lag_ms / 1000.0), "rules");
 }
 
 /* ---- handlers ------------------------------------------------------------ */
@@ -237,9 +297,12 @@ static enum MHD_Result get_metrics(cd_http_t *h, struct MHD_Connection *c, const
 static enum MHD_Result get_verdict(cd_http_t *h, struct MHD_Connection *c, const req_t *r)
 {
     (void)r;
+    /* ?release=X (Argo passes the rollout's release): only X's verdict */
+    const char *want = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "release");
     cd_snapshot_t *s = snapshot_copy(h);
     if (!s) return reply_error(h, c, 500, "out of memory", NULL);
-    json_t *j = verdict_json(s);
+    json_t *j = want && (!want[0] || strcmp(want, s->release) != 0) ? other_release_json(s, want)
+                                                                     : verdict_json(s);
     free(s);
     /* Always 200: Argo Rollouts reads any other status as an Error. */
     return reply_json(h, c, 200, j, NULL);
@@ -333,18 +396,102 @@ static void field(const json_t *b, const char *key, char *out, size_t size)
     free(s);
 }
 
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Under mu: asks the evaluating thread for a new judgement (release "":
+ * the same release, cd_pipeline_new_judgement; else declare it) and
+ * returns the generation to wait for. A pending request is already a new
+ * judgement: an empty one joins it instead of replacing its release. */
+static uint64_t ask_reset(cd_http_t *h, const char *release)
+{
+    bool pending = h->req_gen > h->taken_gen;
+    if (!release[0] && pending) return h->req_gen;
+    snprintf(h->req_release, sizeof(h->req_release), "%s", release);
+    uint64_t gen = ++h->req_gen;
+    /* release: pairs with the acquire load in cd_http_take_release */
+    atomic_store_explicit(&h->req_pending, true, memory_order_release);
+    return gen;
+}
+
+/* Under mu: waits (at most RELEASE_WAIT_MS) until the evaluating thread has
+ * applied generation gen; true when it has. */
+static bool wait_reset(cd_http_t *h, uint64_t gen)
+{
+    int64_t deadline = mono_ms() + RELEASE_WAIT_MS;
+    struct timespec at = {.tv_sec = deadline / 1000, .tv_nsec = (deadline % 1000) * 1000000L};
+    while (h->done_gen < gen)
+        if (pthread_cond_timedwait(&h->cv, &h->mu, &at) == ETIMEDOUT) break;
+    return h->done_gen >= gen;
+}
+
+/* Under mu: records Flagger's checksum for canary key and returns the
+ * generation of the reset this hook must wait for (0: none). A changed
+ * checksum asks for a new judgement. */
+static uint64_t flagger_run(cd_http_t *h, const char *key, const char *checksum, bool *changed)
+{
+    struct canary_run *run = NULL;
+    *changed = false;
+    for (int i = 0; i < h->nruns; i++)
+        if (strcmp(h->runs[i].key, key) == 0) run = &h->runs[i];
+    if (!run) {
+        /* First hook seen for this canary: whatever is judged now is its run. */
+        if (h->nruns < MAX_CANARIES) {
+            run = &h->runs[h->nruns++];
+        } else {
+            run = &h->runs[0];
+            for (int i = 1; i < h->nruns; i++)
+                if (h->runs[i].used < run->used) run = &h->runs[i];
+        }
+        memset(run, 0, sizeof(*run));
+        snprintf(run->key, sizeof(run->key), "%s", key);
+        snprintf(run->checksum, sizeof(run->checksum), "%s", checksum);
+    } else if (strcmp(run->checksum, checksum) != 0) {
+        snprintf(run->checksum, sizeof(run->checksum), "%s", checksum);
+        run->gen = ask_reset(h, "");
+        *changed = true;
+    }
+    run->used = ++h->runs_clock;
+    return run->gen > h->done_gen ? run->gen : 0;
+}
+
 static enum MHD_Result flagger(cd_http_t *h, struct MHD_Connection *c, const req_t *r,
                                const char *hook, cd_verdict_kind_t yes)
 {
     json_t *b;
     enum MHD_Result ret;
     if (!body_object(h, c, r, true, &b, &ret)) return ret;
-    char name[100], ns[100], phase[100], sum[100];
+    char name[100], ns[100], phase[100], sum[100], key[200];
     field(b, "name", name, sizeof(name));
     field(b, "namespace", ns, sizeof(ns));
     field(b, "phase", phase, sizeof(phase));
     field(b, "checksum", sum, sizeof(sum));
+    /* the canary run: a string checksum, per namespace/name (both as logged:
+     * quoted, cut to 80 bytes) */
+    const char *checksum = b ? json_string_value(json_object_get(b, "checksum")) : NULL;
+    bool changed = false, done = true;
+    if (checksum && checksum[0]) {
+        snprintf(key, sizeof(key), "%s/%s", ns, name);
+        pthread_mutex_lock(&h->mu);
+        uint64_t gen = flagger_run(h, key, checksum, &changed);
+        if (gen) done = wait_reset(h, gen);
+        pthread_mutex_unlock(&h->mu);
+    }
     json_decref(b);
+    if (changed)
+        cd_log(CD_LOG_INFO,
+               "flagger %s hook: canary %s/%s has a new checksum %s: a new run, a new judgement "
+               "(the previous run's verdict is not replayed)",
+               hook, ns, name, sum);
+    if (!done)
+        return reply_error(h, c, 503,
+                           "a new canary run (checksum changed): the evaluating thread did not "
+                           "start its judgement within 2 s",
+                           NULL);
     cd_snapshot_t *s = snapshot_copy(h);
     if (!s) return reply_error(h, c, 500, "out of memory", NULL);
     bool ok = s->verdict == yes;
@@ -406,13 +553,6 @@ static bool release_ok(const char *s, size_t n)
     return true;
 }
 
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static enum MHD_Result post_release(cd_http_t *h, struct MHD_Connection *c, const req_t *r)
 {
     enum MHD_Result ret;
@@ -438,15 +578,7 @@ static enum MHD_Result post_release(cd_http_t *h, struct MHD_Connection *c, cons
                            NULL);
     }
     pthread_mutex_lock(&h->mu);
-    snprintf(h->req_release, sizeof(h->req_release), "%s", rel);
-    uint64_t gen = ++h->req_gen;
-    /* release: pairs with the acquire load in cd_http_take_release */
-    atomic_store_explicit(&h->req_pending, true, memory_order_release);
-    int64_t deadline = mono_ms() + RELEASE_WAIT_MS;
-    struct timespec at = {.tv_sec = deadline / 1000, .tv_nsec = (deadline % 1000) * 1000000L};
-    while (h->done_gen < gen)
-        if (pthread_cond_timedwait(&h->cv, &h->mu, &at) == ETIMEDOUT) break;
-    bool done = h->done_gen >= gen;
+    bool done = wait_reset(h, ask_reset(h, rel));
     pthread_mutex_unlock(&h->mu);
     if (done) cd_log(CD_LOG_INFO, "http: new release declared: %s", rel);
     json_decref(b); /* rel dies with it */

@@ -100,6 +100,11 @@ struct cd_pipeline {
     /* the service: configured (REL_APPLIED from the start) or learnt */
     atomic_int service_state;
     char service[CD_NAME_MAX];
+    /* a new judgement learns the release again only from canary events at
+     * or after this time (cd_pipeline_new_judgement); written before the
+     * release store of REL_UNKNOWN, read by ingesters after its acquire */
+    atomic_int_fast64_t learn_after;
+    bool declared; /* cd_pipeline_new_release named it (evaluating thread) */
 
     /* idle live clock (cd_pipeline_arm_wake): armed by the evaluating
      * thread, taken by the first cd_pipeline_poke; on a line of its own */
@@ -158,6 +163,7 @@ cd_pipeline_t *cd_pipeline_new(const cd_config_t *cfg, int64_t ahead_ms, int nst
     atomic_init(&p->release_state, cfg->canary_version[0] ? REL_APPLIED : REL_UNKNOWN);
     atomic_init(&p->service_state, cfg->service[0] ? REL_APPLIED : REL_UNKNOWN);
     snprintf(p->service, sizeof(p->service), "%s", cfg->service);
+    atomic_init(&p->learn_after, INT64_MIN);
 
     p->dec = cd_decoder_new(&cfg->decode, err, sizeof(err));
     if (!p->dec) {
@@ -322,9 +328,13 @@ void cd_pipeline_count_late(cd_pipeline_t *p, const cd_event_t *ev, int64_t ref_
 static void learn_release(cd_pipeline_t *p, const cd_event_t *ev)
 {
     int expect = REL_UNKNOWN;
-    /* Relaxed pre-check keeps the common case (already known) to one load. */
-    if (atomic_load_explicit(&p->release_state, memory_order_relaxed) != REL_UNKNOWN) return;
+    /* The pre-check keeps the common case (already known) to one load;
+     * acquire (a plain load on x86): seeing UNKNOWN again after a new
+     * judgement, this thread sees its learn_after. */
+    if (atomic_load_explicit(&p->release_state, memory_order_acquire) != REL_UNKNOWN) return;
     if (ev->cohort != CD_COHORT_CANARY || ev->version_len == 0) return;
+    /* a new judgement's release is not learnt from the previous run's events */
+    if (ev->ts_ms < atomic_load_explicit(&p->learn_after, memory_order_relaxed)) return;
     if (!atomic_compare_exchange_strong_explicit(&p->release_state, &expect, REL_WRITING,
                                                  memory_order_relaxed, memory_order_relaxed))
         return;
@@ -714,8 +724,32 @@ void cd_pipeline_new_release(cd_pipeline_t *p, const char *release)
             break;
     }
     snprintf(p->release, sizeof(p->release), "%s", release);
+    p->declared = true;
     /* The next boundary evaluated is after the clock: start the release there. */
     cd_engine_new_release(p->eng, p->release, p->started ? p->clock : 0);
+}
+
+void cd_pipeline_new_judgement(cd_pipeline_t *p)
+{
+    int64_t at = p->started ? p->clock : 0;
+    if (p->declared || p->cfg->canary_version[0]) {
+        /* A release the operator named stays named: judge it again. */
+        cd_engine_new_release(p->eng, p->release, at);
+        return;
+    }
+    /* A learnt release is learnt again, from the new run's canary events:
+     * its version may have changed. learn_after before the release store
+     * below (learn_release's acquire pairs with it). A worker caught copying
+     * (WRITING) finishes first; what it copied is dropped. */
+    atomic_store_explicit(&p->learn_after, at, memory_order_relaxed);
+    for (;;) {
+        int st = atomic_load_explicit(&p->release_state, memory_order_acquire);
+        if (st == REL_WRITING) continue;
+        if (atomic_compare_exchange_strong_explicit(&p->release_state, &st, REL_UNKNOWN,
+                                                    memory_order_acq_rel, memory_order_acquire))
+            break;
+    }
+    cd_engine_new_release(p->eng, "", at);
 }
 
 int cd_pipeline_nrules(const cd_pipeline_t *p)

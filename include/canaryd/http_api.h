@@ -6,9 +6,12 @@
  *   GET  /readyz                          200 once partitions are assigned and
  *                                         every known lag <= http.max_lag, else 503
  *   GET  /metrics                         Prometheus text format 0.0.4
- *   GET  /api/v1/verdict                  always 200: {verdict, release, since, rules}
- *   POST /api/v1/flagger/rollback         200 when ROLLBACK, else 409
- *   POST /api/v1/flagger/confirm-promotion 200 when PROMOTE, else 409
+ *   GET  /api/v1/verdict                  always 200: {verdict, release, since, reason,
+ *                                         judged_until, lag_seconds, rules}; with
+ *                                         ?release=X, ANALYZING unless X is judged
+ *   POST /api/v1/flagger/rollback         200 when ROLLBACK, else 409 (a new
+ *                                         checksum starts a new judgement first)
+ *   POST /api/v1/flagger/confirm-promotion 200 when PROMOTE, else 409 (likewise)
  *   POST /api/v1/release                  declare a new canary release (token)
  *   GET  /                                the live status page (agent/http_page.c)
  *   GET  /api/v1/dashboard                what the page draws (JSON with chart fragments)
@@ -84,10 +87,13 @@ int cd_http_port(const cd_http_t *h);
  * the evaluating thread. */
 void cd_http_publish(cd_http_t *h, const cd_snapshot_t *s);
 
-/* A pending POST /api/v1/release: copies the release into buf and returns
- * true. The caller applies it (cd_pipeline_new_release), publishes a fresh
- * snapshot and then calls cd_http_release_done(), which answers the
- * request. Evaluating thread. */
+/* A pending new judgement: copies the release into buf and returns true.
+ * buf holds the release of a POST /api/v1/release, or "" when a Flagger
+ * hook brought a new checksum (a new run of the same canary: judge again,
+ * cd_pipeline_new_judgement). The caller applies it (cd_pipeline_new_release
+ * or cd_pipeline_new_judgement), publishes a fresh snapshot and then calls
+ * cd_http_release_done(), which answers the waiting requests. Evaluating
+ * thread. */
 bool cd_http_take_release(cd_http_t *h, char *buf, size_t size);
 void cd_http_release_done(cd_http_t *h);
 

@@ -184,6 +184,13 @@ void cd_pipeline_log_service(const cd_pipeline_t *p);
  * a version learnt from events no longer replaces it. Evaluating thread. */
 void cd_pipeline_new_release(cd_pipeline_t *p, const char *release);
 
+/* A new judgement of the canary (a new run: Flagger's checksum changed),
+ * now: as cd_pipeline_new_release, keeping a release that was configured
+ * or declared; one learnt from events is forgotten and learnt again from
+ * the first canary event stamped at or after now (cd_pipeline_release()
+ * answers "" until then). Evaluating thread. */
+void cd_pipeline_new_judgement(cd_pipeline_t *p);
+
 /* Number of rules, and rule i's state with its last evaluation (last may
  * be NULL; the engine's cd_engine_rule_state). Evaluating thread. */
 int cd_pipeline_nrules(const cd_pipeline_t *p);

@@ -43,6 +43,14 @@ typedef struct cd_snapshot {
     int nrules;
     cd_snapshot_rule_t rules[CD_MAX_RULES];
     cd_pipeline_stats_t stats; /* pipeline counters at time_ms */
+    /* The live clock's watermark (live.h, "Watermark"; filled by the agent,
+     * not by cd_snapshot_fill): the instant judged last, the watermark lag,
+     * and whether the verdict is held because a partition is behind. */
+    int64_t judged_ms; /* 0 before any evaluation */
+    bool lag_known;    /* false: no watermark source (or none yet) */
+    int64_t lag_ms;    /* wall time minus the slowest partition's watermark, >= 0 */
+    bool held;         /* judgement held back: the verdict is the last one judged */
+    char held_reason[320];
     int ntypes;
     const char *type_names[CD_MAX_TYPES]; /* borrowed from the config (immutable) */
 } cd_snapshot_t;

@@ -747,7 +747,15 @@ Test(yaml, probes_ports_and_urls_match_the_api)
     yload(SRC "docker/k8s/analysistemplate.yaml", &y);
     yaml_document_t *d = &y.doc[0];
     yaml_node_t *m = yat(d, yp(d, yaml_document_get_root_node(d), "spec", "metrics", NULL), 0);
-    api_url(ystr(yp(d, m, "provider", "web", "url", NULL)), "/api/v1/verdict");
+    /* the rollout's release passed along (issue 10, item 6): the agent
+     * answers for that release only */
+    api_url(ystr(yp(d, m, "provider", "web", "url", NULL)),
+            "/api/v1/verdict?release={{args.release}}");
+    yaml_node_t *targs = yp(d, yaml_document_get_root_node(d), "spec", "args", NULL);
+    bool has_release = false;
+    for (int i = 0; i < ylen(targs); i++)
+        if (strcmp(ystr(yget(d, yat(d, targs, i), "name")), "release") == 0) has_release = true;
+    cr_assert(has_release, "spec.args has no \"release\"");
     char host[80];
     snprintf(host, sizeof(host), "//%s.", svcname);
     cr_assert_not_null(strstr(ystr(yp(d, m, "provider", "web", "url", NULL)), host));

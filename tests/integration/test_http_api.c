@@ -468,6 +468,20 @@ static void produce(rd_kafka_t *rk, int n, const char *type, const char *cohort,
     }
 }
 
+/* n events of type/cohort with the given version, stamped now + ahead_ms
+ * (ahead_ms may be negative). */
+static void produce_v(rd_kafka_t *rk, int n, const char *type, const char *cohort,
+                      const char *version, int64_t ahead_ms, int *seq)
+{
+    for (int i = 0; i < n; i++) {
+        char payload[256];
+        snprintf(payload, sizeof(payload),
+                 "{\"event_type\":\"%s\",\"timestamp\":%lld,\"cohort\":\"%s\",\"version\":\"%s\"}",
+                 type, (long long)(now_ms() + ahead_ms), cohort, version);
+        produce_raw(rk, payload, seq);
+    }
+}
+
 static void flush_all(rd_kafka_t *rk)
 {
     cr_assert_eq(rd_kafka_flush(rk, 20000), 0, "flush timed out");
@@ -488,6 +502,29 @@ static void expect_flagger(const char *hook, long status, const char *verdict)
     cr_assert_str_eq(jstr(j, "verdict"), verdict);
     json_decref(j);
     free(r.body);
+}
+
+/* A Flagger hook with checksum sum; expects status and verdict, returns the
+ * reply's release (static buffer). */
+static const char *hook_run(const char *hook, const char *sum, long status, const char *verdict)
+{
+    static char rel[128];
+    resp_t r;
+    char path[96], body[256];
+    snprintf(path, sizeof(path), "/api/v1/flagger/%s", hook);
+    snprintf(body, sizeof(body),
+             "{\"name\":\"checkout\",\"namespace\":\"prod\",\"phase\":\"Progressing\","
+             "\"checksum\":\"%s\"}",
+             sum);
+    request("POST", path, body, NULL, &r);
+    cr_assert_eq(r.status, status, "%s checksum %s: %ld %s", hook, sum, r.status, r.body);
+    json_t *j = json_loads(r.body, 0, NULL);
+    cr_assert_not_null(j, "%s", r.body);
+    cr_assert_str_eq(jstr(j, "verdict"), verdict, "%s checksum %s: %s", hook, sum, r.body);
+    snprintf(rel, sizeof(rel), "%s", jstr(j, "release"));
+    json_decref(j);
+    free(r.body);
+    return rel;
 }
 
 /* ---- tests ------------------------------------------------------------------ */
@@ -1146,4 +1183,163 @@ Test(http_api, metrics_pass_promtool_and_feed_the_dashboard)
     free(dg);
     free(yaml);
     free(m);
+}
+
+/* Issue 10, item 6: ?release=X answers X's verdict only while X is the
+ * release judged; any other release reads ANALYZING with a reason, so a new
+ * rollout never inherits the previous release's sticky ROLLBACK (nor its
+ * PROMOTE). */
+Test(http_api, verdict_for_another_release_is_analyzing)
+{
+    int seq = 0;
+    write_config("{\"bind\": \"127.0.0.1:0\"}");
+    start_agent();
+    wait_ready();
+    /* nothing learnt yet */
+    json_t *v = get_json("/api/v1/verdict?release=2.5.0", 200);
+    cr_assert_str_eq(jstr(v, "verdict"), "ANALYZING");
+    cr_assert_str_eq(jstr(v, "release"), "");
+    cr_assert_not_null(strstr(jstr(v, "reason"), "release \"2.5.0\" is not being judged: no "
+                                                 "release is known yet"),
+                       "%s", jstr(v, "reason"));
+    json_decref(v);
+
+    rd_kafka_t *pr = producer();
+    produce(pr, 60, "REQUEST_COMPLETED", "canary", 0, &seq);
+    produce(pr, 30, "ERROR_OCCURRED", "canary", 0, &seq);
+    flush_all(pr);
+    v = wait_verdict("ROLLBACK", 10000);
+    cr_assert_str_eq(jstr(v, "release"), "2.5.0");
+    cr_assert(json_is_null(json_object_get(v, "reason")), "engine's own verdict: reason null");
+    json_decref(v);
+    /* the judged release: its verdict */
+    v = get_json("/api/v1/verdict?release=2.5.0", 200);
+    cr_assert_str_eq(jstr(v, "verdict"), "ROLLBACK");
+    cr_assert_str_eq(jstr(v, "release"), "2.5.0");
+    cr_assert_eq(json_array_size(json_object_get(v, "rules")), 1);
+    json_decref(v);
+    /* the next rollout asks for its own release: not the sticky ROLLBACK */
+    v = get_json("/api/v1/verdict?release=2.6.0", 200);
+    cr_assert_str_eq(jstr(v, "verdict"), "ANALYZING");
+    cr_assert_str_eq(jstr(v, "release"), "2.5.0");
+    cr_assert_str_eq(jstr(v, "reason"), "release \"2.6.0\" is not being judged: the agent judges "
+                                        "\"2.5.0\" (declare the new release with POST "
+                                        "/api/v1/release)");
+    cr_assert_eq(json_array_size(json_object_get(v, "rules")), 0);
+    cr_assert(json_is_null(json_object_get(v, "since")));
+    json_decref(v);
+    v = get_json("/api/v1/verdict?release=", 200);
+    cr_assert_str_eq(jstr(v, "verdict"), "ANALYZING");
+    cr_assert_not_null(strstr(jstr(v, "reason"), "the release parameter is empty"));
+    json_decref(v);
+    /* a percent-encoded parameter is decoded before it is compared */
+    v = get_json("/api/v1/verdict?release=2%2E5%2E0", 200);
+    cr_assert_str_eq(jstr(v, "verdict"), "ROLLBACK");
+    json_decref(v);
+
+    /* 2.6.0 declared: its own judgement, healthy, then PROMOTE; now 2.5.0 is
+     * the other release. */
+    resp_t r;
+    request("POST", "/api/v1/release", "{\"release\": \"2.6.0\"}", NULL, &r);
+    cr_assert_eq(r.status, 200, "%s", r.body);
+    free(r.body);
+    v = get_json("/api/v1/verdict?release=2.6.0", 200);
+    cr_assert_str_eq(jstr(v, "verdict"), "ANALYZING");
+    cr_assert(json_is_null(json_object_get(v, "reason")));
+    json_decref(v);
+    produce_v(pr, 60, "REQUEST_COMPLETED", "canary", "2.6.0", 1100, &seq);
+    flush_all(pr);
+    rd_kafka_destroy(pr);
+    for (long t = 0;; t += 20) {
+        v = get_json("/api/v1/verdict?release=2.6.0", 200);
+        if (strcmp(jstr(v, "verdict"), "PROMOTE") == 0) break;
+        cr_assert_lt(t, 10000, "2.6.0 still %s", jstr(v, "verdict"));
+        json_decref(v);
+        sleep_ms(20);
+    }
+    cr_assert_str_eq(jstr(v, "release"), "2.6.0");
+    json_decref(v);
+    v = get_json("/api/v1/verdict?release=2.5.0", 200);
+    cr_assert_str_eq(jstr(v, "verdict"), "ANALYZING");
+    cr_assert_str_eq(jstr(v, "release"), "2.6.0");
+    json_decref(v);
+    stop_agent();
+}
+
+/* Issue 10, item 6: Flagger's checksum changes with every canary run; a
+ * changed checksum starts a new judgement before the hook answers, so the
+ * previous run's ROLLBACK is not replayed to the new run. A learnt release
+ * is learnt again from the new run's canary events (not from the previous
+ * run's, even when they arrive after the change); a declared release keeps
+ * its name. */
+Test(http_api, flagger_new_checksum_starts_a_new_judgement)
+{
+    int seq = 0;
+    write_config("{\"bind\": \"127.0.0.1:0\"}");
+    start_agent();
+    wait_ready();
+    rd_kafka_t *pr = producer();
+    produce(pr, 60, "REQUEST_COMPLETED", "canary", 0, &seq);
+    produce(pr, 30, "ERROR_OCCURRED", "canary", 0, &seq);
+    flush_all(pr);
+    json_t *v = wait_verdict("ROLLBACK", 10000);
+    json_decref(v);
+    /* the run that went bad: the first checksum seen is that run's */
+    cr_assert_str_eq(hook_run("rollback", "run-1", 200, "ROLLBACK"), "2.5.0");
+    cr_assert_str_eq(hook_run("rollback", "run-1", 200, "ROLLBACK"), "2.5.0");
+    cr_assert_str_eq(hook_run("confirm-promotion", "run-1", 409, "ROLLBACK"), "2.5.0");
+    /* a new run: no stale ROLLBACK; the release is learnt again */
+    cr_assert_str_eq(hook_run("rollback", "run-2", 409, "ANALYZING"), "");
+    cr_assert_str_eq(hook_run("confirm-promotion", "run-2", 409, "ANALYZING"), "");
+    v = get_json("/api/v1/verdict", 200);
+    cr_assert_str_eq(jstr(v, "verdict"), "ANALYZING");
+    cr_assert_str_eq(jstr(json_array_get(json_object_get(v, "rules"), 0), "state"), "inactive");
+    json_decref(v);
+    /* a straggler of the old run, stamped before the new run began, is
+     * counted but names nothing; the new run's canary (2.6.0) is healthy */
+    produce_v(pr, 1, "REQUEST_COMPLETED", "canary", "2.5.0", -3000, &seq);
+    flush_all(pr);
+    wait_metric("canaryd_events_total{type=\"REQUEST_COMPLETED\",cohort=\"canary\"}", 61, 10000);
+    produce_v(pr, 60, "REQUEST_COMPLETED", "canary", "2.6.0", 1100, &seq);
+    flush_all(pr);
+    v = wait_verdict("PROMOTE", 10000);
+    cr_assert_str_eq(jstr(v, "release"), "2.6.0");
+    json_decref(v);
+    cr_assert_str_eq(hook_run("confirm-promotion", "run-2", 200, "PROMOTE"), "2.6.0");
+    cr_assert_str_eq(hook_run("rollback", "run-2", 409, "PROMOTE"), "2.6.0");
+
+    /* A declared release keeps its name across a new run. */
+    resp_t r;
+    request("POST", "/api/v1/release", "{\"release\": \"2.7.0\"}", NULL, &r);
+    cr_assert_eq(r.status, 200, "%s", r.body);
+    free(r.body);
+    produce_v(pr, 60, "REQUEST_COMPLETED", "canary", "2.7.0", 1100, &seq);
+    flush_all(pr);
+    rd_kafka_destroy(pr);
+    v = wait_verdict("PROMOTE", 10000);
+    cr_assert_str_eq(jstr(v, "release"), "2.7.0");
+    json_decref(v);
+    cr_assert_str_eq(hook_run("confirm-promotion", "run-2", 200, "PROMOTE"), "2.7.0");
+    cr_assert_str_eq(hook_run("confirm-promotion", "run-3", 409, "ANALYZING"), "2.7.0");
+    /* another canary's hooks (its first checksum) reset nothing */
+    resp_t o;
+    request("POST", "/api/v1/flagger/rollback",
+            "{\"name\":\"payments\",\"namespace\":\"prod\",\"checksum\":\"zzz\"}", NULL, &o);
+    cr_assert_eq(o.status, 409, "%s", o.body);
+    free(o.body);
+    stop_agent();
+    char *err = read_file("err");
+    cr_assert_not_null(strstr(err, "flagger rollback hook: canary \"prod\"/\"checkout\" has a new "
+                                   "checksum \"run-2\": a new run, a new judgement"),
+                       "%s", err);
+    cr_assert_not_null(strstr(err, "new canary run: verdict, rule states and canary windows "
+                                   "reset; release learnt again from the next canary event"),
+                       "%s", err);
+    cr_assert_not_null(strstr(err, "release 2.7.0 (kept)"), "%s", err);
+    free(err);
+    char *out = read_file("out");
+    /* the records of the relearnt run name 2.6.0, none names the straggler's 2.5.0 after it */
+    cr_assert_not_null(strstr(out, "\"verdict\":\"PROMOTE\""), "%s", out);
+    cr_assert_not_null(strstr(out, "\"release\":\"2.6.0\""), "%s", out);
+    free(out);
 }
