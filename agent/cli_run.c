@@ -64,6 +64,7 @@ typedef struct run {
      * and its timing belong to the evaluating thread. */
     cd_http_t *http;
     cd_pipeline_t *p;
+    cd_live_t *live;
     cd_snapshot_t *snap;
     int64_t published_ms;
     cd_history_t *hist; /* the status page's series (with the HTTP API or --report) */
@@ -94,6 +95,22 @@ static int64_t mono_ms(void)
 /* How often the HTTP API's snapshot is refreshed when nothing changed. */
 #define SNAPSHOT_EVERY_MS 100
 
+/* Evaluating thread: a snapshot of the pipeline and the live clock's
+ * watermark state, published. */
+static void publish(run_t *r, int64_t now)
+{
+    cd_live_wm_t st;
+    cd_snapshot_fill(r->snap, r->p, cd_live_now_ms());
+    cd_live_watermark_state(r->live, &st);
+    r->snap->judged_ms = st.judged_ms;
+    r->snap->lag_known = st.known;
+    r->snap->lag_ms = st.lag_ms;
+    r->snap->held = st.held;
+    snprintf(r->snap->held_reason, sizeof(r->snap->held_reason), "%s", st.reason);
+    cd_http_publish(r->http, r->snap);
+    r->published_ms = now;
+}
+
 /* Evaluating thread: applies a POST /api/v1/release, and publishes a
  * snapshot for the HTTP API when something changed or every 100 ms (the
  * tick runs before each evaluation step, so it shows the previous one). */
@@ -114,19 +131,23 @@ static void http_tick(run_t *r)
                    now_rel[0] ? now_rel : "learnt again from the next canary event",
                    now_rel[0] ? " (kept)" : "");
         }
-        cd_snapshot_fill(r->snap, r->p, cd_live_now_ms());
-        cd_http_publish(r->http, r->snap);
-        r->published_ms = now;
+        publish(r, now);
         cd_http_release_done(r->http);
         return;
     }
     /* The cheap check runs every tick; the copy only when it says so or
      * every SNAPSHOT_EVERY_MS (values and counters move continuously). */
-    if (cd_snapshot_stale(r->snap, r->p) || now - r->published_ms >= SNAPSHOT_EVERY_MS) {
-        cd_snapshot_fill(r->snap, r->p, cd_live_now_ms());
-        cd_http_publish(r->http, r->snap);
-        r->published_ms = now;
-    }
+    cd_live_wm_t st;
+    cd_live_watermark_state(r->live, &st);
+    if (cd_snapshot_stale(r->snap, r->p) || st.held != r->snap->held ||
+        now - r->published_ms >= SNAPSHOT_EVERY_MS)
+        publish(r, now);
+}
+
+/* The live clock's watermark source (any thread). */
+static int64_t source_watermark(void *opaque, char *who, size_t size)
+{
+    return cd_kafka_source_watermark(opaque, who, size);
 }
 
 /* Evaluating thread: SIGHUP reopens the verdict log; the HTTP API's hand-over. */
@@ -467,6 +488,17 @@ int cd_cli_run(int argc, char **argv)
         fprintf(stderr, "canaryd run: %s\n", err);
         goto out;
     }
+    /* Judge a second only once every partition is read past it, waiting at
+     * most kafka.max_lag_wait (default windows.slack; live.c, "Watermark"). */
+    int64_t max_wait = kc->max_lag_wait_ms < 0 ? cfg->slack_ms : kc->max_lag_wait_ms;
+    cd_live_set_watermark(live, source_watermark, src, max_wait);
+    if (max_wait > 0) {
+        char d[32];
+        cd_log(CD_LOG_INFO,
+               "judging on the partitions' watermark: a partition behind holds judgement for at "
+               "most %s (kafka.max_lag_wait)",
+               cd_duration_format(max_wait, d, sizeof(d)));
+    }
     if (hc.enabled || r.report_path) {
         /* the status page's last 15 minutes (16 kept), one point a second */
         r.hist = cd_history_new(lcfg->rules, lcfg->nrules, HISTORY_SECONDS, HISTORY_MARKS);
@@ -486,8 +518,8 @@ int cd_cli_run(int argc, char **argv)
             goto out;
         }
         /* This thread evaluates until cd_live_start: the first snapshot. */
-        cd_snapshot_fill(r.snap, p, cd_live_now_ms());
-        cd_http_publish(r.http, r.snap);
+        r.live = live;
+        publish(&r, mono_ms());
     }
 
     struct sigaction sa;
@@ -512,7 +544,13 @@ int cd_cli_run(int argc, char **argv)
     rc = wait_for_stop(&r, src);
     cd_http_stop(r.http); /* first: its handlers read the consumers' state */
     cd_kafka_source_stop(src, STOP_DEADLINE_MS); /* stop consuming, commit, leave */
-    cd_live_stop(live);                          /* evaluate once more */
+    /* evaluate once more: with --exit-after-events the N events are the
+     * whole input, judged whatever the watermark; on a signal a second no
+     * partition was read past stays unjudged (live.h) */
+    if (r.exit_after)
+        cd_live_finish(live);
+    else
+        cd_live_stop(live);
     uint64_t left = cd_dispatcher_drain(r.out.disp, SINK_DRAIN_MS);
     if (cd_outputs_builtin_failed(&r.out)) atomic_store(&r.io_failed, true);
     fflush(stdout);

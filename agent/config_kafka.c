@@ -22,10 +22,11 @@
 #include <string.h>
 
 #include "canaryd/kafka_source.h"
+#include "canaryd/timeutil.h"
 #include "config_internal.h"
 
-static const char *const KNOWN[] = {"brokers", "topics", "group", "cohort_header", "threads",
-                                    "properties", NULL};
+static const char *const KNOWN[] = {"brokers",    "topics",       "group", "cohort_header",
+                                    "threads",    "max_lag_wait", "properties", NULL};
 
 /* Set by canaryd: the key to use instead, or why it cannot be changed. */
 static const struct {
@@ -44,6 +45,7 @@ void cd_kafka_conf_init(cd_kafka_conf_t *kc)
 {
     memset(kc, 0, sizeof(*kc));
     snprintf(kc->group, sizeof(kc->group), "%s", "canaryd");
+    kc->max_lag_wait_ms = -1; /* windows.slack */
 }
 
 bool cd_kafka_prop_is_secret(const char *name)
@@ -222,6 +224,24 @@ bool cd_kafka_conf_parse(const cd_config_t *cfg, cd_kafka_conf_t *kc, cd_diag_t 
                        "an integer 1..64, or 0 for the number of cores");
         else if (cd_cfg_number(&x, "kafka.threads", v, 0, false, CD_KAFKA_MAX_THREADS, false, &t))
             kc->threads = (int)t;
+    }
+    if ((v = json_object_get(k, "max_lag_wait"))) {
+        /* The live clock judges a second at most this long after its time
+         * (live.c, "Watermark"); the window ring keeps windows.slack of
+         * history beyond the longest look-back, so no longer than that. */
+        int64_t ms = 0;
+        if (cd_cfg_duration(&x, "kafka.max_lag_wait", v, &ms)) {
+            if (ms > cfg->slack_ms) {
+                char sl[32], acc[128];
+                snprintf(acc, sizeof(acc),
+                         "a duration from \"0s\" (judge on the wall clock) to windows.slack "
+                         "(\"%s\"); raise windows.slack to wait longer",
+                         cd_duration_format(cfg->slack_ms, sl, sizeof(sl)));
+                cd_cfg_bad(&x, "kafka.max_lag_wait", v, "is longer than windows.slack", acc);
+            } else {
+                kc->max_lag_wait_ms = ms;
+            }
+        }
     }
     if ((v = json_object_get(k, "properties"))) parse_props(&x, v, kc);
     return diag->count == before;

@@ -251,30 +251,35 @@ static enum MHD_Result get_readyz(cd_http_t *h, struct MHD_Connection *c, const 
     char why[512] = "";
     const cd_kafka_source_t *k = h->src.kafka;
     pthread_mutex_lock(&h->mu);
-    bool evaluated = h->seq > 0;
+    bool started = h->seq > 0;
+    /* the first second judged: before it, the live clock waits for every
+     * partition's watermark (live.c) */
+    char held[400];
+    bool judged = h->snap->stats.evaluations > 0;
+    snprintf(held, sizeof(held), "%s", h->snap->held_reason);
     pthread_mutex_unlock(&h->mu);
-    if (!evaluated) {
+    cd_kafka_stats_t ks = {0};
+    if (k) cd_kafka_source_stats(k, &ks);
+    if (!started) {
         snprintf(why, sizeof(why), "the analysis has not started");
+    } else if (k && ks.assigned <= 0) {
+        snprintf(why, sizeof(why), "no Kafka partition is assigned yet");
+    } else if (!judged) {
+        snprintf(why, sizeof(why), "no second has been judged yet%s%s", held[0] ? ": " : "", held);
     } else if (k) {
-        cd_kafka_stats_t ks;
-        cd_kafka_source_stats(k, &ks);
-        if (ks.assigned <= 0) {
-            snprintf(why, sizeof(why), "no Kafka partition is assigned yet");
-        } else {
-            enum { MAXP = 256 };
-            cd_kafka_lag_t *lag = malloc(MAXP * sizeof(*lag));
-            if (!lag) return reply_error(h, c, 500, "out of memory", NULL);
-            int n = cd_kafka_source_lag(k, lag, MAXP);
-            for (int i = 0; i < n && i < MAXP; i++)
-                if (lag[i].lag > h->conf.max_lag) {
-                    snprintf(why, sizeof(why),
-                             "partition %.200s[%d] is %lld messages behind (max_lag %lld)",
-                             lag[i].topic, (int)lag[i].partition, (long long)lag[i].lag,
-                             (long long)h->conf.max_lag);
-                    break;
-                }
-            free(lag);
-        }
+        enum { MAXP = 256 };
+        cd_kafka_lag_t *lag = malloc(MAXP * sizeof(*lag));
+        if (!lag) return reply_error(h, c, 500, "out of memory", NULL);
+        int n = cd_kafka_source_lag(k, lag, MAXP);
+        for (int i = 0; i < n && i < MAXP; i++)
+            if (lag[i].lag > h->conf.max_lag) {
+                snprintf(why, sizeof(why),
+                         "partition %.200s[%d] is %lld messages behind (max_lag %lld)",
+                         lag[i].topic, (int)lag[i].partition, (long long)lag[i].lag,
+                         (long long)h->conf.max_lag);
+                break;
+            }
+        free(lag);
     }
     if (why[0])
         return reply_json(h, c, 503, json_pack("{s:b,s:s}", "ready", 0, "reason", why), NULL);

@@ -143,6 +143,26 @@ static void kafka(FILE *f, const cd_kafka_source_t *k)
     free(lag);
 }
 
+/* The live clock's watermark (live.c, "Watermark"), from the snapshot. */
+static void watermark(FILE *f, const cd_snapshot_t *s, const cd_kafka_source_t *k)
+{
+    head(f, "watermark_lag_seconds", "gauge",
+         "Wall time minus the watermark: the time up to which every assigned partition is known "
+         "to be read (NaN while unknown).");
+    fputs("canaryd_watermark_lag_seconds ", f);
+    num(f, s->lag_known ? (double)s->lag_ms / 1000.0 : NAN);
+    fputc('\n', f);
+    head(f, "verdict_held", "gauge",
+         "1 while judgement is held back because a partition is behind (the verdict is the last "
+         "one judged), else 0.");
+    fprintf(f, "canaryd_verdict_held %d\n", s->held ? 1 : 0);
+    if (!k) return;
+    head(f, "watermark_probes_failed_total", "counter",
+         "End-offset probes of the watermark prober that failed (broker unreachable or slow).");
+    fprintf(f, "canaryd_watermark_probes_failed_total %llu\n",
+            (unsigned long long)cd_kafka_source_probes_failed(k));
+}
+
 static void rules(FILE *f, const cd_snapshot_t *s)
 {
     static const cd_rule_state_t states[] = {CD_STATE_INACTIVE, CD_STATE_PENDING, CD_STATE_FIRING,
@@ -349,6 +369,7 @@ char *cd_http_metrics_render(const cd_snapshot_t *s, const cd_kafka_source_t *k,
     if (!f) return NULL;
     events(f, s);
     kafka(f, k);
+    watermark(f, s, k);
     rules(f, s);
     sinks(f, d);
     process(f, codes);

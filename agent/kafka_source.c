@@ -99,6 +99,31 @@
  * rate-limited per facility, so a broker that stays down is reported once
  * per interval while librdkafka reconnects with its backoff.
  *
+ * Watermark (issue 10, item 4; the live clock's side is in live.c). Every
+ * assigned partition carries the time up to which it is known to be read:
+ * the larger of the newest event time counted from it (clamped to the wall
+ * clock when folded: a timestamp from the future proves nothing) and the
+ * last wall time the broker confirmed it read to its end. Confirmations
+ * come from an end-of-partition event (its time minus fetch.wait.max.ms, as
+ * the broker may have held that empty Fetch answer that long) and from a
+ * prober thread that asks each worker's partition leaders for their end
+ * offsets every PROBE_EVERY_MS (rd_kafka_offsets_for_times, one ListOffsets
+ * per leader, on the worker's own handle): an answer sent at t whose end
+ * offset the worker has counted up to -- now or later, during a catch-up --
+ * confirms the partition through t. Without the prober, a partition at its
+ * end and a partition whose broker stalled look alike (no message either
+ * way, and librdkafka reports the end only once). The prober hands its
+ * answers to the worker through a small mailbox (a mutex and a flag on a
+ * line of their own), which the worker empties at its run boundaries; the
+ * worker folds its run of messages into its partition's watermark when it
+ * stores the run's offset (flush_store: per run of up to STORE_EVERY
+ * messages from one partition, never per event) and publishes the minimum
+ * over its partitions on a line of its own. cd_kafka_source_watermark()
+ * takes the minimum over the workers. A partition just assigned is unknown
+ * (INT64_MIN) until its first message, end or confirmation. Cost: one
+ * clock_gettime and one pass over the worker's partitions per run; 2
+ * ListOffsets requests per worker and second.
+ *
  * Benchmark trace (bench/bench_kafka_delay.c): with CANARYD_TRACE_CONSUME=1
  * in the environment, every consumed message also writes one line
  * "canaryd trace: consumed TOPIC [PARTITION] @OFFSET mono_ns NS" on stderr,
@@ -140,6 +165,12 @@ typedef struct worker {
         int32_t partition;
         bool eof;
         int64_t next; /* offset after the last one counted; -1 unknown */
+        /* watermark (see the top): INT64_MIN unknown */
+        int64_t seen;      /* newest event time counted, clamped to the wall clock */
+        int64_t confirmed; /* wall time the broker confirmed it read to its end */
+        int64_t want_end;  /* a probe's end offset not reached yet (-1: none)... */
+        int64_t want_sent; /* ...and when that probe was sent */
+        int tidx;          /* index in the source's topic list, -1 if not there */
     } *parts;
     int nparts, capparts;
     int cur; /* index in parts of the last message's partition (a cache), or -1 */
@@ -149,12 +180,30 @@ typedef struct worker {
     rd_kafka_message_t *held;
     unsigned held_n;
     atomic_uint_fast64_t messages; /* handed to the pipeline (relaxed, summed on read) */
+    /* the run of messages counted since the last store: its newest event
+     * time and its partition's index in parts (-1: none) */
+    int64_t run_max;
+    int run_idx;
     /* fetch nudging (worker thread, except nudge_wanted) */
     rd_kafka_queue_t *cq;      /* the consumer queue, to sample its length */
     unsigned since_sample;     /* messages since the last sample */
     size_t bytes_since;        /* their payload bytes */
     int armed;                 /* nudges still due: 2 after the queue was seen 3/4 full */
     atomic_bool nudge_wanted;  /* set by the worker, taken by the nudger */
+    /* published watermark (see the top): written by the worker per run, read
+     * by the live clock; its own line */
+    _Alignas(64) atomic_int_fast64_t wm; /* INT64_MAX: no partition */
+    atomic_int wm_partition, wm_tidx;  /* the slowest partition (for the reason text) */
+    /* the prober's mailbox: under pmu, except the flag */
+    _Alignas(64) pthread_mutex_t pmu;
+    struct probe_end {
+        char topic[256];
+        int32_t partition;
+        int64_t end;
+    } *probe;
+    int nprobe, capprobe;
+    int64_t probe_sent;
+    atomic_bool probe_ready; /* relaxed: pmu orders the data */
 } worker_t;
 
 struct cd_kafka_source {
@@ -195,7 +244,22 @@ struct cd_kafka_source {
     pthread_cond_t ncv;
     bool nudge_pending;        /* under nmu */
     atomic_uint_fast64_t nudges;
+    /* watermark (see the top) */
+    char topics[CD_KAFKA_MAX_TOPICS][256]; /* the subscription, for the reason text */
+    int ntopics;
+    int64_t fetch_wait_ms; /* fetch.wait.max.ms in effect */
+    pthread_t prober;
+    bool prober_started;
+    pthread_mutex_t prmu;
+    pthread_cond_t prcv;
+    atomic_uint_fast64_t probes_failed;
 };
+
+/* The prober (see the top): how often each worker's end offsets are asked,
+ * and how long one answer may take. The live clock's leeway
+ * (CD_LIVE_WATERMARK_LEEWAY_MS, 2 s) covers the interval plus a round trip. */
+#define PROBE_EVERY_MS 500
+#define PROBE_TIMEOUT_MS 1000
 
 /* Prefetch sizing defaults (see the top of the file and docs/live.md). */
 #define DEFAULT_QUEUE_KBYTES "512"
@@ -223,6 +287,13 @@ static int64_t mono_ms(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int64_t wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
@@ -295,6 +366,91 @@ static struct part *part_of(worker_t *w, const char *topic, int32_t partition)
             return &w->parts[i];
         }
     return NULL;
+}
+
+/* ---- watermark (see the top; worker thread unless said) ------------------ */
+
+static int64_t max64(int64_t a, int64_t b)
+{
+    return a > b ? a : b;
+}
+
+/* A probe's end offset reached by what was counted: confirmed through the
+ * time the probe was sent. */
+static void reach(struct part *p)
+{
+    if (p->want_end >= 0 && p->next >= p->want_end) {
+        p->confirmed = max64(p->confirmed, p->want_sent);
+        p->want_end = -1;
+    }
+}
+
+/* Publishes the minimum over the worker's partitions (release: the live
+ * clock reads it with acquire, with the slowest partition's name beside). */
+static void publish(worker_t *w)
+{
+    int64_t wm = INT64_MAX;
+    int slow = -1;
+    for (int i = 0; i < w->nparts; i++) {
+        int64_t v = max64(w->parts[i].seen, w->parts[i].confirmed);
+        if (v < wm) {
+            wm = v;
+            slow = i;
+        }
+    }
+    if (slow >= 0) {
+        atomic_store_explicit(&w->wm_partition, w->parts[slow].partition, memory_order_relaxed);
+        atomic_store_explicit(&w->wm_tidx, w->parts[slow].tidx, memory_order_relaxed);
+    }
+    atomic_store_explicit(&w->wm, wm, memory_order_release);
+}
+
+/* The run of messages since the last store (one partition's) is stored:
+ * its newest event time, clamped to now, moves the partition's watermark. */
+static void fold_run(worker_t *w)
+{
+    if (w->run_idx < 0) return;
+    if (w->run_idx < w->nparts && w->run_max != INT64_MIN) {
+        struct part *p = &w->parts[w->run_idx];
+        int64_t now = wall_ms();
+        p->seen = max64(p->seen, w->run_max < now ? w->run_max : now);
+        reach(p);
+    }
+    w->run_idx = -1;
+    w->run_max = INT64_MIN;
+    publish(w);
+}
+
+/* The prober's latest answer: partitions counted up to the end offset it
+ * found are confirmed through the time it asked; the others wait for it. */
+static void take_probe(worker_t *w)
+{
+    atomic_store_explicit(&w->probe_ready, false, memory_order_relaxed);
+    pthread_mutex_lock(&w->pmu);
+    for (int i = 0; i < w->nprobe; i++) {
+        struct probe_end *e = &w->probe[i];
+        struct part *p = part_of(w, e->topic, e->partition);
+        if (!p) continue;
+        if (p->next >= 0 && p->next >= e->end) {
+            p->confirmed = max64(p->confirmed, w->probe_sent);
+        } else if (p->want_end < 0) {
+            p->want_end = e->end;
+            p->want_sent = w->probe_sent;
+        }
+    }
+    w->nprobe = 0;
+    pthread_mutex_unlock(&w->pmu);
+    publish(w);
+}
+
+/* An end-of-partition event at offset end: read to the end the broker had
+ * when it formed that (possibly held) empty Fetch answer. */
+static void at_partition_end(worker_t *w, struct part *p, int64_t end)
+{
+    if (end > p->next) p->next = end;
+    p->confirmed = max64(p->confirmed, wall_ms() - w->s->fetch_wait_ms);
+    reach(p);
+    publish(w);
 }
 
 /* Every assigned partition reported its end (enable.partition.eof) with no
@@ -371,9 +527,17 @@ static void track(worker_t *w, rd_kafka_topic_partition_list_t *l, bool add)
         p->partition = l->elems[i].partition;
         p->eof = false;
         p->next = recall(w->s, p->topic, p->partition);
+        p->seen = p->confirmed = INT64_MIN;
+        p->want_end = -1;
+        p->want_sent = 0;
+        p->tidx = -1;
+        for (int t = 0; t < w->s->ntopics; t++)
+            if (strcmp(w->s->topics[t], p->topic) == 0) p->tidx = t;
         /* Resume after what this process counted (the committed offset may be older). */
         if (p->next >= 0) l->elems[i].offset = p->next;
     }
+    w->cur = -1;
+    publish(w);
 }
 
 /* After an assignment: partitions that resume after what this process
@@ -411,7 +575,9 @@ static void store_recalled(worker_t *w, const rd_kafka_topic_partition_list_t *p
 
 static void flush_store(worker_t *w)
 {
+    if (atomic_load_explicit(&w->probe_ready, memory_order_relaxed)) take_probe(w);
     if (!w->held) return;
+    fold_run(w);
     rd_kafka_offset_store(w->held->rkt, w->held->partition, w->held->offset);
     rd_kafka_message_destroy(w->held);
     w->held = NULL;
@@ -513,6 +679,8 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         for (int i = 0; i < w->nparts; i++) /* eager: everything goes */
             remember(w->s, &w->parts[i]);
         w->nparts = 0;
+        w->cur = -1;
+        publish(w);
     }
     atomic_store_explicit(&w->caught_up, at_end(w), memory_order_relaxed);
 }
@@ -540,10 +708,13 @@ static int prefetch_limits(cd_kafka_source_t *s, const rd_kafka_conf_t *c, char 
     vs = sizeof(v);
     if (rd_kafka_conf_get(c, "queued.min.messages", v, &vs) != RD_KAFKA_CONF_OK) goto err;
     s->q_min_msgs = strtoll(v, NULL, 10);
+    vs = sizeof(v);
+    if (rd_kafka_conf_get(c, "fetch.wait.max.ms", v, &vs) != RD_KAFKA_CONF_OK) goto err;
+    s->fetch_wait_ms = strtoll(v, NULL, 10);
     if (s->q_max_bytes > 0 && s->q_min_msgs > 0) return 0;
 err:
     snprintf(errbuf, errsize, "kafka: cannot read back queued.max.messages.kbytes / "
-                              "queued.min.messages from librdkafka");
+                              "queued.min.messages / fetch.wait.max.ms from librdkafka");
     return -1;
 }
 
@@ -645,6 +816,12 @@ cd_kafka_source_t *cd_kafka_source_new(const cd_kafka_conf_t *kc, const cd_confi
     pthread_mutex_init(&s->mu, NULL);
     pthread_mutex_init(&s->nmu, NULL);
     cond_init_monotonic(&s->ncv);
+    pthread_mutex_init(&s->prmu, NULL);
+    cond_init_monotonic(&s->prcv);
+    atomic_init(&s->probes_failed, 0);
+    s->ntopics = kc->ntopics;
+    for (int i = 0; i < kc->ntopics && i < CD_KAFKA_MAX_TOPICS; i++)
+        snprintf(s->topics[i], sizeof(s->topics[i]), "%s", kc->topics[i]);
     /* Nudging is for librdkafka < 2.1 (which has no fetch.queue.backoff.ms);
      * CANARYD_KAFKA_NUDGE=0 turns it off (the benchmark's comparison). */
     const char *nudge = getenv("CANARYD_KAFKA_NUDGE");
@@ -681,6 +858,13 @@ cd_kafka_source_t *cd_kafka_source_new(const cd_kafka_conf_t *kc, const cd_confi
         atomic_init(&w->assigned, 0);
         atomic_init(&w->caught_up, false);
         atomic_init(&w->nudge_wanted, false);
+        atomic_init(&w->wm, INT64_MAX);
+        atomic_init(&w->wm_partition, -1);
+        atomic_init(&w->wm_tidx, -1);
+        atomic_init(&w->probe_ready, false);
+        pthread_mutex_init(&w->pmu, NULL);
+        w->run_idx = -1;
+        w->run_max = INT64_MIN;
         w->rk = make_consumer(w, kc, errbuf, errsize);
         if (!w->rk) goto err;
     }
@@ -708,7 +892,9 @@ static long object_end(const char *b, size_t n, bool *empty)
     return (long)close;
 }
 
-static void process(worker_t *w, const rd_kafka_message_t *m, int stripe)
+/* Decodes and counts m; returns the event time when the event was
+ * accepted into the windows, else INT64_MIN. */
+static int64_t process(worker_t *w, const rd_kafka_message_t *m, int stripe)
 {
     cd_kafka_source_t *s = w->s;
     const char *buf = m->payload;
@@ -727,7 +913,7 @@ static void process(worker_t *w, const rd_kafka_message_t *m, int stripe)
                     c = k;
             if (c < 0) {
                 cd_pipeline_count_bad(s->p, CD_BAD_UNKNOWN_COHORT, buf, len, 0);
-                return;
+                return INT64_MIN;
             }
             bool empty = false;
             long close = object_end(buf, len, &empty);
@@ -754,7 +940,10 @@ static void process(worker_t *w, const rd_kafka_message_t *m, int stripe)
         }
     }
 decode:
-    if (cd_pipeline_decode(s->p, buf, len, 0, &ev) == CD_BAD_NONE) cd_pipeline_add(s->p, &ev, stripe);
+    if (cd_pipeline_decode(s->p, buf, len, 0, &ev) == CD_BAD_NONE &&
+        cd_pipeline_add(s->p, &ev, stripe) == CD_WIN_OK)
+        return ev.ts_ms;
+    return INT64_MIN;
 }
 
 /* ---- fetch nudging (librdkafka < 2.1; see the top of the file) ----------- */
@@ -843,6 +1032,120 @@ static void nudger_stop(cd_kafka_source_t *s)
     s->nudger_started = false;
 }
 
+/* ---- the watermark prober (see the top) ---------------------------------- */
+
+/* Prober thread: asks worker w's partition leaders for their end offsets
+ * and leaves the answer in w's mailbox. */
+static void probe(worker_t *w)
+{
+    if (atomic_load_explicit(&w->assigned, memory_order_relaxed) <= 0) return;
+    rd_kafka_topic_partition_list_t *l = NULL;
+    if (rd_kafka_assignment(w->rk, &l) != RD_KAFKA_RESP_ERR_NO_ERROR || !l) return;
+    for (int i = 0; i < l->cnt; i++)
+        l->elems[i].offset = RD_KAFKA_OFFSET_END; /* "timestamp" -1: the end offset */
+    int64_t sent = wall_ms();
+    rd_kafka_resp_err_t e =
+        l->cnt > 0 ? rd_kafka_offsets_for_times(w->rk, l, PROBE_TIMEOUT_MS) : RD_KAFKA_RESP_ERR__STATE;
+    if (e) {
+        /* no confirmation: the partitions' watermarks stay where they are */
+        if (l->cnt > 0) atomic_fetch_add_explicit(&w->s->probes_failed, 1, memory_order_relaxed);
+        rd_kafka_topic_partition_list_destroy(l);
+        return;
+    }
+    pthread_mutex_lock(&w->pmu);
+    if (l->cnt > w->capprobe) {
+        struct probe_end *np = realloc(w->probe, (size_t)l->cnt * sizeof(*np));
+        if (np) {
+            w->probe = np;
+            w->capprobe = l->cnt;
+        }
+    }
+    w->nprobe = 0;
+    for (int i = 0; i < l->cnt && w->nprobe < w->capprobe; i++) {
+        if (l->elems[i].err || l->elems[i].offset < 0) continue;
+        struct probe_end *pe = &w->probe[w->nprobe++];
+        snprintf(pe->topic, sizeof(pe->topic), "%s", l->elems[i].topic);
+        pe->partition = l->elems[i].partition;
+        pe->end = l->elems[i].offset;
+    }
+    w->probe_sent = sent;
+    pthread_mutex_unlock(&w->pmu);
+    atomic_store_explicit(&w->probe_ready, true, memory_order_relaxed);
+    rd_kafka_topic_partition_list_destroy(l);
+}
+
+static void *prober_run(void *arg)
+{
+    cd_kafka_source_t *s = arg;
+    pthread_mutex_lock(&s->prmu);
+    while (!atomic_load_explicit(&s->stop, memory_order_relaxed)) {
+        struct timespec until = cd_deadline_after(CLOCK_MONOTONIC, PROBE_EVERY_MS);
+        /* No lost wake-up: stop is set before prober_stop signals under prmu. */
+        while (!atomic_load_explicit(&s->stop, memory_order_relaxed) &&
+               pthread_cond_timedwait(&s->prcv, &s->prmu, &until) == 0)
+            ;
+        if (atomic_load_explicit(&s->stop, memory_order_relaxed)) break;
+        pthread_mutex_unlock(&s->prmu);
+        for (int i = 0; i < s->nworkers && !atomic_load_explicit(&s->stop, memory_order_relaxed);
+             i++)
+            probe(&s->w[i]);
+        pthread_mutex_lock(&s->prmu);
+    }
+    pthread_mutex_unlock(&s->prmu);
+    return NULL;
+}
+
+/* Stops and joins the prober (s->stop is set); it may be inside one probe,
+ * at most PROBE_TIMEOUT_MS. */
+static void prober_stop(cd_kafka_source_t *s)
+{
+    if (!s->prober_started) return;
+    pthread_mutex_lock(&s->prmu);
+    pthread_cond_broadcast(&s->prcv);
+    pthread_mutex_unlock(&s->prmu);
+    pthread_join(s->prober, NULL);
+    s->prober_started = false;
+}
+
+int64_t cd_kafka_source_watermark(const cd_kafka_source_t *s, char *who, size_t size)
+{
+    cd_kafka_source_t *q = (cd_kafka_source_t *)s;
+    int64_t wm = INT64_MAX;
+    int assigned = 0, slow = -1;
+    for (int i = 0; i < s->nworkers; i++) {
+        int a = atomic_load_explicit(&q->w[i].assigned, memory_order_relaxed);
+        if (a <= 0) continue;
+        assigned += a;
+        int64_t v = atomic_load_explicit(&q->w[i].wm, memory_order_acquire);
+        if (v < wm || slow < 0) {
+            wm = v;
+            slow = i;
+        }
+    }
+    if (!assigned) {
+        if (who && size) snprintf(who, size, "no partition is assigned");
+        return INT64_MIN;
+    }
+    if (who && size) {
+        /* read after wm: may name a partition that became the slowest since
+         * (only the reason text) */
+        int part = atomic_load_explicit(&q->w[slow].wm_partition, memory_order_relaxed);
+        int t = atomic_load_explicit(&q->w[slow].wm_tidx, memory_order_relaxed);
+        if (wm == INT64_MIN)
+            snprintf(who, size, "partition %.200s[%d] has not been read yet",
+                     t >= 0 && t < s->ntopics ? s->topics[t] : "?", part);
+        else
+            snprintf(who, size, "%.200s[%d]", t >= 0 && t < s->ntopics ? s->topics[t] : "?",
+                     part);
+    }
+    return wm;
+}
+
+uint64_t cd_kafka_source_probes_failed(const cd_kafka_source_t *s)
+{
+    return atomic_load_explicit(&((cd_kafka_source_t *)s)->probes_failed, memory_order_relaxed);
+}
+
 static void *worker_run(void *arg)
 {
     worker_t *w = arg;
@@ -852,6 +1155,8 @@ static void *worker_run(void *arg)
     int stripe = w->id;
     w->cur = -1;
     w->quiet = true;
+    w->run_idx = -1;
+    w->run_max = INT64_MIN;
     w->cq = s->nudge ? rd_kafka_queue_get_consumer(w->rk) : NULL;
     while (!atomic_load_explicit(&s->stop, memory_order_relaxed)) {
         rd_kafka_message_t *m = rd_kafka_consumer_poll(w->rk, w->held ? 0 : 100);
@@ -865,7 +1170,10 @@ static void *worker_run(void *arg)
         if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF && m->rkt) {
             flush_store(w);
             struct part *p = part_of(w, rd_kafka_topic_name(m->rkt), m->partition);
-            if (p) p->eof = true;
+            if (p) {
+                p->eof = true;
+                at_partition_end(w, p, m->offset);
+            }
             atomic_store_explicit(&w->caught_up, at_end(w), memory_order_relaxed);
         }
         if (m->err) {
@@ -894,7 +1202,7 @@ static void *worker_run(void *arg)
             continue;
         }
         if (pt) pt->next = m->offset + 1;
-        process(w, m, stripe);
+        int64_t ts = process(w, m, stripe);
         if (w->quiet) {
             /* The first event after a quiet spell wakes an idle live clock
              * (cd_pipeline_poke; live.c, "Idle steps"): once per spell, not
@@ -909,7 +1217,12 @@ static void *worker_run(void *arg)
         /* Counted: now its offset may be committed (offset + 1 is stored,
          * with the run of messages it ends: hold). */
         inc(&w->messages);
-        hold(w, m);
+        hold(w, m); /* may store the previous run, folding its watermark */
+        if (pt) {
+            /* this run is m's partition's (hold stores a run at every switch) */
+            w->run_idx = (int)(pt - w->parts);
+            if (ts > w->run_max) w->run_max = ts;
+        }
     }
     if (w->cq) rd_kafka_queue_destroy(w->cq);
     w->cq = NULL;
@@ -981,6 +1294,11 @@ int cd_kafka_source_start(cd_kafka_source_t *s, char *errbuf, size_t errsize)
         }
         s->w[i].started = true;
     }
+    int pe = pthread_create(&s->prober, NULL, prober_run, s);
+    if (pe == 0)
+        s->prober_started = true;
+    else /* consuming works; partitions at their end then wait out kafka.max_lag_wait */
+        cd_log(CD_LOG_WARN, "kafka: watermark prober thread: %s", strerror(pe));
     if (s->nudge) {
         int e = pthread_create(&s->nudger, NULL, nudger_run, s);
         if (e == 0)
@@ -1002,6 +1320,9 @@ void cd_kafka_source_stop(cd_kafka_source_t *s, int64_t deadline_ms)
         pthread_join(s->w[i].thread, NULL);
         s->w[i].started = false;
     }
+    /* after the workers: it is done by then (they take longer to stop than
+     * one probe), and the handles it uses live until destroy */
+    prober_stop(s);
 }
 
 /*
@@ -1090,6 +1411,8 @@ void cd_kafka_source_destroy(cd_kafka_source_t *s)
     for (int i = 0; s->w && i < s->nworkers; i++) {
         free(s->w[i].buf);
         free(s->w[i].parts);
+        free(s->w[i].probe);
+        pthread_mutex_destroy(&s->w[i].pmu);
     }
     free(s->w);
     for (int c = 0; c < CD_NCOHORTS; c++)
@@ -1098,6 +1421,8 @@ void cd_kafka_source_destroy(cd_kafka_source_t *s)
     pthread_mutex_destroy(&s->mu);
     pthread_mutex_destroy(&s->nmu);
     pthread_cond_destroy(&s->ncv);
+    pthread_mutex_destroy(&s->prmu);
+    pthread_cond_destroy(&s->prcv);
     free(s);
 }
 

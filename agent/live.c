@@ -58,12 +58,42 @@
  * that counts without poking (or a worker busy elsewhere for longer than
  * CD_LIVE_QUIET_MS) only delays judging to the next 100 ms step.
  *
+ * Watermark (issue 10, item 4). Windows are in event time but this clock is
+ * the wall clock: a partition that falls behind (a broker stall, a slow
+ * worker, the catch-up after a start) would make its events look missing
+ * -- counts fall, the canary looks silent, a flatline fires. So with a
+ * watermark source (cd_live_set_watermark: the Kafka source, whose
+ * partitions each carry the time up to which they are known to be read,
+ * kafka_source.c "Watermark") a step judges only up to
+ *
+ *     until = max(now - max_wait, min(now, watermark + leeway))
+ *
+ * and the window clock alone (which admits events) follows the wall clock:
+ * cd_pipeline_advance_until. The leeway (CD_LIVE_WATERMARK_LEEWAY_MS)
+ * absorbs how stale a caught-up partition's watermark is between the
+ * source's confirmations, so a consumer that keeps up is never held; a
+ * stall holds judgement within the leeway of its start. max_wait (config
+ * kafka.max_lag_wait, at most windows.slack, the history the ring keeps
+ * beyond the longest look-back) bounds the hold: a partition that stays
+ * behind longer is judged without, max_wait late. While held, no second
+ * is judged, so the verdict stays the last one judged (and says why:
+ * cd_live_watermark_state, shown by the HTTP API and /metrics); when the
+ * partition catches up, the held seconds are all judged, in order, with
+ * their events, before the clock reaches the present again -- the same
+ * verdicts as without the stall (test_live's 60 s broker stall). Chosen
+ * over "ANALYZING while behind": a held verdict was judged on complete
+ * data, while an ANALYZING would pause an Argo rollout at every broker
+ * hiccup.
+ *
  * Threading: the pipeline's evaluating thread is this thread while it runs;
  * start and stop hand the pipeline over (pthread_create / pthread_join give
  * the happens-before edges). The stop flag is an atomic read relaxed on each
  * step: it carries no data, the join publishes everything.
  */
 #include "canaryd/live.h"
+
+#include "canaryd/log.h"
+#include "canaryd/timeutil.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -87,7 +117,18 @@ struct cd_live {
     pthread_mutex_t mu;
     pthread_cond_t cv; /* CLOCK_REALTIME, the grid's clock */
     bool poked;
+    /* watermark gating (see the top): the evaluating thread's */
+    cd_live_watermark_cb wm;
+    void *wm_opaque;
+    int64_t max_wait_ms;
+    cd_live_wm_t st;
+    int64_t held_since; /* wall time the current hold began; 0 when not held */
+    bool held_logged;
 };
+
+/* A hold longer than this is logged (shorter ones are a probe's or a
+ * rebalance's hiccup). */
+#define HOLD_LOG_MS 5000
 
 void cd_live_config(const cd_config_t *cfg, cd_config_t *out)
 {
@@ -158,10 +199,76 @@ static bool idle_wait(cd_live_t *l, int64_t until)
     return poked;
 }
 
+void cd_live_set_watermark(cd_live_t *l, cd_live_watermark_cb cb, void *opaque,
+                           int64_t max_wait_ms)
+{
+    l->wm = cb;
+    l->wm_opaque = opaque;
+    l->max_wait_ms = max_wait_ms > 0 ? max_wait_ms : 0;
+}
+
+void cd_live_watermark_state(const cd_live_t *l, cd_live_wm_t *out)
+{
+    *out = l->st;
+}
+
+/* The instant a step at wall time now may judge up to (see the top), and
+ * the state shown for it. Evaluating thread. */
+static int64_t watermark_until(cd_live_t *l, int64_t now)
+{
+    char who[160] = "", t[40], d[32];
+    cd_live_wm_t *st = &l->st;
+    int64_t wm = l->wm(l->wm_opaque, who, sizeof(who));
+    int64_t until = now;
+    st->known = wm != INT64_MIN;
+    st->lag_ms = st->known && wm < now ? now - wm : 0;
+    if (!st->known)
+        until = INT64_MIN;
+    else if (wm < now - CD_LIVE_WATERMARK_LEEWAY_MS)
+        until = wm + CD_LIVE_WATERMARK_LEEWAY_MS;
+    int64_t floor = now - l->max_wait_ms;
+    bool waited_out = until <= floor && l->max_wait_ms > 0;
+    if (until < floor) until = floor;
+    st->held = until < now;
+    if (!st->held) {
+        if (l->held_logged)
+            cd_log(CD_LOG_INFO, "live clock: caught up after %.1f s held; judging the present again",
+                   (double)(now - l->held_since) / 1000.0);
+        l->held_since = 0;
+        l->held_logged = false;
+        st->reason[0] = '\0';
+        return until;
+    }
+    if (!l->held_since) l->held_since = now;
+    cd_duration_format(l->max_wait_ms, d, sizeof(d));
+    if (!st->known)
+        snprintf(st->reason, sizeof(st->reason),
+                 "verdict held: %s; no second is judged before every partition is read past it "
+                 "(at most kafka.max_lag_wait %s)",
+                 who, d);
+    else if (waited_out)
+        snprintf(st->reason, sizeof(st->reason),
+                 "partition %s is %.1f s behind (read up to %s), longer than kafka.max_lag_wait "
+                 "%s: judging without it, %s late",
+                 who, (double)st->lag_ms / 1000.0, cd_time_format(wm, t, sizeof(t)), d, d);
+    else
+        snprintf(st->reason, sizeof(st->reason),
+                 "verdict held: partition %s is %.1f s behind (read up to %s); no second is "
+                 "judged before every partition is read past it (at most kafka.max_lag_wait %s)",
+                 who, (double)st->lag_ms / 1000.0, cd_time_format(wm, t, sizeof(t)), d);
+    if (!l->held_logged && now - l->held_since >= HOLD_LOG_MS) {
+        cd_log(CD_LOG_WARN, "live clock: %s", st->reason);
+        l->held_logged = true;
+    }
+    return until;
+}
+
 static void step(cd_live_t *l)
 {
     if (l->tick) l->tick(l->opaque);
-    cd_pipeline_advance(l->p, cd_live_now_ms());
+    int64_t now = cd_live_now_ms();
+    cd_pipeline_advance_until(l->p, now, l->wm ? watermark_until(l, now) : now);
+    l->st.judged_ms = cd_pipeline_judged(l->p);
     atomic_fetch_add_explicit(&l->steps, 1, memory_order_relaxed);
 }
 
@@ -214,6 +321,14 @@ void cd_live_stop(cd_live_t *l)
     pthread_join(l->thread, NULL);
     l->running = false;
     step(l); /* the last evaluation, on the caller's thread */
+}
+
+void cd_live_finish(cd_live_t *l)
+{
+    cd_live_stop(l);
+    cd_pipeline_advance(l->p, cd_live_now_ms());
+    l->st.judged_ms = cd_pipeline_judged(l->p);
+    l->st.held = false;
 }
 
 uint64_t cd_live_steps(const cd_live_t *l)

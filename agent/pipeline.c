@@ -464,6 +464,11 @@ void cd_pipeline_set_waker(cd_pipeline_t *p, cd_pipeline_wake_cb cb, void *opaqu
     p->wake_opaque = opaque;
 }
 
+int64_t cd_pipeline_judged(const cd_pipeline_t *p)
+{
+    return p->started ? p->grid : 0;
+}
+
 int64_t cd_pipeline_last_eval(const cd_pipeline_t *p)
 {
     return atomic_load_explicit(&((cd_pipeline_t *)p)->last_eval, memory_order_relaxed);
@@ -527,8 +532,14 @@ static int64_t bucket_key(const cd_pipeline_t *p, int64_t b)
 
 void cd_pipeline_advance(cd_pipeline_t *p, int64_t now_ms)
 {
+    cd_pipeline_advance_until(p, now_ms, now_ms);
+}
+
+void cd_pipeline_advance_until(cd_pipeline_t *p, int64_t now_ms, int64_t until_ms)
+{
     int64_t iv = p->cfg->eval_interval_ms > 0 ? p->cfg->eval_interval_ms : 1000;
     bool changed = !p->lazy;
+    if (until_ms > now_ms) until_ms = now_ms;
 
     /* Acquire pairs with learn_release's release store. */
     if (atomic_load_explicit(&p->release_state, memory_order_acquire) == REL_READY) {
@@ -553,22 +564,22 @@ void cd_pipeline_advance(cd_pipeline_t *p, int64_t now_ms)
         cd_window_set_clock(p->win, now_ms);
         return;
     }
-    if (now_ms <= p->clock) return;
+    if (now_ms <= p->clock && until_ms <= p->grid) return;
     int64_t b = p->grid;
     /* A gap longer than the ring (the stream paused, or the clock re-anchored
      * after a run of events far ahead): once every window has emptied, the
      * evaluations in between all see the same empty windows, so skip to the
-     * last span before now instead of evaluating each boundary (which could
-     * be billions of them). The boundaries up to b + span still run, so rules
-     * see the data leave and change state as they would have. */
+     * last span before the end instead of evaluating each boundary (which
+     * could be billions of them). The boundaries up to b + span still run, so
+     * rules see the data leave and change state as they would have. */
     int64_t empty_after = p->span_ms + iv;
     /* unsigned difference: no overflow for any pair of int64 times */
-    bool skip = now_ms > b && (uint64_t)now_ms - (uint64_t)b > 3 * (uint64_t)empty_after;
+    bool skip = until_ms > b && (uint64_t)until_ms - (uint64_t)b > 3 * (uint64_t)empty_after;
     int64_t skip_at = skip ? b + empty_after : INT64_MAX;
-    /* b <= now_ms - iv rather than b + iv <= now_ms: no overflow near INT64_MAX */
-    while (b <= now_ms - iv) {
+    /* b <= until_ms - iv rather than b + iv <= until_ms: no overflow near INT64_MAX */
+    while (b <= until_ms - iv) {
         if (b >= skip_at) {
-            b = floor_to(now_ms - empty_after, iv);
+            b = floor_to(until_ms - empty_after, iv);
             skip_at = INT64_MAX;
         }
         b += iv;
@@ -576,17 +587,26 @@ void cd_pipeline_advance(cd_pipeline_t *p, int64_t now_ms)
             p->skipped++;
             continue;
         }
+        /* Held back (live.c, "Watermark"): the window clock may already be
+         * past b; set_clock never moves it back, and the ring keeps slack
+         * beyond the longest look-back, which bounds how far back b may be. */
         cd_window_set_clock(p->win, b);
         cd_engine_eval(p->eng, p->win, b, on_record, p);
         if (p->eval_hook) p->eval_hook(p, b, p->eval_opaque);
         p->evaluations++;
         p->lazy_key = bucket_key(p, b);
         atomic_store_explicit(&p->last_eval, b, memory_order_relaxed);
+        /* Lazy: the events that made this advance "changed" are now judged;
+         * the next boundaries of this advance read the same buckets unless a
+         * bucket edge or a deadline comes (the same rule as between
+         * advances). A catch-up after a hold thus evaluates each second and
+         * deadline once, not 100 times a second of backlog. */
+        if (p->lazy) changed = false;
     }
     if (p->lazy) p->lazy_seen = seen;
     p->grid = b;
-    p->clock = now_ms;
-    cd_window_set_clock(p->win, now_ms);
+    if (now_ms > p->clock) p->clock = now_ms;
+    cd_window_set_clock(p->win, p->clock);
 }
 
 void cd_pipeline_stats(const cd_pipeline_t *p, cd_pipeline_stats_t *out)

@@ -31,6 +31,8 @@ typedef struct cd_kafka_conf {
     char group[256];                        /* group.id; default "canaryd" */
     char cohort_header[128];                /* message header holding the cohort; "" = none */
     int threads;                            /* worker threads; 0 = number of online CPUs */
+    int64_t max_lag_wait_ms;                /* longest judgement hold for a partition behind
+                                               (live.c, "Watermark"); -1 = windows.slack, 0 = none */
     int nprops;                             /* "properties", passed to librdkafka as is */
     char prop_names[CD_KAFKA_MAX_PROPS][128];
     char prop_values[CD_KAFKA_MAX_PROPS][1024];
@@ -127,6 +129,21 @@ typedef struct cd_kafka_lag {
  * no broker round trip. Any thread, while the source is started and not yet
  * stopped (cd_kafka_source_stop closes the consumers). */
 int cd_kafka_source_lag(const cd_kafka_source_t *s, cd_kafka_lag_t *out, int max);
+
+/*
+ * The source's watermark (kafka_source.c, "Watermark"): epoch ms up to which
+ * every assigned partition is known to be read (the minimum over them of
+ * the newest event time counted and the last time the broker confirmed the
+ * partition read to its end); INT64_MIN while a partition's is unknown or
+ * nothing is assigned. who (may be NULL) receives the slowest partition,
+ * "events[2]", or why it is unknown. Any thread; reads what the workers
+ * publish per run of messages (a live clock's cd_live_watermark_cb).
+ */
+int64_t cd_kafka_source_watermark(const cd_kafka_source_t *s, char *who, size_t size);
+
+/* End-offset probes of the watermark prober that failed (timed out, broker
+ * unreachable). Any thread. */
+uint64_t cd_kafka_source_probes_failed(const cd_kafka_source_t *s);
 
 /* True once librdkafka raised a fatal error (the agent must stop). */
 bool cd_kafka_source_failed(const cd_kafka_source_t *s);

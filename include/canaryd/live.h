@@ -13,6 +13,7 @@
 #ifndef CANARYD_LIVE_H
 #define CANARYD_LIVE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -28,6 +29,13 @@
 /* ...once no event has come for this long (cd_pipeline_arm_wake's quiet_ms:
  * above the Kafka workers' 100 ms poll, so each has gone quiet and pokes). */
 #define CD_LIVE_QUIET_MS 250
+
+/* Watermark (live.c, "Watermark"): judgement runs at most this far ahead
+ * of the slowest partition's watermark. It covers how stale the watermark
+ * of a partition that is read to its end can be (the source confirms that
+ * with the broker every ~500 ms) and a fetch's round trip, so that a
+ * consumer keeping up is never held back. */
+#define CD_LIVE_WATERMARK_LEEWAY_MS 2000
 
 /*
  * The config a live pipeline is built from: a shallow copy of cfg with the
@@ -62,6 +70,40 @@ int cd_live_start(cd_live_t *l, char *errbuf, size_t errsize);
  * the caller's thread (which owns the pipeline again afterwards).
  * Idempotent. */
 void cd_live_stop(cd_live_t *l);
+
+/*
+ * Watermark gating (live.c, "Watermark"). cb returns the source's watermark
+ * (epoch ms: every assigned partition has been read up to it;
+ * INT64_MIN while some partition's is unknown or nothing is assigned;
+ * INT64_MAX when nothing constrains) and writes which partition is the
+ * slowest into who (a short text, e.g. "events[2]"). It is called on the
+ * evaluating thread before every step and must be thread-safe with the
+ * source. The clock then judges only up to min(now, watermark + leeway),
+ * and never further back than now - max_wait_ms (0: no gating). Set before
+ * cd_live_start.
+ */
+typedef int64_t (*cd_live_watermark_cb)(void *opaque, char *who, size_t size);
+void cd_live_set_watermark(cd_live_t *l, cd_live_watermark_cb cb, void *opaque,
+                           int64_t max_wait_ms);
+
+/* What the last step saw (evaluating thread, e.g. from the tick callback;
+ * all zero without a watermark source). */
+typedef struct cd_live_wm {
+    int64_t judged_ms; /* judgement is complete up to here (0 before any) */
+    bool known;        /* a watermark source is set and every partition's is known */
+    int64_t lag_ms;    /* wall time minus the watermark (>= 0) when known */
+    bool held;         /* judgement is held back: judged_ms < wall time */
+    char reason[320];  /* why, when held */
+} cd_live_wm_t;
+void cd_live_watermark_state(const cd_live_t *l, cd_live_wm_t *out);
+
+/* cd_live_stop, then one more evaluation up to the wall clock ignoring the
+ * watermark: for a caller that knows its input is complete (canaryd run
+ * --exit-after-events: the N events are the input, whether or not every
+ * partition's end was confirmed). A stop on a signal keeps the watermark:
+ * seconds a lagging partition has not been read past stay unjudged rather
+ * than judged without its events. Caller's thread. */
+void cd_live_finish(cd_live_t *l);
 
 /* Evaluation steps run (advance calls that moved the clock). Any thread. */
 uint64_t cd_live_steps(const cd_live_t *l);

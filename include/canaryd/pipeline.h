@@ -122,6 +122,22 @@ void cd_pipeline_count_late(cd_pipeline_t *p, const cd_event_t *ev, int64_t ref_
 void cd_pipeline_advance(cd_pipeline_t *p, int64_t now_ms);
 
 /*
+ * As cd_pipeline_advance(p, now_ms), but evaluates only the boundaries up to
+ * until_ms (<= now_ms; larger is taken as now_ms): the window clock, which
+ * admits events (late / future), moves to now_ms while judgement is held
+ * back at until_ms -- the live clock's watermark (live.c), so that a second
+ * is judged only once every partition has been read past it. until_ms may
+ * stay behind by at most windows.slack (the ring keeps no more history
+ * beyond the longest look-back); boundaries before the last evaluated one
+ * are never evaluated. Evaluating thread only.
+ */
+void cd_pipeline_advance_until(cd_pipeline_t *p, int64_t now_ms, int64_t until_ms);
+
+/* The last boundary passed (evaluated or skipped as unchanged): judgement
+ * is complete up to here. 0 before the first advance. Evaluating thread. */
+int64_t cd_pipeline_judged(const cd_pipeline_t *p);
+
+/*
  * Lazy evaluation, off by default (the live clock turns it on: it advances
  * every 10 ms, and evaluating 100 times a second over idle windows is most
  * of an idle agent's CPU). A boundary is then evaluated only when the
