@@ -80,7 +80,10 @@
  * cd_live_watermark_state, shown by the HTTP API and /metrics); when the
  * partition catches up, the held seconds are all judged, in order, with
  * their events, before the clock reaches the present again -- the same
- * verdicts as without the stall (test_live's 60 s broker stall). Chosen
+ * records as without the stall, each in the same second (an evaluation
+ * inside a second reads its bucket as filled so far; at the catch-up it is
+ * full, so a change can come up to a second earlier: test_pipeline_lazy),
+ * and test_live's 60 s broker stall ends with the same PROMOTE. Chosen
  * over "ANALYZING while behind": a held verdict was judged on complete
  * data, while an ANALYZING would pause an Argo rollout at every broker
  * hiccup.
