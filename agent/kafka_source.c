@@ -120,7 +120,12 @@
  * messages from one partition, never per event) and publishes the minimum
  * over its partitions on a line of its own. cd_kafka_source_watermark()
  * takes the minimum over the workers. A partition just assigned is unknown
- * (INT64_MIN) until its first message, end or confirmation. Cost: one
+ * (INT64_MIN) until its first message, end or confirmation. A partition
+ * that comes back after it could not be confirmed for STALL_GAP_MS takes
+ * the broker's confirmations again only RECOVERY_MS later (confirm()): its
+ * producers could not write during the stall either, and "read to the end"
+ * before they have delivered would judge the stalled seconds without their
+ * events (seen in test_live's broker stall). Cost: one
  * clock_gettime and one pass over the worker's partitions per run; 2
  * ListOffsets requests per worker and second.
  *
@@ -170,6 +175,9 @@ typedef struct worker {
         int64_t confirmed; /* wall time the broker confirmed it read to its end */
         int64_t want_end;  /* a probe's end offset not reached yet (-1: none)... */
         int64_t want_sent; /* ...and when that probe was sent */
+        int64_t heard;       /* wall time of the last confirmation (INT64_MIN: none) */
+        int64_t grace_until; /* after a silence: confirmations deferred until then... */
+        int64_t deferred;    /* ...the latest of them (confirm()) */
         int tidx;          /* index in the source's topic list, -1 if not there */
     } *parts;
     int nparts, capparts;
@@ -260,6 +268,10 @@ struct cd_kafka_source {
  * (CD_LIVE_WATERMARK_LEEWAY_MS, 2 s) covers the interval plus a round trip. */
 #define PROBE_EVERY_MS 500
 #define PROBE_TIMEOUT_MS 1000
+/* A partition not confirmed for this long was unreachable; once it answers
+ * again, confirmations wait RECOVERY_MS for the producers (confirm()). */
+#define STALL_GAP_MS 5000
+#define RECOVERY_MS 12000
 
 /* Prefetch sizing defaults (see the top of the file and docs/live.md). */
 #define DEFAULT_QUEUE_KBYTES "512"
@@ -375,12 +387,33 @@ static int64_t max64(int64_t a, int64_t b)
     return a > b ? a : b;
 }
 
+/* A confirmation (an end-of-partition event, or a probe's end offset
+ * reached) that p was read to its end as of t, applied at wall time now.
+ * After a silence longer than STALL_GAP_MS (its leader unreachable: no
+ * probe answered, no end reported) the broker's word is taken again only
+ * RECOVERY_MS later: the producers, which could not write either, need
+ * that long to reconnect and deliver what they held back (librdkafka's
+ * reconnect.backoff.max.ms is 10 s), and until they have, "read to the
+ * end" would judge the stalled seconds without their events. The
+ * partition's own events move its watermark meanwhile. */
+static void confirm(struct part *p, int64_t t, int64_t now)
+{
+    if (p->heard != INT64_MIN && now - p->heard > STALL_GAP_MS && now >= p->grace_until)
+        p->grace_until = now + RECOVERY_MS;
+    p->heard = now;
+    if (now < p->grace_until) {
+        p->deferred = max64(p->deferred, t);
+        return;
+    }
+    p->confirmed = max64(p->confirmed, max64(t, p->deferred));
+}
+
 /* A probe's end offset reached by what was counted: confirmed through the
  * time the probe was sent. */
-static void reach(struct part *p)
+static void reach(struct part *p, int64_t now)
 {
     if (p->want_end >= 0 && p->next >= p->want_end) {
-        p->confirmed = max64(p->confirmed, p->want_sent);
+        confirm(p, p->want_sent, now);
         p->want_end = -1;
     }
 }
@@ -414,7 +447,7 @@ static void fold_run(worker_t *w)
         struct part *p = &w->parts[w->run_idx];
         int64_t now = wall_ms();
         p->seen = max64(p->seen, w->run_max < now ? w->run_max : now);
-        reach(p);
+        reach(p, now);
     }
     w->run_idx = -1;
     w->run_max = INT64_MIN;
@@ -426,13 +459,14 @@ static void fold_run(worker_t *w)
 static void take_probe(worker_t *w)
 {
     atomic_store_explicit(&w->probe_ready, false, memory_order_relaxed);
+    int64_t now = wall_ms();
     pthread_mutex_lock(&w->pmu);
     for (int i = 0; i < w->nprobe; i++) {
         struct probe_end *e = &w->probe[i];
         struct part *p = part_of(w, e->topic, e->partition);
         if (!p) continue;
         if (p->next >= 0 && p->next >= e->end) {
-            p->confirmed = max64(p->confirmed, w->probe_sent);
+            confirm(p, w->probe_sent, now);
         } else if (p->want_end < 0) {
             p->want_end = e->end;
             p->want_sent = w->probe_sent;
@@ -448,8 +482,9 @@ static void take_probe(worker_t *w)
 static void at_partition_end(worker_t *w, struct part *p, int64_t end)
 {
     if (end > p->next) p->next = end;
-    p->confirmed = max64(p->confirmed, wall_ms() - w->s->fetch_wait_ms);
-    reach(p);
+    int64_t now = wall_ms();
+    confirm(p, now - w->s->fetch_wait_ms, now);
+    reach(p, now);
     publish(w);
 }
 
@@ -482,10 +517,34 @@ static void remember(cd_kafka_source_t *s, const struct part *p)
         if (i == s->ngone) {
             s->gone[i] = *p;
             s->ngone++;
-        } else if (p->next > s->gone[i].next) {
-            s->gone[i].next = p->next;
+        } else {
+            struct part *g = &s->gone[i];
+            if (p->next > g->next) g->next = p->next;
+            /* the watermark's history too (track() restores it): a
+             * partition coming back keeps its stall's grace */
+            g->seen = max64(g->seen, p->seen);
+            g->confirmed = max64(g->confirmed, p->confirmed);
+            g->heard = max64(g->heard, p->heard);
+            g->grace_until = max64(g->grace_until, p->grace_until);
+            g->deferred = max64(g->deferred, p->deferred);
         }
     }
+    pthread_mutex_unlock(&s->mu);
+}
+
+/* Restores the watermark fields of (p->topic, p->partition) when this
+ * process had it before (rebalance, worker thread). */
+static void recall_watermark(cd_kafka_source_t *s, struct part *p)
+{
+    pthread_mutex_lock(&s->mu);
+    for (int i = 0; i < s->ngone; i++)
+        if (s->gone[i].partition == p->partition && strcmp(s->gone[i].topic, p->topic) == 0) {
+            p->seen = s->gone[i].seen;
+            p->confirmed = s->gone[i].confirmed;
+            p->heard = s->gone[i].heard;
+            p->grace_until = s->gone[i].grace_until;
+            p->deferred = s->gone[i].deferred;
+        }
     pthread_mutex_unlock(&s->mu);
 }
 
@@ -527,7 +586,9 @@ static void track(worker_t *w, rd_kafka_topic_partition_list_t *l, bool add)
         p->partition = l->elems[i].partition;
         p->eof = false;
         p->next = recall(w->s, p->topic, p->partition);
-        p->seen = p->confirmed = INT64_MIN;
+        p->seen = p->confirmed = p->heard = p->deferred = INT64_MIN;
+        p->grace_until = 0;
+        recall_watermark(w->s, p);
         p->want_end = -1;
         p->want_sent = 0;
         p->tidx = -1;

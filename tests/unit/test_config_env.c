@@ -380,3 +380,31 @@ Test(config_env, unrelated_file_problems_keep_their_path)
                "CANARYD_BROKERS (kafka.brokers): \"\" is empty; accepted: a comma-separated list "
                "of host:port, e.g. \"kafka-1:9092,kafka-2:9092\"\n");
 }
+
+/* kafka.max_lag_wait (issue 10, item 4): defaults to windows.slack (-1),
+ * "0s" turns the watermark off, and more than windows.slack is refused with
+ * both keys named (the ring keeps no more history). */
+Test(config_env, kafka_max_lag_wait)
+{
+    cd_kafka_conf_t kc;
+    cd_config_t *c = load_ok("");
+    kafka(c, &kc);
+    cr_assert_eq(kc.max_lag_wait_ms, -1);
+    cd_config_free(c);
+    c = load_ok(", 'kafka': {'max_lag_wait': '0s'}");
+    kafka(c, &kc);
+    cr_assert_eq(kc.max_lag_wait_ms, 0);
+    cd_config_free(c);
+    c = load_ok(", 'windows': {'slack': '2m'}, 'kafka': {'max_lag_wait': '90s'}");
+    kafka(c, &kc);
+    cr_assert_eq(kc.max_lag_wait_ms, 90000);
+    cd_config_free(c);
+    c = load_ok(", 'kafka': {'max_lag_wait': '5m'}");
+    cd_diag_t d;
+    cd_diag_init(&d);
+    cr_assert_not(cd_kafka_conf_parse(c, &kc, &d));
+    cr_assert_str_eq(d.text, "kafka.max_lag_wait: \"5m\" is longer than windows.slack; accepted: a "
+                             "duration from \"0s\" (judge on the wall clock) to windows.slack "
+                             "(\"30s\"); raise windows.slack to wait longer\n");
+    cd_config_free(c);
+}
