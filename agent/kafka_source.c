@@ -125,7 +125,7 @@
  * the broker's confirmations again only RECOVERY_MS later (confirm()): its
  * producers could not write during the stall either, and "read to the end"
  * before they have delivered would judge the stalled seconds without their
- * events (seen in test_live's broker stall). Cost: one
+ * events (seen in test_live_lag's broker stall). Cost: one
  * clock_gettime and one pass over the worker's partitions per run; 2
  * ListOffsets requests per worker and second.
  *
@@ -498,9 +498,14 @@ static bool at_end(const worker_t *w)
 }
 
 /* Remembers p's counted position in the source (rebalance, worker thread). */
-static void remember(cd_kafka_source_t *s, const struct part *p)
+static void remember(cd_kafka_source_t *s, const struct part *q)
 {
-    if (p->next < 0) return;
+    if (q->next < 0) return;
+    struct part copy = *q, *p = &copy;
+    /* Given up while confirmed lately: the time it then spends unassigned is
+     * a rebalance, not a stall, and earns no recovery grace when it comes
+     * back (confirm()); given up in the middle of a stall, it keeps it. */
+    if (p->heard != INT64_MIN && wall_ms() - p->heard <= STALL_GAP_MS) p->heard = INT64_MIN;
     pthread_mutex_lock(&s->mu);
     int i;
     for (i = 0; i < s->ngone; i++)
@@ -524,7 +529,7 @@ static void remember(cd_kafka_source_t *s, const struct part *p)
              * partition coming back keeps its stall's grace */
             g->seen = max64(g->seen, p->seen);
             g->confirmed = max64(g->confirmed, p->confirmed);
-            g->heard = max64(g->heard, p->heard);
+            g->heard = p->heard;
             g->grace_until = max64(g->grace_until, p->grace_until);
             g->deferred = max64(g->deferred, p->deferred);
         }
