@@ -106,9 +106,13 @@
  * last wall time the broker confirmed it read to its end. Confirmations
  * come from an end-of-partition event (its time minus fetch.wait.max.ms, as
  * the broker may have held that empty Fetch answer that long) and from a
- * prober thread that asks each worker's partition leaders for their end
- * offsets every PROBE_EVERY_MS (rd_kafka_offsets_for_times, one ListOffsets
- * per leader, on the worker's own handle): an answer sent at t whose end
+ * prober thread that asks the leaders of every assigned partition for their
+ * end offsets every PROBE_EVERY_MS (rd_kafka_offsets_for_times, one
+ * ListOffsets per leader, on a handle of its own: on a worker's handle the
+ * request waits behind that worker's Fetch, which an idle broker holds for
+ * fetch.wait.max.ms, and the workers' probes then took 0.5 s each, one
+ * after the other -- a watermark lag of ~1.1 s with 2 workers, growing
+ * with more; measured with the mock broker): an answer sent at t whose end
  * offset the worker has counted up to -- now or later, during a catch-up --
  * confirms the partition through t. Without the prober, a partition at its
  * end and a partition whose broker stalled look alike (no message either
@@ -127,7 +131,8 @@
  * before they have delivered would judge the stalled seconds without their
  * events (seen in test_live_lag's broker stall). Cost: one
  * clock_gettime and one pass over the worker's partitions per run; 2
- * ListOffsets requests per worker and second.
+ * ListOffsets requests per leader broker and second, and one more
+ * librdkafka handle (its threads and connections, outside any group).
  *
  * Benchmark trace (bench/bench_kafka_delay.c): with CANARYD_TRACE_CONSUME=1
  * in the environment, every consumed message also writes one line
@@ -256,6 +261,7 @@ struct cd_kafka_source {
     char topics[CD_KAFKA_MAX_TOPICS][256]; /* the subscription, for the reason text */
     int ntopics;
     int64_t fetch_wait_ms; /* fetch.wait.max.ms in effect */
+    rd_kafka_t *prk; /* the prober's own handle (no group) */
     pthread_t prober;
     bool prober_started;
     pthread_mutex_t prmu;
@@ -849,6 +855,35 @@ err:
     return NULL;
 }
 
+/* The prober's handle: a consumer outside any group (it only asks for end
+ * offsets), with the workers' connection properties (kafka.properties:
+ * security, timeouts). */
+static rd_kafka_t *make_prober(const cd_kafka_conf_t *kc, char *errbuf, size_t errsize)
+{
+    char e[512];
+    rd_kafka_conf_t *c = rd_kafka_conf_new();
+    if (set(c, "(default)", "client.id", "canaryd-watermark", errbuf, errsize)) goto err;
+    for (int i = 0; i < kc->nprops; i++)
+        if (rd_kafka_conf_set(c, kc->prop_names[i], kc->prop_values[i], e, sizeof(e)) !=
+            RD_KAFKA_CONF_OK) {
+            /* the workers' make_consumer reported it first; never echo a value */
+            snprintf(errbuf, errsize, "kafka.properties.%s: librdkafka refused it",
+                     kc->prop_names[i]);
+            goto err;
+        }
+    if (set(c, "kafka.brokers", "bootstrap.servers", kc->brokers, errbuf, errsize)) goto err;
+    rd_kafka_conf_set_log_cb(c, log_cb);
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, c, e, sizeof(e));
+    if (!rk) {
+        snprintf(errbuf, errsize, "kafka watermark prober: %s", e);
+        goto err;
+    }
+    return rk;
+err:
+    rd_kafka_conf_destroy(c);
+    return NULL;
+}
+
 /* ",\"<key>\":\"<value>\"}" with JSON escaping by jansson. */
 static char *make_suffix(const char *key, const char *value, size_t *len)
 {
@@ -934,6 +969,8 @@ cd_kafka_source_t *cd_kafka_source_new(const cd_kafka_conf_t *kc, const cd_confi
         w->rk = make_consumer(w, kc, errbuf, errsize);
         if (!w->rk) goto err;
     }
+    s->prk = make_prober(kc, errbuf, errsize);
+    if (!s->prk) goto err;
     return s;
 err:
     cd_kafka_source_destroy(s);
@@ -1100,24 +1137,11 @@ static void nudger_stop(cd_kafka_source_t *s)
 
 /* ---- the watermark prober (see the top) ---------------------------------- */
 
-/* Prober thread: asks worker w's partition leaders for their end offsets
- * and leaves the answer in w's mailbox. */
-static void probe(worker_t *w)
+/* Prober thread: leaves in worker w's mailbox the end offsets in all (the
+ * answer sent at sent) of w's partitions l. */
+static void post_probe(worker_t *w, const rd_kafka_topic_partition_list_t *l,
+                       const rd_kafka_topic_partition_list_t *all, int64_t sent)
 {
-    if (atomic_load_explicit(&w->assigned, memory_order_relaxed) <= 0) return;
-    rd_kafka_topic_partition_list_t *l = NULL;
-    if (rd_kafka_assignment(w->rk, &l) != RD_KAFKA_RESP_ERR_NO_ERROR || !l) return;
-    for (int i = 0; i < l->cnt; i++)
-        l->elems[i].offset = RD_KAFKA_OFFSET_END; /* "timestamp" -1: the end offset */
-    int64_t sent = wall_ms();
-    rd_kafka_resp_err_t e =
-        l->cnt > 0 ? rd_kafka_offsets_for_times(w->rk, l, PROBE_TIMEOUT_MS) : RD_KAFKA_RESP_ERR__STATE;
-    if (e) {
-        /* no confirmation: the partitions' watermarks stay where they are */
-        if (l->cnt > 0) atomic_fetch_add_explicit(&w->s->probes_failed, 1, memory_order_relaxed);
-        rd_kafka_topic_partition_list_destroy(l);
-        return;
-    }
     pthread_mutex_lock(&w->pmu);
     if (l->cnt > w->capprobe) {
         struct probe_end *np = realloc(w->probe, (size_t)l->cnt * sizeof(*np));
@@ -1128,16 +1152,48 @@ static void probe(worker_t *w)
     }
     w->nprobe = 0;
     for (int i = 0; i < l->cnt && w->nprobe < w->capprobe; i++) {
-        if (l->elems[i].err || l->elems[i].offset < 0) continue;
+        const rd_kafka_topic_partition_t *a =
+            rd_kafka_topic_partition_list_find(all, l->elems[i].topic, l->elems[i].partition);
+        if (!a || a->err || a->offset < 0) continue;
         struct probe_end *pe = &w->probe[w->nprobe++];
-        snprintf(pe->topic, sizeof(pe->topic), "%s", l->elems[i].topic);
-        pe->partition = l->elems[i].partition;
-        pe->end = l->elems[i].offset;
+        snprintf(pe->topic, sizeof(pe->topic), "%s", a->topic);
+        pe->partition = a->partition;
+        pe->end = a->offset;
     }
     w->probe_sent = sent;
     pthread_mutex_unlock(&w->pmu);
     atomic_store_explicit(&w->probe_ready, true, memory_order_relaxed);
-    rd_kafka_topic_partition_list_destroy(l);
+}
+
+/* Prober thread: asks the leaders of every worker's partitions for their
+ * end offsets, on the prober's own handle (its own connections: on a
+ * worker's, the request would wait behind that worker's Fetch, which an
+ * idle broker holds for fetch.wait.max.ms), and posts the answers. */
+static void probe_all(cd_kafka_source_t *s)
+{
+    rd_kafka_topic_partition_list_t *mine[CD_KAFKA_MAX_THREADS] = {0};
+    rd_kafka_topic_partition_list_t *all = rd_kafka_topic_partition_list_new(64);
+    for (int i = 0; i < s->nworkers; i++) {
+        worker_t *w = &s->w[i];
+        if (atomic_load_explicit(&w->assigned, memory_order_relaxed) <= 0) continue;
+        if (rd_kafka_assignment(w->rk, &mine[i]) != RD_KAFKA_RESP_ERR_NO_ERROR) mine[i] = NULL;
+        for (int k = 0; mine[i] && k < mine[i]->cnt; k++)
+            rd_kafka_topic_partition_list_add(all, mine[i]->elems[k].topic,
+                                              mine[i]->elems[k].partition)
+                ->offset = RD_KAFKA_OFFSET_END; /* "timestamp" -1: the end offset */
+    }
+    if (all->cnt > 0) {
+        int64_t sent = wall_ms();
+        rd_kafka_resp_err_t e = rd_kafka_offsets_for_times(s->prk, all, PROBE_TIMEOUT_MS);
+        if (e) /* no confirmation: the partitions' watermarks stay where they are */
+            atomic_fetch_add_explicit(&s->probes_failed, 1, memory_order_relaxed);
+        else
+            for (int i = 0; i < s->nworkers; i++)
+                if (mine[i]) post_probe(&s->w[i], mine[i], all, sent);
+    }
+    for (int i = 0; i < s->nworkers; i++)
+        if (mine[i]) rd_kafka_topic_partition_list_destroy(mine[i]);
+    rd_kafka_topic_partition_list_destroy(all);
 }
 
 static void *prober_run(void *arg)
@@ -1152,9 +1208,7 @@ static void *prober_run(void *arg)
             ;
         if (atomic_load_explicit(&s->stop, memory_order_relaxed)) break;
         pthread_mutex_unlock(&s->prmu);
-        for (int i = 0; i < s->nworkers && !atomic_load_explicit(&s->stop, memory_order_relaxed);
-             i++)
-            probe(&s->w[i]);
+        probe_all(s);
         pthread_mutex_lock(&s->prmu);
     }
     pthread_mutex_unlock(&s->prmu);
@@ -1433,13 +1487,16 @@ static bool destroy_handles(cd_kafka_source_t *s, int64_t wait_ms)
         free(rks);
         for (int i = 0; i < s->nworkers; i++)
             if (s->w[i].rk) rd_kafka_destroy_flags(s->w[i].rk, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
+        if (s->prk) rd_kafka_destroy_flags(s->prk, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
         return true;
     }
-    /* Closed by the worker (or never started): no second close. */
+    /* Closed by the worker (or never started): no second close. The
+     * prober's handle (never in a group) last. */
     for (int i = 0; i < s->nworkers; i++)
         rks[i] = s->w[i].rk;
+    rks[s->nworkers] = s->prk;
     r->rks = rks;
-    r->n = s->nworkers;
+    r->n = s->nworkers + 1;
     pthread_mutex_init(&r->mu, NULL);
     cond_init_monotonic(&r->cv);
     pthread_t t;
@@ -1473,7 +1530,8 @@ void cd_kafka_source_destroy(cd_kafka_source_t *s)
 {
     if (!s) return;
     cd_kafka_source_stop(s, 0);
-    if (s->w && !destroy_handles(s, CD_KAFKA_DESTROY_WAIT_MS)) return; /* abandoned, see above */
+    if ((s->w || s->prk) && !destroy_handles(s, CD_KAFKA_DESTROY_WAIT_MS))
+        return; /* abandoned, see above */
     for (int i = 0; s->w && i < s->nworkers; i++) {
         free(s->w[i].buf);
         free(s->w[i].parts);
