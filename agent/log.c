@@ -2,10 +2,12 @@
  * log.c - levelled, rate-limited diagnostics on stderr.
  *
  * The level is read from CANARYD_LOG_LEVEL once (pthread_once). The rate
- * limit is a small table of keys under one mutex: logging a rate-limited
- * message is rare next to ingesting an event (it happens per bad input,
- * which is already the slow path), so a lock is simpler than anything
- * lock-free and costs nothing measurable. Lines are formatted into a stack
+ * limit by string key is a small table of keys under one mutex: for
+ * messages that are rare next to events (I/O retries, Kafka errors).
+ * Messages that can come once per input event (bad input) go through a
+ * cd_log_gate_t instead: the same burst-then-interval rule decided with
+ * atomics before any lock or formatting, so 100 % garbage does not
+ * serialize the workers (bench/bench_bad_input.c measures it). Lines are formatted into a stack
  * buffer and written with a single fputs so concurrent lines don't mix.
  */
 #include "canaryd/log.h"
@@ -37,6 +39,8 @@ static int64_t (*clock_fn)(void);
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 static slot_t slots[NKEYS + 1]; /* the last one: overflow */
 static int nslots;
+/* Bumped by cd_log_reset(): a gate of an older generation starts afresh. */
+static atomic_uint gate_epoch;
 
 static const char *const level_names[] = {"error", "warn", "info", "debug"};
 
@@ -93,6 +97,7 @@ void cd_log_reset(void)
     pthread_mutex_lock(&mu);
     memset(slots, 0, sizeof(slots));
     nslots = 0;
+    atomic_fetch_add(&gate_epoch, 1);
     pthread_mutex_unlock(&mu);
 }
 
@@ -170,6 +175,62 @@ void cd_log_ratelimited(const char *key, cd_log_level_t l, const char *fmt, ...)
         emit(l, suffix, fmt, ap);
         va_end(ap);
     }
+}
+
+/*
+ * The gate. seen orders the calls: the first CD_LOG_BURST pass and each
+ * pushes next_ms to now + interval (a max, burst lines may land out of
+ * order). After that, a call passes only if the clock reached next_ms and it
+ * wins the CAS moving next_ms one interval on: one line per interval however
+ * many threads arrive at once. A suppressed call adds to suppressed; the
+ * passing one takes the count with an exchange, so every suppressed call is
+ * reported by exactly one later line (or is still pending).
+ */
+bool cd_log_gate_pass(cd_log_gate_t *g, cd_log_level_t l, uint64_t *suppressed)
+{
+    *suppressed = 0;
+    if (!cd_log_enabled(l)) return false;
+    unsigned ep = atomic_load_explicit(&gate_epoch, memory_order_relaxed);
+    if (atomic_load_explicit(&g->epoch, memory_order_relaxed) != ep) {
+        /* reset by cd_log_reset(), which is not called while others log */
+        atomic_store_explicit(&g->seen, 0, memory_order_relaxed);
+        atomic_store_explicit(&g->suppressed, 0, memory_order_relaxed);
+        atomic_store_explicit(&g->next_ms, 0, memory_order_relaxed);
+        atomic_store_explicit(&g->epoch, ep, memory_order_relaxed);
+    }
+    uint64_t n = atomic_fetch_add_explicit(&g->seen, 1, memory_order_relaxed);
+    int64_t now = mono_ms();
+    if (n < CD_LOG_BURST) {
+        int64_t due = atomic_load_explicit(&g->next_ms, memory_order_relaxed);
+        while (due < now + CD_LOG_INTERVAL_MS &&
+               !atomic_compare_exchange_weak_explicit(&g->next_ms, &due, now + CD_LOG_INTERVAL_MS,
+                                                      memory_order_relaxed, memory_order_relaxed)) {
+        }
+        return true;
+    }
+    int64_t due = atomic_load_explicit(&g->next_ms, memory_order_relaxed);
+    if (now >= due && atomic_compare_exchange_strong_explicit(&g->next_ms, &due,
+                                                              now + CD_LOG_INTERVAL_MS,
+                                                              memory_order_relaxed,
+                                                              memory_order_relaxed)) {
+        *suppressed = atomic_exchange_explicit(&g->suppressed, 0, memory_order_relaxed);
+        return true;
+    }
+    atomic_fetch_add_explicit(&g->suppressed, 1, memory_order_relaxed);
+    return false;
+}
+
+void cd_log_suppressed(cd_log_level_t l, uint64_t suppressed, const char *fmt, ...)
+{
+    char suffix[64] = "";
+    va_list ap;
+    if (!cd_log_enabled(l)) return;
+    if (suppressed > 0)
+        snprintf(suffix, sizeof(suffix), " (%llu similar suppressed)",
+                 (unsigned long long)suppressed);
+    va_start(ap, fmt);
+    emit(l, suffix, fmt, ap);
+    va_end(ap);
 }
 
 char *cd_log_escape(const void *buf, size_t len, char *out, size_t size)

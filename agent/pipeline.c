@@ -223,27 +223,35 @@ void cd_pipeline_destroy(cd_pipeline_t *p)
     free(p);
 }
 
-static void log_sample(const char *what, const char *key, const char *buf, size_t len,
+/* One sample gate per reason, process-wide like the log (log.h), and one
+ * for events naming no service: checked before any lock or formatting. */
+static cd_log_gate_t bad_gates[CD_BAD__COUNT];
+static cd_log_gate_t no_service_gate;
+
+/* Writes a line that passed its gate: what, the line number if any, the
+ * escaped sample, and how many similar lines the gate suppressed. */
+static void log_sample(uint64_t suppressed, const char *what, const char *buf, size_t len,
                        uint64_t lineno)
 {
     char esc[CD_LOG_ESCAPED_MAX];
     cd_log_escape(buf, len, esc, sizeof(esc));
     if (lineno)
-        cd_log_ratelimited(key, CD_LOG_WARN, "%s at line %llu: %s", what,
-                           (unsigned long long)lineno, esc);
+        cd_log_suppressed(CD_LOG_WARN, suppressed, "%s at line %llu: %s", what,
+                          (unsigned long long)lineno, esc);
     else
-        cd_log_ratelimited(key, CD_LOG_WARN, "%s: %s", what, esc);
+        cd_log_suppressed(CD_LOG_WARN, suppressed, "%s: %s", what, esc);
 }
 
 void cd_pipeline_count_bad(cd_pipeline_t *p, cd_bad_reason_t r, const char *sample, size_t len,
                            uint64_t lineno)
 {
-    char what[64], key[64];
     CD_ASSERT(r > CD_BAD_NONE && r < CD_BAD__COUNT);
     count(&p->bad[r]);
+    uint64_t suppressed;
+    if (!cd_log_gate_pass(&bad_gates[r], CD_LOG_WARN, &suppressed)) return; /* no lock, no format */
+    char what[64];
     snprintf(what, sizeof(what), "bad input (%s)", cd_bad_reason_name(r));
-    snprintf(key, sizeof(key), "bad_input:%s", cd_bad_reason_name(r));
-    log_sample(what, key, sample, len, lineno);
+    log_sample(suppressed, what, sample, len, lineno);
 }
 
 /* This thread's statistics stripe for counts made while decoding (no
@@ -267,11 +275,13 @@ static void count_other_service(cd_pipeline_t *p, const cd_event_t *ev, const ch
     svc_stripe_t *st = thread_stripe(p);
     if (ev->service_len == 0) {
         count(&st->no_service);
+        uint64_t suppressed;
+        if (!cd_log_gate_pass(&no_service_gate, CD_LOG_WARN, &suppressed)) return;
         char what[160];
         snprintf(what, sizeof(what),
                  "event without a service field (%s), not judged: events.service is \"%s\"",
                  p->cfg->decode.service_path, p->cfg->service);
-        log_sample(what, "no_service", buf, len, lineno);
+        log_sample(suppressed, what, buf, len, lineno);
         return;
     }
     count(&st->other_service);

@@ -43,6 +43,31 @@ void cd_log(cd_log_level_t level, const char *fmt, ...) __attribute__((format(pr
 void cd_log_ratelimited(const char *key, cd_log_level_t level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+/*
+ * A sample gate: the same rule as cd_log_ratelimited() (the first
+ * CD_LOG_BURST pass, then one per CD_LOG_INTERVAL_MS) decided with atomics
+ * only, before any lock or formatting. For messages that can come once per
+ * input event (bad input): a stream of 100 % garbage must not serialize the
+ * workers on the log mutex nor pay for formatting lines that are dropped.
+ * Zero-initialised (static storage) is ready. The caller counts the input
+ * itself; the gate counts only what it suppressed.
+ */
+typedef struct cd_log_gate {
+    _Atomic uint64_t seen;       /* calls since the last reset */
+    _Atomic uint64_t suppressed; /* since the last line that passed */
+    _Atomic int64_t next_ms;     /* after the burst, the next line is due then */
+    _Atomic unsigned epoch;      /* cd_log_reset() generation this gate belongs to */
+} cd_log_gate_t;
+
+/* True when this occurrence is to be logged at level l; then *suppressed
+ * gets how many were suppressed since the previous one that passed (to be
+ * shown with cd_log_suppressed()). False: counted as suppressed. Lock-free. */
+bool cd_log_gate_pass(cd_log_gate_t *g, cd_log_level_t l, uint64_t *suppressed);
+
+/* cd_log() with " (N similar suppressed)" appended when suppressed > 0. */
+void cd_log_suppressed(cd_log_level_t level, uint64_t suppressed, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
 /* Whether a message of this level would be written. */
 bool cd_log_enabled(cd_log_level_t level);
 
@@ -68,7 +93,7 @@ char *cd_log_escape(const void *buf, size_t len, char *out, size_t size);
  */
 void cd_log_set_stream(FILE *f);
 void cd_log_set_clock(int64_t (*now_ms)(void));
-/* Forgets all rate-limit keys (tests). */
+/* Forgets all rate-limit keys and resets every gate (tests). */
 void cd_log_reset(void);
 
 #endif

@@ -342,7 +342,9 @@ Test(kafka_sink, destroy_is_bounded_with_brokers_down)
     int64_t t0 = now_ms();
     cd_sink_kafka.destroy(s);
     int64_t took = now_ms() - t0;
-    cr_assert_lt(took, 2000, "destroy took %lld ms", (long long)took);
+    /* bounded by flush_timeout (300 ms), not the 300 s message timeout
+     * librdkafka would wait for; 10 s leaves room for a loaded CI */
+    cr_assert_lt(took, 10000, "destroy took %lld ms", (long long)took);
 }
 
 /* --- config -------------------------------------------------------------------- */

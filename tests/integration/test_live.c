@@ -9,6 +9,7 @@
  * under /tmp, removed afterwards; every child is waited for.
  */
 #include <criterion/criterion.h>
+#include <curl/curl.h>
 #include <fcntl.h>
 #include <ftw.h>
 #include <jansson.h>
@@ -115,6 +116,7 @@ static void write_config(const char *name, const char *kafka_extra, const char *
             "   \"scope\": \"canary\", \"op\": \">\", \"threshold\": 5, \"window\": \"10s\", "
             "\"for\": \"0s\",\n"
             "   \"resolve_for\": \"10s\", \"action\": \"rollback\"}],\n"
+            " \"http\": {\"bind\": \"127.0.0.1:0\"},\n"
             " \"kafka\": {\"topics\": [\"" TOPIC "\"], \"group\": \"g\"%s,\n"
             "   \"properties\": {\"session.timeout.ms\": 6000, \"heartbeat.interval.ms\": 500%s}}}\n",
             kafka_extra ? kafka_extra : "", props ? props : "");
@@ -209,6 +211,96 @@ static bool wait_count(const char *name, const char *needle, int n, long limit_m
         for (const char *p = strstr(s, needle); p; p = strstr(p + 1, needle)) k++;
         free(s);
         if (k >= n) return true;
+        sleep_ms(20);
+    }
+    return false;
+}
+
+/* ---- progress, read from the agent's /metrics ----------------------------- */
+
+static size_t on_body(char *p, size_t sz, size_t n, void *arg)
+{
+    FILE *f = arg;
+    return fwrite(p, sz, n, f);
+}
+
+/* The /metrics page of the agent writing stderr file err (malloc'ed), or
+ * NULL while its HTTP server is not up. */
+static char *metrics_of(const char *err)
+{
+    char *s = read_file(err);
+    const char *p = strstr(s, "http: listening on 127.0.0.1:");
+    int port = p ? atoi(p + strlen("http: listening on 127.0.0.1:")) : 0;
+    free(s);
+    if (port <= 0) return NULL;
+    char url[64], *body = NULL;
+    size_t len = 0;
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/metrics", port);
+    FILE *f = open_memstream(&body, &len);
+    CURL *c = curl_easy_init();
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_NOPROXY, "*");
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, f);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT, 10L);
+    CURLcode rc = curl_easy_perform(c);
+    curl_easy_cleanup(c);
+    fclose(f);
+    if (rc == CURLE_OK) return body;
+    free(body);
+    return NULL;
+}
+
+/* Events the agent has counted so far (the sum of canaryd_events_total), or
+ * -1 while its HTTP server is not up. Tests wait on this instead of
+ * sleeping "long enough" for the agent to consume. */
+static long long counted(const char *err)
+{
+    char *body = metrics_of(err);
+    if (!body) return -1;
+    long long total = 0;
+    for (const char *q = body; (q = strstr(q, "\ncanaryd_events_total{"));) {
+        q = strchr(q, '}');
+        if (!q) break;
+        total += atoll(q + 1);
+    }
+    free(body);
+    return total;
+}
+
+/* True when the agent has partitions assigned and every one of them has a
+ * known consumer lag of 0: it has read everything there is to read. */
+static bool caught_up(const char *err)
+{
+    char *body = metrics_of(err);
+    if (!body) return false;
+    const char *a = strstr(body, "\ncanaryd_kafka_assigned_partitions ");
+    int assigned = a ? atoi(a + strlen("\ncanaryd_kafka_assigned_partitions ")) : 0;
+    int zero = 0, lines = 0;
+    for (const char *q = body; (q = strstr(q, "\ncanaryd_consumer_lag{"));) {
+        q = strchr(q, '}');
+        if (!q) break;
+        lines++;
+        zero += atoll(q + 1) == 0;
+    }
+    free(body);
+    return assigned > 0 && lines == assigned && zero == assigned;
+}
+
+static bool wait_caught_up(const char *err, long limit_ms)
+{
+    for (long t = 0; t < limit_ms; t += 20) {
+        if (caught_up(err)) return true;
+        sleep_ms(20);
+    }
+    return false;
+}
+
+/* Waits up to limit_ms until the agent has counted at least n events. */
+static bool wait_counted(const char *err, long long n, long limit_ms)
+{
+    for (long t = 0; t < limit_ms; t += 20) {
+        if (counted(err) >= n) return true;
         sleep_ms(20);
     }
     return false;
@@ -522,7 +614,8 @@ Test(live, sigterm_commits_and_next_run_resumes)
     cr_assert(wait_for("erra", "worker 1 assigned", 20000));
     produce(pr, 150, "REQUEST_COMPLETED", "canary", NULL, &seq);
     flush_all(pr);
-    sleep_ms(1000); /* let it consume; counts are checked exactly below either way */
+    /* SIGTERM once all 300 are counted: the final commit must cover them */
+    cr_assert(wait_counted("erra", 300, 20000), "counted %lld of 300", counted("erra"));
     kill(a, SIGTERM);
     cr_assert_eq(wait_exit(a, 5000), 0, "exit within 5 s of SIGTERM");
     produce(pr, 100, "ERROR_OCCURRED", "canary", NULL, &seq);
@@ -558,9 +651,9 @@ Test(live, broker_down_10s_then_up_loses_nothing)
                          "400"));
     cr_assert(wait_for("erra", "assigned", 15000));
     rd_kafka_destroy(pr);
-    sleep_ms(500);
+    cr_assert(wait_counted("erra", 200, 20000), "counted %lld of 200", counted("erra"));
     cr_assert_eq(rd_kafka_mock_broker_set_down(mock, 1), 0);
-    sleep_ms(10000);
+    sleep_ms(10000); /* the outage under test, not a synchronization */
     cr_assert_eq(rd_kafka_mock_broker_set_up(mock, 1), 0);
     pr = producer(); /* a fresh connection: the test's producer is not under test */
     produce(pr, 200, "REQUEST_COMPLETED", "canary", NULL, &seq);
@@ -669,7 +762,9 @@ Test(live, sigterm_with_broker_gone_exits_within_5s)
     rd_kafka_destroy(pr);
     pid_t a = start("outa", "erra", ARGS("--config", path_of("c.json"), "--threads", "2"));
     cr_assert(wait_for("erra", "assigned", 15000));
-    sleep_ms(1500); /* consumed, not yet auto-committed (every 5 s): the final commit is owed */
+    /* all consumed (auto-commit runs every 5 s: the final commit is owed
+     * unless the wait took that long, which the message check below shows) */
+    cr_assert(wait_counted("erra", 120, 20000), "counted %lld of 120", counted("erra"));
     cr_assert_eq(rd_kafka_mock_broker_set_down(mock, 1), 0);
     cr_assert(wait_for("erra", "brokers are down", 15000));
     int64_t t0 = now_ms();
@@ -682,7 +777,7 @@ Test(live, sigterm_with_broker_gone_exits_within_5s)
     free(err);
     json_t *st = stats_of("erra");
     cr_assert_not_null(st);
-    cr_assert_leq(stat_int(st, "messages"), 120);
+    cr_assert_eq(stat_int(st, "messages"), 120);
     cr_assert_eq(stat_int(st, "messages"), stat_int(st, "accepted"));
     json_decref(st);
     cr_assert_eq(rd_kafka_mock_broker_set_up(mock, 1), 0);
@@ -704,11 +799,13 @@ Test(live, positions_resumed_after_a_refused_revoke_commit_are_committed)
     rd_kafka_destroy(pr);
     pid_t a = start("outa", "erra", ARGS("--config", path_of("c.json"), "--threads", "1"));
     cr_assert(wait_for("erra", "worker 0 assigned", 20000));
-    sleep_ms(300); /* reads the 400, before its first auto-commit (5 s) */
+    /* a reads the 400 before b joins (and, the count reached fast, before
+     * its first auto-commit at 5 s) */
+    cr_assert(wait_counted("erra", 400, 20000), "a counted %lld of 400", counted("erra"));
     pid_t b = start("outb", "errb", ARGS("--config", path_of("c.json"), "--threads", "1"));
     cr_assert(wait_for("errb", "worker 0 assigned", 30000));
-    cr_assert(wait_for("erra", "revoked", 1000));
-    sleep_ms(1500); /* b reads its share */
+    cr_assert(wait_for("erra", "revoked", 15000));
+    cr_assert(wait_caught_up("errb", 20000), "b never read its share"); /* b reads its share */
     /* One at a time: a member leaving starts a rebalance, during which the
      * other's commits are refused too. */
     kill(b, SIGTERM);
@@ -774,7 +871,7 @@ Test(live, offsets_stored_in_runs_are_committed_while_running)
     /* 100 per partition: runs longer than STORE_EVERY (64) */
     produce(pr, 400, "REQUEST_COMPLETED", "stable", NULL, &seq);
     flush_all(pr);
-    sleep_ms(300);
+    cr_assert(wait_counted("erra", 400, 20000), "counted %lld of 400", counted("erra"));
     /* a trickle: one message per partition switch, then quiet */
     for (int i = 0; i < 30; i++) {
         produce(pr, 1, "ERROR_OCCURRED", "stable", NULL, &seq);

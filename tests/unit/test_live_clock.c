@@ -21,6 +21,15 @@ static int cmp_i64(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
+/* Under TSan (this suite runs there too) code runs 5-15x slower and a
+ * wake-up takes longer to be seen: the latency bound is relaxed there, as
+ * the ASan build leaves the live scenario bounds out. */
+#ifdef __SANITIZE_THREAD__
+#define WAKE_BOUND_MS 150
+#else
+#define WAKE_BOUND_MS 45
+#endif
+
 Test(live_clock, idle_clock_looks_ten_times_a_second_and_an_event_wakes_it, .timeout = 30)
 {
     live_fixture_t f;
@@ -55,7 +64,7 @@ Test(live_clock, idle_clock_looks_ten_times_a_second_and_an_event_wakes_it, .tim
         lat[i] = mono_ms() - t0;
     }
     qsort(lat, 7, sizeof lat[0], cmp_i64);
-    cr_assert_lt(lat[3], 45, "median event-to-step %lld ms (min %lld, max %lld)",
+    cr_assert_lt(lat[3], WAKE_BOUND_MS, "median event-to-step %lld ms (min %lld, max %lld)",
                  (long long)lat[3], (long long)lat[0], (long long)lat[6]);
 
     live_fixture_free(&f);

@@ -89,20 +89,58 @@ static void *writer_main(void *arg)
     return NULL;
 }
 
+/*
+ * The reader checks what concurrent reads must agree on. It anchors a fixed
+ * range R = [E - 5 s, E) a few seconds behind the clock (writers still add
+ * there: they write up to 5 s back) and its first two seconds P, and reads
+ * sum(P), sum(R), hist(R).count, sum(P) again while the writers add. No add
+ * is ever undone and R stays admitted until the clock passes E + 15 s, so
+ * for one anchor every value is non-decreasing from read to read, and a
+ * later read of R holds at least an earlier read of P (P inside R). A reader
+ * that saw a bucket mid-claim (zeroed, or another second's counts) breaks
+ * one of these. Readings taken once the clock is near the end of R's life
+ * are discarded (the range would be clipped), and the reader re-anchors.
+ */
+static atomic_ullong reader_checks; /* comparisons made with non-zero values */
+
 static void *reader_main(void *arg)
 {
     (void)arg;
     static cd_hist_t h; /* one reader thread: static keeps 17 KB off its stack */
     uint64_t merges = 0;
+    int64_t anchor = 0;
+    uint64_t last_p = 0, last_r = 0, last_n = 0;
     while (!atomic_load_explicit(&done, memory_order_acquire)) {
         int64_t c = cd_window_clock(win);
-        cd_window_hist(win, 0, COH, c, SPAN_S * 1000, &h);
-        uint64_t total = 0;
-        for (int i = 0; i < CD_HIST_BINS; i++)
-            total += h.bins[i];
-        cr_assert_eq(total, h.count);
-        (void)cd_window_sum(win, 0, COH, c, SPAN_S * 1000);
+        if (anchor == 0 || c >= anchor + 10000) {
+            anchor = (c / 1000 - 3) * 1000;
+            last_p = last_r = last_n = 0;
+        }
+        uint64_t p1 = cd_window_sum(win, 0, COH, anchor - 3000, 2000);
+        uint64_t r = cd_window_sum(win, 0, COH, anchor, 5000);
+        cd_window_hist(win, 0, COH, anchor, 5000, &h);
+        uint64_t p2 = cd_window_sum(win, 0, COH, anchor - 3000, 2000);
         merges++;
+        if (cd_window_clock(win) >= anchor + 14000) { /* R may have been clipped */
+            anchor = 0;
+            continue;
+        }
+        cr_assert_geq(r, p1, "sum(R) %llu < earlier sum(P) %llu", (unsigned long long)r,
+                      (unsigned long long)p1);
+        cr_assert_geq(p2, p1, "sum(P) went down: %llu then %llu", (unsigned long long)p1,
+                      (unsigned long long)p2);
+        cr_assert_geq(p1, last_p, "sum(P) went down across reads: %llu then %llu",
+                      (unsigned long long)last_p, (unsigned long long)p1);
+        cr_assert_geq(r, last_r, "sum(R) went down across reads: %llu then %llu",
+                      (unsigned long long)last_r, (unsigned long long)r);
+        cr_assert_geq(h.count, last_n, "hist(R) count went down: %llu then %llu",
+                      (unsigned long long)last_n, (unsigned long long)h.count);
+        if (last_r > 0 && p1 > 0 && last_n > 0)
+            atomic_fetch_add_explicit(&reader_checks, 1, memory_order_relaxed);
+        last_p = p2;
+        last_r = r;
+        last_n = h.count;
+        (void)cd_window_sum(win, 0, COH, c, SPAN_S * 1000);
     }
     cr_assert_gt(merges, 0);
     return NULL;
@@ -122,6 +160,7 @@ static void rotation(int nwriters)
     cd_window_set_clock(win, (int64_t)BASE_S * 1000);
     atomic_store(&done, false);
     atomic_store(&adds_ok, 0);
+    atomic_store(&reader_checks, 0);
     memset(writers, 0, sizeof(writers));
     for (int i = 0; i < nwriters; i++) {
         writers[i].seed = 0x9E3779B97F4A7C15u * (uint64_t)(i + 1);
@@ -138,10 +177,13 @@ static void rotation(int nwriters)
     }
     /* With the clock at its last step every add lands in the seconds checked
      * below; on a loaded machine the writers may have had little CPU while
-     * the clock ran, so let them make at least 5000 more adds (bounded). */
+     * the clock ran, so let them make at least 5000 more adds and the reader compare one
+     * pair of readings (bounded). */
     unsigned long long mark = atomic_load_explicit(&adds_ok, memory_order_relaxed);
     for (int ms = 0; ms < 20000; ms++) {
-        if (atomic_load_explicit(&adds_ok, memory_order_relaxed) >= mark + 5000) break;
+        if (atomic_load_explicit(&adds_ok, memory_order_relaxed) >= mark + 5000 &&
+            atomic_load_explicit(&reader_checks, memory_order_relaxed) > 0)
+            break;
         struct timespec ts = {0, 1000000};
         nanosleep(&ts, NULL);
     }
@@ -176,6 +218,8 @@ static void rotation(int nwriters)
         checked += want;
     }
     cr_assert_eq(future, 0);
+    /* the reader compared non-empty readings of one range at least once */
+    cr_assert_gt(atomic_load(&reader_checks), 0);
     cr_assert_gt(checked, 1000, "too few adds in the checked seconds (%llu of %llu)",
                  (unsigned long long)checked, (unsigned long long)ok_total);
     cr_log_info("rotation %d writers: %llu adds OK, %llu late, %llu checked exactly", nwriters,
