@@ -20,6 +20,7 @@
 #include <string.h>
 
 #include "canaryd/config.h"
+#include "canaryd/coord.h"
 #include "canaryd/dispatcher.h"
 #include "canaryd/http_api.h"
 #include "canaryd/kafka_source.h"
@@ -272,6 +273,9 @@ int cd_cli_check_config(int argc, char **argv)
     /* The http section is parsed by the HTTP API (agent/config_http.c). */
     cd_http_conf_t hc;
     if (c && !cd_http_conf_parse(c, &hc, d)) sink_problems++;
+    /* The coordination section (agent/config_coord.c). */
+    cd_coord_conf_t cc;
+    if (c && !cd_coord_conf_parse(c, &cc, d)) sink_problems++;
     /* The kafka section is parsed by its module (agent/config_kafka.c). */
     cd_kafka_conf_t *kc = c ? malloc(sizeof(*kc)) : NULL;
     if (c && (!kc || !cd_kafka_conf_parse(c, kc, d))) {

@@ -34,7 +34,8 @@
 #define CD_CFG_FILE_MAX (4 << 20)
 
 static const char *const TOP_KEYS[] = {"events", "windows", "verdicts", "baseline_file", "rules",
-                                       "kafka",  "sinks",   "http",     "log",           NULL};
+                                       "kafka",  "sinks",   "http",     "log",
+                                       "coordination", NULL};
 static const char *const WINDOWS_KEYS[] = {"resolution", "allowed_lateness", "max_future_skew",
                                            "slack", NULL};
 static const char *const VERDICTS_KEYS[] = {"promote_after", "alert_repeat_interval",
@@ -146,8 +147,9 @@ static void parse_root(cd_cfgctx_t *x, const json_t *root, const char *origin_di
     /* Sections owned by other modules: kept as JSON for them to parse (and
      * to report problems in, with their key paths) when they start; an
      * absent section is NULL. Each must at least be an object. */
-    static const char *const sections[] = {"kafka", "sinks", "http", "log"};
-    void **slots[] = {&x->c->kafka_json, &x->c->sinks_json, &x->c->http_json, &x->c->log_json};
+    static const char *const sections[] = {"kafka", "sinks", "http", "log", "coordination"};
+    void **slots[] = {&x->c->kafka_json, &x->c->sinks_json, &x->c->http_json, &x->c->log_json,
+                      &x->c->coord_json};
     for (size_t i = 0; i < sizeof(sections) / sizeof(sections[0]); i++) {
         json_t *sec = json_object_get(root, sections[i]);
         if (!sec) continue;
@@ -190,7 +192,7 @@ cd_config_t *cd_config_parse_ex(const char *text, size_t len, const char *origin
         cd_cfgctx_t x0 = {.d = diag};
         cd_cfg_bad(&x0, "", root, "is not an object",
                    "a JSON object with the keys events, windows, verdicts, baseline_file, rules, "
-                   "kafka, sinks, http, log");
+                   "kafka, sinks, http, log, coordination");
         goto err;
     }
     c = calloc(1, sizeof(*c));
@@ -336,6 +338,7 @@ void cd_config_free(cd_config_t *c)
     json_decref(c->kafka_json);
     json_decref(c->sinks_json);
     json_decref(c->http_json);
+    json_decref(c->coord_json);
     json_decref(c->log_json);
     json_decref(c->src_pos);
     free(c);

@@ -14,6 +14,7 @@
  *                                webhook URLs carry their token)
  *   sinks.outputs[i].secret      the webhook's HMAC key
  *   sinks.outputs[i].password    Redis's AUTH password
+ *   coordination.password        the coordination Redis's AUTH password
  *   sinks.outputs[i].headers.*   webhook header values (Authorization)
  *   sinks.outputs[i].properties.* a kafka sink's secret properties
  *
@@ -68,6 +69,11 @@ static bool kafka_secret(const char *base, size_t n)
     char name[256];
     snprintf(name, sizeof(name), "%.*s", (int)n, base);
     return cd_kafka_prop_is_secret(name);
+}
+
+static bool password_only(const char *base, size_t n)
+{
+    return n == 8 && strncmp(base, "password", 8) == 0;
 }
 
 static bool token_only(const char *base, size_t n)
@@ -187,6 +193,8 @@ void cd_cfg_secrets_resolve(cd_cfgctx_t *x, json_t *root, json_t *pos)
                        true, pos);
     /* http.token_file is the HTTP module's (it reads the file itself). */
     resolve_object(x, json_object_get(root, "http"), "http", token_only, false, pos);
+    resolve_object(x, json_object_get(root, "coordination"), "coordination", password_only, true,
+                   pos);
     json_t *sinks = json_object_get(root, "sinks");
     json_t *outs = json_is_object(sinks) ? json_object_get(sinks, "outputs") : NULL;
     size_t i;

@@ -72,6 +72,7 @@ typedef struct cd_config {
     void *sinks_json;
     void *http_json;
     void *log_json;
+    void *coord_json; /* "coordination" (coord.h) */
 
     /* YAML files only (else NULL): where each key path sits in the file, for
      * cd_config_locate; owned by this config. */

@@ -337,7 +337,7 @@ Test(config, duplicate_json_keys_rejected)
 Test(config, top_level_must_be_an_object_with_rules)
 {
     expect("[1, 2]", "top level: [1,2] is not an object; accepted: a JSON object with the keys "
-                     "events, windows, verdicts, baseline_file, rules, kafka, sinks, http, log\n");
+                     "events, windows, verdicts, baseline_file, rules, kafka, sinks, http, log, coordination\n");
     expect("{}", "top level: missing required key \"rules\"; accepted: an array of 1 to 32 rule "
                  "objects\n");
     expect("{'rules': {}}",
@@ -393,7 +393,7 @@ Test(config, unknown_keys_at_every_level)
     expect("{'kafak': {}, 'events': {'colour': 1}, 'windows': {'resolutoin': '1s'}, "
            "'verdicts': {'promote': '1m'}, 'rules': [" THR(", 'min_samples': {'canry': 1}") "]}",
            "top level: unknown key \"kafak\"; known keys: events, windows, verdicts, "
-           "baseline_file, rules, kafka, sinks, http, log\n"
+           "baseline_file, rules, kafka, sinks, http, log, coordination\n"
            "events: unknown key \"colour\"; known keys: type_field, time_field, cohort_field, "
            "canary_value, stable_value, version_field, service_field, canary_version, service, "
            "types, numeric_fields\n"
@@ -405,7 +405,7 @@ Test(config, unknown_keys_at_every_level)
     /* A key that is not a plain word is shown escaped, never raw. */
     expect("{'\\u001b[31m': 1, 'rules': [" THR("") "]}",
            "top level: unknown key \"\\u001B[31m\"; known keys: events, windows, verdicts, "
-           "baseline_file, rules, kafka, sinks, http, log\n");
+           "baseline_file, rules, kafka, sinks, http, log, coordination\n");
 }
 
 /* Sections of later modules are kept as JSON for them, and must be objects. */
