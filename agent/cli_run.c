@@ -34,6 +34,7 @@
 #include <jansson.h>
 
 #include "canaryd/config.h"
+#include "canaryd/coord.h"
 #include "canaryd/http_api.h"
 #include "canaryd/kafka_source.h"
 #include "canaryd/live.h"
@@ -421,6 +422,8 @@ int cd_cli_run(int argc, char **argv)
     cd_live_t *live = NULL;
     cd_diag_t *diag = NULL;
     cd_http_conf_t hc;
+    cd_coord_conf_t cc;
+    cd_coord_t *coord = NULL;
     char err[1024];
     int rc = parse_args(&r, argc, argv);
     if (rc >= 0) return rc;
@@ -461,6 +464,22 @@ int cd_cli_run(int argc, char **argv)
     if (orc != CD_OUTPUTS_OK) {
         fprintf(stderr, "canaryd run: %s", diag->text);
         goto out;
+    }
+    if (!cd_coord_conf_parse(cfg, &cc, diag)) {
+        cd_config_locate(cfg, diag, 0);
+        fprintf(stderr, "canaryd run: config %s:\n%s", r.config_path, diag->text);
+        rc = EXIT_USAGE;
+        goto out;
+    }
+    if (cc.enabled) {
+        coord = cd_coord_new(&cc, err, sizeof(err));
+        if (!coord) {
+            fprintf(stderr, "canaryd run: %s\n", err);
+            goto out;
+        }
+        cd_dispatcher_set_coord(r.out.disp, coord);
+        cd_log(CD_LOG_INFO, "coordination: agent %s, Redis %s:%d, prefix %s, lease %lld ms",
+               cc.agent_id, cc.host, cc.port, cc.prefix, (long long)cc.lease_ms);
     }
     if (cd_dispatcher_start(r.out.disp, err, sizeof(err)) != 0) {
         fprintf(stderr, "canaryd run: %s\n", err);
@@ -569,6 +588,7 @@ out:
     cd_kafka_source_destroy(src);
     cd_pipeline_destroy(p);
     cd_history_destroy(r.hist);
+    cd_coord_destroy(coord); /* after the drain, before the dispatcher: it submits to it */
     cd_outputs_close(&r.out);
     cd_config_free(cfg);
     free(lcfg);

@@ -29,6 +29,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "canaryd/coord.h"
 #include "canaryd/event.h"
 #include "canaryd/verdict.h"
 #include "http_internal.h"
@@ -360,6 +361,47 @@ static void process(FILE *f, const uint64_t codes[CD_HTTP_NCODES])
     }
 }
 
+/* Coordination (coord.h): only when configured. The holder is one series
+ * (its label changes with the holder), the agent ids come from the config. */
+static void coordination(FILE *f, cd_dispatcher_t *d)
+{
+    cd_coord_t *c = d ? cd_dispatcher_coord(d) : NULL;
+    if (!c) return;
+    cd_coord_stats_t st;
+    cd_coord_stats(c, &st);
+    head(f, "coordination_leader", "gauge", "1 if this agent holds the notifier lease.");
+    fprintf(f, "canaryd_coordination_leader %d\n", st.leader ? 1 : 0);
+    head(f, "coordination_lease_holder", "gauge",
+         "The notifier lease's holder (agent_id) as last read from Redis.");
+    fprintf(f, "canaryd_coordination_lease_holder{holder=\"");
+    for (const char *p = st.holder; *p; p++) /* label escaping: \\ and \" */
+        fprintf(f, (*p == '"' || *p == '\\') ? "\\%c" : "%c", *p);
+    fprintf(f, "\"} 1\n");
+    head(f, "coordination_fencing_token", "gauge",
+         "This agent's fencing token while it holds the lease, else 0.");
+    fprintf(f, "canaryd_coordination_fencing_token %llu\n", (unsigned long long)st.token);
+    head(f, "coordination_lease_changes_total", "counter", "Lease holder changes seen.");
+    fprintf(f, "canaryd_coordination_lease_changes_total %llu\n",
+            (unsigned long long)st.lease_changes);
+    head(f, "coordination_claims_won_total", "counter",
+         "Decisive records this agent claimed (and so delivered).");
+    fprintf(f, "canaryd_coordination_claims_won_total %llu\n", (unsigned long long)st.claims_won);
+    head(f, "coordination_claims_lost_total", "counter",
+         "Decisive records this agent tried to claim and found claimed by a newer leader.");
+    fprintf(f, "canaryd_coordination_claims_lost_total %llu\n", (unsigned long long)st.claims_lost);
+    head(f, "coordination_redis_up", "gauge", "1 if the last coordination Redis command succeeded.");
+    fprintf(f, "canaryd_coordination_redis_up %d\n", st.redis_up ? 1 : 0);
+    head(f, "coordination_fallback", "gauge",
+         "1 while Redis has been unreachable past fallback_after: this agent delivers alone.");
+    fprintf(f, "canaryd_coordination_fallback %d\n", st.fallback ? 1 : 0);
+    head(f, "coordination_fallback_deliveries_total", "counter",
+         "Decisive records delivered without a claim (Redis unreachable).");
+    fprintf(f, "canaryd_coordination_fallback_deliveries_total %llu\n",
+            (unsigned long long)st.fallback_deliveries);
+    head(f, "coordination_pending", "gauge", "Decisive records not yet known delivered.");
+    fprintf(f, "canaryd_coordination_pending %llu\n", (unsigned long long)st.pending);
+}
+
 char *cd_http_metrics_render(const cd_snapshot_t *s, const cd_kafka_source_t *k, cd_dispatcher_t *d,
                              const uint64_t codes[CD_HTTP_NCODES], size_t *len)
 {
@@ -372,6 +414,7 @@ char *cd_http_metrics_render(const cd_snapshot_t *s, const cd_kafka_source_t *k,
     watermark(f, s, k);
     rules(f, s);
     sinks(f, d);
+    coordination(f, d);
     process(f, codes);
     process_std(f);
     if (fclose(f) != 0) {

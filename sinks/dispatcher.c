@@ -48,10 +48,12 @@
 #include <string.h>
 #include <time.h>
 
+#include "canaryd/coord.h"
 #include "canaryd/deadline.h"
 #include "canaryd/log.h"
 #include "canaryd/sink.h"
 #include "canaryd/verdict_fmt.h"
+#include "coord_internal.h"
 #include "dispatcher_internal.h"
 #include "sink_util.h"
 
@@ -151,6 +153,17 @@ int cd_dispatcher_add(cd_dispatcher_t *d, const void *entry, const char *path, c
     return 0;
 }
 
+void cd_dispatcher_set_coord(cd_dispatcher_t *d, struct cd_coord *c)
+{
+    CD_ASSERT(!d->started);
+    d->coord = c;
+}
+
+struct cd_coord *cd_dispatcher_coord(const cd_dispatcher_t *d)
+{
+    return d->coord;
+}
+
 void cd_dispatcher_set_blocking(cd_dispatcher_t *d, bool blocking)
 {
     d->blocking = blocking;
@@ -193,6 +206,9 @@ bool cd_dispatcher_submit(cd_dispatcher_t *d, const cd_verdict_t *v)
     }
     it->v = *v;
     it->heartbeat = false;
+    it->token = 0;
+    it->claimed = false;
+    it->claim_key[0] = '\0';
     copy_str(it->rule, sizeof(it->rule), &it->v.rule);
     copy_str(it->rule_kind, sizeof(it->rule_kind), &it->v.rule_kind);
     copy_str(it->release, sizeof(it->release), &it->v.release);
@@ -226,6 +242,51 @@ bool cd_dispatcher_submit(cd_dispatcher_t *d, const cd_verdict_t *v)
     return true;
 }
 
+item_t *cd_dsp_item_copy(const item_t *src, uint64_t token)
+{
+    char tail[48] = "";
+    bool stamp = token && src->json_len > 1 && src->json[src->json_len - 1] == '}';
+    if (stamp) snprintf(tail, sizeof(tail), ",\"fencing_token\":%llu}", (unsigned long long)token);
+    size_t n = stamp ? src->json_len - 1 + strlen(tail) : src->json_len;
+    item_t *it = malloc(sizeof(*it) + n + 1);
+    if (!it) return NULL;
+    memcpy(it, src, sizeof(*it));
+    /* the record's strings point into the copy's own arrays */
+    if (src->v.rule) it->v.rule = it->rule;
+    if (src->v.rule_kind) it->v.rule_kind = it->rule_kind;
+    if (src->v.release) it->v.release = it->release;
+    if (src->v.stable_source) it->v.stable_source = it->stable_source;
+    if (src->v.service) it->v.service = it->service;
+    memcpy(it->json, src->json, src->json_len);
+    if (stamp) memcpy(it->json + src->json_len - 1, tail, strlen(tail));
+    it->json[n] = '\0';
+    it->json_len = n;
+    it->token = stamp ? token : 0;
+    atomic_init(&it->refs, 0);
+    return it;
+}
+
+void cd_dsp_submit_claimed(cd_dispatcher_t *d, item_t *it)
+{
+    it->claimed = true;
+    it->id = atomic_fetch_add_explicit(&d->next_id, 1, memory_order_relaxed) + 1;
+    pthread_mutex_lock(&d->mu);
+    /* waits for room like a batch submit: the claim is taken, so the record
+     * must not be dropped here (the dispatcher thread never waits for us) */
+    while (d->started && !d->stop && d->count == d->cap)
+        pthread_cond_wait(&d->space, &d->mu);
+    if (d->stop) {
+        pthread_mutex_unlock(&d->mu);
+        free(it); /* shutting down: the claim stays "claimed" for the next leader */
+        return;
+    }
+    d->ring[(d->head + d->count) % d->cap] = it;
+    d->count++;
+    d->outstanding++;
+    pthread_cond_signal(&d->wake);
+    pthread_mutex_unlock(&d->mu);
+}
+
 void cd_dispatcher_reopen(cd_dispatcher_t *d)
 {
     pthread_mutex_lock(&d->mu);
@@ -244,11 +305,15 @@ static void outstanding_sub(cd_dispatcher_t *d, uint64_t n)
     pthread_mutex_unlock(&d->mu);
 }
 
-static void item_release(item_t *it)
+static void item_release(cd_dispatcher_t *d, item_t *it)
 {
     /* acq_rel: the last holder must see the others' reads finished before
      * freeing (all on one thread today; kept correct if sinks ever split). */
-    if (atomic_fetch_sub_explicit(&it->refs, 1, memory_order_acq_rel) == 1) free(it);
+    if (atomic_fetch_sub_explicit(&it->refs, 1, memory_order_acq_rel) == 1) {
+        /* every shared sink is finished with a claimed record: it is done */
+        if (it->claim_key[0] && d->coord && !d->abandoning) cd_coord_done(d->coord, it->claim_key);
+        free(it);
+    }
 }
 
 static bool takes(sink_t *s, const cd_verdict_t *v)
@@ -277,13 +342,17 @@ static bool takes(sink_t *s, const cd_verdict_t *v)
     return true;
 }
 
-/* Moves one item into the FIFOs of the sinks that take it; returns how many. */
-static uint64_t distribute(cd_dispatcher_t *d, item_t *it, int64_t now)
+enum scope { ALL, LOCAL, SHARED };
+
+/* Moves one item into the FIFOs of the sinks (in scope: local = type "log")
+ * that take it; returns how many. */
+static uint64_t distribute(cd_dispatcher_t *d, item_t *it, int64_t now, enum scope sc)
 {
     uint64_t n = 0;
     atomic_store_explicit(&it->refs, 1, memory_order_relaxed); /* ours, while distributing */
     for (int i = 0; i < d->nsinks; i++) {
         sink_t *s = d->sinks[i];
+        if ((sc == LOCAL && !s->local) || (sc == SHARED && s->local)) continue;
         if (!takes(s, &it->v)) {
             atomic_fetch_add_explicit(&s->filtered, 1, memory_order_relaxed);
             continue;
@@ -313,8 +382,33 @@ static uint64_t distribute(cd_dispatcher_t *d, item_t *it, int64_t now)
         atomic_fetch_add_explicit(&s->pending, 1, memory_order_relaxed);
         n++;
     }
-    item_release(it);
+    item_release(d, it);
     return n;
+}
+
+/* Coordinated (coord.c): a decisive record goes to the local sinks now and
+ * to the coordinator, which hands it back claimed (it->claimed) for the
+ * shared ones; any other record reaches the shared sinks only while this
+ * agent is the notifier, stamped with its fencing token. */
+static uint64_t route(cd_dispatcher_t *d, item_t *it, int64_t now)
+{
+    if (!d->coord || it->heartbeat) return distribute(d, it, now, ALL);
+    if (it->claimed) return distribute(d, it, now, SHARED);
+    if (cd_coord_decisive(&it->v)) {
+        item_t *copy = cd_dsp_item_copy(it, 0);
+        if (copy)
+            cd_coord_offer(d->coord, copy);
+        else
+            cd_log_ratelimited("dispatcher-oom", CD_LOG_ERROR,
+                               "out of memory offering a record for its claim");
+        return distribute(d, it, now, LOCAL);
+    }
+    uint64_t token = 0;
+    if (!cd_coord_sharing(d->coord, &token)) return distribute(d, it, now, LOCAL);
+    item_t *stamped = token ? cd_dsp_item_copy(it, token) : NULL;
+    if (!stamped) return distribute(d, it, now, ALL);
+    uint64_t n = distribute(d, it, now, LOCAL);
+    return n + distribute(d, stamped, now, SHARED);
 }
 
 static void pop_head(sink_t *s)
@@ -325,7 +419,7 @@ static void pop_head(sink_t *s)
     s->len--;
     s->inflight = false;
     atomic_fetch_sub_explicit(&s->pending, 1, memory_order_relaxed);
-    item_release(e->it);
+    item_release(s->d, e->it);
     free(e);
     outstanding_sub(s->d, 1);
 }
@@ -464,6 +558,7 @@ static int64_t try_start(cd_dispatcher_t *d, sink_t *s, int64_t now)
                             * "" for a heartbeat (no record) */
                            .service = e->it->v.service ? e->it->v.service : "",
                            .attempt = e->attempt,
+                           .fencing_token = e->it->token,
                            .heartbeat = e->it->heartbeat};
         int64_t ra = -1;
         cd_sink_result_t r = s->ops->deliver(s->state, &m, &ra);
@@ -504,7 +599,7 @@ static void *thread_main(void *arg)
         int64_t now = cd_sink_now_ms();
         uint64_t added = 0;
         for (size_t i = 0; i < nb; i++)
-            added += distribute(d, batch[i], now);
+            added += route(d, batch[i], now);
         if (nb) {
             pthread_mutex_lock(&d->mu);
             d->outstanding = d->outstanding + added - nb;
@@ -572,6 +667,12 @@ int cd_dispatcher_start(cd_dispatcher_t *d, char *errbuf, size_t errsize)
         snprintf(errbuf, errsize, "starting the sink dispatcher thread: %s", strerror(rc));
         return -1;
     }
+    if (d->coord && cd_coord_start(d->coord, d, errbuf, errsize) != 0) {
+        pthread_mutex_lock(&d->mu);
+        d->started = true;
+        pthread_mutex_unlock(&d->mu);
+        return -1; /* destroy stops the dispatcher thread */
+    }
     pthread_mutex_lock(&d->mu);
     d->started = true;
     pthread_mutex_unlock(&d->mu);
@@ -628,6 +729,7 @@ void cd_dispatcher_destroy(cd_dispatcher_t *d)
         pthread_mutex_unlock(&d->mu);
         pthread_join(d->thread, NULL);
     }
+    d->abandoning = true; /* the thread is gone: what is left was not delivered */
     for (size_t i = 0; i < d->count; i++)
         free(d->ring[(d->head + i) % d->cap]);
     for (int i = 0; i < d->nsinks; i++) {
@@ -636,7 +738,7 @@ void cd_dispatcher_destroy(cd_dispatcher_t *d)
             atomic_fetch_add_explicit(&s->dropped, 1, memory_order_relaxed);
             entry_t *e = s->head;
             s->head = e->next;
-            item_release(e->it);
+            item_release(d, e->it);
             free(e);
         }
         if (s->ops->flush) s->ops->flush(s->state);

@@ -199,6 +199,7 @@ sink_t *cd_dsp_parse_entry(cd_dispatcher_t *d, const cd_config_t *cfg, const jso
     s->cap_ms = 60000;
     s->max_attempts = 10;
     snprintf(s->type, sizeof(s->type), "%s", ops->name);
+    s->local = strcmp(s->type, "log") == 0;
     snprintf(s->name, sizeof(s->name), "%s-%d", ops->name, d->nsinks);
     json_t *n = json_object_get(e, "name");
     if (n) {

@@ -27,6 +27,9 @@ typedef struct item {
     bool heartbeat; /* made for one sink's ops->heartbeat, not a record: v unused */
     cd_verdict_t v; /* its strings point into the arrays below */
     char rule[CD_NAME_MAX], rule_kind[32], release[128], service[CD_NAME_MAX], stable_source[16];
+    uint64_t token;       /* fencing token carried to the sinks; 0 = none */
+    bool claimed;         /* coordination: for the shared sinks only (coord.c) */
+    char claim_key[512];  /* its claim, marked done when the last sink is finished */
     size_t json_len;
     char json[]; /* NUL-terminated */
 } item_t;
@@ -53,6 +56,7 @@ typedef struct sink {
     char name[64], type[16];
     filter_t f;
     bool send_resolved;
+    bool local; /* type "log": every agent writes it, coordinated or not */
     int64_t base_ms, cap_ms;
     int max_attempts;
     double rate, tokens; /* rate_limit (messages/s, 0 = none); bucket of capacity max(1, rate) */
@@ -79,6 +83,8 @@ struct cd_dispatcher {
     pthread_t thread;
     _Atomic uint64_t next_id, overflows;
     int64_t drain_ms;
+    struct cd_coord *coord; /* NULL: not coordinated */
+    bool abandoning;        /* destroy is dropping what is left: no claim is done */
     sink_t *sinks[MAX_SINKS];
     int nsinks;
 };

@@ -222,6 +222,12 @@ static cd_sink_result_t webhook_deliver(void *state, const cd_sink_msg_t *m,
         snprintf(line, sizeof(line), "X-Canaryd-Signature: sha256=%s", hex);
         if (!(h = curl_slist_append(h, line))) goto oom;
     }
+    if (m->fencing_token) { /* coordination: a receiver can discard a deposed notifier's */
+        char line[64];
+        snprintf(line, sizeof(line), "X-Canaryd-Fencing-Token: %llu",
+                 (unsigned long long)m->fencing_token);
+        if (!(h = curl_slist_append(h, line))) goto oom;
+    }
     w->hdrs = h;
     w->answer_len = 0;
     CURL *c = w->easy;

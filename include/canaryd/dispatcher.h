@@ -80,6 +80,17 @@ int cd_dispatcher_check(const cd_config_t *cfg, cd_diag_t *diag);
 int cd_dispatcher_add(cd_dispatcher_t *d, const void *entry, const char *path, cd_diag_t *diag);
 
 /*
+ * Coordination (coord.h): decisive records reach the shared sinks (all but
+ * type "log") only once claimed by c's lease holder, other records only
+ * from the holder. c is borrowed; start starts its thread; destroy c after
+ * draining d and before destroying it. Before start only.
+ */
+struct cd_coord;
+void cd_dispatcher_set_coord(cd_dispatcher_t *d, struct cd_coord *c);
+/* The coordinator set (NULL: none), for /metrics. */
+struct cd_coord *cd_dispatcher_coord(const cd_dispatcher_t *d);
+
+/*
  * Batch mode (replay): submit waits for room in the queue instead of
  * dropping. The wait is for the dispatcher thread to move records into the
  * sinks' FIFOs, not for any sink. Before start only.

@@ -45,6 +45,8 @@ typedef struct cd_sink_msg {
     size_t json_len;
     const char *service;    /* service name when known, else "" */
     int attempt;            /* 1 on the first try */
+    uint64_t fencing_token; /* coordination (coord.h): the notifier's token, also the
+                             * JSON's "fencing_token"; 0 = uncoordinated */
     bool heartbeat;         /* a message the sink asked for (ops->heartbeat): v is NULL,
                              * json is "" */
 } cd_sink_msg_t;
