@@ -1,0 +1,523 @@
+/*
+ * test_coord_live.c - three `canaryd run` processes (CANARYD_BIN) judging
+ * one release from librdkafka's mock cluster (each its own consumer group,
+ * so each reads the whole stream), sharing a redis-server on a free
+ * loopback port for "coordination" and one webhook receiver
+ * (http_receiver.h): the receiver hears exactly one ROLLBACK, carrying a
+ * fencing token, with every agent alive, with the leader SIGKILLed 1 s
+ * before the decision, and with the leader SIGKILLed 50 ms after its claim
+ * (the test-only CANARYD_TEST_PAUSE_AFTER_CLAIM_MS holds it between the
+ * claim and the send, the window a crash can fall into).
+ */
+#include <criterion/criterion.h>
+#include <fcntl.h>
+#include <hiredis/hiredis.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <ftw.h>
+#include <jansson.h>
+#include <librdkafka/rdkafka.h>
+#include <librdkafka/rdkafka_mock.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "http_receiver.c"
+
+extern char **environ;
+
+#define TOPIC "events"
+#define PARTS 4
+
+static char dir[64];
+static rd_kafka_t *mock_rk;
+static rd_kafka_mock_cluster_t *mock;
+static char bootstraps[256];
+/* children not yet reaped: killed by teardown when a test fails early */
+static pid_t kids[8];
+static int nkids;
+static pid_t redis_pid = -1;
+static int redis_port;
+static rx_t *rx;
+
+#define LEASE_MS 2000
+
+static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st, (void)flag, (void)ftw;
+    return remove(path);
+}
+
+static void setup(void)
+{
+    char e[256];
+    snprintf(dir, sizeof(dir), "/tmp/cd_coordlive_XXXXXX");
+    cr_assert_not_null(mkdtemp(dir));
+    rd_kafka_conf_t *c = rd_kafka_conf_new();
+    rd_kafka_conf_set(c, "log_level", "0", e, sizeof(e));
+    mock_rk = rd_kafka_new(RD_KAFKA_PRODUCER, c, e, sizeof(e));
+    cr_assert_not_null(mock_rk, "%s", e);
+    mock = rd_kafka_mock_cluster_new(mock_rk, 1);
+    cr_assert_not_null(mock);
+    cr_assert_eq(rd_kafka_mock_topic_create(mock, TOPIC, PARTS, 1), 0);
+    snprintf(bootstraps, sizeof(bootstraps), "%s", rd_kafka_mock_cluster_bootstraps(mock));
+    rx = rx_start(0);
+    cr_assert_not_null(rx);
+}
+
+static void teardown(void)
+{
+    for (int i = 0; i < nkids; i++) {
+        int st;
+        if (kids[i] > 0 && waitpid(kids[i], &st, WNOHANG) == 0) {
+            kill(kids[i], SIGKILL);
+            waitpid(kids[i], &st, 0);
+        }
+    }
+    nkids = 0;
+    if (redis_pid > 0) {
+        kill(redis_pid, SIGKILL);
+        waitpid(redis_pid, NULL, 0);
+        redis_pid = -1;
+    }
+    rx_stop(rx);
+    rx = NULL;
+    if (mock) rd_kafka_mock_cluster_destroy(mock);
+    if (mock_rk) rd_kafka_destroy(mock_rk);
+    mock = NULL;
+    mock_rk = NULL;
+    nftw(dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
+}
+
+static const char *path_of(const char *name)
+{
+    static char buf[64][160];
+    static int i;
+    char *p = buf[i++ % 64];
+    snprintf(p, 160, "%s/%s", dir, name);
+    return p;
+}
+
+static char *read_file(const char *name)
+{
+    FILE *f = fopen(path_of(name), "rb");
+    if (!f) return strdup("");
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    rewind(f);
+    char *s = malloc((size_t)n + 1);
+    size_t got = fread(s, 1, (size_t)n, f);
+    s[got] = '\0';
+    fclose(f);
+    return s;
+}
+
+
+static void sleep_ms(long ms)
+{
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Starts canaryd run with the mock's brokers; stdout/stderr into out/err. */
+static pid_t start(const char *out, const char *err, const char *const *args)
+{
+    const char *bin = getenv("CANARYD_BIN");
+    cr_assert_not_null(bin, "CANARYD_BIN is not set");
+    char *argv[40];
+    int n = 0;
+    argv[n++] = (char *)bin;
+    argv[n++] = "run";
+    argv[n++] = "--brokers";
+    argv[n++] = bootstraps;
+    for (int i = 0; args[i] && n < 39; i++)
+        argv[n++] = (char *)args[i];
+    argv[n] = NULL;
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+    posix_spawn_file_actions_addopen(&fa, 1, path_of(out), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    posix_spawn_file_actions_addopen(&fa, 2, path_of(err), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    pid_t pid;
+    int rc = posix_spawn(&pid, bin, &fa, NULL, argv, environ);
+    posix_spawn_file_actions_destroy(&fa);
+    cr_assert_eq(rc, 0, "spawn %s: %s", bin, strerror(rc));
+    if (nkids < 8) kids[nkids++] = pid;
+    return pid;
+}
+
+static void reaped(pid_t pid)
+{
+    for (int i = 0; i < nkids; i++)
+        if (kids[i] == pid) kids[i] = 0;
+}
+
+/* Waits up to limit_ms for the child; kills it (and fails) after that. */
+static int wait_exit(pid_t pid, long limit_ms)
+{
+    int st;
+    for (long t = 0; t < limit_ms; t += 10) {
+        pid_t r = waitpid(pid, &st, WNOHANG);
+        if (r == pid) {
+            reaped(pid);
+            cr_assert(WIFEXITED(st), "canaryd did not exit normally (status 0x%x)", st);
+            return WEXITSTATUS(st);
+        }
+        sleep_ms(10);
+    }
+    kill(pid, SIGKILL);
+    waitpid(pid, &st, 0);
+    reaped(pid);
+    cr_assert_fail("canaryd did not exit within %ld ms", limit_ms);
+    return -1;
+}
+
+/* Waits up to limit_ms for file name to contain needle. */
+static bool wait_for(const char *name, const char *needle, long limit_ms)
+{
+    for (long t = 0; t < limit_ms; t += 20) {
+        char *s = read_file(name);
+        bool found = strstr(s, needle) != NULL;
+        free(s);
+        if (found) return true;
+        sleep_ms(20);
+    }
+    return false;
+}
+
+
+
+
+
+/* ---- producing -------------------------------------------------------------- */
+
+static rd_kafka_t *producer(void)
+{
+    char e[256];
+    rd_kafka_conf_t *c = rd_kafka_conf_new();
+    cr_assert_eq(rd_kafka_conf_set(c, "bootstrap.servers", bootstraps, e, sizeof(e)), 0);
+    rd_kafka_conf_set(c, "log_level", "0", e, sizeof(e));
+    /* no duplicates from producer retries when the broker goes down */
+    cr_assert_eq(rd_kafka_conf_set(c, "enable.idempotence", "true", e, sizeof(e)), 0);
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, c, e, sizeof(e));
+    cr_assert_not_null(rk, "%s", e);
+    return rk;
+}
+
+/* n events of type/cohort (cohort NULL: none in the payload) with the
+ * current time, round-robin over the partitions; header: cohort header
+ * value or NULL. */
+static void produce(rd_kafka_t *rk, int n, const char *type, const char *cohort,
+                    const char *header, int *seq)
+{
+    for (int i = 0; i < n; i++) {
+        char payload[256];
+        if (cohort)
+            snprintf(payload, sizeof(payload),
+                     "{\"event_type\":\"%s\",\"timestamp\":%lld,\"cohort\":\"%s\","
+                     "\"version\":\"%s\"}",
+                     type, (long long)now_ms(), cohort,
+                     strcmp(cohort, "canary") == 0 ? "2.5.0" : "2.4.0");
+        else
+            snprintf(payload, sizeof(payload),
+                     "{\"event_type\":\"%s\",\"timestamp\":%lld,\"version\":\"2.5.0\"}", type,
+                     (long long)now_ms());
+        rd_kafka_resp_err_t e;
+        int part = (*seq)++ % PARTS;
+        if (header)
+            e = rd_kafka_producev(rk, RD_KAFKA_V_TOPIC(TOPIC), RD_KAFKA_V_PARTITION(part),
+                                  RD_KAFKA_V_VALUE(payload, strlen(payload)),
+                                  RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                                  RD_KAFKA_V_HEADER("cohort", header, -1), RD_KAFKA_V_END);
+        else
+            e = rd_kafka_producev(rk, RD_KAFKA_V_TOPIC(TOPIC), RD_KAFKA_V_PARTITION(part),
+                                  RD_KAFKA_V_VALUE(payload, strlen(payload)),
+                                  RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
+        cr_assert_eq(e, 0, "produce: %s", rd_kafka_err2str(e));
+    }
+}
+
+
+static void flush_all(rd_kafka_t *rk)
+{
+    cr_assert_eq(rd_kafka_flush(rk, 20000), 0, "flush timed out");
+}
+
+#define ARGS(...) ((const char *const[]){__VA_ARGS__, NULL})
+
+/* ---- tests ------------------------------------------------------------------ */
+
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void redis_start(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof(a);
+    cr_assert(bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0);
+    cr_assert(getsockname(fd, (struct sockaddr *)&a, &len) == 0);
+    close(fd);
+    redis_port = ntohs(a.sin_port);
+    char port[16];
+    snprintf(port, sizeof(port), "%d", redis_port);
+    const char *argv[] = {"redis-server", "--port", port,      "--bind", "127.0.0.1",
+                          "--save",       "",       "--appendonly", "no", "--loglevel",
+                          "warning",      "--dir",  "/tmp",    NULL};
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
+    int rc = posix_spawnp(&redis_pid, "redis-server", &fa, NULL, (char *const *)argv, environ);
+    posix_spawn_file_actions_destroy(&fa);
+    cr_assert_eq(rc, 0);
+    for (int64_t end = mono_ms() + 5000;; sleep_ms(10)) {
+        struct timeval tv = {0, 200000};
+        redisContext *c = redisConnectWithTimeout("127.0.0.1", redis_port, tv);
+        bool up = false;
+        if (c && !c->err) {
+            redisReply *r = redisCommand(c, "PING");
+            up = r && r->type == REDIS_REPLY_STATUS;
+            if (r) freeReplyObject(r);
+        }
+        if (c) redisFree(c);
+        if (up) return;
+        cr_assert(mono_ms() < end, "redis-server did not come up");
+    }
+}
+
+/* One error rule that fires as soon as the canary has more than 5 errors
+ * in 10 s; the webhook sink (generic: the record's JSON) to the receiver;
+ * coordination through the test's Redis with a 2 s lease. */
+static void write_config(const char *name)
+{
+    FILE *f = fopen(path_of(name), "w");
+    cr_assert_not_null(f);
+    fprintf(f,
+            "{\"events\": {\"types\": [\"REQUEST_COMPLETED\", \"ERROR_OCCURRED\"]},\n"
+            " \"windows\": {\"max_future_skew\": \"1m\", \"slack\": \"2m\"},\n"
+            " \"rules\": [{\"name\": \"errors\", \"kind\": \"threshold\",\n"
+            "   \"numerator\": [\"ERROR_OCCURRED\"], \"scope\": \"canary\", \"op\": \">\",\n"
+            "   \"threshold\": 5, \"window\": \"10s\", \"for\": \"0s\", \"resolve_for\": \"10s\",\n"
+            "   \"action\": \"rollback\"}],\n"
+            " \"kafka\": {\"topics\": [\"" TOPIC "\"],\n"
+            "   \"properties\": {\"session.timeout.ms\": 6000, \"heartbeat.interval.ms\": 500}},\n"
+            " \"sinks\": {\"outputs\": [{\"type\": \"webhook\", \"name\": \"hook\", \"format\": "
+            "\"generic\",\n"
+            "   \"url\": \"http://127.0.0.1:%u/hook\", \"retry\": {\"base\": \"50ms\", \"cap\": "
+            "\"200ms\"}}]},\n"
+            " \"coordination\": {\"redis\": \"127.0.0.1:%d\", \"prefix\": \"cdtest\", \"lease\": "
+            "\"%dms\"}}\n",
+            (unsigned)rx_port(rx), redis_port, LEASE_MS);
+    fclose(f);
+}
+
+static pid_t agent(int i, const char *pause_ms)
+{
+    char out[16], err[16], group[16];
+    snprintf(out, sizeof(out), "out%d", i);
+    snprintf(err, sizeof(err), "err%d", i);
+    snprintf(group, sizeof(group), "g%d", i);
+    if (pause_ms) setenv("CANARYD_TEST_PAUSE_AFTER_CLAIM_MS", pause_ms, 1);
+    pid_t pid = start(out, err, ARGS("--config", path_of("c.json"), "--group", group));
+    unsetenv("CANARYD_TEST_PAUSE_AFTER_CLAIM_MS");
+    return pid;
+}
+
+/* The agent (of n) whose stderr says it took the lease after `after`
+ * occurrences in total, or -1 after limit_ms. */
+static int wait_leader(int n, const char *needle, long limit_ms)
+{
+    for (long t = 0; t < limit_ms; t += 20) {
+        for (int i = 0; i < n; i++) {
+            char name[16];
+            snprintf(name, sizeof(name), "err%d", i);
+            char *s = read_file(name);
+            bool found = strstr(s, needle) != NULL;
+            free(s);
+            if (found) return i;
+        }
+        sleep_ms(20);
+    }
+    return -1;
+}
+
+static void decide(void)
+{
+    int seq = 0;
+    rd_kafka_t *pr = producer();
+    produce(pr, 30, "REQUEST_COMPLETED", "canary", NULL, &seq);
+    produce(pr, 30, "REQUEST_COMPLETED", "stable", NULL, &seq);
+    produce(pr, 20, "ERROR_OCCURRED", "canary", NULL, &seq);
+    flush_all(pr);
+    rd_kafka_destroy(pr);
+}
+
+/* Every agent (but `dead`) decided ROLLBACK on its stdout. */
+static void all_decided(int n, int dead)
+{
+    for (int i = 0; i < n; i++) {
+        if (i == dead) continue;
+        char name[16];
+        snprintf(name, sizeof(name), "out%d", i);
+        cr_assert(wait_for(name, "\"verdict\":\"ROLLBACK\"", 20000), "agent %d did not decide", i);
+    }
+}
+
+/* SIGTERM every live agent and wait for each (its sinks drained). */
+static void stop_all(pid_t *pids, int n, int dead)
+{
+    for (int i = 0; i < n; i++)
+        if (i != dead) kill(pids[i], SIGTERM);
+    for (int i = 0; i < n; i++)
+        if (i != dead) cr_assert_eq(wait_exit(pids[i], 15000), 0);
+}
+
+/* Requests holding a ROLLBACK record so far; *first: the first's index. */
+static int rollbacks(int *first)
+{
+    int n = 0, k = rx_count(rx);
+    for (int i = 0; i < k; i++) {
+        rx_request_t q = rx_get(rx, i);
+        if (strstr(q.body, "\"verdict\":\"ROLLBACK\"")) {
+            if (n++ == 0 && first) *first = i;
+        }
+        rx_request_free(&q);
+    }
+    return n;
+}
+
+/* Waits for the first ROLLBACK at the receiver; its arrival (monotonic ms). */
+static int64_t wait_rollback(long limit_ms)
+{
+    int first = -1;
+    for (long t = 0; t < limit_ms && rollbacks(&first) == 0; t += 10)
+        sleep_ms(10);
+    cr_assert_geq(first, 0, "no ROLLBACK reached the receiver");
+    rx_request_t q = rx_get(rx, first);
+    int64_t at = q.at_ms;
+    rx_request_free(&q);
+    return at;
+}
+
+/* Exactly one ROLLBACK at the receiver, with a fencing token in the header
+ * equal to the payload's; returns the token. Every request (the leader's
+ * other verdicts too) carries one. */
+static long long one_rollback(void)
+{
+    int first = -1;
+    cr_assert_eq(rollbacks(&first), 1, "the receiver got %d ROLLBACKs", rollbacks(NULL));
+    long long token = 0;
+    for (int i = 0; i < rx_count(rx); i++) {
+        rx_request_t q = rx_get(rx, i);
+        char h[64];
+        cr_assert(rx_header(&q, "X-Canaryd-Fencing-Token", h, sizeof(h)), "%s", q.body);
+        json_t *j = json_loads(q.body, 0, NULL);
+        cr_assert_not_null(j);
+        long long t = json_integer_value(json_object_get(j, "fencing_token"));
+        cr_assert_eq(t, atoll(h));
+        cr_assert_gt(t, 0);
+        if (i == first) token = t;
+        json_decref(j);
+        rx_request_free(&q);
+    }
+    return token;
+}
+
+TestSuite(coord_live, .init = setup, .fini = teardown, .timeout = 90);
+
+Test(coord_live, three_agents_one_rollback_with_a_fencing_token)
+{
+    redis_start();
+    write_config("c.json");
+    pid_t pids[3];
+    for (int i = 0; i < 3; i++)
+        pids[i] = agent(i, NULL);
+    cr_assert_geq(wait_leader(3, "holds the lease", 15000), 0);
+    decide();
+    all_decided(3, -1);
+    wait_rollback(15000);
+    stop_all(pids, 3, -1);
+    one_rollback();
+}
+
+Test(coord_live, leader_killed_1s_before_the_decision)
+{
+    redis_start();
+    write_config("c.json");
+    pid_t pids[3];
+    for (int i = 0; i < 3; i++)
+        pids[i] = agent(i, NULL);
+    int lead = wait_leader(3, "holds the lease", 15000);
+    cr_assert_geq(lead, 0);
+    for (int i = 0; i < 3; i++) { /* every agent consuming before the kill */
+        char name[16];
+        snprintf(name, sizeof(name), "err%d", i);
+        cr_assert(wait_for(name, "consuming", 15000));
+    }
+    kill(pids[lead], SIGKILL);
+    waitpid(pids[lead], NULL, 0);
+    reaped(pids[lead]);
+    sleep_ms(1000); /* the scenario: the leader died 1 s before the decision */
+    int64_t t0 = mono_ms();
+    decide();
+    int64_t took = wait_rollback(20000) - t0;
+    cr_log_info("leader killed 1 s before: ROLLBACK delivered %lld ms after the events",
+                (long long)took);
+    cr_assert_lt(took, LEASE_MS + 5000);
+    all_decided(3, lead);
+    stop_all(pids, 3, lead);
+    cr_assert_geq(one_rollback(), 2); /* a later leader's token */
+}
+
+Test(coord_live, leader_killed_50ms_after_its_claim)
+{
+    redis_start();
+    write_config("c.json");
+    pid_t pids[3];
+    /* agent 0 leads and holds every claim 3 s before sending it */
+    pids[0] = agent(0, "3000");
+    cr_assert_eq(wait_leader(1, "holds the lease", 15000), 0);
+    pids[1] = agent(1, NULL);
+    pids[2] = agent(2, NULL);
+    for (int i = 0; i < 3; i++) {
+        char name[16];
+        snprintf(name, sizeof(name), "err%d", i);
+        cr_assert(wait_for(name, "consuming", 15000));
+    }
+    decide();
+    cr_assert(wait_for("err0", "coordination: claimed", 20000));
+    int64_t t_claim = mono_ms();
+    sleep_ms(50); /* the scenario: killed 50 ms after its claim */
+    kill(pids[0], SIGKILL);
+    waitpid(pids[0], NULL, 0);
+    reaped(pids[0]);
+    int64_t took = wait_rollback(20000) - t_claim;
+    cr_log_info("leader killed 50 ms after its claim: ROLLBACK delivered %lld ms after the claim",
+                (long long)took);
+    cr_assert_lt(took, LEASE_MS + 5000);
+    all_decided(3, 0);
+    stop_all(pids, 3, 0);
+    cr_assert_geq(one_rollback(), 2);
+    char *e1 = read_file("err1"), *e2 = read_file("err2");
+    cr_assert(strstr(e1, "taken over") || strstr(e2, "taken over"));
+    free(e1);
+    free(e2);
+}
