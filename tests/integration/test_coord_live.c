@@ -69,6 +69,7 @@ static void setup(void)
     snprintf(bootstraps, sizeof(bootstraps), "%s", rd_kafka_mock_cluster_bootstraps(mock));
     rx = rx_start(0);
     cr_assert_not_null(rx);
+    redis_port = 0;
 }
 
 static void teardown(void)
@@ -268,8 +269,10 @@ static int64_t mono_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* Starts redis-server on the port of the last one, or a free port first. */
 static void redis_start(void)
 {
+    if (redis_port) goto spawn;
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     socklen_t len = sizeof(a);
@@ -277,6 +280,7 @@ static void redis_start(void)
     cr_assert(getsockname(fd, (struct sockaddr *)&a, &len) == 0);
     close(fd);
     redis_port = ntohs(a.sin_port);
+spawn:;
     char port[16];
     snprintf(port, sizeof(port), "%d", redis_port);
     const char *argv[] = {"redis-server", "--port", port,      "--bind", "127.0.0.1",
@@ -306,7 +310,7 @@ static void redis_start(void)
 /* One error rule that fires as soon as the canary has more than 5 errors
  * in 10 s; the webhook sink (generic: the record's JSON) to the receiver;
  * coordination through the test's Redis with a 2 s lease. */
-static void write_config(const char *name)
+static void write_config_fb(const char *name, int fallback_ms)
 {
     FILE *f = fopen(path_of(name), "w");
     cr_assert_not_null(f);
@@ -324,9 +328,14 @@ static void write_config(const char *name)
             "   \"url\": \"http://127.0.0.1:%u/hook\", \"retry\": {\"base\": \"50ms\", \"cap\": "
             "\"200ms\"}}]},\n"
             " \"coordination\": {\"redis\": \"127.0.0.1:%d\", \"prefix\": \"cdtest\", \"lease\": "
-            "\"%dms\"}}\n",
-            (unsigned)rx_port(rx), redis_port, LEASE_MS);
+            "\"%dms\", \"fallback_after\": \"%dms\"}}\n",
+            (unsigned)rx_port(rx), redis_port, LEASE_MS, fallback_ms);
     fclose(f);
+}
+
+static void write_config(const char *name)
+{
+    write_config_fb(name, 2 * LEASE_MS);
 }
 
 static pid_t agent(int i, const char *pause_ms)
@@ -520,4 +529,73 @@ Test(coord_live, leader_killed_50ms_after_its_claim)
     cr_assert(strstr(e1, "taken over") || strstr(e2, "taken over"));
     free(e1);
     free(e2);
+}
+
+/* Redis killed for 30 s mid-run: every agent keeps judging, and after
+ * fallback_after (4 s) each delivers the ROLLBACK it decided on its own,
+ * without a token: 3 ROLLBACKs, none lost. Redis back on the same port:
+ * every agent says so, and one of them leads again. */
+Test(coord_live, redis_killed_30s_each_agent_delivers_then_one_notifier_again, .timeout = 120)
+{
+    redis_start();
+    write_config_fb("c.json", 4000);
+    pid_t pids[3];
+    for (int i = 0; i < 3; i++)
+        pids[i] = agent(i, NULL);
+    cr_assert_geq(wait_leader(3, "holds the lease", 15000), 0);
+    for (int i = 0; i < 3; i++) {
+        char name[16];
+        snprintf(name, sizeof(name), "err%d", i);
+        cr_assert(wait_for(name, "consuming", 15000));
+    }
+    kill(redis_pid, SIGKILL);
+    waitpid(redis_pid, NULL, 0);
+    redis_pid = -1;
+    int64_t t_kill = mono_ms();
+    decide();
+    all_decided(3, -1);
+    for (int i = 0; i < 3; i++) {
+        char name[16];
+        snprintf(name, sizeof(name), "err%d", i);
+        cr_assert(wait_for(name, "every agent delivers on its own", 20000));
+    }
+    for (long t = 0; t < 20000 && rollbacks(NULL) < 3; t += 20)
+        sleep_ms(20);
+    cr_assert_eq(rollbacks(NULL), 3);
+    int64_t first = wait_rollback(1);
+    cr_log_info("Redis down: first fallback ROLLBACK %lld ms after the kill",
+                (long long)(first - t_kill));
+    for (int i = 0; i < rx_count(rx); i++) {
+        rx_request_t q = rx_get(rx, i);
+        char h[64];
+        if (strstr(q.body, "\"verdict\":\"ROLLBACK\""))
+            cr_assert(!rx_header(&q, "X-Canaryd-Fencing-Token", h, sizeof(h)));
+        rx_request_free(&q);
+    }
+    while (mono_ms() - t_kill < 30000) /* the scenario: Redis gone for 30 s */
+        sleep_ms(100);
+    redis_start();
+    for (int i = 0; i < 3; i++) {
+        char name[16];
+        snprintf(name, sizeof(name), "err%d", i);
+        cr_assert(wait_for(name, "one notifier again", 20000));
+    }
+    redisContext *c = redisConnect("127.0.0.1", redis_port);
+    cr_assert(c && !c->err);
+    redisReply *r = NULL;
+    for (long t = 0; t < 10000; t += 50) { /* each agent marks its delivery done */
+        r = redisCommand(c, "HGET cdtest:claim:-:2.5.0:ROLLBACK:errors state");
+        bool done = r && r->type == REDIS_REPLY_STRING && strcmp(r->str, "done") == 0;
+        freeReplyObject(r);
+        if (done) break;
+        sleep_ms(50);
+    }
+    r = redisCommand(c, "EXISTS cdtest:lease");
+    cr_assert(r && r->type == REDIS_REPLY_INTEGER);
+    long long lease = r->integer;
+    freeReplyObject(r);
+    redisFree(c);
+    cr_assert_eq(lease, 1);
+    stop_all(pids, 3, -1);
+    cr_assert_eq(rollbacks(NULL), 3);
 }
