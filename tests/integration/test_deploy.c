@@ -625,7 +625,7 @@ Test(yaml, every_variable_set_is_one_canaryd_reads)
             if (!in_list(name, seen, ns)) snprintf(seen[ns++], 64, "%s", name);
         }
     }
-    cr_assert_eq(canaryd_services, 2, "canaryd and the simulator");
+    cr_assert_eq(canaryd_services, 3, "two coordinated agents and the simulator");
     yfree(&y);
 
     /* The Dockerfile's ENV. */
