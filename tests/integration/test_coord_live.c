@@ -11,6 +11,7 @@
  */
 #include <criterion/criterion.h>
 #include <fcntl.h>
+#include <curl/curl.h>
 #include <hiredis/hiredis.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -328,7 +329,8 @@ static void write_config_fb(const char *name, int fallback_ms)
             "   \"url\": \"http://127.0.0.1:%u/hook\", \"retry\": {\"base\": \"50ms\", \"cap\": "
             "\"200ms\"}}]},\n"
             " \"coordination\": {\"redis\": \"127.0.0.1:%d\", \"prefix\": \"cdtest\", \"lease\": "
-            "\"%dms\", \"fallback_after\": \"%dms\"}}\n",
+            "\"%dms\", \"fallback_after\": \"%dms\"},\n"
+            " \"http\": {\"bind\": \"127.0.0.1:0\"}}\n",
             (unsigned)rx_port(rx), redis_port, LEASE_MS, fallback_ms);
     fclose(f);
 }
@@ -450,6 +452,37 @@ static long long one_rollback(void)
     return token;
 }
 
+static size_t gather(char *p, size_t size, size_t n, void *f)
+{
+    return fwrite(p, size, n, f);
+}
+
+/* GET path from agent i's HTTP API (port from its stderr); returns the
+ * body (malloc'ed) and the status in *code. */
+static char *get(int i, const char *path, long *code)
+{
+    char name[16];
+    snprintf(name, sizeof(name), "err%d", i);
+    cr_assert(wait_for(name, "http: listening on 127.0.0.1:", 15000));
+    char *e = read_file(name);
+    int port = atoi(strstr(e, "http: listening on 127.0.0.1:") + 29);
+    free(e);
+    char url[128], *body = NULL;
+    size_t len = 0;
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d%s", port, path);
+    FILE *f = open_memstream(&body, &len);
+    CURL *c = curl_easy_init();
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, gather);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, f);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT, 10L);
+    cr_assert_eq(curl_easy_perform(c), CURLE_OK);
+    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, code);
+    curl_easy_cleanup(c);
+    fclose(f);
+    return body;
+}
+
 TestSuite(coord_live, .init = setup, .fini = teardown, .timeout = 90);
 
 Test(coord_live, three_agents_one_rollback_with_a_fencing_token)
@@ -463,6 +496,32 @@ Test(coord_live, three_agents_one_rollback_with_a_fencing_token)
     decide();
     all_decided(3, -1);
     wait_rollback(15000);
+    /* /metrics: one leader, which won the one claim; everyone names it as
+     * the holder; /readyz does not depend on the role */
+    int leaders = 0;
+    char holder[3][128];
+    long ready[3];
+    for (int i = 0; i < 3; i++) {
+        long code = 0;
+        char *m = get(i, "/metrics", &code);
+        cr_assert_eq(code, 200);
+        bool lead = strstr(m, "\ncanaryd_coordination_leader 1\n") != NULL;
+        leaders += lead;
+        cr_assert_not_null(strstr(m, lead ? "\ncanaryd_coordination_claims_won_total 1\n"
+                                          : "\ncanaryd_coordination_claims_won_total 0\n"),
+                           "%s", m);
+        cr_assert_not_null(strstr(m, "\ncanaryd_coordination_claims_lost_total 0\n"));
+        cr_assert_not_null(strstr(m, "\ncanaryd_coordination_fallback 0\n"));
+        const char *h = strstr(m, "canaryd_coordination_lease_holder{holder=\"");
+        cr_assert_not_null(h);
+        h += strlen("canaryd_coordination_lease_holder{holder=\"");
+        snprintf(holder[i], sizeof(holder[i]), "%.*s", (int)strcspn(h, "\""), h);
+        free(m);
+        free(get(i, "/readyz", &ready[i]));
+    }
+    cr_assert_eq(leaders, 1);
+    cr_assert(strcmp(holder[0], holder[1]) == 0 && strcmp(holder[1], holder[2]) == 0);
+    cr_assert(ready[0] == ready[1] && ready[1] == ready[2]);
     stop_all(pids, 3, -1);
     one_rollback();
 }
