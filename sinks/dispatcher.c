@@ -273,7 +273,7 @@ void cd_dsp_submit_claimed(cd_dispatcher_t *d, item_t *it)
     pthread_mutex_lock(&d->mu);
     /* waits for room like a batch submit: the claim is taken, so the record
      * must not be dropped here (the dispatcher thread never waits for us) */
-    while (d->started && !d->stop && d->count == d->cap)
+    while (!d->stop && d->count == d->cap) /* the thread runs: it makes room */
         pthread_cond_wait(&d->space, &d->mu);
     if (d->stop) {
         pthread_mutex_unlock(&d->mu);
