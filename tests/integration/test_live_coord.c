@@ -1,5 +1,5 @@
 /*
- * test_coord_live.c - three `canaryd run` processes (CANARYD_BIN) judging
+ * test_live_coord.c - three `canaryd run` processes (CANARYD_BIN) judging
  * one release from librdkafka's mock cluster (each its own consumer group,
  * so each reads the whole stream), sharing a redis-server on a free
  * loopback port for "coordination" and one webhook receiver
