@@ -346,6 +346,10 @@ Test(coord_concurrency, leader_leaves_standby_takes_over)
     int lead = wait_leader(a, 2, 5000);
     cr_assert_geq(lead, 0);
     uint64_t t1 = stats(&a[lead]).token;
+    /* the standby has read who leads (so it sees the lease change hands) */
+    for (int64_t end = now_ms() + 5000; !stats(&a[1 - lead]).holder[0] && now_ms() < end;)
+        nap_ms(5);
+    cr_assert(stats(&a[1 - lead]).holder[0] != '\0');
     agent_stop(&a[lead]);
     int next = wait_leader(a, 2, 5000);
     cr_assert_eq(next, 1 - lead);
