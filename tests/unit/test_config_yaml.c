@@ -224,7 +224,7 @@ Test(config_yaml, top_level_problems)
 {
     expect("", "line 1, column 1: top level: null is not an object; accepted: a JSON object with "
                "the keys events, windows, verdicts, baseline_file, rules, kafka, sinks, http, "
-               "log\n");
+               "log, coordination\n");
     expect("windows: {}\n", "line 1, column 1: top level: missing required key \"rules\"; "
                             "accepted: an array of 1 to 32 rule objects\n");
 }
