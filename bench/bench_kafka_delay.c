@@ -21,7 +21,7 @@
  *
  * What is timed, on CLOCK_MONOTONIC (one clock for both processes):
  *   start: canaryd's consume trace (CANARYD_TRACE_CONSUME=1,
- *          agent/kafka_source.c): when rd_kafka_consumer_poll returned the
+ *          agent/source/kafka_source.c): when rd_kafka_consumer_poll returned the
  *          trial's message, before decoding;
  *   end:   when this process read the ALERT line from canaryd's stdout (a
  *          pipe; canaryd flushes after every record): an upper bound on the

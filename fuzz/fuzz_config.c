@@ -12,7 +12,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "../agent/config_internal.h"
+#include "../agent/config/config_internal.h"
 
 static const char BASE[] =
     "{\"rules\": [{\"name\": \"error-rate\", \"kind\": \"relative\", \"numerator\": [\"E\"], "

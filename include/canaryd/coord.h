@@ -48,7 +48,7 @@ typedef struct cd_coord_conf {
 
 /* Parses cfg's "coordination" section into *cc (defaults when absent:
  * enabled false). Problems go into diag with their key paths; returns
- * false if there were any. agent/config_coord.c. */
+ * false if there were any. agent/config/config_coord.c. */
 bool cd_coord_conf_parse(const cd_config_t *cfg, cd_coord_conf_t *cc, cd_diag_t *diag);
 
 typedef struct cd_coord cd_coord_t;

@@ -13,7 +13,7 @@
  *                                         checksum starts a new judgement first)
  *   POST /api/v1/flagger/confirm-promotion 200 when PROMOTE, else 409 (likewise)
  *   POST /api/v1/release                  declare a new canary release (token)
- *   GET  /                                the live status page (agent/http_page.c)
+ *   GET  /                                the live status page (agent/http/http_page.c)
  *   GET  /api/v1/dashboard                what the page draws (JSON with chart fragments)
  *   GET  /api/v1/history[?since=T]        the per-rule series (JSON)
  *

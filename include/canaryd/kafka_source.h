@@ -3,7 +3,7 @@
  * a consumer group, feeding payloads into a pipeline from N worker threads.
  *
  * Configuration comes from the config's "kafka" section (parsed by
- * agent/config_kafka.c, see docs/live.md), optionally overridden on the
+ * agent/config/config_kafka.c, see docs/live.md), optionally overridden on the
  * command line, and every librdkafka property is passed through. Offsets are
  * stored only after the event was counted and committed periodically
  * (librdkafka's auto commit of stored offsets), on rebalance revoke (before

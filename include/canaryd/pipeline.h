@@ -213,7 +213,7 @@ int cd_pipeline_nrules(const cd_pipeline_t *p);
 cd_rule_state_t cd_pipeline_rule_state(const cd_pipeline_t *p, int i, cd_verdict_t *last);
 
 /*
- * Waking an idle live clock (agent/live.c, "Idle steps").
+ * Waking an idle live clock (agent/core/live.c, "Idle steps").
  * cd_pipeline_set_waker: cb is called, on an ingesting thread, by the first
  * cd_pipeline_poke after cd_pipeline_arm_wake armed it; set before the
  * clock thread starts, cb must stay callable while ingesters run.
@@ -241,7 +241,7 @@ void cd_pipeline_disarm_wake(cd_pipeline_t *p);
 /*
  * Evaluation hook: cb(p, b, opaque) runs on the evaluating thread after
  * every boundary b that was evaluated (after its records), so a chart can
- * sample each rule's evidence with cd_pipeline_rule_sample (agent/history.c).
+ * sample each rule's evidence with cd_pipeline_rule_sample (agent/report/history.c).
  * Boundaries lazy mode skips changed nothing and are not reported. NULL
  * removes it. Set before the first advance; evaluating thread.
  */

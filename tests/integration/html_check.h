@@ -2,7 +2,7 @@
  * html_check.h - small helpers for structural checks on canaryd's generated
  * HTML (the report and the status page's DOM as Chromium dumps it): count
  * a string, cut out one rule's <section>, read an attribute's value. Plain
- * string scanning: the markup is canaryd's own (agent/chart.c), attribute
+ * string scanning: the markup is canaryd's own (agent/report/chart.c), attribute
  * order and quoting are fixed there, so this is exact, not a parser.
  * Header-only, for the report and browser suites.
  */

@@ -6,7 +6,7 @@
  *    the build context exists;
  *  - every environment variable the Dockerfile, compose and the manifests set
  *    for a canaryd container is one canaryd reads. The list is extracted from
- *    agent/config_env.c and agent/log.c by their documented marker: a C
+ *    agent/config/config_env.c and agent/core/log.c by their documented marker: a C
  *    string literal holding exactly a variable's name ("CANARYD_BROKERS");
  *  - probes, ports and webhook URLs match the HTTP API (port
  *    CD_HTTP_DEFAULT_PORT, paths listed in include/canaryd/http_api.h), and
@@ -53,7 +53,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "../../agent/config_internal.h"
+#include "../../agent/config/config_internal.h"
 #include "canaryd/http_api.h"
 #include "http_receiver.c"
 
@@ -101,10 +101,10 @@ static bool in_list(const char *s, char list[][64], int n)
 }
 
 /* The variables canaryd reads: string literals "CANARYD_..." in the two files
- * that read them (the marker documented atop agent/config_env.c). */
+ * that read them (the marker documented atop agent/config/config_env.c). */
 static int read_vars(char vars[][64])
 {
-    static const char *const files[] = {SRC "agent/config_env.c", SRC "agent/log.c"};
+    static const char *const files[] = {SRC "agent/config/config_env.c", SRC "agent/core/log.c"};
     regex_t re;
     int n = 0;
     cr_assert_eq(regcomp(&re, "\"(CANARYD_[A-Z0-9_]+)\"", REG_EXTENDED), 0);

@@ -39,7 +39,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "../../agent/config_internal.h"
+#include "../../agent/config/config_internal.h"
 
 extern char **environ;
 

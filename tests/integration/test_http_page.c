@@ -1,5 +1,5 @@
 /*
- * test_http_page.c - the status page's endpoints (agent/http_page.c) on a
+ * test_http_page.c - the status page's endpoints (agent/http/http_page.c) on a
  * real libmicrohttpd server started in this process (cd_http_new on
  * 127.0.0.1:0) with a history filled through its public calls, read with
  * libcurl (no proxy):

@@ -419,7 +419,7 @@ static int spawn_collect(char *const argv[], int in_fd, char **out, char **err)
 /* A stream whose first line carries a bogus time (far in the future, or far
  * in the past) gives exactly the records of the same stream without it:
  * replay judges the first event against the median of the first 64
- * (agent/replay.c, look_ahead) and counts it as future or late. Before,
+ * (agent/source/replay.c, look_ahead) and counts it as future or late. Before,
  * a 2099 first line made every real event late (no verdict at all). */
 Test(scenarios, bogus_first_timestamp_changes_no_record, .timeout = 120)
 {

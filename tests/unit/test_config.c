@@ -11,7 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "../../agent/cli.h"
+#include "../../agent/cli/cli.h"
 #include "canaryd/config.h"
 
 #include <jansson.h>

@@ -1,5 +1,5 @@
 /*
- * test_config_coord.c - the "coordination" section (agent/config_coord.c):
+ * test_config_coord.c - the "coordination" section (agent/config/config_coord.c):
  * defaults, every key, the password from a file / the environment (never in
  * a message), and each mistake named by key path, value and what is
  * accepted.

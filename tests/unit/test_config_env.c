@@ -1,6 +1,6 @@
 /*
  * test_config_env.c - environment overrides of the config file
- * (agent/config_env.c): each variable, precedence over the file, messages
+ * (agent/config/config_env.c): each variable, precedence over the file, messages
  * that name the variable, and the webhook URL never appearing in one.
  *
  * Criterion runs every test in its own process, so setenv() here cannot

@@ -1,6 +1,6 @@
 /*
  * test_config_secrets.c - secrets from files (K_file) and the environment
- * (K_env) instead of inline (agent/config_secrets.c): each secret reaches
+ * (K_env) instead of inline (agent/config/config_secrets.c): each secret reaches
  * the module that uses it exactly as an inline value would, the mistakes
  * are reported with the key path, and no message ever holds a secret.
  */
@@ -11,7 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "../../agent/config_internal.h"
+#include "../../agent/config/config_internal.h"
 #include "canaryd/config.h"
 #include "canaryd/dispatcher.h"
 #include "canaryd/http_api.h"

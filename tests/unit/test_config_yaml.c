@@ -1,5 +1,5 @@
 /*
- * test_config_yaml.c - YAML config files (agent/config_yaml.c): the same
+ * test_config_yaml.c - YAML config files (agent/config/config_yaml.c): the same
  * tree and the same validation as JSON, and every message with the line and
  * column in the YAML file as well as the key path.
  *
@@ -14,7 +14,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "../../agent/config_internal.h"
+#include "../../agent/config/config_internal.h"
 #include "canaryd/config.h"
 #include "canaryd/kafka_source.h"
 

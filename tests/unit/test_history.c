@@ -1,5 +1,5 @@
 /*
- * test_history.c - the per-rule series charts draw (agent/history.c) and the
+ * test_history.c - the per-rule series charts draw (agent/report/history.c) and the
  * engine tap behind it (cd_engine_rule_sample through the pipeline's eval
  * hook): one point per second holding that second's last evaluation, the
  * values the rule computed (canary, stable, max(2 x stable, floor), the

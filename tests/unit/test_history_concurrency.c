@@ -1,5 +1,5 @@
 /*
- * test_history_concurrency.c - the charts' history (agent/history.c) as the
+ * test_history_concurrency.c - the charts' history (agent/report/history.c) as the
  * live agent uses it: the evaluating thread samples every evaluation (the
  * pipeline's eval hook) and keeps every record, while HTTP threads copy it
  * out; also run under TSan (ctest -R concurrency).

@@ -9,7 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "../../agent/linereader.h"
+#include "../../agent/source/linereader.h"
 
 typedef struct got {
     cd_lr_status_t st[16];

@@ -1,5 +1,5 @@
 /*
- * test_live_clock.c - the live clock thread (agent/live.c) on the wall
+ * test_live_clock.c - the live clock thread (agent/core/live.c) on the wall
  * clock, without Kafka: idle, it looks 10 times a second (not 100), and the
  * first event counted wakes it at once ("Idle steps" in live.c).
  *

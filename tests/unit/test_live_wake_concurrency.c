@@ -1,6 +1,6 @@
 /*
  * test_live_wake_concurrency.c - the idle live clock's wake-up handshake
- * (agent/live.c "Idle steps", cd_pipeline_arm_wake / cd_pipeline_poke)
+ * (agent/core/live.c "Idle steps", cd_pipeline_arm_wake / cd_pipeline_poke)
  * between a real clock thread and two ingesting threads; also run under
  * TSan (ctest -R concurrency).
  *

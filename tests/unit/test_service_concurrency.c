@@ -13,7 +13,7 @@
  *    canary event naming a service (each its own name) while the clock
  *    thread reads the service for its records: exactly one name is learnt,
  *    it never changes, and no record carries another (the CAS / release
- *    store / acquire load protocol of agent/pipeline.c).
+ *    store / acquire load protocol of agent/core/pipeline.c).
  */
 #include <criterion/criterion.h>
 #include <pthread.h>

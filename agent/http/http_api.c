@@ -313,7 +313,7 @@ static enum MHD_Result get_verdict(cd_http_t *h, struct MHD_Connection *c, const
     return reply_json(h, c, 200, j, NULL);
 }
 
-/* ---- the status page (agent/http_page.c) ---- */
+/* ---- the status page (agent/http/http_page.c) ---- */
 
 static enum MHD_Result get_page(cd_http_t *h, struct MHD_Connection *c, const req_t *r)
 {

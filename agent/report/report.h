@@ -1,5 +1,5 @@
 /*
- * report.h - the HTML document of `canaryd report` (agent/report.c): one
+ * report.h - the HTML document of `canaryd report` (agent/report/report.c): one
  * self-contained file (inline CSS and SVG, no script, no font, nothing
  * fetched) from a rule history and the stream's counters. Internal to agent/.
  */

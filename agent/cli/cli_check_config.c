@@ -270,13 +270,13 @@ int cd_cli_check_config(int argc, char **argv)
     /* The sinks section is checked by the dispatcher (sinks/dispatcher.c),
      * which builds each sink and frees it without sending anything. */
     int sink_problems = c ? cd_dispatcher_check(c, d) : 0;
-    /* The http section is parsed by the HTTP API (agent/config_http.c). */
+    /* The http section is parsed by the HTTP API (agent/config/config_http.c). */
     cd_http_conf_t hc;
     if (c && !cd_http_conf_parse(c, &hc, d)) sink_problems++;
-    /* The coordination section (agent/config_coord.c). */
+    /* The coordination section (agent/config/config_coord.c). */
     cd_coord_conf_t cc;
     if (c && !cd_coord_conf_parse(c, &cc, d)) sink_problems++;
-    /* The kafka section is parsed by its module (agent/config_kafka.c). */
+    /* The kafka section is parsed by its module (agent/config/config_kafka.c). */
     cd_kafka_conf_t *kc = c ? malloc(sizeof(*kc)) : NULL;
     if (c && (!kc || !cd_kafka_conf_parse(c, kc, d))) {
         if (!kc) cd_diag_add(d, "out of memory");

@@ -1,13 +1,13 @@
 /*
  * cli_report.c - `canaryd report`: one self-contained HTML file showing why
- * the agent decided what it decided (agent/report.c renders it).
+ * the agent decided what it decided (agent/report/report.c renders it).
  *
  * Two sources:
  *  - a recorded event stream (`EVENTS.jsonl|-`): run through replay's own
  *    event-time loop (cd_replay_main with hooks: the same clock, pipeline
  *    and engine as `canaryd replay`, so the report shows exactly replay's
  *    verdicts), sampling every rule's evidence after each evaluation into
- *    an unbounded history (agent/history.c) and keeping every record;
+ *    an unbounded history (agent/report/history.c) and keeping every record;
  *  - a verdict log (`--from-log FILE`): only the records exist, so each
  *    rule gets a point per record (the values the record carries) and the
  *    spans between its state changes; no summary.
@@ -27,8 +27,8 @@
 #include "canaryd/history.h"
 #include "canaryd/timeutil.h"
 #include "cli.h"
-#include "replay.h"
-#include "report.h"
+#include "../source/replay.h"
+#include "../report/report.h"
 
 enum { EXIT_OK = 0, EXIT_IO = 1, EXIT_USAGE = 2 };
 

@@ -50,11 +50,11 @@
 #include "canaryd/config.h"
 #include "canaryd/dispatcher.h"
 #include "canaryd/engine.h"
-#include "outputs.h"
+#include "../cli/outputs.h"
 #include "canaryd/log.h"
 #include "canaryd/pipeline.h"
 #include "canaryd/timeutil.h"
-#include "cli.h"
+#include "../cli/cli.h"
 #include "replay.h"
 #include "linereader.h"
 

@@ -1,11 +1,11 @@
 /*
- * http_page.c - the live status page and its data (agent/http_internal.h):
+ * http_page.c - the live status page and its data (agent/http/http_internal.h):
  *
  *   GET /                    the page: static HTML, CSS and a small script, no
  *                            external asset (works offline, on a phone)
  *   GET /api/v1/dashboard    what the page shows, every 1.5 s: verdict,
  *                            release, lag, sinks, and the timeline and rule
- *                            charts as HTML fragments rendered by agent/chart.c,
+ *                            charts as HTML fragments rendered by agent/report/chart.c,
  *                            the same code as `canaryd report`
  *   GET /api/v1/history      the per-rule series as JSON (since=), for people
  *                            building their own dashboards
@@ -25,7 +25,7 @@
 #include <string.h>
 
 #include "canaryd/timeutil.h"
-#include "chart.h"
+#include "../report/chart.h"
 #include "http_internal.h"
 
 #define PAGE_WINDOW_MS (15 * 60 * 1000)

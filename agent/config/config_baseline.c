@@ -10,7 +10,7 @@
  * otherwise be silently ignored, and a release engineer would believe a
  * comparison is happening that is not. Messages name the file and the key.
  *
- * `canaryd baseline` (agent/cli_baseline.c) writes this file and adds two
+ * `canaryd baseline` (agent/cli/cli_baseline.c) writes this file and adds two
  * informational objects, keyed the same way as "values": "samples" (the
  * stable sample count behind each value, an integer >= 0) and "window"
  * (what it was measured over: a duration such as "1m", or "all" for the

@@ -51,9 +51,9 @@
 #include "canaryd/pipeline.h"
 #include "canaryd/timeutil.h"
 #include "cli.h"
-#include "config_env.h"
-#include "config_internal.h"
-#include "linereader.h"
+#include "../config/config_env.h"
+#include "../config/config_internal.h"
+#include "../source/linereader.h"
 
 /* Exit statuses (also in `canaryd help` and the README). */
 enum { EXIT_OK = 0, EXIT_IO = 1, EXIT_USAGE = 2, EXIT_NONE_CAPTURED = 3 };
@@ -61,7 +61,7 @@ enum { EXIT_OK = 0, EXIT_IO = 1, EXIT_USAGE = 2, EXIT_NONE_CAPTURED = 3 };
 /* Longest --window: the ring holds one bucket per resolution step. */
 #define MAX_WINDOW_MS (24 * 3600 * 1000LL)
 /* Consecutive "future" events after which the clock follows the stream
- * (replay's rule, agent/replay.c). */
+ * (replay's rule, agent/source/replay.c). */
 #define REANCHOR_RUN 64
 
 typedef struct args {

@@ -1,5 +1,5 @@
 /*
- * textbuf.c - cd_buf_t (agent/chart.h): a growing text buffer for the
+ * textbuf.c - cd_buf_t (agent/report/chart.h): a growing text buffer for the
  * report and the status page, which build documents of a few hundred KB
  * piece by piece.
  *

@@ -142,7 +142,7 @@ static void parse_numeric(cd_cfgctx_t *x, const json_t *obj)
     "event"
 
 /* events.service: compared raw with the event's service string (JSON
- * escapes are not decoded, see agent/decode.c), so a name that would need
+ * escapes are not decoded, see agent/decode/decode.c), so a name that would need
  * one could never match and is refused here instead. */
 static void parse_service(cd_cfgctx_t *x, const json_t *v)
 {

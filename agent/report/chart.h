@@ -1,8 +1,8 @@
 /*
- * chart.h - SVG charts of the per-rule history (agent/chart.c), shared by
+ * chart.h - SVG charts of the per-rule history (agent/report/chart.c), shared by
  * `canaryd report` (a static HTML file) and the live status page (the
  * server renders the same fragments into /api/v1/dashboard). Internal to
- * agent/. The look (CSS) is agent/chart_style.c.
+ * agent/. The look (CSS) is agent/report/chart_style.c.
  */
 #ifndef CANARYD_AGENT_CHART_H
 #define CANARYD_AGENT_CHART_H
@@ -14,7 +14,7 @@
 
 #include "canaryd/history.h"
 
-/* A growing text buffer (agent/textbuf.c); on OOM it stops growing and sets oom (callers
+/* A growing text buffer (agent/report/textbuf.c); on OOM it stops growing and sets oom (callers
  * check once at the end). */
 typedef struct cd_buf {
     char *s;

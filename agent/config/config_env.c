@@ -28,7 +28,7 @@
  * scheme://host:port/... only.
  *
  * Marker: every variable canaryd reads is written in this file as a string
- * literal that holds exactly its name (the VARS table below); agent/log.c
+ * literal that holds exactly its name (the VARS table below); agent/core/log.c
  * holds CANARYD_LOG_LEVEL the same way. tests/integration/test_deploy.c
  * extracts that list from the two files to check that the Docker and
  * Kubernetes manifests set no variable canaryd ignores. Keep the names in

@@ -21,7 +21,7 @@
  * shared with ingesters).
  *
  * The service. With events.service the decoder itself answers another
- * service's event (CD_DECODE_OTHER_SERVICE, agent/decode.c): it is counted
+ * service's event (CD_DECODE_OTHER_SERVICE, agent/decode/decode.c): it is counted
  * as other_service (or no_service when it has no service field) and never
  * reaches the windows or replay's clock. On a shared topic those are most of
  * the events, so they are counted per stripe like accepted ones, in stripes

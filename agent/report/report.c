@@ -1,10 +1,10 @@
 /*
- * report.c - the document of `canaryd report` (agent/report.h).
+ * report.c - the document of `canaryd report` (agent/report/report.h).
  *
  * Layout, top to bottom: the release, the final verdict in large type and
  * the stream's span; the verdict timeline (ANALYZING -> HEALTHY -> ROLLBACK
  * ...); the summary (events by type and cohort, bad input by reason, late
- * and future); then one chart per rule (agent/chart.c) with its records
+ * and future); then one chart per rule (agent/report/chart.c) with its records
  * listed beside it. Everything is inline: the file opens offline and can be
  * attached to a post-mortem as it is. No script: hover texts are SVG
  * <title>s.

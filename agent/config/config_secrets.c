@@ -9,7 +9,7 @@
  *   kafka.properties.*           properties cd_kafka_prop_is_secret names
  *                                (sasl.password, ssl.key.password, ...)
  *   http.token                   token_env here; token_file is the HTTP
- *                                module's own (agent/config_http.c)
+ *                                module's own (agent/config/config_http.c)
  *   sinks.outputs[i].url         webhook and alertmanager URLs (chat
  *                                webhook URLs carry their token)
  *   sinks.outputs[i].secret      the webhook's HMAC key

@@ -45,7 +45,7 @@
 #include "canaryd/dispatcher.h"
 #include "cli.h"
 #include "outputs.h"
-#include "report.h"
+#include "../report/report.h"
 
 enum { EXIT_OK = 0, EXIT_IO = 1, EXIT_USAGE = 2 };
 
@@ -89,7 +89,7 @@ static int64_t mono_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* The status page's history ring (agent/history.c): seconds per rule, records. */
+/* The status page's history ring (agent/report/history.c): seconds per rule, records. */
 #define HISTORY_SECONDS (16 * 60)
 #define HISTORY_MARKS 256
 

@@ -24,7 +24,7 @@
 #include <unistd.h>
 
 #include "canaryd/verdict_fmt.h"
-#include "cli.h"
+#include "../cli/cli.h"
 
 #define POLL_MS 200
 #define LINE_MAX_BYTES (1 << 20)

@@ -1,5 +1,5 @@
 /*
- * chart.c - SVG charts of the rules' history (agent/chart.h): the verdict
+ * chart.c - SVG charts of the rules' history (agent/report/chart.h): the verdict
  * timeline and one chart per rule, as HTML fragments.
  *
  * One renderer for both pictures: `canaryd report` writes the fragments

@@ -1,6 +1,6 @@
 /*
  * chart_style.c - the look shared by `canaryd report` and the live status
- * page (agent/chart.h): one stylesheet and the SVG definitions the charts
+ * page (agent/report/chart.h): one stylesheet and the SVG definitions the charts
  * refer to, compiled in so both documents stay self-contained.
  *
  * Colours: canary orange, stable blue, the threshold dashed red, pending

@@ -25,8 +25,8 @@ extern const int cd_http_codes[CD_HTTP_NCODES];
 char *cd_http_metrics_render(const cd_snapshot_t *s, const cd_kafka_source_t *k, cd_dispatcher_t *d,
                              const uint64_t codes[CD_HTTP_NCODES], size_t *len);
 
-/* agent/http_page.c: the status page (static), its dashboard JSON (the
- * charts rendered by agent/chart.c over the last 15 minutes of h, which may
+/* agent/http/http_page.c: the status page (static), its dashboard JSON (the
+ * charts rendered by agent/report/chart.c over the last 15 minutes of h, which may
  * be NULL), and /api/v1/history's JSON (points and marks after since_ms).
  * Each returns a malloc'd NUL-terminated text (caller frees) and its
  * length, or NULL when out of memory. HTTP threads. */
