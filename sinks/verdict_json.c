@@ -104,6 +104,8 @@ int cd_verdict_to_json(const cd_verdict_t *v, char *buf, size_t size)
     json_object_set_new(o, "threshold", real_or_null(v->threshold));
     json_object_set_new(o, "window", duration_json(v, v->window_ms));
     json_object_set_new(o, "for", duration_json(v, v->for_ms));
+    /* only when set: records judged on the present keep their exact bytes */
+    if (v->catchup) json_object_set_new(o, "catchup", json_true());
 
     size_t n = json_dumpb(o, buf, size, DUMP_FLAGS);
     if (n == 0 || n >= size) {

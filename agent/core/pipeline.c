@@ -113,6 +113,7 @@ struct cd_pipeline {
     void *wake_opaque;
     cd_pipeline_eval_cb eval_hook; /* cd_pipeline_set_eval_hook */
     void *eval_opaque;
+    bool catchup; /* cd_pipeline_set_catchup: stamped on every record */
 };
 
 static void count(atomic_uint_fast64_t *c)
@@ -129,6 +130,7 @@ static void on_record(const cd_verdict_t *v, void *opaque)
      * and records are a few per evaluation at most). */
     cd_verdict_t w = *v;
     w.service = cd_pipeline_service(p);
+    w.catchup = p->catchup;
     p->cb(&w, p->opaque);
 }
 
@@ -806,4 +808,14 @@ void cd_pipeline_set_eval_hook(cd_pipeline_t *p, cd_pipeline_eval_cb cb, void *o
 bool cd_pipeline_rule_sample(const cd_pipeline_t *p, int i, cd_rule_sample_t *out)
 {
     return cd_engine_rule_sample(p->eng, i, out);
+}
+
+void cd_pipeline_set_catchup(cd_pipeline_t *p, bool catchup)
+{
+    p->catchup = catchup;
+}
+
+bool cd_pipeline_catchup(const cd_pipeline_t *p)
+{
+    return p->catchup;
 }

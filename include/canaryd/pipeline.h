@@ -250,6 +250,15 @@ void cd_pipeline_set_eval_hook(cd_pipeline_t *p, cd_pipeline_eval_cb cb, void *o
 /* Rule i's evidence at the last evaluation (cd_engine_rule_sample). */
 bool cd_pipeline_rule_sample(const cd_pipeline_t *p, int i, cd_rule_sample_t *out);
 
+/*
+ * Catch-up (live.c, "Catch-up"): while set, every record handed to cb has
+ * cd_verdict_t.catchup set -- it was judged on history read back from
+ * Kafka after a start, and may repeat a decision delivered before it.
+ * Evaluating thread.
+ */
+void cd_pipeline_set_catchup(cd_pipeline_t *p, bool catchup);
+bool cd_pipeline_catchup(const cd_pipeline_t *p);
+
 /* The window (for cd_window_stripe()); borrowed. */
 cd_window_t *cd_pipeline_window(cd_pipeline_t *p);
 

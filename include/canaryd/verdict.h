@@ -64,6 +64,12 @@ typedef struct cd_verdict {
     int64_t window_ms, for_ms;
     char reason[640];       /* one or two sentences, values and thresholds included */
     char todo[256];         /* what the procedure says to do, "" if nothing */
+    /* Made while the live agent rebuilt its windows after a start, judging
+     * history read back from Kafka in event time (live.c, "Catch-up"): a
+     * decision it repeats may already have been delivered before the
+     * restart. Set by the pipeline, not the engine; rendered as
+     * "catchup":true in the JSON line (absent when false). */
+    bool catchup;
 } cd_verdict_t;
 
 const char *cd_verdict_kind_name(cd_verdict_kind_t v); /* "ROLLBACK", ... */

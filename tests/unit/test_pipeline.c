@@ -342,6 +342,26 @@ Test(pipeline, records_arrive_with_learnt_release, .init = setup, .fini = teardo
     cr_assert_eq(s.evaluations, 3);
 }
 
+Test(pipeline, catchup_marks_the_records_made_while_set, .init = setup, .fini = teardown)
+{
+    cd_pipeline_advance(pl, T0);
+    feeds("{\"event_type\":\"ERROR_OCCURRED\",\"timestamp\":\"2026-11-27T12:00:00.500Z\","
+          "\"cohort\":\"canary\",\"version\":\"2.5.0\"}",
+          1);
+    cr_assert(!cd_pipeline_catchup(pl));
+    cd_pipeline_set_catchup(pl, true);
+    cr_assert(cd_pipeline_catchup(pl));
+    cd_pipeline_advance(pl, T0 + 1000); /* the error: pending -> firing, ALERT */
+    int during = recs.n;
+    cr_assert_gt(during, 0);
+    for (int i = 0; i < during; i++) cr_assert(recs.v[i].catchup, "record %d not marked", i);
+    cd_pipeline_set_catchup(pl, false);
+    /* the error leaves the 10 s window: resolved after resolve_for */
+    cd_pipeline_advance(pl, T0 + 30000);
+    cr_assert_gt(recs.n, during);
+    for (int i = during; i < recs.n; i++) cr_assert(!recs.v[i].catchup, "record %d marked", i);
+}
+
 Test(pipeline, records_carry_the_learnt_service, .init = setup, .fini = teardown)
 {
     cr_assert_str_eq(cd_pipeline_service(pl), "");

@@ -77,6 +77,21 @@ Test(verdict_json, verdict_record_every_key)
     cr_assert_eq(n, (int)strlen(want));
 }
 
+Test(verdict_json, catchup_record_marked_last)
+{
+    cd_verdict_t v = state_record();
+    char plain[4096], marked[4096];
+    cd_verdict_to_json(&v, plain, sizeof(plain));
+    cr_assert_null(strstr(plain, "catchup"));
+    v.catchup = true;
+    int n = cd_verdict_to_json(&v, marked, sizeof(marked));
+    /* the same line with one key more before the closing brace */
+    size_t len = strlen(plain);
+    cr_assert_eq(n, (int)(len + strlen(",\"catchup\":true")));
+    cr_assert_eq(memcmp(plain, marked, len - 1), 0);
+    cr_assert_str_eq(marked + len - 1, ",\"catchup\":true}");
+}
+
 Test(verdict_json, state_record_every_key)
 {
     cd_verdict_t v = state_record();
