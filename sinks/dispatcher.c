@@ -173,6 +173,12 @@ struct cd_coord *cd_dispatcher_coord(const cd_dispatcher_t *d)
     return d->coord;
 }
 
+void cd_dispatcher_set_ledger(cd_dispatcher_t *d, struct cd_ledger *l)
+{
+    CD_ASSERT(!d->started);
+    d->ledger = l;
+}
+
 void cd_dispatcher_set_blocking(cd_dispatcher_t *d, bool blocking)
 {
     d->blocking = blocking;
@@ -307,6 +313,7 @@ bool cd_dispatcher_submit(cd_dispatcher_t *d, const cd_verdict_t *v)
     it->token = 0;
     it->claimed = false;
     it->claim_key[0] = '\0';
+    it->decision = cd_decision_id(v, it->decision_id, sizeof(it->decision_id), &it->decision_once);
     copy_str(it->rule, sizeof(it->rule), &it->v.rule);
     copy_str(it->rule_kind, sizeof(it->rule_kind), &it->v.rule_kind);
     copy_str(it->release, sizeof(it->release), &it->v.release);
@@ -489,6 +496,28 @@ static bool fifo_make_room(sink_t *s, int rank)
     return true;
 }
 
+static int64_t wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* A decision goes to a sink the ledger does not say has it: delivered
+ * (before a restart too) or queued now (the rebuild's copy of a decision
+ * offered again at start). */
+static bool ledger_takes(cd_dispatcher_t *d, sink_t *s, const item_t *it)
+{
+    if (!d->ledger || !it->decision) return true;
+    cd_ledger_state_t st = cd_ledger_sink_state(d->ledger, it->decision_id, it->decision_once,
+                                                it->v.time_ms, s->name);
+    if (st == CD_LEDGER_NEW) return true;
+    cd_log(CD_LOG_INFO, "sink %s: %s %s already %s; not again (ledger %s)", s->name,
+           cd_verdict_kind_name(it->v.verdict), it->decision_id,
+           st == CD_LEDGER_DELIVERED ? "delivered" : "queued", cd_ledger_path(d->ledger));
+    return false;
+}
+
 enum scope { ALL, LOCAL, SHARED };
 
 /* Moves one item into the FIFOs of the sinks (in scope: local = type "log")
@@ -497,10 +526,12 @@ static uint64_t distribute(cd_dispatcher_t *d, item_t *it, int64_t now, enum sco
 {
     uint64_t n = 0;
     atomic_store_explicit(&it->refs, 1, memory_order_relaxed); /* ours, while distributing */
+    /* remembered before any sink has it (ledger.h) */
+    if (d->ledger && it->decision) cd_ledger_decided(d->ledger, &it->v, it->json, wall_ms());
     for (int i = 0; i < d->nsinks; i++) {
         sink_t *s = d->sinks[i];
         if ((sc == LOCAL && !s->local) || (sc == SHARED && s->local)) continue;
-        if (!takes(s, &it->v)) {
+        if (!takes(s, &it->v) || !ledger_takes(d, s, it)) {
             atomic_fetch_add_explicit(&s->filtered, 1, memory_order_relaxed);
             continue;
         }
@@ -527,6 +558,9 @@ static uint64_t distribute(cd_dispatcher_t *d, item_t *it, int64_t now, enum sco
         s->tail = e;
         s->len++;
         atomic_fetch_add_explicit(&s->pending, 1, memory_order_relaxed);
+        if (d->ledger && it->decision)
+            cd_ledger_sink_queued(d->ledger, it->decision_id, it->decision_once, it->v.time_ms,
+                                  s->name);
         n++;
     }
     item_release(d, it);
@@ -641,6 +675,12 @@ static void finish_outcome(sink_t *s, cd_sink_result_t r, int64_t retry_after_ms
      * destination sees messages at most rate_limit per second even when the
      * first one was slow to arrive (Slack counts at its end). */
     if (s->rate > 0) s->tokens_at = cd_sink_now_ms();
+    cd_ledger_t *l = e->it->decision ? s->d->ledger : NULL;
+    if (l && r == CD_SINK_OK)
+        cd_ledger_delivered(l, e->it->decision_id, e->it->decision_once, e->it->v.time_ms,
+                            s->name);
+    else if (l && (r == CD_SINK_DROP || e->attempt >= s->max_attempts))
+        cd_ledger_sink_failed(l, e->it->decision_id, e->it->decision_once, s->name);
     if (r == CD_SINK_OK) {
         atomic_fetch_add_explicit(&s->delivered, 1, memory_order_relaxed);
         cd_log(CD_LOG_DEBUG, "sink %s: delivered record %llu (%s), attempt %d", s->name,
@@ -807,10 +847,34 @@ static void *thread_main(void *arg)
     return NULL;
 }
 
+/* At start: a decision of the current judgement, offered again. */
+static void offer_again(const char *json, void *opaque)
+{
+    cd_dispatcher_t *d = opaque;
+    cd_verdict_parsed_t p;
+    char err[160];
+    if (!cd_verdict_from_json(json, strlen(json), &p, err, sizeof(err))) {
+        cd_log(CD_LOG_WARN, "ledger %s: a decision could not be read back (%s)",
+               cd_ledger_path(d->ledger), err);
+        return;
+    }
+    cd_dispatcher_submit(d, &p.v);
+}
+
 int cd_dispatcher_start(cd_dispatcher_t *d, char *errbuf, size_t errsize)
 {
     sigset_t all, old;
     CD_ASSERT(!d->started);
+    /* Decisions of the current judgement go in first: each sink takes
+     * only what the ledger says it has not delivered (distribute). */
+    if (d->ledger) {
+        int n = cd_ledger_each_decided(d->ledger, offer_again, d);
+        if (n)
+            cd_log(CD_LOG_INFO,
+                   "ledger %s: %d decision%s of the current judgement offered again to the sinks "
+                   "that have not delivered them",
+                   cd_ledger_path(d->ledger), n, n == 1 ? "" : "s");
+    }
     /* The thread takes no signals: SIGINT / SIGTERM / SIGHUP belong to the
      * main thread, and a SIGPIPE from a dead webhook peer or exec child must
      * not kill the process (write then fails with EPIPE, which is handled). */

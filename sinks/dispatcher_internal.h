@@ -14,6 +14,7 @@
 
 #include "canaryd/config.h"
 #include "canaryd/dispatcher.h"
+#include "canaryd/ledger.h"
 #include "canaryd/sink.h"
 
 #define DEFAULT_QUEUE 1024
@@ -32,6 +33,9 @@ typedef struct item {
     uint64_t token;       /* fencing token carried to the sinks; 0 = none */
     bool claimed;         /* coordination: for the shared sinks only (coord.c) */
     char claim_key[512];  /* its claim, marked done when the last sink is finished */
+    bool decision;        /* a decision (ledger.h): decision_id / decision_once are set */
+    bool decision_once;
+    char decision_id[CD_DECISION_ID_MAX];
     size_t json_len;
     char json[]; /* NUL-terminated */
 } item_t;
@@ -88,6 +92,7 @@ struct cd_dispatcher {
     _Atomic uint64_t next_id, overflows;
     int64_t drain_ms;
     struct cd_coord *coord; /* NULL: not coordinated */
+    cd_ledger_t *ledger;    /* NULL: decisions are not remembered across restarts */
     bool abandoning;        /* destroy is dropping what is left: no claim is done */
     sink_t *sinks[MAX_SINKS];
     int nsinks;

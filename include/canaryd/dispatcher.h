@@ -95,6 +95,18 @@ void cd_dispatcher_set_coord(cd_dispatcher_t *d, struct cd_coord *c);
 struct cd_coord *cd_dispatcher_coord(const cd_dispatcher_t *d);
 
 /*
+ * The decision ledger (ledger.h; borrowed, outlives d): a sink is handed a
+ * decision (ROLLBACK, PROMOTE, ALERT) only if the ledger does not say it
+ * already has it (delivered before a restart, or queued for it now: counted
+ * as filtered), every decision is recorded before any sink gets it, and
+ * every acknowledgement after. At start the current judgement's decisions
+ * are offered again, so one decided but not delivered before a crash is
+ * delivered now, once. Before start only.
+ */
+struct cd_ledger;
+void cd_dispatcher_set_ledger(cd_dispatcher_t *d, struct cd_ledger *l);
+
+/*
  * Batch mode (replay): submit waits for room in the queue instead of
  * dropping. The wait is for the dispatcher thread to move records into the
  * sinks' FIFOs, not for any sink. Before start only.
