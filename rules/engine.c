@@ -138,8 +138,20 @@ void cd_engine_new_release(cd_engine_t *e, const char *release, int64_t now_ms)
      * verdict as the very first one does (engine_release.c). Times still
      * may not go back: now_ms >= last_now, and it becomes last_now. */
     e->evaluated = false;
+    e->restored = false;
     e->last_now = now_ms;
     e->canary_start_ms = now_ms;
+}
+
+void cd_engine_restore_decision(cd_engine_t *e, const char *release, cd_verdict_kind_t v)
+{
+    CD_ASSERT(!e->evaluated);
+    CD_ASSERT(v == CD_VERDICT_ROLLBACK || v == CD_VERDICT_PROMOTE);
+    copy_name(e->release, sizeof e->release, release ? release : "");
+    e->rollback = v == CD_VERDICT_ROLLBACK;
+    e->promote = v == CD_VERDICT_PROMOTE;
+    e->verdict = v;
+    e->restored = true;
 }
 
 static int64_t min64(int64_t a, int64_t b)

@@ -55,6 +55,7 @@ struct cd_engine {
     int64_t last_now;
     cd_verdict_kind_t verdict;
     bool rollback, promote; /* sticky */
+    bool restored;          /* cd_engine_restore_decision: announced before a restart */
     bool healthy_run;
     int64_t healthy_since;
     int64_t canary_start_ms; /* cd_engine_new_release(); 0 = none */

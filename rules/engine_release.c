@@ -191,8 +191,8 @@ void cd_engine_release_step(cd_engine_t *e, const cd_window_t *w, int64_t now, c
                           : insufficient ? CD_VERDICT_ANALYZING
                                          : CD_VERDICT_HEALTHY;
     bool announce;
-    if (!e->evaluated)
-        announce = v != CD_VERDICT_ROLLBACK;
+    if (!e->evaluated) /* a restored decision was announced before the restart */
+        announce = v != CD_VERDICT_ROLLBACK && !(e->restored && v == e->verdict);
     else
         announce = v != e->verdict && (v == CD_VERDICT_ANALYZING || v == CD_VERDICT_HEALTHY ||
                                        v == CD_VERDICT_PROMOTE);

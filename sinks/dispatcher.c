@@ -5,8 +5,16 @@
  * Data structure: submitters render a record into a heap item (the record
  * and copies of its borrowed strings, plus the JSON line) and push its
  * pointer into a ring of queue_size slots under a mutex held for a few
- * instructions; a full ring drops the record and counts it (or, in batch
- * mode, waits for the dispatcher thread to make room). The dispatcher
+ * instructions (or, in batch mode, waits for the dispatcher thread to make
+ * room). Queue priority (cd_dsp_rank): a full ring or sink FIFO makes room
+ * for a record by evicting the oldest record of the lowest rank below its
+ * own (a state record first, then an ANALYZING / HEALTHY verdict), counted
+ * and logged; a record nothing ranks below is dropped and counted. A
+ * decision (ROLLBACK, PROMOTE, ALERT) is never evicted and never refused:
+ * when only decisions are queued the ring (doubling, up to RING_MAX) or the
+ * FIFO grows past queue_size for it. Decisions are a handful per release,
+ * so the growth is bounded in practice by what the rules can decide. The
+ * dispatcher
  * thread takes every item from the ring at once, applies each sink's
  * filter and appends an entry to that sink's FIFO; an item is shared by the
  * sinks that took it and freed by the last one (refcount).
@@ -62,6 +70,7 @@ static cd_dispatcher_t *dispatcher_alloc(size_t cap)
     cd_dispatcher_t *d = calloc(1, sizeof(*d));
     if (!d) return NULL;
     d->cap = cap;
+    d->ring_cap = cap;
     d->drain_ms = DEFAULT_DRAIN_MS;
     d->ring = calloc(cap, sizeof(*d->ring));
     if (!d->ring) {
@@ -164,6 +173,12 @@ struct cd_coord *cd_dispatcher_coord(const cd_dispatcher_t *d)
     return d->coord;
 }
 
+void cd_dispatcher_set_ledger(cd_dispatcher_t *d, struct cd_ledger *l)
+{
+    CD_ASSERT(!d->started);
+    d->ledger = l;
+}
+
 void cd_dispatcher_set_blocking(cd_dispatcher_t *d, bool blocking)
 {
     d->blocking = blocking;
@@ -181,6 +196,95 @@ uint64_t cd_dispatcher_overflows(const cd_dispatcher_t *d)
 }
 
 /* ---- submit ---- */
+
+int cd_dsp_rank(const item_t *it)
+{
+    const cd_verdict_t *v = &it->v;
+    if (it->heartbeat || v->record == CD_RECORD_STATE) return CD_RANK_STATE;
+    if (v->verdict == CD_VERDICT_ROLLBACK || v->verdict == CD_VERDICT_PROMOTE ||
+        v->verdict == CD_VERDICT_ALERT)
+        return CD_RANK_DECISION;
+    return CD_RANK_VERDICT;
+}
+
+static void overflow(cd_dispatcher_t *d, const cd_verdict_t *v, const char *what)
+{
+    uint64_t o = atomic_fetch_add_explicit(&d->overflows, 1, memory_order_relaxed) + 1;
+    cd_log_ratelimited("dispatcher-overflow", CD_LOG_WARN,
+                       "sink queue full (%zu records): %s record %s (%llu so far)", d->cap,
+                       v->record == CD_RECORD_STATE ? "a state" : cd_verdict_kind_name(v->verdict),
+                       what, (unsigned long long)o);
+}
+
+/* Under mu: the ring slot of the oldest record that gives way to one of
+ * rank `rank` (the lowest rank queued, if lower than `rank`), or -1. */
+static long ring_victim(const cd_dispatcher_t *d, int rank)
+{
+    long best = -1;
+    int best_rank = rank;
+    for (size_t i = 0; i < d->count && best_rank > CD_RANK_STATE; i++) {
+        int r = cd_dsp_rank(d->ring[(d->head + i) % d->ring_cap]);
+        if (r < best_rank) {
+            best_rank = r;
+            best = (long)i;
+        }
+    }
+    return best;
+}
+
+/* Under mu: removes the record at ring position i (0 = oldest), keeping the
+ * others' order; returns it. */
+static item_t *ring_remove(cd_dispatcher_t *d, size_t i)
+{
+    item_t *it = d->ring[(d->head + i) % d->ring_cap];
+    for (size_t k = i; k + 1 < d->count; k++)
+        d->ring[(d->head + k) % d->ring_cap] = d->ring[(d->head + k + 1) % d->ring_cap];
+    d->count--;
+    d->outstanding--;
+    return it;
+}
+
+/* Under mu: doubles the ring (in order, from slot 0). false: out of memory
+ * or at the hard limit. */
+static bool ring_grow(cd_dispatcher_t *d)
+{
+    if (d->ring_cap >= RING_MAX) return false;
+    size_t n = d->ring_cap * 2 > RING_MAX ? RING_MAX : d->ring_cap * 2;
+    item_t **r = malloc(n * sizeof(*r));
+    if (!r) return false;
+    for (size_t i = 0; i < d->count; i++)
+        r[i] = d->ring[(d->head + i) % d->ring_cap];
+    free(d->ring);
+    d->ring = r;
+    d->ring_cap = n;
+    d->head = 0;
+    return true;
+}
+
+/*
+ * Under mu: puts it at the ring's tail. Below queue_size records it always
+ * fits. At queue_size, the oldest record of the lowest rank below its own
+ * gives way (*evicted, for the caller to count and free outside the lock):
+ * a state record first, then an ANALYZING / HEALTHY verdict. A decision
+ * (ROLLBACK, PROMOTE, ALERT) that finds only decisions is still queued: the
+ * ring grows past queue_size for it (decisions are a handful per release).
+ * false: it was not queued (nothing gives way to it, or no memory).
+ */
+static bool ring_admit(cd_dispatcher_t *d, item_t *it, item_t **evicted)
+{
+    int rank = cd_dsp_rank(it);
+    if (d->count >= d->cap) {
+        long i = ring_victim(d, rank);
+        if (i >= 0)
+            *evicted = ring_remove(d, (size_t)i);
+        else if (rank != CD_RANK_DECISION)
+            return false;
+    }
+    if (d->count == d->ring_cap && !ring_grow(d)) return false;
+    d->ring[(d->head + d->count) % d->ring_cap] = it;
+    d->count++;
+    return true;
+}
 
 static void copy_str(char *dst, size_t size, const char **field)
 {
@@ -209,6 +313,7 @@ bool cd_dispatcher_submit(cd_dispatcher_t *d, const cd_verdict_t *v)
     it->token = 0;
     it->claimed = false;
     it->claim_key[0] = '\0';
+    it->decision = cd_decision_id(v, it->decision_id, sizeof(it->decision_id), &it->decision_once);
     copy_str(it->rule, sizeof(it->rule), &it->v.rule);
     copy_str(it->rule_kind, sizeof(it->rule_kind), &it->v.rule_kind);
     copy_str(it->release, sizeof(it->release), &it->v.release);
@@ -220,26 +325,26 @@ bool cd_dispatcher_submit(cd_dispatcher_t *d, const cd_verdict_t *v)
     /* relaxed: only uniqueness matters */
     it->id = atomic_fetch_add_explicit(&d->next_id, 1, memory_order_relaxed) + 1;
 
+    item_t *evicted = NULL;
     pthread_mutex_lock(&d->mu);
-    while (d->blocking && d->started && !d->stop && d->count == d->cap)
+    while (d->blocking && d->started && !d->stop && d->count >= d->cap)
         pthread_cond_wait(&d->space, &d->mu);
-    if (d->count == d->cap || d->stop) {
-        pthread_mutex_unlock(&d->mu);
-        uint64_t o = atomic_fetch_add_explicit(&d->overflows, 1, memory_order_relaxed) + 1;
-        cd_log_ratelimited("dispatcher-overflow", CD_LOG_WARN,
-                           "sink queue full (%zu records): %s record dropped (%llu so far)", d->cap,
-                           v->record == CD_RECORD_STATE ? "a state"
-                                                        : cd_verdict_kind_name(v->verdict),
-                           (unsigned long long)o);
-        free(it);
-        return false;
+    bool queued = !d->stop && ring_admit(d, it, &evicted);
+    if (queued) {
+        d->outstanding++;
+        pthread_cond_signal(&d->wake);
     }
-    d->ring[(d->head + d->count) % d->cap] = it;
-    d->count++;
-    d->outstanding++;
-    pthread_cond_signal(&d->wake);
     pthread_mutex_unlock(&d->mu);
-    return true;
+    if (evicted) {
+        overflow(d, &evicted->v, "dropped to make room for a more important record");
+        free(evicted);
+    }
+    if (!queued) {
+        overflow(d, v, cd_dsp_rank(it) == CD_RANK_DECISION ? "dropped: out of memory growing the queue"
+                                                            : "dropped");
+        free(it);
+    }
+    return queued;
 }
 
 item_t *cd_dsp_item_copy(const item_t *src, uint64_t token)
@@ -273,14 +378,20 @@ void cd_dsp_submit_claimed(cd_dispatcher_t *d, item_t *it)
     pthread_mutex_lock(&d->mu);
     /* waits for room like a batch submit: the claim is taken, so the record
      * must not be dropped here (the dispatcher thread never waits for us) */
-    while (!d->stop && d->count == d->cap) /* the thread runs: it makes room */
+    while (!d->stop && d->count >= d->cap) /* the thread runs: it makes room */
         pthread_cond_wait(&d->space, &d->mu);
     if (d->stop) {
         pthread_mutex_unlock(&d->mu);
         free(it); /* shutting down: the claim stays "claimed" for the next leader */
         return;
     }
-    d->ring[(d->head + d->count) % d->cap] = it;
+    if (d->count == d->ring_cap && !ring_grow(d)) {
+        pthread_mutex_unlock(&d->mu);
+        overflow(d, &it->v, "dropped: out of memory growing the queue");
+        free(it);
+        return;
+    }
+    d->ring[(d->head + d->count) % d->ring_cap] = it;
     d->count++;
     d->outstanding++;
     pthread_cond_signal(&d->wake);
@@ -316,6 +427,8 @@ static void item_release(cd_dispatcher_t *d, item_t *it)
     }
 }
 
+static const char *what(const item_t *it, char *buf, size_t size);
+
 static bool takes(sink_t *s, const cd_verdict_t *v)
 {
     const filter_t *f = &s->f;
@@ -342,6 +455,69 @@ static bool takes(sink_t *s, const cd_verdict_t *v)
     return true;
 }
 
+/*
+ * A full FIFO (queue_size entries) makes room for a record of rank `rank`:
+ * the oldest entry of the lowest rank below it gives way (a state record
+ * first, then an ANALYZING / HEALTHY verdict), never the one in flight. A
+ * decision always gets in: when only decisions wait, the FIFO grows past
+ * queue_size. false: the record is dropped (nothing gives way to it).
+ */
+static bool fifo_make_room(sink_t *s, int rank)
+{
+    entry_t *prev = NULL, *victim = NULL, *victim_prev = NULL;
+    int best = rank;
+    for (entry_t *e = s->head; e && best > CD_RANK_STATE; prev = e, e = e->next) {
+        if (e == s->head && s->inflight) continue;
+        int r = cd_dsp_rank(e->it);
+        if (r < best) {
+            best = r;
+            victim = e;
+            victim_prev = prev;
+        }
+    }
+    if (!victim) return rank == CD_RANK_DECISION;
+    char w[128];
+    if (victim_prev)
+        victim_prev->next = victim->next;
+    else
+        s->head = victim->next;
+    if (s->tail == victim) s->tail = victim_prev;
+    s->len--;
+    atomic_fetch_sub_explicit(&s->pending, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&s->dropped, 1, memory_order_relaxed);
+    cd_log_ratelimited(s->name, CD_LOG_WARN,
+                       "sink %s: %zu records waiting, record %llu (%s) dropped to make room for a "
+                       "more important one",
+                       s->name, s->len + 1, (unsigned long long)victim->it->id,
+                       what(victim->it, w, sizeof(w)));
+    item_release(s->d, victim->it);
+    free(victim);
+    outstanding_sub(s->d, 1);
+    return true;
+}
+
+static int64_t wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* A decision goes to a sink the ledger does not say has it: delivered
+ * (before a restart too) or queued now (the rebuild's copy of a decision
+ * offered again at start). */
+static bool ledger_takes(cd_dispatcher_t *d, sink_t *s, const item_t *it)
+{
+    if (!d->ledger || !it->decision) return true;
+    cd_ledger_state_t st = cd_ledger_sink_state(d->ledger, it->decision_id, it->decision_once,
+                                                it->v.time_ms, s->name);
+    if (st == CD_LEDGER_NEW) return true;
+    cd_log(CD_LOG_INFO, "sink %s: %s %s already %s; not again (ledger %s)", s->name,
+           cd_verdict_kind_name(it->v.verdict), it->decision_id,
+           st == CD_LEDGER_DELIVERED ? "delivered" : "queued", cd_ledger_path(d->ledger));
+    return false;
+}
+
 enum scope { ALL, LOCAL, SHARED };
 
 /* Moves one item into the FIFOs of the sinks (in scope: local = type "log")
@@ -350,14 +526,16 @@ static uint64_t distribute(cd_dispatcher_t *d, item_t *it, int64_t now, enum sco
 {
     uint64_t n = 0;
     atomic_store_explicit(&it->refs, 1, memory_order_relaxed); /* ours, while distributing */
+    /* remembered before any sink has it (ledger.h) */
+    if (d->ledger && it->decision) cd_ledger_decided(d->ledger, &it->v, it->json, wall_ms());
     for (int i = 0; i < d->nsinks; i++) {
         sink_t *s = d->sinks[i];
         if ((sc == LOCAL && !s->local) || (sc == SHARED && s->local)) continue;
-        if (!takes(s, &it->v)) {
+        if (!takes(s, &it->v) || !ledger_takes(d, s, it)) {
             atomic_fetch_add_explicit(&s->filtered, 1, memory_order_relaxed);
             continue;
         }
-        if (s->len >= d->cap) {
+        if (s->len >= d->cap && !fifo_make_room(s, cd_dsp_rank(it))) {
             atomic_fetch_add_explicit(&s->dropped, 1, memory_order_relaxed);
             cd_log_ratelimited(s->name, CD_LOG_WARN,
                                "sink %s: %zu records waiting, record %llu dropped", s->name, s->len,
@@ -380,6 +558,9 @@ static uint64_t distribute(cd_dispatcher_t *d, item_t *it, int64_t now, enum sco
         s->tail = e;
         s->len++;
         atomic_fetch_add_explicit(&s->pending, 1, memory_order_relaxed);
+        if (d->ledger && it->decision)
+            cd_ledger_sink_queued(d->ledger, it->decision_id, it->decision_once, it->v.time_ms,
+                                  s->name);
         n++;
     }
     item_release(d, it);
@@ -494,6 +675,12 @@ static void finish_outcome(sink_t *s, cd_sink_result_t r, int64_t retry_after_ms
      * destination sees messages at most rate_limit per second even when the
      * first one was slow to arrive (Slack counts at its end). */
     if (s->rate > 0) s->tokens_at = cd_sink_now_ms();
+    cd_ledger_t *l = e->it->decision ? s->d->ledger : NULL;
+    if (l && r == CD_SINK_OK)
+        cd_ledger_delivered(l, e->it->decision_id, e->it->decision_once, e->it->v.time_ms,
+                            s->name);
+    else if (l && (r == CD_SINK_DROP || e->attempt >= s->max_attempts))
+        cd_ledger_sink_failed(l, e->it->decision_id, e->it->decision_once, s->name);
     if (r == CD_SINK_OK) {
         atomic_fetch_add_explicit(&s->delivered, 1, memory_order_relaxed);
         cd_log(CD_LOG_DEBUG, "sink %s: delivered record %llu (%s), attempt %d", s->name,
@@ -575,7 +762,8 @@ static int64_t try_start(cd_dispatcher_t *d, sink_t *s, int64_t now)
 static void *thread_main(void *arg)
 {
     cd_dispatcher_t *d = arg;
-    item_t **batch = malloc(d->cap * sizeof(*batch));
+    size_t batch_cap = d->cap;
+    item_t **batch = malloc(batch_cap * sizeof(*batch));
     CD_ASSERT(batch);
 
     for (;;) {
@@ -586,9 +774,16 @@ static void *thread_main(void *arg)
             pthread_mutex_unlock(&d->mu);
             break;
         }
-        while (d->count) {
+        if (d->ring_cap > batch_cap) { /* the ring grew for decisions */
+            item_t **b = realloc(batch, d->ring_cap * sizeof(*batch));
+            if (b) {
+                batch = b;
+                batch_cap = d->ring_cap;
+            }
+        }
+        while (d->count && nb < batch_cap) {
             batch[nb++] = d->ring[d->head];
-            d->head = (d->head + 1) % d->cap;
+            d->head = (d->head + 1) % d->ring_cap;
             d->count--;
         }
         if (nb) pthread_cond_broadcast(&d->space);
@@ -652,10 +847,34 @@ static void *thread_main(void *arg)
     return NULL;
 }
 
+/* At start: a decision of the current judgement, offered again. */
+static void offer_again(const char *json, void *opaque)
+{
+    cd_dispatcher_t *d = opaque;
+    cd_verdict_parsed_t p;
+    char err[160];
+    if (!cd_verdict_from_json(json, strlen(json), &p, err, sizeof(err))) {
+        cd_log(CD_LOG_WARN, "ledger %s: a decision could not be read back (%s)",
+               cd_ledger_path(d->ledger), err);
+        return;
+    }
+    cd_dispatcher_submit(d, &p.v);
+}
+
 int cd_dispatcher_start(cd_dispatcher_t *d, char *errbuf, size_t errsize)
 {
     sigset_t all, old;
     CD_ASSERT(!d->started);
+    /* Decisions of the current judgement go in first: each sink takes
+     * only what the ledger says it has not delivered (distribute). */
+    if (d->ledger) {
+        int n = cd_ledger_each_decided(d->ledger, offer_again, d);
+        if (n)
+            cd_log(CD_LOG_INFO,
+                   "ledger %s: %d decision%s of the current judgement offered again to the sinks "
+                   "that have not delivered them",
+                   cd_ledger_path(d->ledger), n, n == 1 ? "" : "s");
+    }
     /* The thread takes no signals: SIGINT / SIGTERM / SIGHUP belong to the
      * main thread, and a SIGPIPE from a dead webhook peer or exec child must
      * not kill the process (write then fails with EPIPE, which is handled). */
@@ -731,7 +950,7 @@ void cd_dispatcher_destroy(cd_dispatcher_t *d)
     }
     d->abandoning = true; /* the thread is gone: what is left was not delivered */
     for (size_t i = 0; i < d->count; i++)
-        free(d->ring[(d->head + i) % d->cap]);
+        free(d->ring[(d->head + i) % d->ring_cap]);
     for (int i = 0; i < d->nsinks; i++) {
         sink_t *s = d->sinks[i];
         while (s->head) {

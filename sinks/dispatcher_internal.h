@@ -14,12 +14,15 @@
 
 #include "canaryd/config.h"
 #include "canaryd/dispatcher.h"
+#include "canaryd/ledger.h"
 #include "canaryd/sink.h"
 
 #define DEFAULT_QUEUE 1024
 #define DEFAULT_DRAIN_MS 10000
 #define POLL_SLICE_MS 20
 #define MAX_SINKS 64
+/* Hard limit of the submit ring, which grows past queue_size for decisions only. */
+#define RING_MAX ((size_t)1 << 21)
 
 typedef struct item {
     atomic_int refs; /* sinks still holding it; the dispatcher thread only, atomic for clarity */
@@ -30,6 +33,9 @@ typedef struct item {
     uint64_t token;       /* fencing token carried to the sinks; 0 = none */
     bool claimed;         /* coordination: for the shared sinks only (coord.c) */
     char claim_key[512];  /* its claim, marked done when the last sink is finished */
+    bool decision;        /* a decision (ledger.h): decision_id / decision_once are set */
+    bool decision_once;
+    char decision_id[CD_DECISION_ID_MAX];
     size_t json_len;
     char json[]; /* NUL-terminated */
 } item_t;
@@ -76,7 +82,9 @@ struct cd_dispatcher {
     pthread_cond_t space; /* blocking submitters: ring has room */
     pthread_cond_t idle;  /* drain: outstanding reached 0 */
     item_t **ring;
-    size_t cap, head, count;
+    size_t cap;      /* queue_size: the bound for records that may give way */
+    size_t ring_cap; /* slots allocated: grows past cap only for decisions (cd_dsp_rank) */
+    size_t head, count;
     uint64_t outstanding; /* guarded by mu */
     bool stop, reopen, started, blocking;
     bool drain_expired; /* a drain of at least drain_ms timed out: destroy does not wait again */
@@ -84,10 +92,17 @@ struct cd_dispatcher {
     _Atomic uint64_t next_id, overflows;
     int64_t drain_ms;
     struct cd_coord *coord; /* NULL: not coordinated */
+    cd_ledger_t *ledger;    /* NULL: decisions are not remembered across restarts */
     bool abandoning;        /* destroy is dropping what is left: no claim is done */
     sink_t *sinks[MAX_SINKS];
     int nsinks;
 };
+
+/* How much a record may give way to make room in a full queue (the submit
+ * ring or a sink's FIFO): a state record first, then a release-wide
+ * ANALYZING / HEALTHY verdict; a decision (ROLLBACK, PROMOTE, ALERT) never. */
+enum { CD_RANK_STATE = 0, CD_RANK_VERDICT = 1, CD_RANK_DECISION = 2 };
+int cd_dsp_rank(const item_t *it);
 
 /* Builds one sink from an entry of "outputs" (or one added by the program;
  * cfg NULL: rule names in filters are not checked). NULL with problems in

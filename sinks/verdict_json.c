@@ -228,3 +228,118 @@ int cd_verdict_pretty_from_json(const char *line, size_t len, char *outbuf, size
     json_decref(j);
     return finish(&o);
 }
+
+/* ---- parse (cd_verdict_from_json) ---- */
+
+static bool str_into(const json_t *o, const char *key, char *dst, size_t size, const char **field)
+{
+    const json_t *j = json_object_get(o, key);
+    if (json_is_null(j) || !j) {
+        if (field) *field = NULL;
+        dst[0] = '\0';
+        return true;
+    }
+    if (!json_is_string(j)) return false;
+    snprintf(dst, size, "%s", json_string_value(j));
+    if (field) *field = dst;
+    return true;
+}
+
+static bool obs_from(const json_t *j, cd_obs_t *o)
+{
+    memset(o, 0, sizeof(*o));
+    if (!j || json_is_null(j)) return true;
+    if (!json_is_object(j)) return false;
+    const json_t *val = json_object_get(j, "value");
+    o->valid = true;
+    o->value = json_is_number(val) ? json_number_value(val) : NAN;
+    o->numerator = (uint64_t)json_integer_value(json_object_get(j, "numerator"));
+    o->denominator = (uint64_t)json_integer_value(json_object_get(j, "samples"));
+    return true;
+}
+
+static bool duration_from(const json_t *j, int64_t *ms)
+{
+    *ms = 0;
+    if (!j || json_is_null(j)) return true;
+    return json_is_string(j) && cd_duration_parse(json_string_value(j), ms);
+}
+
+bool cd_verdict_from_json(const char *line, size_t len, cd_verdict_parsed_t *out, char *errbuf,
+                          size_t errsize)
+{
+    json_error_t jerr;
+    json_t *o = json_loadb(line, len, 0, &jerr);
+    const char *why = NULL;
+    memset(out, 0, sizeof(*out));
+    cd_verdict_t *v = &out->v;
+    if (!json_is_object(o)) {
+        why = o ? "not a JSON object" : jerr.text;
+        goto out;
+    }
+    const char *t = json_string_value(json_object_get(o, "time"));
+    const char *kind = json_string_value(json_object_get(o, "kind"));
+    if (!t || !cd_time_parse_rfc3339(t, strlen(t), &v->time_ms)) {
+        why = "no RFC 3339 \"time\"";
+        goto out;
+    }
+    if (kind && strcmp(kind, "verdict") == 0) {
+        const char *w = json_string_value(json_object_get(o, "verdict"));
+        v->record = CD_RECORD_VERDICT;
+        int k = CD_VERDICT_ANALYZING;
+        for (; w && k <= CD_VERDICT_ALERT; k++)
+            if (strcmp(w, cd_verdict_kind_name((cd_verdict_kind_t)k)) == 0) break;
+        if (!w || k > CD_VERDICT_ALERT) {
+            why = "unknown \"verdict\"";
+            goto out;
+        }
+        v->verdict = (cd_verdict_kind_t)k;
+    } else if (kind && strcmp(kind, "state") == 0) {
+        const char *f = json_string_value(json_object_get(o, "from"));
+        const char *to = json_string_value(json_object_get(o, "to"));
+        int a = -1, b = -1;
+        for (int s = CD_STATE_INACTIVE; s <= CD_STATE_RESOLVED; s++) {
+            if (f && strcmp(f, cd_rule_state_name((cd_rule_state_t)s)) == 0) a = s;
+            if (to && strcmp(to, cd_rule_state_name((cd_rule_state_t)s)) == 0) b = s;
+        }
+        if (a < 0 || b < 0) {
+            why = "unknown \"from\" / \"to\"";
+            goto out;
+        }
+        v->record = CD_RECORD_STATE;
+        v->from = (cd_rule_state_t)a;
+        v->to = (cd_rule_state_t)b;
+    } else {
+        why = "\"kind\" is neither \"verdict\" nor \"state\"";
+        goto out;
+    }
+    const char *act = json_string_value(json_object_get(o, "action"));
+    v->action = act && strcmp(act, cd_action_name(CD_ACTION_ALERT)) == 0 ? CD_ACTION_ALERT
+                                                                         : CD_ACTION_ROLLBACK;
+    v->dry_run = json_is_true(json_object_get(o, "dry_run"));
+    const json_t *obs = json_object_get(o, "observed");
+    const json_t *th = json_object_get(o, "threshold");
+    v->threshold = json_is_number(th) ? json_number_value(th) : NAN;
+    const char *reason = json_string_value(json_object_get(o, "reason"));
+    const char *todo = json_string_value(json_object_get(o, "todo"));
+    snprintf(v->reason, sizeof(v->reason), "%s", reason ? reason : "");
+    snprintf(v->todo, sizeof(v->todo), "%s", todo ? todo : "");
+    if (!str_into(o, "rule", out->rule, sizeof(out->rule), &v->rule) ||
+        !str_into(o, "rule_kind", out->rule_kind, sizeof(out->rule_kind), &v->rule_kind) ||
+        !str_into(o, "release", out->release, sizeof(out->release), &v->release) ||
+        !str_into(o, "service", out->service, sizeof(out->service), &v->service) ||
+        (obs && !json_is_object(obs)) ||
+        !str_into(obs, "stable_source", out->stable_source, sizeof(out->stable_source),
+                  &v->stable_source) ||
+        !obs_from(json_object_get(obs, "canary"), &v->canary) ||
+        !obs_from(json_object_get(obs, "stable"), &v->stable) ||
+        !duration_from(json_object_get(o, "window"), &v->window_ms) ||
+        !duration_from(json_object_get(o, "for"), &v->for_ms))
+        why = "a key has the wrong type";
+    if (!v->release) v->release = out->release;
+    if (!v->service) v->service = out->service;
+out:
+    if (why) snprintf(errbuf, errsize, "not a verdict record: %s", why);
+    json_decref(o);
+    return why == NULL;
+}

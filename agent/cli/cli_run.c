@@ -37,6 +37,7 @@
 #include "canaryd/coord.h"
 #include "canaryd/http_api.h"
 #include "canaryd/kafka_source.h"
+#include "canaryd/ledger.h"
 #include "canaryd/live.h"
 #include "canaryd/log.h"
 #include "canaryd/pipeline.h"
@@ -70,6 +71,7 @@ typedef struct run {
     int64_t published_ms;
     cd_history_t *hist; /* the status page's series (with the HTTP API or --report) */
     const char *report_path;
+    cd_ledger_t *ledger; /* <verdict log>.ledger: decisions across restarts; NULL: none */
 } run_t;
 
 static volatile sig_atomic_t stop_sig, hup_sig;
@@ -132,6 +134,8 @@ static void http_tick(run_t *r)
                    now_rel[0] ? now_rel : "learnt again from the next canary event",
                    now_rel[0] ? " (kept)" : "");
         }
+        /* the previous decisions are no longer this judgement's (ledger.h) */
+        if (r->ledger) cd_ledger_judgement(r->ledger, cd_pipeline_release(r->p), cd_live_now_ms());
         publish(r, now);
         cd_http_release_done(r->http);
         return;
@@ -172,6 +176,51 @@ static void on_record(const cd_verdict_t *v, void *opaque)
     cd_dispatcher_submit(r->out.disp, v);
     if (r->hist) cd_history_record(r->hist, v);
     if (cd_outputs_builtin_failed(&r->out)) atomic_store(&r->io_failed, true);
+}
+
+/* Opens <verdict log>.ledger (docs/operations.md, "What survives a
+ * restart"). false: it cannot be read or written (the agent stops: running
+ * without the memory it was configured to keep would notify twice). */
+static bool ledger_open(run_t *r)
+{
+    char path[4096], err[1024];
+    if (!r->log_path) return true;
+    snprintf(path, sizeof(path), "%s.ledger", r->log_path);
+    r->ledger = cd_ledger_open(path, err, sizeof(err));
+    if (!r->ledger) fprintf(stderr, "canaryd run: %s\n", err);
+    return r->ledger != NULL;
+}
+
+/* Restores the sticky decision of the current judgement into the pipeline
+ * before anything is judged or served, unless the config names another
+ * release (a new release's pod must not inherit the previous decision). */
+static void ledger_restore(run_t *r, cd_pipeline_t *p, const cd_config_t *cfg)
+{
+    cd_ledger_decision_t dec;
+    char t[40];
+    if (!r->ledger || !cd_ledger_decision(r->ledger, &dec)) return;
+    if (cfg->canary_version[0] && strcmp(cfg->canary_version, dec.release) != 0) {
+        cd_log(CD_LOG_INFO,
+               "ledger %s: the %s of release %s is not restored: the config judges release %s",
+               cd_ledger_path(r->ledger), cd_verdict_kind_name(dec.verdict), dec.release,
+               cfg->canary_version);
+        return;
+    }
+    cd_pipeline_restore_decision(p, dec.release, dec.verdict);
+    cd_log(CD_LOG_INFO, "ledger %s: restored %s of release %s (%s%s, decided at %s)",
+           cd_ledger_path(r->ledger), cd_verdict_kind_name(dec.verdict), dec.release,
+           dec.rule[0] ? "rule " : "release-wide", dec.rule,
+           cd_time_format(dec.time_ms, t, sizeof(t)));
+}
+
+static void ledger_flagger_run(const char *key, const char *checksum, void *opaque)
+{
+    cd_ledger_flagger(opaque, key, checksum);
+}
+
+static void http_restore_run(const char *key, const char *checksum, void *opaque)
+{
+    cd_http_restore_run(opaque, key, checksum);
 }
 
 /* --report: the run's last HISTORY_SECONDS as `canaryd report` draws them. */
@@ -481,6 +530,8 @@ int cd_cli_run(int argc, char **argv)
         cd_log(CD_LOG_INFO, "coordination: agent %s, Redis %s:%d, prefix %s, lease %lld ms",
                cc.agent_id, cc.host, cc.port, cc.prefix, (long long)cc.lease_ms);
     }
+    if (!ledger_open(&r)) goto out;
+    if (r.ledger) cd_dispatcher_set_ledger(r.out.disp, r.ledger);
     if (cd_dispatcher_start(r.out.disp, err, sizeof(err)) != 0) {
         fprintf(stderr, "canaryd run: %s\n", err);
         goto out;
@@ -496,6 +547,7 @@ int cd_cli_run(int argc, char **argv)
         goto out;
     }
     cd_pipeline_log_service(p);
+    ledger_restore(&r, p, lcfg);
     src = cd_kafka_source_new(kc, cfg, p, err, sizeof(err));
     if (!src) {
         fprintf(stderr, "canaryd run: %s\n", err);
@@ -536,7 +588,21 @@ int cd_cli_run(int argc, char **argv)
             fprintf(stderr, "canaryd run: %s\n", r.snap ? err : "out of memory");
             goto out;
         }
-        /* This thread evaluates until cd_live_start: the first snapshot. */
+        if (r.ledger) {
+            cd_ledger_decision_t dec;
+            cd_ledger_each_flagger(r.ledger, http_restore_run, r.http);
+            cd_http_set_run_hook(r.http, ledger_flagger_run, r.ledger);
+            /* a restored decision is as old as it was: "since" its decision */
+            if (cd_ledger_decision(r.ledger, &dec) &&
+                strcmp(dec.release, cd_pipeline_release(p)) == 0 &&
+                dec.verdict == cd_pipeline_verdict(p)) {
+                r.snap->verdict = dec.verdict;
+                snprintf(r.snap->release, sizeof(r.snap->release), "%s", dec.release);
+                r.snap->since_ms = dec.at_ms;
+            }
+        }
+        /* This thread evaluates until cd_live_start: the first snapshot,
+         * published before the API answers (a restored decision included). */
         r.live = live;
         publish(&r, mono_ms());
     }
@@ -590,6 +656,7 @@ out:
     cd_history_destroy(r.hist);
     cd_coord_destroy(coord); /* after the drain, before the dispatcher: it submits to it */
     cd_outputs_close(&r.out);
+    cd_ledger_close(r.ledger); /* after the dispatcher and the HTTP API: both write to it */
     cd_config_free(cfg);
     free(lcfg);
     free(kc);

@@ -761,6 +761,15 @@ void cd_pipeline_new_release(cd_pipeline_t *p, const char *release)
     cd_engine_new_release(p->eng, p->release, p->started ? p->clock : 0);
 }
 
+void cd_pipeline_restore_decision(cd_pipeline_t *p, const char *release, cd_verdict_kind_t v)
+{
+    CD_ASSERT(!p->started);
+    /* before any worker runs: the release is simply taken, as the config's is */
+    atomic_store_explicit(&p->release_state, REL_APPLIED, memory_order_release);
+    snprintf(p->release, sizeof(p->release), "%s", release);
+    cd_engine_restore_decision(p->eng, p->release, v);
+}
+
 void cd_pipeline_new_judgement(cd_pipeline_t *p)
 {
     int64_t at = p->started ? p->clock : 0;

@@ -91,6 +91,9 @@ struct cd_http {
     } runs[MAX_CANARIES];
     int nruns;
     uint64_t runs_clock;
+    /* told each checksum a hook records (cd_http_set_run_hook); set before start */
+    void (*run_hook)(const char *key, const char *checksum, void *opaque);
+    void *run_hook_opaque;
 
     /* replies by status (index in cd_http_codes; the last = other); relaxed */
     atomic_uint_fast64_t codes[CD_HTTP_NCODES];
@@ -485,6 +488,8 @@ static enum MHD_Result flagger(cd_http_t *h, struct MHD_Connection *c, const req
         uint64_t gen = flagger_run(h, key, checksum, &changed);
         if (gen) done = wait_reset(h, gen);
         pthread_mutex_unlock(&h->mu);
+        /* remembered across restarts (the ledger writes only a change) */
+        if (h->run_hook) h->run_hook(key, checksum, h->run_hook_opaque);
     }
     json_decref(b);
     if (changed)
@@ -713,6 +718,22 @@ oom:
     if (h) free(h->snap);
     free(h);
     return NULL;
+}
+
+void cd_http_restore_run(cd_http_t *h, const char *key, const char *checksum)
+{
+    pthread_mutex_lock(&h->mu);
+    bool changed;
+    flagger_run(h, key, checksum, &changed); /* first sight of key: no reset */
+    pthread_mutex_unlock(&h->mu);
+}
+
+void cd_http_set_run_hook(cd_http_t *h,
+                          void (*cb)(const char *key, const char *checksum, void *opaque),
+                          void *opaque)
+{
+    h->run_hook = cb;
+    h->run_hook_opaque = opaque;
 }
 
 int cd_http_start(cd_http_t *h, char *errbuf, size_t errsize)

@@ -3,8 +3,12 @@
  * sinks without ever making it wait for one.
  *
  * cd_dispatcher_submit() renders a record to JSON once, copies it into a
- * bounded queue and returns: it never waits for a sink (a full queue drops
- * the record, counts it and logs a rate-limited warning). One dispatcher
+ * bounded queue and returns: it never waits for a sink. A full queue makes
+ * room by dropping a less important record (a state record first, then an
+ * ANALYZING / HEALTHY verdict), or drops the new one when nothing ranks
+ * below it, counting and logging (rate-limited) either way; a ROLLBACK, a
+ * PROMOTE or an ALERT is never dropped to make room (the queue grows past
+ * queue_size for decisions only). Each sink's FIFO follows the same rule. One dispatcher
  * thread moves records from that queue into a FIFO per sink (after the
  * sink's filter), delivers them in order, one at a time per sink, retries
  * RETRY results with full-jitter exponential backoff (honouring a
@@ -91,6 +95,18 @@ void cd_dispatcher_set_coord(cd_dispatcher_t *d, struct cd_coord *c);
 struct cd_coord *cd_dispatcher_coord(const cd_dispatcher_t *d);
 
 /*
+ * The decision ledger (ledger.h; borrowed, outlives d): a sink is handed a
+ * decision (ROLLBACK, PROMOTE, ALERT) only if the ledger does not say it
+ * already has it (delivered before a restart, or queued for it now: counted
+ * as filtered), every decision is recorded before any sink gets it, and
+ * every acknowledgement after. At start the current judgement's decisions
+ * are offered again, so one decided but not delivered before a crash is
+ * delivered now, once. Before start only.
+ */
+struct cd_ledger;
+void cd_dispatcher_set_ledger(cd_dispatcher_t *d, struct cd_ledger *l);
+
+/*
  * Batch mode (replay): submit waits for room in the queue instead of
  * dropping. The wait is for the dispatcher thread to move records into the
  * sinks' FIFOs, not for any sink. Before start only.
@@ -102,8 +118,10 @@ int cd_dispatcher_start(cd_dispatcher_t *d, char *errbuf, size_t errsize);
 
 /*
  * Queues a copy of v (strings included) for every sink whose filter takes
- * it. Never waits for a sink. Returns true if queued, false if the queue was
- * full (counted in cd_dispatcher_overflows, logged rate-limited) or the
+ * it. Never waits for a sink. Returns true if queued (a less important
+ * record may have been evicted for it: counted in cd_dispatcher_overflows),
+ * false if the queue was full of records at least as important (counted,
+ * logged rate-limited; never for a decision unless memory ran out) or the
  * record could not be rendered. Any thread; v is borrowed for the call.
  */
 bool cd_dispatcher_submit(cd_dispatcher_t *d, const cd_verdict_t *v);

@@ -75,6 +75,17 @@ void cd_engine_eval(cd_engine_t *e, const cd_window_t *w, int64_t now_ms, cd_rec
 void cd_engine_new_release(cd_engine_t *e, const char *release, int64_t now_ms);
 
 /*
+ * Restores a sticky decision made before a restart (recovered from the
+ * decision ledger, ledger.h): the release is named (copied) and its verdict
+ * is v, ROLLBACK or PROMOTE, sticky as if decided here, and it is not
+ * announced again (no record: it was emitted before the restart). Rule
+ * states, `for` clocks and windows are untouched: the rebuild from the
+ * events replays them. Before the first cd_engine_eval only; a later
+ * cd_engine_new_release clears it like any decision.
+ */
+void cd_engine_restore_decision(cd_engine_t *e, const char *release, cd_verdict_kind_t v);
+
+/*
  * The earliest evaluation time at which the engine could change state, or
  * speak, with the windows unchanged: a pending rule's `for` running out, a
  * firing rule's resolve_for or ALERT repeat, the promotion clock. INT64_MAX

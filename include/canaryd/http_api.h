@@ -80,6 +80,19 @@ cd_http_t *cd_http_new(const cd_http_conf_t *conf, const cd_http_sources_t *src,
  * Caller's thread. */
 int cd_http_start(cd_http_t *h, char *errbuf, size_t errsize);
 
+/*
+ * Flagger's canary runs across restarts (ledger.h): restore_run records
+ * key's ("namespace/name") last checksum as recovered at start, so that the
+ * first hook after a restart compares with it (a changed checksum still
+ * starts a new judgement; the same one answers the restored verdict). The
+ * hook is called, from an HTTP thread, with the checksum of every Flagger
+ * hook that carries one. Both before cd_http_start.
+ */
+void cd_http_restore_run(cd_http_t *h, const char *key, const char *checksum);
+void cd_http_set_run_hook(cd_http_t *h,
+                          void (*cb)(const char *key, const char *checksum, void *opaque),
+                          void *opaque);
+
 /* The bound port (0 before start). Any thread. */
 int cd_http_port(const cd_http_t *h);
 

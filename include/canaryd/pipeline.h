@@ -200,6 +200,13 @@ void cd_pipeline_log_service(const cd_pipeline_t *p);
  * a version learnt from events no longer replaces it. Evaluating thread. */
 void cd_pipeline_new_release(cd_pipeline_t *p, const char *release);
 
+/* Restores a decision made before a restart (ledger.h): release (copied)
+ * becomes the release judged, as a configured one is (not learnt from
+ * events), and its verdict v (ROLLBACK or PROMOTE) is sticky and not
+ * announced again (cd_engine_restore_decision). Main thread, before the
+ * first advance and before any worker adds an event. */
+void cd_pipeline_restore_decision(cd_pipeline_t *p, const char *release, cd_verdict_kind_t v);
+
 /* A new judgement of the canary (a new run: Flagger's checksum changed),
  * now: as cd_pipeline_new_release, keeping a release that was configured
  * or declared; one learnt from events is forgotten and learnt again from

@@ -43,6 +43,24 @@
  */
 int cd_verdict_to_json(const cd_verdict_t *v, char *buf, size_t size);
 
+/* A record parsed back from its JSON line, with the storage its strings
+ * point into (v's rule, rule_kind, release, service, stable_source). */
+typedef struct cd_verdict_parsed {
+    cd_verdict_t v;
+    char rule[CD_NAME_MAX], rule_kind[32], release[128], service[CD_NAME_MAX],
+        stable_source[16];
+} cd_verdict_parsed_t;
+
+/*
+ * Parses one JSON line made by cd_verdict_to_json (len bytes) back into
+ * *out, so that rendering out->v gives the same line again (unknown keys
+ * are ignored: a newer writer's additions). false, with a reason in errbuf,
+ * when it is not such a record. Used to deliver again, after a restart, a
+ * decision that was made but not delivered (ledger.h).
+ */
+bool cd_verdict_from_json(const char *line, size_t len, cd_verdict_parsed_t *out, char *errbuf,
+                          size_t errsize);
+
 /* ANSI colours used by the pretty format. */
 #define CD_ANSI_RED "\033[31m"
 #define CD_ANSI_YELLOW "\033[33m"

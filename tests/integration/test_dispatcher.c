@@ -307,3 +307,56 @@ Test(dispatcher, destroy_drains)
     cr_expect_str_eq(got, st_json(&v));
     free(got);
 }
+
+/*
+ * A full submit queue makes room by rank (docs/sinks.md, "Queue
+ * priority"): a state record gives way first, then an ANALYZING / HEALTHY
+ * verdict, a decision (ROLLBACK, PROMOTE, ALERT) never; a decision that
+ * finds only decisions grows the queue. Not started: nothing drains it.
+ */
+Test(dispatcher, full_queue_decisions_never_give_way)
+{
+    cd_dispatcher_t *d = st_dispatcher(
+        sinks_json("{\"queue_size\":4,\"outputs\":[{\"type\":\"log\",\"path\":\"%s\","
+                   "\"filter\":{\"kinds\":[\"verdict\",\"state\"]}}]}",
+                   st_path("v.log")),
+        false);
+    cd_verdict_t st[5], h[3], dec[6];
+    for (int i = 0; i < 5; i++) /* 4 fill the queue, the 5th is refused */
+        st[i] = st_state("errors", CD_ACTION_ALERT, CD_STATE_INACTIVE, CD_STATE_PENDING, i);
+    for (int i = 0; i < 4; i++)
+        cr_assert(cd_dispatcher_submit(d, &st[i]));
+    cr_expect_not(cd_dispatcher_submit(d, &st[4])); /* nothing ranks below it */
+    dec[0] = st_verdict(CD_VERDICT_ROLLBACK, "fatal", CD_ACTION_ROLLBACK, 10);
+    cr_assert(cd_dispatcher_submit(d, &dec[0])); /* st[0] gives way */
+    for (int i = 0; i < 3; i++) {
+        h[i] = st_verdict(CD_VERDICT_HEALTHY, NULL, CD_ACTION_ROLLBACK, 20 + i);
+        cr_assert(cd_dispatcher_submit(d, &h[i])); /* st[1], st[2], st[3] give way */
+    }
+    dec[1] = st_verdict(CD_VERDICT_PROMOTE, NULL, CD_ACTION_ROLLBACK, 30);
+    cr_assert(cd_dispatcher_submit(d, &dec[1])); /* h[0] gives way */
+    cr_expect_not(cd_dispatcher_submit(d, &st[4])); /* no state left to evict, none below */
+    dec[2] = st_verdict(CD_VERDICT_ALERT, "errors", CD_ACTION_ALERT, 31);
+    dec[3] = st_verdict(CD_VERDICT_ALERT, "errors", CD_ACTION_ALERT, 32);
+    dec[4] = st_verdict(CD_VERDICT_ALERT, "errors", CD_ACTION_ALERT, 33);
+    dec[5] = st_verdict(CD_VERDICT_ALERT, "errors", CD_ACTION_ALERT, 34);
+    for (int i = 2; i < 6; i++) /* h[1], h[2] give way; then the queue grows */
+        cr_assert(cd_dispatcher_submit(d, &dec[i]));
+    cr_expect_eq(cd_dispatcher_overflows(d), 2 + 7); /* 2 refused; st[0..3], h[0..2] evicted */
+
+    char err[256];
+    cr_assert_eq(cd_dispatcher_start(d, err, sizeof(err)), 0);
+    cr_assert_eq(cd_dispatcher_drain(d, 5000), 0);
+    char want[16384];
+    snprintf(want, sizeof(want), "%s%s%s%s%s%s", st_json(&dec[0]), st_json(&dec[1]),
+             st_json(&dec[2]), st_json(&dec[3]), st_json(&dec[4]), st_json(&dec[5]));
+    char *got = st_read(st_path("v.log"));
+    cr_expect_str_eq(got, want);
+    free(got);
+    cd_dispatcher_destroy(d);
+    char *log = st_log_text();
+    expect_has(log, "canaryd[warn]: sink queue full (4 records): a state record dropped (1 so far)");
+    expect_has(log, "canaryd[warn]: sink queue full (4 records): a state record dropped to make "
+                    "room for a more important record (2 so far)");
+    free(log);
+}

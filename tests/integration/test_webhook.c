@@ -379,3 +379,58 @@ Test(webhook, replay_drain_is_bounded)
     expect_has(err, "  final verdict: ROLLBACK (firing: errors), exit 20\n");
     free(err);
 }
+
+/*
+ * Queue under pressure (issue 11): the receiver is down, a flood of 400
+ * state records arrives with a ROLLBACK among them, in a sink FIFO of 8.
+ * State records give way (dropped, counted); the ROLLBACK never does: once
+ * the receiver is back it arrives, exactly once, after the 7 state records
+ * that kept their place.
+ */
+Test(webhook, queue_under_pressure_rollback_delivered_once)
+{
+    rx_pause(rx);
+    char json[4096];
+    snprintf(json, sizeof(json),
+             "{\"queue_size\":8,\"outputs\":[{\"type\":\"webhook\",\"name\":\"chat\","
+             "\"format\":\"generic\",\"url\":\"http://127.0.0.1:%u/hook\",\"rate_limit\":0,"
+             "\"filter\":{\"kinds\":[\"verdict\",\"state\"]},"
+             "\"retry\":{\"base\":\"50ms\",\"cap\":\"200ms\",\"max_attempts\":1000}}]}",
+             rx_port(rx));
+    cd_dispatcher_t *d = st_dispatcher(json, true);
+    cd_verdict_t rb = st_verdict(CD_VERDICT_ROLLBACK, "fatal", CD_ACTION_ROLLBACK, 500);
+    int refused = 0;
+    for (int i = 0; i < 400; i++) {
+        cd_verdict_t s = st_state("errors", CD_ACTION_ALERT, i % 2 ? CD_STATE_PENDING
+                                                                   : CD_STATE_INACTIVE,
+                                  i % 2 ? CD_STATE_INACTIVE : CD_STATE_PENDING, i);
+        refused += !cd_dispatcher_submit(d, &s);
+        if (i == 200) cr_assert(cd_dispatcher_submit(d, &rb));
+    }
+    /* the receiver stays down while the sink retries its head */
+    int64_t t0 = st_now_ms();
+    while (st_stats(d, 0).retries < 3 && st_now_ms() - t0 < 30000)
+        usleep(20 * 1000);
+    cr_assert_geq(st_stats(d, 0).retries, 3);
+    cr_expect_eq(rx_count(rx), 0);
+    cr_assert(rx_resume(rx));
+    cr_assert_eq(cd_dispatcher_drain(d, 30000), 0);
+    cd_sink_stats_t s = st_stats(d, 0);
+    cr_expect_eq(s.delivered, 8);
+    cr_expect_eq(s.failed, 0);
+    /* every record not delivered was refused by the submit queue or the FIFO */
+    cr_expect_eq(s.dropped + cd_dispatcher_overflows(d), 401 - 8, "dropped %llu, overflows %llu",
+                 (unsigned long long)s.dropped, (unsigned long long)cd_dispatcher_overflows(d));
+    cr_expect_leq((uint64_t)refused, cd_dispatcher_overflows(d));
+    cr_assert_eq(rx_count(rx), 8);
+    int rollbacks = 0;
+    for (int i = 0; i < 8; i++) {
+        rx_request_t q = rx_get(rx, i);
+        bool is_rb = strstr(q.body, "\"verdict\":\"ROLLBACK\"") != NULL;
+        rollbacks += is_rb;
+        if (i == 7) cr_expect(is_rb, "the last delivery is not the ROLLBACK: %s", q.body);
+        rx_request_free(&q);
+    }
+    cr_expect_eq(rollbacks, 1);
+    cd_dispatcher_destroy(d);
+}

@@ -331,3 +331,45 @@ Test(engine, alert_not_repeated_while_recovering, .fini = stop)
     no_more(4);
     cr_assert_eq(cd_engine_rule_state(sim.e, 0, NULL), CD_STATE_FIRING);
 }
+
+/* A ROLLBACK restored after a restart (cd_engine_restore_decision) is the
+ * verdict at once, is announced by no record (it was before the restart),
+ * and the rebuild's firing rule does not emit it again; a new judgement
+ * ends it like any decision. */
+Test(engine, restored_rollback_is_sticky_and_silent, .fini = stop)
+{
+    cd_rule_conf_t r = errors("errors", 0, 0);
+    start(&r, 1, 0, 0);
+    cd_engine_restore_decision(sim.e, "v2", CD_VERDICT_ROLLBACK);
+    cr_assert_eq(cd_engine_verdict(sim.e), CD_VERDICT_ROLLBACK);
+    rate(CAN, REQ, 100);
+    rate(CAN, ERR, 10);
+    run(2); /* k0: fires: a state record, no ROLLBACK, no release-wide record */
+    state_at(0, "errors", CD_STATE_INACTIVE, CD_STATE_FIRING, 0);
+    no_more(1);
+    cr_assert_eq(cd_engine_verdict(sim.e), CD_VERDICT_ROLLBACK);
+    cd_engine_new_release(sim.e, "v2", AT(1)); /* judged again (a new Flagger run) */
+    run(1); /* k2: the new judgement's first evaluation: it fires, a ROLLBACK again */
+    state_at(1, "errors", CD_STATE_INACTIVE, CD_STATE_FIRING, 2);
+    verdict_at(2, CD_VERDICT_ROLLBACK, "errors", 2);
+    no_more(3);
+}
+
+/* A restored PROMOTE is not announced again; a later ROLLBACK supersedes
+ * it as it would have before the restart. */
+Test(engine, restored_promote_then_rollback, .fini = stop)
+{
+    cd_rule_conf_t r = errors("errors", 0, 0);
+    start(&r, 1, 0, 0);
+    cd_engine_restore_decision(sim.e, "v2", CD_VERDICT_PROMOTE);
+    rate(CAN, REQ, 100);
+    rate(CAN, ERR, 1);
+    run(2); /* healthy data: still PROMOTE, nothing to say */
+    no_more(0);
+    cr_assert_eq(cd_engine_verdict(sim.e), CD_VERDICT_PROMOTE);
+    rate(CAN, ERR, 10);
+    run(1);
+    state_at(0, "errors", CD_STATE_INACTIVE, CD_STATE_FIRING, 2);
+    verdict_at(1, CD_VERDICT_ROLLBACK, "errors", 2);
+    no_more(2);
+}

@@ -133,6 +133,37 @@ Test(verdict_json, release_wide_nan_and_inf_become_null)
         "\"threshold\":null,\"window\":null,\"for\":null}");
 }
 
+/* A line parsed back renders as the same line (the ledger re-offers a
+ * decision after a restart from its JSON); what is not a record is refused
+ * with a reason. */
+Test(verdict_json, parsed_back_renders_the_same_line)
+{
+    cd_verdict_t recs[3] = {rollback_record(), state_record(), rollback_record()};
+    recs[2].verdict = CD_VERDICT_HEALTHY;
+    recs[2].rule = recs[2].rule_kind = NULL;
+    recs[2].stable_source = NULL;
+    recs[2].window_ms = recs[2].for_ms = 0;
+    recs[2].threshold = NAN;
+    recs[2].canary = (cd_obs_t){true, NAN, 0, 0};
+    recs[2].service = "checkout";
+    for (int i = 0; i < 3; i++) {
+        char a[4096], b[4096], err[128];
+        int n = cd_verdict_to_json(&recs[i], a, sizeof(a));
+        cr_assert_gt(n, 0);
+        cd_verdict_parsed_t p;
+        cr_assert(cd_verdict_from_json(a, (size_t)n, &p, err, sizeof(err)), "%s", err);
+        cr_assert_gt(cd_verdict_to_json(&p.v, b, sizeof(b)), 0);
+        cr_expect_str_eq(b, a);
+    }
+    char err[128];
+    cd_verdict_parsed_t p;
+    cr_expect_not(cd_verdict_from_json("{\"time\":\"x\"}", 12, &p, err, sizeof(err)));
+    cr_expect_str_eq(err, "not a verdict record: no RFC 3339 \"time\"");
+    const char *k = "{\"time\":\"2026-11-27T12:05:30.000Z\",\"kind\":\"verdict\",\"verdict\":\"MAYBE\"}";
+    cr_expect_not(cd_verdict_from_json(k, strlen(k), &p, err, sizeof(err)));
+    cr_expect_str_eq(err, "not a verdict record: unknown \"verdict\"");
+}
+
 Test(verdict_json, invalid_utf8_release_kept_as_question_marks)
 {
     cd_verdict_t v = rollback_record();
