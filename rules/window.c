@@ -466,6 +466,12 @@ int64_t cd_window_resolution(const cd_window_t *w)
     return w->res;
 }
 
+int64_t cd_window_oldest(const cd_window_t *w, bool hist)
+{
+    if (hist && w->hw) w = w->hw;
+    return atomic_load_explicit(&w->late_before_ms, memory_order_relaxed);
+}
+
 int64_t cd_window_clock(const cd_window_t *w)
 {
     return atomic_load_explicit(&w->clock, memory_order_relaxed);

@@ -580,7 +580,8 @@ int cd_cli_run(int argc, char **argv)
         cd_pipeline_set_eval_hook(p, cd_history_sample, r.hist);
     }
     if (hc.enabled) {
-        cd_http_sources_t hs = {.kafka = src, .disp = r.out.disp, .history = r.hist, .cfg = lcfg};
+        cd_http_sources_t hs = {.kafka = src, .disp = r.out.disp, .history = r.hist, .cfg = lcfg,
+                                .window = cd_pipeline_window(p)};
         r.p = p;
         r.snap = r.hist ? calloc(1, sizeof(*r.snap)) : NULL;
         r.http = r.snap ? cd_http_new(&hc, &hs, err, sizeof(err)) : NULL;

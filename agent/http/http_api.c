@@ -368,6 +368,21 @@ static enum MHD_Result get_history(cd_http_t *h, struct MHD_Connection *c, const
     return reply(h, c, 200, "application/json", text, len, NULL);
 }
 
+static enum MHD_Result get_windows(cd_http_t *h, struct MHD_Connection *c, const req_t *r)
+{
+    (void)r;
+    if (!h->src.window || !h->src.cfg)
+        return reply_error(h, c, 404, "no window counts in this server", NULL);
+    const char *at = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "at");
+    cd_snapshot_t *s = snapshot_copy(h);
+    if (!s) return reply_error(h, c, 500, "out of memory", NULL);
+    int64_t judged = s->judged_ms;
+    free(s);
+    int status = 500;
+    json_t *j = cd_http_windows_json(h->src.cfg, h->src.window, judged, at, &status);
+    return reply_json(h, c, status, j, NULL);
+}
+
 /* Parses a JSON object body into *out (NULL for an empty body when
  * allow_empty). Replies 400 itself and returns false on a bad body. */
 static bool body_object(cd_http_t *h, struct MHD_Connection *c, const req_t *r, bool allow_empty,
@@ -617,6 +632,7 @@ static const struct route {
     {"/", "GET", get_page},
     {"/api/v1/dashboard", "GET", get_dashboard},
     {"/api/v1/history", "GET", get_history},
+    {"/api/v1/windows", "GET", get_windows},
 };
 
 static enum MHD_Result route(cd_http_t *h, struct MHD_Connection *c, const char *url,

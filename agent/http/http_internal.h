@@ -8,7 +8,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <jansson.h>
+
 #include "canaryd/http_api.h"
+#include "canaryd/window.h"
 
 /* Status codes counted in canaryd_http_requests_total. */
 #define CD_HTTP_NCODES 11
@@ -35,5 +38,12 @@ char *cd_http_dashboard_render(const cd_snapshot_t *s, cd_history_t *h, const cd
                                const cd_kafka_source_t *k, cd_dispatcher_t *d, int64_t now_ms,
                                size_t *len);
 char *cd_http_history_render(cd_history_t *h, int64_t since_ms, size_t *len);
+
+/* agent/http/http_windows.c: GET /api/v1/windows's reply for ?at= (NULL:
+ * the last bucket boundary judged), judged_ms from the latest snapshot;
+ * *status gets the HTTP status (200, 400, 404 no longer retained, 409 not
+ * judged yet, 500). A new reference (caller decrefs). HTTP threads. */
+json_t *cd_http_windows_json(const cd_config_t *cfg, const cd_window_t *w, int64_t judged_ms,
+                             const char *at, int *status);
 
 #endif

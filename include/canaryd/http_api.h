@@ -16,6 +16,8 @@
  *   GET  /                                the live status page (agent/http/http_page.c)
  *   GET  /api/v1/dashboard                what the page draws (JSON with chart fragments)
  *   GET  /api/v1/history[?since=T]        the per-rule series (JSON)
+ *   GET  /api/v1/windows[?at=S]           each rule's window counts per type and
+ *                                         cohort closed at the whole second S
  *
  * libmicrohttpd serves on threads of its own. Handlers never touch the
  * engine: the evaluating thread publishes snapshots (snapshot.h) and takes
@@ -35,6 +37,7 @@
 #include "canaryd/history.h"
 #include "canaryd/kafka_source.h"
 #include "canaryd/snapshot.h"
+#include "canaryd/window.h"
 
 #define CD_HTTP_DEFAULT_PORT 8686
 #define CD_HTTP_DEFAULT_MAX_LAG 10000
@@ -68,6 +71,9 @@ typedef struct cd_http_sources {
     cd_dispatcher_t *disp;
     cd_history_t *history;   /* the status page's and /api/v1/history's series */
     const cd_config_t *cfg;  /* names in the charts' captions */
+    /* GET /api/v1/windows reads the rules' window counts from it (lock-free
+     * readers); NULL: that endpoint answers 404. Needs cfg. */
+    const cd_window_t *window;
 } cd_http_sources_t;
 
 /* Creates a server (not listening yet). conf and src are copied. NULL +

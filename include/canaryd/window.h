@@ -16,6 +16,7 @@
 #ifndef CANARYD_WINDOW_H
 #define CANARYD_WINDOW_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "canaryd/common.h"
@@ -94,6 +95,12 @@ double cd_window_quantile(const cd_window_t *w, int hist, cd_cohort_t c, int64_t
 
 /* Bucket length in ms (the configured resolution). */
 int64_t cd_window_resolution(const cd_window_t *w);
+
+/* The start of the oldest bucket readers still see (clock - span, in
+ * whole buckets; 0 early on): a range starting before it is clipped. hist:
+ * the histograms' ring (shorter when hist_span_ms is). Only moves forward.
+ * Any thread. */
+int64_t cd_window_oldest(const cd_window_t *w, bool hist);
 
 /* Bytes allocated for the ring (for sizing docs and RSS budgets). */
 size_t cd_window_memory(const cd_window_t *w);

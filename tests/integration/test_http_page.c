@@ -8,6 +8,8 @@
  *                          fragment per rule with the history's points;
  *   GET /api/v1/history    every point and mark; since= in ms and RFC 3339
  *                          filters; a bad since is 400;
+ *   GET /api/v1/windows    a real pipeline's window counts closed at a
+ *                          second: exact, 409 / 404 / 400 (see the test);
  *   a token configured: the read endpoints still answer without it (the
  *   page works with the token or without); POST / is 405.
  * A writer thread adds points while readers fetch (for ASan).
@@ -25,6 +27,8 @@
 #include "canaryd/config.h"
 #include "canaryd/history.h"
 #include "canaryd/http_api.h"
+#include "canaryd/pipeline.h"
+#include "canaryd/timeutil.h"
 #include "html_check.h"
 
 #define T0 1795780800000LL /* 2026-11-27T12:00:00.000Z */
@@ -245,6 +249,153 @@ Test(http_page, history_and_since)
     cr_expect_eq(get("GET", "/api/v1/dashboard", &b), 200);
     free(b.s);
     stop();
+}
+
+/* GET /api/v1/windows on a server reading a real pipeline's window ring:
+ * exact counts per rule, type and cohort closed at a whole second (given
+ * in seconds or RFC 3339; by default the last second judged), 409 after
+ * the watermark, 404 once the ring no longer holds the window, 400 for a
+ * bad or fractional second. */
+static void no_record(const cd_verdict_t *v, void *opaque)
+{
+    (void)v;
+    (void)opaque;
+}
+
+static void ingest(cd_pipeline_t *p, const char *type, const char *cohort, int64_t t)
+{
+    char line[200];
+    int n = snprintf(line, sizeof line,
+                     "{\"event_type\":\"%s\",\"timestamp\":%lld,\"cohort\":\"%s\"}", type,
+                     (long long)t, cohort);
+    cr_assert_eq(cd_pipeline_ingest(p, line, (size_t)n, 0), CD_BAD_NONE);
+}
+
+static void publish_judged(int64_t judged_ms)
+{
+    cd_snapshot_t *snap = calloc(1, sizeof *snap);
+    snap->verdict = CD_VERDICT_ANALYZING;
+    snap->time_ms = snap->judged_ms = judged_ms;
+    cd_http_publish(http, snap);
+    free(snap);
+}
+
+static int64_t counted(json_t *rule, const char *cohort, const char *type)
+{
+    json_t *v = json_object_get(json_object_get(json_object_get(rule, "counts"), cohort), type);
+    cr_assert(json_is_integer(v), "%s %s missing", cohort, type);
+    return json_integer_value(v);
+}
+
+Test(http_page, windows_counts_at_a_second)
+{
+    cd_diag_t diag;
+    char err[256];
+    cd_diag_init(&diag);
+    cfg = cd_config_parse(CONFIG, sizeof(CONFIG) - 1, NULL, &diag);
+    cr_assert_not_null(cfg, "%s", diag.text);
+    cd_pipeline_t *p = cd_pipeline_new(cfg, 5000, 1, no_record, NULL, err, sizeof err);
+    cr_assert_not_null(p, "%s", err);
+    cd_pipeline_begin(p, T0);
+    /* seconds 0..19: canary 10 requests and an error on even seconds,
+     * stable 20 requests and 1 error */
+    for (int s = 0; s < 20; s++) {
+        int64_t t = T0 + s * 1000LL;
+        cd_pipeline_advance(p, t);
+        for (int k = 0; k < 10; k++)
+            ingest(p, "REQUEST_COMPLETED", "canary", t + k * 50);
+        if (s % 2 == 0) ingest(p, "ERROR_OCCURRED", "canary", t + 999);
+        for (int k = 0; k < 20; k++)
+            ingest(p, "REQUEST_COMPLETED", "stable", t + k * 25);
+        ingest(p, "ERROR_OCCURRED", "stable", t);
+    }
+    cd_pipeline_advance(p, T0 + 20500);
+    hist = NULL;
+    cd_http_conf_t hc = {.enabled = true, .host = "127.0.0.1", .port = 0, .loopback = true};
+    cd_http_sources_t src = {.cfg = cfg, .window = cd_pipeline_window(p)};
+    http = cd_http_new(&hc, &src, err, sizeof err);
+    cr_assert_not_null(http, "%s", err);
+    cr_assert_eq(cd_http_start(http, err, sizeof err), 0, "%s", err);
+    port = cd_http_port(http);
+    publish_judged(T0 + 20300);
+
+    char path[128];
+    snprintf(path, sizeof path, "/api/v1/windows?at=%lld", (T0 + 15000) / 1000);
+    json_t *j = get_json(path);
+    cr_expect_str_eq(json_string_value(json_object_get(j, "at")), "2026-11-27T12:00:15.000Z");
+    cr_expect_eq(json_integer_value(json_object_get(j, "at_ms")), T0 + 15000);
+    cr_expect_str_eq(json_string_value(json_object_get(j, "judged_until")),
+                     "2026-11-27T12:00:20.300Z");
+    json_t *rules = json_object_get(j, "rules");
+    cr_assert_eq(json_array_size(rules), 2);
+    json_t *r0 = json_array_get(rules, 0), *r1 = json_array_get(rules, 1);
+    cr_expect_str_eq(json_string_value(json_object_get(r0, "name")), "error-rate");
+    cr_expect_eq(json_integer_value(json_object_get(r0, "window_ms")), 10000);
+    /* [5 s, 15 s): seconds 5..14 */
+    cr_expect_eq(counted(r0, "canary", "REQUEST_COMPLETED"), 100);
+    cr_expect_eq(counted(r0, "canary", "ERROR_OCCURRED"), 5); /* 6, 8, 10, 12, 14 */
+    cr_expect_eq(counted(r0, "stable", "REQUEST_COMPLETED"), 200);
+    cr_expect_eq(counted(r0, "stable", "ERROR_OCCURRED"), 10);
+    cr_expect_eq(json_object_size(json_object_get(json_object_get(r0, "counts"), "canary")), 2);
+    cr_expect_str_eq(json_string_value(json_object_get(r1, "name")), "errors");
+    cr_expect_eq(counted(r1, "canary", "ERROR_OCCURRED"), 5);
+    cr_expect_eq(json_object_size(json_object_get(json_object_get(r1, "counts"), "stable")), 1);
+    json_decref(j);
+
+    /* default: the last whole second judged (20: seconds 10..19) */
+    j = get_json("/api/v1/windows");
+    cr_expect_eq(json_integer_value(json_object_get(j, "at_ms")), T0 + 20000);
+    cr_expect_eq(counted(json_array_get(json_object_get(j, "rules"), 0), "canary",
+                         "ERROR_OCCURRED"),
+                 5); /* 10, 12, 14, 16, 18 */
+    json_decref(j);
+    j = get_json("/api/v1/windows?at=2026-11-27T12:00:11Z");
+    cr_expect_eq(counted(json_array_get(json_object_get(j, "rules"), 0), "canary",
+                         "REQUEST_COMPLETED"),
+                 100); /* 1..10 */
+    cr_expect_eq(counted(json_array_get(json_object_get(j, "rules"), 0), "canary",
+                         "ERROR_OCCURRED"),
+                 5); /* 2, 4, 6, 8, 10 */
+    json_decref(j);
+
+    body_t b;
+    snprintf(path, sizeof path, "/api/v1/windows?at=%lld", (T0 + 21000) / 1000);
+    cr_expect_eq(get("GET", path, &b), 409, "%s", b.s);
+    cr_expect(strstr(b.s, "not judged yet") != NULL, "%s", b.s);
+    free(b.s);
+    cr_expect_eq(get("GET", "/api/v1/windows?at=soon", &b), 400);
+    free(b.s);
+    cr_expect_eq(get("GET", "/api/v1/windows?at=2026-11-27T12:00:11.5Z", &b), 400);
+    cr_expect(strstr(b.s, "bucket boundary") != NULL, "%s", b.s);
+    free(b.s);
+
+    /* an hour later the ring holds none of it */
+    cd_pipeline_advance(p, T0 + 3600000);
+    publish_judged(T0 + 3600000);
+    snprintf(path, sizeof path, "/api/v1/windows?at=%lld", (T0 + 15000) / 1000);
+    cr_expect_eq(get("GET", path, &b), 404, "%s", b.s);
+    cr_expect(strstr(b.s, "no longer retained") != NULL, "%s", b.s);
+    j = json_loads(b.s, 0, NULL);
+    cr_assert_not_null(j);
+    int64_t oldest;
+    cr_assert(cd_time_parse_rfc3339(json_string_value(json_object_get(j, "oldest")),
+                                    strlen(json_string_value(json_object_get(j, "oldest"))),
+                                    &oldest));
+    cr_expect_gt(oldest, T0 + 2400000); /* the ring: promote_after 15m + slack 30s */
+    cr_expect_leq(oldest, T0 + 3600000);
+    json_decref(j);
+    free(b.s);
+    snprintf(path, sizeof path, "/api/v1/windows?at=%lld", (long long)(oldest / 1000));
+    j = get_json(path);
+    cr_expect_eq(counted(json_array_get(json_object_get(j, "rules"), 0), "canary",
+                         "REQUEST_COMPLETED"),
+                 0);
+    json_decref(j);
+
+    cd_http_stop(http);
+    cd_http_destroy(http);
+    cd_pipeline_destroy(p);
+    cd_config_free(cfg);
 }
 
 static atomic_bool done;
