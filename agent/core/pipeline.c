@@ -586,6 +586,7 @@ void cd_pipeline_advance_until(cd_pipeline_t *p, int64_t now_ms, int64_t until_m
     /* unsigned difference: no overflow for any pair of int64 times */
     bool skip = until_ms > b && (uint64_t)until_ms - (uint64_t)b > 3 * (uint64_t)empty_after;
     int64_t skip_at = skip ? b + empty_after : INT64_MAX;
+    bool evaluated = false;
     /* b <= until_ms - iv rather than b + iv <= until_ms: no overflow near INT64_MAX */
     while (b <= until_ms - iv) {
         if (b >= skip_at) {
@@ -604,6 +605,7 @@ void cd_pipeline_advance_until(cd_pipeline_t *p, int64_t now_ms, int64_t until_m
         cd_engine_eval(p->eng, p->win, b, on_record, p);
         if (p->eval_hook) p->eval_hook(p, b, p->eval_opaque);
         p->evaluations++;
+        evaluated = true;
         p->lazy_key = bucket_key(p, b);
         atomic_store_explicit(&p->last_eval, b, memory_order_relaxed);
         /* Lazy: the events that made this advance "changed" are now judged;
@@ -613,7 +615,11 @@ void cd_pipeline_advance_until(cd_pipeline_t *p, int64_t now_ms, int64_t until_m
          * deadline once, not 100 times a second of backlog. */
         if (p->lazy) changed = false;
     }
-    if (p->lazy) p->lazy_seen = seen;
+    /* The events counted in seen are judged only if a boundary was
+     * evaluated; an advance that passed none (the clock moved less than the
+     * grid, or stepped back a little) leaves them for the next boundary,
+     * which must then evaluate even inside the same bucket. */
+    if (p->lazy && evaluated) p->lazy_seen = seen;
     p->grid = b;
     if (now_ms > p->clock) p->clock = now_ms;
     cd_window_set_clock(p->win, p->clock);
