@@ -393,15 +393,27 @@ cd_window_result_t cd_pipeline_add(cd_pipeline_t *p, const cd_event_t *ev, int s
     CD_ASSERT(ev->cohort == CD_COHORT_CANARY || ev->cohort == CD_COHORT_STABLE);
     CD_ASSERT(ev->type == CD_TYPE_OTHER || (ev->type >= 0 && ev->type < p->cfg->decode.ntypes));
 
-    if (ev->type != CD_TYPE_OTHER)
+    /* Once one of the event's cells is written, the event is in the windows
+     * and so accepted: the live clock may move between its writes, and a
+     * later write then finds it older than the ring (LATE; never FUTURE, that
+     * edge only moves later). Such a histogram sample is older than any read
+     * can reach (reads clip at the same edge), so dropping it hides nothing
+     * from a rule, while counting the event late too would make the
+     * statistics disagree with the windows. */
+    bool written = false;
+    if (ev->type != CD_TYPE_OTHER) {
         res = cd_window_add(p->win, stripe, ev->type, ev->cohort, ev->ts_ms, 1);
+        written = res == CD_WIN_OK;
+    }
     if (res == CD_WIN_OK) {
         for (int i = 0; i < p->cfg->decode.nnumeric; i++) {
             if (ev->bad_num_mask & (1u << i)) count(&p->bad_numeric);
             if (!(ev->num_mask & (1u << i))) continue;
             cd_window_result_t r = cd_window_observe(p->win, i, ev->cohort, ev->ts_ms, ev->num[i]);
-            if (r != CD_WIN_OK) {
-                res = r; /* only possible for a type-less event: same time, same answer */
+            if (r == CD_WIN_OK) {
+                written = true;
+            } else if (!written) {
+                res = r; /* a type-less event's first write: nothing is in the windows */
                 break;
             }
         }
