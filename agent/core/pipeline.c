@@ -395,15 +395,27 @@ cd_window_result_t cd_pipeline_add(cd_pipeline_t *p, const cd_event_t *ev, int s
     CD_ASSERT(ev->cohort == CD_COHORT_CANARY || ev->cohort == CD_COHORT_STABLE);
     CD_ASSERT(ev->type == CD_TYPE_OTHER || (ev->type >= 0 && ev->type < p->cfg->decode.ntypes));
 
-    if (ev->type != CD_TYPE_OTHER)
+    /* Once one of the event's cells is written, the event is in the windows
+     * and so accepted: the live clock may move between its writes, and a
+     * later write then finds it older than the ring (LATE; never FUTURE, that
+     * edge only moves later). Such a histogram sample is older than any read
+     * can reach (reads clip at the same edge), so dropping it hides nothing
+     * from a rule, while counting the event late too would make the
+     * statistics disagree with the windows. */
+    bool written = false;
+    if (ev->type != CD_TYPE_OTHER) {
         res = cd_window_add(p->win, stripe, ev->type, ev->cohort, ev->ts_ms, 1);
+        written = res == CD_WIN_OK;
+    }
     if (res == CD_WIN_OK) {
         for (int i = 0; i < p->cfg->decode.nnumeric; i++) {
             if (ev->bad_num_mask & (1u << i)) count(&p->bad_numeric);
             if (!(ev->num_mask & (1u << i))) continue;
             cd_window_result_t r = cd_window_observe(p->win, i, ev->cohort, ev->ts_ms, ev->num[i]);
-            if (r != CD_WIN_OK) {
-                res = r; /* only possible for a type-less event: same time, same answer */
+            if (r == CD_WIN_OK) {
+                written = true;
+            } else if (!written) {
+                res = r; /* a type-less event's first write: nothing is in the windows */
                 break;
             }
         }
@@ -588,6 +600,7 @@ void cd_pipeline_advance_until(cd_pipeline_t *p, int64_t now_ms, int64_t until_m
     /* unsigned difference: no overflow for any pair of int64 times */
     bool skip = until_ms > b && (uint64_t)until_ms - (uint64_t)b > 3 * (uint64_t)empty_after;
     int64_t skip_at = skip ? b + empty_after : INT64_MAX;
+    bool evaluated = false;
     /* b <= until_ms - iv rather than b + iv <= until_ms: no overflow near INT64_MAX */
     while (b <= until_ms - iv) {
         if (b >= skip_at) {
@@ -606,6 +619,7 @@ void cd_pipeline_advance_until(cd_pipeline_t *p, int64_t now_ms, int64_t until_m
         cd_engine_eval(p->eng, p->win, b, on_record, p);
         if (p->eval_hook) p->eval_hook(p, b, p->eval_opaque);
         p->evaluations++;
+        evaluated = true;
         p->lazy_key = bucket_key(p, b);
         atomic_store_explicit(&p->last_eval, b, memory_order_relaxed);
         /* Lazy: the events that made this advance "changed" are now judged;
@@ -615,7 +629,11 @@ void cd_pipeline_advance_until(cd_pipeline_t *p, int64_t now_ms, int64_t until_m
          * deadline once, not 100 times a second of backlog. */
         if (p->lazy) changed = false;
     }
-    if (p->lazy) p->lazy_seen = seen;
+    /* The events counted in seen are judged only if a boundary was
+     * evaluated; an advance that passed none (the clock moved less than the
+     * grid, or stepped back a little) leaves them for the next boundary,
+     * which must then evaluate even inside the same bucket. */
+    if (p->lazy && evaluated) p->lazy_seen = seen;
     p->grid = b;
     if (now_ms > p->clock) p->clock = now_ms;
     cd_window_set_clock(p->win, p->clock);

@@ -252,3 +252,55 @@ Test(pipeline_lazy, held_judgement_catches_up_with_the_same_records, .fini = fin
         second_episode |= eager.t[i] > 30000 && eager.t[i] < 45000 && strstr(eager.line[i], "->pending");
     cr_assert(second_episode, "the hold must cover a state change");
 }
+
+/* An advance that passes no boundary (the clock moved less than the grid,
+ * or the wall clock stepped back a little, so that the held end is past the
+ * last boundary but the clock is not past the next) evaluates nothing, so
+ * the events it found are not judged yet: the next boundary must evaluate
+ * them even inside the same bucket. Failed before: such an advance took the
+ * events as judged (lazy_seen), the next boundaries of that second were
+ * skipped and the three errors at 1.500 s went pending at 2.010 s, one
+ * resolution late, instead of 1.510 s; the same after the step back at
+ * 2.5 s (pending at 3.010 s instead of 2.520 s). */
+Test(pipeline_lazy, an_advance_without_a_boundary_leaves_its_events_unjudged, .fini = fini)
+{
+    static rec_t r;
+    char err[512];
+    cd_config_t *c = load();
+    cd_pipeline_t *p = cd_pipeline_new(c, 120000, 1, on_record, &r, err, sizeof err);
+    cr_assert_not_null(p, "%s", err);
+    cd_pipeline_set_lazy(p, true);
+    cd_pipeline_advance(p, T0);
+    for (int64_t now = GRID; now <= 1500; now += GRID) cd_pipeline_advance(p, T0 + now);
+    int base = r.n; /* HEALTHY at the first boundary (min_canary_events 0) */
+
+    /* the clock moves 5 ms: no boundary */
+    for (int i = 0; i < 3; i++) add(p, 1, CD_COHORT_CANARY, 1500);
+    cd_pipeline_advance(p, T0 + 1505);
+    cr_assert_eq(r.n, base);
+    cd_pipeline_advance(p, T0 + 1510);
+    cr_assert_eq(r.n, base + 1, "the errors are judged at the next boundary");
+    cr_assert(strncmp(r.line[base], "+1510 state  inactive->pending", 30) == 0, "%s", r.line[base]);
+
+    /* A fresh pipeline: the wall clock steps back 3 ms (now 2.512 s after
+     * 2.515 s): the held end 2.512 is past the last boundary 2.510, the
+     * next one (2.520) not reached. */
+    cd_pipeline_destroy(p);
+    memset(&r, 0, sizeof r);
+    p = cd_pipeline_new(c, 120000, 1, on_record, &r, err, sizeof err);
+    cr_assert_not_null(p, "%s", err);
+    cd_pipeline_set_lazy(p, true);
+    cd_pipeline_advance(p, T0);
+    for (int64_t now = GRID; now <= 2510; now += GRID) cd_pipeline_advance(p, T0 + now);
+    cd_pipeline_advance(p, T0 + 2515);
+    base = r.n;
+    for (int i = 0; i < 3; i++) add(p, 1, CD_COHORT_CANARY, 2511);
+    cd_pipeline_advance(p, T0 + 2512);
+    cr_assert_eq(r.n, base);
+    cd_pipeline_advance(p, T0 + 2520);
+    cr_assert_eq(r.n, base + 1, "the errors are judged at the next boundary");
+    cr_assert(strncmp(r.line[base], "+2520 state  inactive->pending", 30) == 0, "%s",
+              r.line[base]);
+    cd_pipeline_destroy(p);
+    (void)c;
+}
