@@ -26,7 +26,6 @@
 #include <fcntl.h>
 #include <ftw.h>
 #include <jansson.h>
-#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,94 +34,27 @@
 #include <unistd.h>
 
 #include "canaryd/config.h"
-
-extern char **environ;
-
-static char dir[64];
-
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st, (void)flag, (void)ftw;
-    return remove(path);
-}
+#include "live_helpers.h"
 
 static void setup(void)
 {
-    snprintf(dir, sizeof(dir), "/tmp/cd_baseline_XXXXXX");
-    cr_assert_not_null(mkdtemp(dir));
+    scratch_make("cd_baseline_");
 }
 
 static void teardown(void)
 {
-    nftw(dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
+    kill_children();
+    scratch_remove();
 }
 
 TestSuite(baseline, .init = setup, .fini = teardown);
-
-static const char *path_of(const char *name)
-{
-    static char buf[64][160];
-    static int i;
-    char *p = buf[i++ % 64];
-    snprintf(p, 160, "%s/%s", dir, name);
-    return p;
-}
-
-static void write_file(const char *name, const char *text)
-{
-    FILE *f = fopen(path_of(name), "w");
-    cr_assert_not_null(f);
-    fputs(text, f);
-    fclose(f);
-}
-
-static char *read_file(const char *name)
-{
-    FILE *f = fopen(path_of(name), "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    rewind(f);
-    char *s = malloc((size_t)n + 1);
-    size_t got = fread(s, 1, (size_t)n, f);
-    s[got] = '\0';
-    fclose(f);
-    return s;
-}
-
-static bool exists(const char *name)
-{
-    return access(path_of(name), F_OK) == 0;
-}
 
 /* Runs canaryd with args (NULL-terminated), stdin from in (NULL: /dev/null),
  * stdout and stderr into "out" and "err"; returns the exit status. */
 static int run(const char *in, const char *const *args)
 {
-    const char *bin = getenv("CANARYD_BIN");
-    cr_assert_not_null(bin, "CANARYD_BIN is not set");
-    char *argv[32];
-    int n = 0;
-    argv[n++] = (char *)bin;
-    for (; args[n - 1] && n < 31; n++)
-        argv[n] = (char *)args[n - 1];
-    argv[n] = NULL;
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_addopen(&fa, 0, in ? path_of(in) : "/dev/null", O_RDONLY, 0);
-    posix_spawn_file_actions_addopen(&fa, 1, path_of("out"), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    posix_spawn_file_actions_addopen(&fa, 2, path_of("err"), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    pid_t pid;
-    int rc = posix_spawn(&pid, bin, &fa, NULL, argv, environ);
-    posix_spawn_file_actions_destroy(&fa);
-    cr_assert_eq(rc, 0, "spawn %s: %s", bin, strerror(rc));
-    int st;
-    cr_assert_eq(waitpid(pid, &st, 0), pid);
-    cr_assert(WIFEXITED(st), "canaryd did not exit normally (status 0x%x)", st);
-    return WEXITSTATUS(st);
+    return wait_exit(spawn_canaryd(in, "out", "err", args), 120000);
 }
-
-#define ARGS(...) ((const char *const[]){__VA_ARGS__, NULL})
 
 /* stderr of the last run contains needle */
 static void err_has(const char *needle)
@@ -214,7 +146,7 @@ static const char EXPECTED[] = "{\n"
 
 Test(baseline, exact_capture_from_hand_written_stream)
 {
-    write_file("config.json", CONFIG); /* names baseline.json, which does not exist yet */
+    write_text("config.json", CONFIG); /* names baseline.json, which does not exist yet */
     write_stream("events.jsonl");
     cr_assert_eq(
         run(NULL, ARGS("baseline", "--config", path_of("config.json"), path_of("events.jsonl"))),
@@ -234,7 +166,7 @@ Test(baseline, exact_capture_from_hand_written_stream)
 
 Test(baseline, insufficient_rule_is_reported_and_left_out)
 {
-    write_file("config.json", CONFIG);
+    write_text("config.json", CONFIG);
     write_stream("events.jsonl");
     cr_assert_eq(
         run(NULL, ARGS("baseline", "--config", path_of("config.json"), path_of("events.jsonl"))),
@@ -251,7 +183,7 @@ Test(baseline, insufficient_rule_is_reported_and_left_out)
  * the count still over its own window (and said so). */
 Test(baseline, window_all_from_stdin)
 {
-    write_file("config.json", CONFIG);
+    write_text("config.json", CONFIG);
     write_stream("events.jsonl");
     cr_assert_eq(run("events.jsonl",
                      ARGS("baseline", "--config", path_of("config.json"), "--window", "all", "-")),
@@ -284,7 +216,7 @@ Test(baseline, window_all_from_stdin)
 
 Test(baseline, window_option_overrides_rule_windows)
 {
-    write_file("config.json", CONFIG);
+    write_text("config.json", CONFIG);
     write_stream("events.jsonl");
     cr_assert_eq(run(NULL, ARGS("baseline", "--config", path_of("config.json"), "--window", "20s",
                                 path_of("events.jsonl"))),
@@ -303,7 +235,7 @@ Test(baseline, window_option_overrides_rule_windows)
  * baseline_file unchanged: the same doubles in the rules. */
 Test(baseline, round_trip_through_config_load)
 {
-    write_file("config.json", CONFIG);
+    write_text("config.json", CONFIG);
     write_stream("events.jsonl");
     cr_assert_eq(run(NULL, ARGS("baseline", "--config", path_of("config.json"), "--output",
                                 path_of("baseline.json"), path_of("events.jsonl"))),
@@ -343,7 +275,7 @@ Test(baseline, round_trip_through_config_load)
  * the captured value: stable_source "baseline" in the verdict record. */
 Test(baseline, replay_without_stable_traffic_uses_captured_baseline)
 {
-    write_file("config.json", CONFIG);
+    write_text("config.json", CONFIG);
     write_stream("events.jsonl");
     cr_assert_eq(run(NULL, ARGS("baseline", "--config", path_of("config.json"), "--output",
                                 path_of("baseline.json"), path_of("events.jsonl"))),
@@ -373,7 +305,7 @@ Test(baseline, replay_without_stable_traffic_uses_captured_baseline)
 
 Test(baseline, nothing_captured_exits_3_and_writes_nothing)
 {
-    write_file("config.json", CONFIG);
+    write_text("config.json", CONFIG);
     /* stable: 5 requests in the last 10 s (20 needed); payments none; the
      * count rule has no minimum, so drop it from the config */
     static const char ONE_RULE[] =
@@ -382,7 +314,7 @@ Test(baseline, nothing_captured_exits_3_and_writes_nothing)
         "[\"ERROR_OCCURRED\"], \"denominator\": [\"REQUEST_COMPLETED\"], \"op\": \">\", "
         "\"factor\": 2, \"window\": \"10s\", \"min_samples\": {\"stable\": 20}, \"action\": "
         "\"rollback\"}]}\n";
-    write_file("one.json", ONE_RULE);
+    write_text("one.json", ONE_RULE);
     FILE *f = fopen(path_of("few.jsonl"), "w");
     for (int s = 0; s < 5; s++)
         event(f, "REQUEST_COMPLETED", "stable", s, 0);
@@ -390,14 +322,14 @@ Test(baseline, nothing_captured_exits_3_and_writes_nothing)
     cr_assert_eq(run(NULL, ARGS("baseline", "--config", path_of("one.json"), "--output",
                                 path_of("b.json"), path_of("few.jsonl"))),
                  3);
-    cr_assert_not(exists("b.json"));
+    cr_assert_not(file_exists("b.json"));
     err_has("  errors: not captured: stable has 5 samples (ERROR_OCCURRED/REQUEST_COMPLETED) in "
             "10s ending at the last event, needs 20 (min_samples.stable)\n");
     err_has("canaryd baseline: no relative rule had enough stable samples; nothing written, "
             "exit 3\n");
 
     /* an empty stream: nothing either, and no time to speak of */
-    write_file("empty.jsonl", "");
+    write_text("empty.jsonl", "");
     cr_assert_eq(
         run(NULL, ARGS("baseline", "--config", path_of("one.json"), path_of("empty.jsonl"))), 3);
     out_is("");
@@ -408,7 +340,7 @@ Test(baseline, nothing_captured_exits_3_and_writes_nothing)
 
 Test(baseline, usage_and_config_errors_exit_2)
 {
-    write_file("config.json", CONFIG);
+    write_text("config.json", CONFIG);
     write_stream("events.jsonl");
     const char *cfg = path_of("config.json"), *ev = path_of("events.jsonl");
 
@@ -436,7 +368,7 @@ Test(baseline, usage_and_config_errors_exit_2)
 
     cr_assert_eq(run(NULL, ARGS("baseline", "--config", path_of("missing.json"), ev)), 2);
     err_has("missing.json: cannot open");
-    write_file("thresholds.json",
+    write_text("thresholds.json",
                "{\"rules\": [{\"name\": \"a\", \"kind\": \"threshold\", \"numerator\": "
                "[\"X\"], \"op\": \">\", \"threshold\": 1, \"window\": \"1m\", \"action\": "
                "\"alert\"}]}");
@@ -457,10 +389,10 @@ Test(baseline, usage_and_config_errors_exit_2)
  * rejects every other key. */
 Test(baseline, loader_checks_informational_keys)
 {
-    write_file("config.json", CONFIG);
+    write_text("config.json", CONFIG);
     cd_diag_t *diag = malloc(sizeof(*diag));
 
-    write_file("baseline.json",
+    write_text("baseline.json",
                "{\"values\": {\"errors\": 0.01}, \"samples\": {\"errors\": -1, \"nope\": 3}, "
                "\"window\": {\"errors\": \"10q\", \"err-count\": \"all\", \"pay-floor\": \"1m\"}, "
                "\"comment\": \"x\"}");
@@ -482,7 +414,7 @@ Test(baseline, loader_checks_informational_keys)
         cr_assert(strstr(diag->text, want[i]) != NULL, "missing\n  %s\nin\n%s", want[i],
                   diag->text);
 
-    write_file("baseline.json", "{\"values\": {\"errors\": 0.01}, \"samples\": {\"errors\": "
+    write_text("baseline.json", "{\"values\": {\"errors\": 0.01}, \"samples\": {\"errors\": "
                                 "40}, \"window\": {\"errors\": \"10s\"}}");
     c = cd_config_load(path_of("config.json"), diag);
     cr_assert_not_null(c, "%s", diag->text);

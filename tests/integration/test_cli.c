@@ -9,7 +9,6 @@
 #include <fcntl.h>
 #include <ftw.h>
 #include <signal.h>
-#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,116 +17,22 @@
 #include <time.h>
 #include <unistd.h>
 
-extern char **environ;
-
-static char dir[64];
-
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st, (void)flag, (void)ftw;
-    return remove(path);
-}
+#include "live_helpers.h"
 
 static void setup(void)
 {
-    snprintf(dir, sizeof(dir), "/tmp/cd_cli_XXXXXX");
-    cr_assert_not_null(mkdtemp(dir));
+    scratch_make("cd_cli_");
 }
 
 static void teardown(void)
 {
-    nftw(dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
-}
-
-static const char *path_of(const char *name)
-{
-    /* a ring: argument lists hold these while later calls make more */
-    static char buf[256][128];
-    static int i;
-    char *p = buf[i++ % 256];
-    snprintf(p, 128, "%s/%s", dir, name);
-    return p;
-}
-
-static void write_file(const char *name, const char *text, const char *mode)
-{
-    FILE *f = fopen(path_of(name), mode);
-    cr_assert_not_null(f);
-    fputs(text, f);
-    fclose(f);
-}
-
-static char *read_file(const char *name)
-{
-    FILE *f = fopen(path_of(name), "rb");
-    if (!f) return strdup("");
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    rewind(f);
-    char *s = malloc((size_t)n + 1);
-    size_t got = fread(s, 1, (size_t)n, f);
-    s[got] = '\0';
-    fclose(f);
-    return s;
-}
-
-/* Starts canaryd with args (NULL-terminated); stdin from in (NULL: /dev/null),
- * stdout and stderr into files of this folder. */
-static pid_t start(const char *in, const char *out, const char *err, const char *const *args)
-{
-    const char *bin = getenv("CANARYD_BIN");
-    cr_assert_not_null(bin, "CANARYD_BIN is not set");
-    char *argv[32];
-    int n = 0;
-    argv[n++] = (char *)bin;
-    for (; args[n - 1] && n < 31; n++)
-        argv[n] = (char *)args[n - 1];
-    argv[n] = NULL;
-
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_addopen(&fa, 0, in ? path_of(in) : "/dev/null", O_RDONLY, 0);
-    posix_spawn_file_actions_addopen(&fa, 1, path_of(out), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    posix_spawn_file_actions_addopen(&fa, 2, path_of(err), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    pid_t pid;
-    int rc = posix_spawn(&pid, bin, &fa, NULL, argv, environ);
-    posix_spawn_file_actions_destroy(&fa);
-    cr_assert_eq(rc, 0, "spawn %s: %s", bin, strerror(rc));
-    return pid;
-}
-
-static int wait_exit(pid_t pid)
-{
-    int st;
-    cr_assert_eq(waitpid(pid, &st, 0), pid);
-    cr_assert(WIFEXITED(st), "canaryd did not exit normally (status 0x%x)", st);
-    return WEXITSTATUS(st);
+    kill_children();
+    scratch_remove();
 }
 
 static int run(const char *in, const char *const *args)
 {
-    return wait_exit(start(in, "out", "err", args));
-}
-
-#define ARGS(...) ((const char *const[]){__VA_ARGS__, NULL})
-
-static void sleep_ms(long ms)
-{
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
-/* Waits up to 5 s for file name to contain needle. */
-static bool wait_for(const char *name, const char *needle)
-{
-    for (int i = 0; i < 100; i++) {
-        char *s = read_file(name);
-        bool found = strstr(s, needle) != NULL;
-        free(s);
-        if (found) return true;
-        sleep_ms(50);
-    }
-    return false;
+    return wait_exit(spawn_canaryd(in, "out", "err", args), 120000);
 }
 
 /* ---- replay ---- */
@@ -375,26 +280,26 @@ Test(tail, no_follow_last_lines, .init = setup, .fini = teardown)
 Test(tail, follows_appends_rotation_and_truncation, .init = setup, .fini = teardown)
 {
     write_file("v.log", REC(1) REC(2), "w");
-    pid_t pid = start(NULL, "out", "err", ARGS("tail", "-n", "1", path_of("v.log")));
-    cr_assert(wait_for("out", PRETTY(2)));
+    pid_t pid = spawn_canaryd(NULL, "out", "err", ARGS("tail", "-n", "1", path_of("v.log")));
+    cr_assert(wait_for("out", PRETTY(2), 10000));
 
     write_file("v.log", REC(3), "a");
-    cr_assert(wait_for("out", PRETTY(3)));
+    cr_assert(wait_for("out", PRETTY(3), 10000));
 
     /* rotation: the old file gets one more line after the rename */
     cr_assert_eq(rename(path_of("v.log"), path_of("v.log.1")), 0);
     write_file("v.log.1", REC(4), "a");
     write_file("v.log", REC(5), "w");
-    cr_assert(wait_for("out", PRETTY(5)));
+    cr_assert(wait_for("out", PRETTY(5), 10000));
 
     /* truncation in place */
     cr_assert_eq(truncate(path_of("v.log"), 0), 0);
-    cr_assert(wait_for("err", "file truncated"));
+    cr_assert(wait_for("err", "file truncated", 10000));
     write_file("v.log", REC(6), "a");
-    cr_assert(wait_for("out", PRETTY(6)));
+    cr_assert(wait_for("out", PRETTY(6), 10000));
 
     kill(pid, SIGTERM);
-    cr_assert_eq(wait_exit(pid), 0);
+    cr_assert_eq(wait_exit(pid, 10000), 0);
     expect_file("out", PRETTY(2) PRETTY(3) PRETTY(4) PRETTY(5) PRETTY(6));
 }
 

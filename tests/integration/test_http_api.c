@@ -40,31 +40,21 @@
 #include <unistd.h>
 
 #include "../../agent/config/config_internal.h"
-
-extern char **environ;
+#include "live_helpers.h"
 
 #define TOPIC "events"
 #define PARTS 4
 #define TOKEN "t0k3n-for-tests"
 
-static char dir[64];
 static rd_kafka_t *mock_rk;
 static rd_kafka_mock_cluster_t *mock;
-static char bootstraps[256];
 static pid_t kid; /* the agent, 0 when reaped */
 static int port;  /* its HTTP port */
-
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st, (void)flag, (void)ftw;
-    return remove(path);
-}
 
 static void setup(void)
 {
     char e[256];
-    snprintf(dir, sizeof(dir), "/tmp/cd_http_XXXXXX");
-    cr_assert_not_null(mkdtemp(dir));
+    scratch_make("cd_http_");
     rd_kafka_conf_t *c = rd_kafka_conf_new();
     rd_kafka_conf_set(c, "log_level", "0", e, sizeof(e));
     mock_rk = rd_kafka_new(RD_KAFKA_PRODUCER, c, e, sizeof(e));
@@ -78,51 +68,14 @@ static void setup(void)
 
 static void teardown(void)
 {
-    if (kid > 0) {
-        int st;
-        if (waitpid(kid, &st, WNOHANG) == 0) {
-            kill(kid, SIGKILL);
-            waitpid(kid, &st, 0);
-        }
-    }
+    kill_children();
     kid = 0;
     if (mock) rd_kafka_mock_cluster_destroy(mock);
     if (mock_rk) rd_kafka_destroy(mock_rk);
     mock = NULL;
     mock_rk = NULL;
     curl_global_cleanup();
-    nftw(dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
-}
-
-static const char *path_of(const char *name)
-{
-    static char buf[16][160];
-    static int i;
-    char *p = buf[i++ % 16];
-    snprintf(p, 160, "%s/%s", dir, name);
-    return p;
-}
-
-static char *read_file(const char *name)
-{
-    FILE *f = fopen(path_of(name), "rb");
-    if (!f) return strdup("");
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    rewind(f);
-    char *s = malloc((size_t)n + 1);
-    size_t got = fread(s, 1, (size_t)n, f);
-    s[got] = '\0';
-    fclose(f);
-    return s;
-}
-
-static void write_text(const char *name, const char *text)
-{
-    FILE *f = fopen(path_of(name), "w");
-    cr_assert_not_null(f);
-    fputs(text, f);
-    fclose(f);
+    scratch_remove();
 }
 
 /* One rule: canary ERROR_OCCURRED / REQUEST_COMPLETED > 0.2 over 10 s with
@@ -155,48 +108,12 @@ static void write_config(const char *http)
     write_config_promote(http, "2s");
 }
 
-static void sleep_ms(long ms)
-{
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Starts canaryd run with c.json; waits for its HTTP port. */
 static void start_agent(void)
 {
-    const char *bin = getenv("CANARYD_BIN");
-    cr_assert_not_null(bin, "CANARYD_BIN is not set");
-    char *argv[] = {(char *)bin, "run",      "--brokers",
-                    bootstraps,  "--config", (char *)path_of("c.json"),
-                    "--threads", "2",        NULL};
-    /* fork + exec rather than posix_spawn: the child asks to be killed when
-     * this process dies, so a test that times out (Criterion kills it before
-     * teardown runs) leaves no agent behind. */
-    char out[160], err[160];
-    snprintf(out, sizeof(out), "%s", path_of("out"));
-    snprintf(err, sizeof(err), "%s", path_of("err"));
-    pid_t parent = getpid();
-    kid = fork();
-    cr_assert_geq(kid, 0, "fork: %s", strerror(errno));
-    if (kid == 0) {
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        if (getppid() != parent) _exit(127);
-        int in = open("/dev/null", O_RDONLY), o = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0644),
-            e = open(err, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        if (in < 0 || o < 0 || e < 0) _exit(127);
-        dup2(in, 0);
-        dup2(o, 1);
-        dup2(e, 2);
-        execve(bin, argv, environ);
-        _exit(127);
-    }
+    /* forked with PR_SET_PDEATHSIG (live_helpers.h): a test that times out
+     * (Criterion kills it before teardown runs) leaves no agent behind */
+    kid = start("out", "err", ARGS("--config", path_of("c.json"), "--threads", "2"));
     port = 0;
     for (long t = 0; t < 10000 && !port; t += 10) {
         char *s = read_file("err");
@@ -221,17 +138,11 @@ static void start_agent(void)
 /* SIGTERM, then expects exit status 0 within 10 s. */
 static void stop_agent(void)
 {
-    int st;
-    kill(kid, SIGTERM);
-    for (long t = 0; t < 10000; t += 10) {
-        if (waitpid(kid, &st, WNOHANG) == kid) {
-            kid = 0;
-            cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "canaryd exit status 0x%x", st);
-            return;
-        }
-        sleep_ms(10);
-    }
-    cr_assert_fail("canaryd did not stop within 10 s");
+    bool late = false;
+    int st = finish(kid, true, 10000, &late);
+    kid = 0;
+    cr_assert(!late, "canaryd did not stop within 10 s");
+    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "canaryd exit status 0x%x", st);
 }
 
 /* ---- HTTP --------------------------------------------------------------- */

@@ -16,7 +16,6 @@
 #include <librdkafka/rdkafka.h>
 #include <librdkafka/rdkafka_mock.h>
 #include <signal.h>
-#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,30 +24,18 @@
 #include <time.h>
 #include <unistd.h>
 
-extern char **environ;
+#include "live_helpers.h"
 
 #define TOPIC "events"
 #define PARTS 4
 
-static char dir[64];
 static rd_kafka_t *mock_rk;
 static rd_kafka_mock_cluster_t *mock;
-static char bootstraps[256];
-/* children not yet reaped: killed by teardown when a test fails early */
-static pid_t kids[8];
-static int nkids;
-
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st, (void)flag, (void)ftw;
-    return remove(path);
-}
 
 static void setup(void)
 {
     char e[256];
-    snprintf(dir, sizeof(dir), "/tmp/cd_live_XXXXXX");
-    cr_assert_not_null(mkdtemp(dir));
+    scratch_make("cd_live_");
     rd_kafka_conf_t *c = rd_kafka_conf_new();
     rd_kafka_conf_set(c, "log_level", "0", e, sizeof(e));
     mock_rk = rd_kafka_new(RD_KAFKA_PRODUCER, c, e, sizeof(e));
@@ -61,42 +48,12 @@ static void setup(void)
 
 static void teardown(void)
 {
-    for (int i = 0; i < nkids; i++) {
-        int st;
-        if (kids[i] > 0 && waitpid(kids[i], &st, WNOHANG) == 0) {
-            kill(kids[i], SIGKILL);
-            waitpid(kids[i], &st, 0);
-        }
-    }
-    nkids = 0;
+    kill_children();
     if (mock) rd_kafka_mock_cluster_destroy(mock);
     if (mock_rk) rd_kafka_destroy(mock_rk);
     mock = NULL;
     mock_rk = NULL;
-    nftw(dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
-}
-
-static const char *path_of(const char *name)
-{
-    static char buf[64][160];
-    static int i;
-    char *p = buf[i++ % 64];
-    snprintf(p, 160, "%s/%s", dir, name);
-    return p;
-}
-
-static char *read_file(const char *name)
-{
-    FILE *f = fopen(path_of(name), "rb");
-    if (!f) return strdup("");
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    rewind(f);
-    char *s = malloc((size_t)n + 1);
-    size_t got = fread(s, 1, (size_t)n, f);
-    s[got] = '\0';
-    fclose(f);
-    return s;
+    scratch_remove();
 }
 
 /* kafka_extra: more keys of the kafka section; props: more properties. The
@@ -123,132 +80,17 @@ static void write_config(const char *name, const char *kafka_extra, const char *
     fclose(f);
 }
 
-static void sleep_ms(long ms)
-{
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-/* Starts canaryd run with the mock's brokers; stdout/stderr into out/err. */
-static pid_t start(const char *out, const char *err, const char *const *args)
-{
-    const char *bin = getenv("CANARYD_BIN");
-    cr_assert_not_null(bin, "CANARYD_BIN is not set");
-    char *argv[40];
-    int n = 0;
-    argv[n++] = (char *)bin;
-    argv[n++] = "run";
-    argv[n++] = "--brokers";
-    argv[n++] = bootstraps;
-    for (int i = 0; args[i] && n < 39; i++)
-        argv[n++] = (char *)args[i];
-    argv[n] = NULL;
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-    posix_spawn_file_actions_addopen(&fa, 1, path_of(out), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    posix_spawn_file_actions_addopen(&fa, 2, path_of(err), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    pid_t pid;
-    int rc = posix_spawn(&pid, bin, &fa, NULL, argv, environ);
-    posix_spawn_file_actions_destroy(&fa);
-    cr_assert_eq(rc, 0, "spawn %s: %s", bin, strerror(rc));
-    if (nkids < 8) kids[nkids++] = pid;
-    return pid;
-}
-
-static void reaped(pid_t pid)
-{
-    for (int i = 0; i < nkids; i++)
-        if (kids[i] == pid) kids[i] = 0;
-}
-
-/* Waits up to limit_ms for the child; kills it (and fails) after that. */
-static int wait_exit(pid_t pid, long limit_ms)
-{
-    int st;
-    for (long t = 0; t < limit_ms; t += 10) {
-        pid_t r = waitpid(pid, &st, WNOHANG);
-        if (r == pid) {
-            reaped(pid);
-            cr_assert(WIFEXITED(st), "canaryd did not exit normally (status 0x%x)", st);
-            return WEXITSTATUS(st);
-        }
-        sleep_ms(10);
-    }
-    kill(pid, SIGKILL);
-    waitpid(pid, &st, 0);
-    reaped(pid);
-    cr_assert_fail("canaryd did not exit within %ld ms", limit_ms);
-    return -1;
-}
-
-/* Waits up to limit_ms for file name to contain needle. */
-static bool wait_for(const char *name, const char *needle, long limit_ms)
-{
-    for (long t = 0; t < limit_ms; t += 20) {
-        char *s = read_file(name);
-        bool found = strstr(s, needle) != NULL;
-        free(s);
-        if (found) return true;
-        sleep_ms(20);
-    }
-    return false;
-}
-
-/* Waits up to limit_ms for file name to contain needle at least n times. */
-static bool wait_count(const char *name, const char *needle, int n, long limit_ms)
-{
-    for (long t = 0; t < limit_ms; t += 20) {
-        char *s = read_file(name);
-        int k = 0;
-        for (const char *p = strstr(s, needle); p; p = strstr(p + 1, needle)) k++;
-        free(s);
-        if (k >= n) return true;
-        sleep_ms(20);
-    }
-    return false;
-}
-
 /* ---- progress, read from the agent's /metrics ----------------------------- */
-
-static size_t on_body(char *p, size_t sz, size_t n, void *arg)
-{
-    FILE *f = arg;
-    return fwrite(p, sz, n, f);
-}
 
 /* The /metrics page of the agent writing stderr file err (malloc'ed), or
  * NULL while its HTTP server is not up. */
 static char *metrics_of(const char *err)
 {
-    char *s = read_file(err);
-    const char *p = strstr(s, "http: listening on 127.0.0.1:");
-    int port = p ? atoi(p + strlen("http: listening on 127.0.0.1:")) : 0;
-    free(s);
+    int port = http_port_now(err);
     if (port <= 0) return NULL;
-    char url[64], *body = NULL;
-    size_t len = 0;
+    char url[64];
     snprintf(url, sizeof url, "http://127.0.0.1:%d/metrics", port);
-    FILE *f = open_memstream(&body, &len);
-    CURL *c = curl_easy_init();
-    curl_easy_setopt(c, CURLOPT_URL, url);
-    curl_easy_setopt(c, CURLOPT_NOPROXY, "*");
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, f);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT, 10L);
-    CURLcode rc = curl_easy_perform(c);
-    curl_easy_cleanup(c);
-    fclose(f);
-    if (rc == CURLE_OK) return body;
-    free(body);
-    return NULL;
+    return http_get(url, NULL);
 }
 
 /* Events the agent has counted so far (the sum of canaryd_events_total), or
@@ -304,30 +146,6 @@ static bool wait_counted(const char *err, long long n, long limit_ms)
         sleep_ms(20);
     }
     return false;
-}
-
-/* The stats JSON line of an agent's stderr (new reference). */
-static json_t *stats_of(const char *err)
-{
-    char *s = read_file(err);
-    const char *p = strstr(s, "canaryd run: stats ");
-    cr_assert_not_null(p, "no stats line in:\n%s", s);
-    json_error_t je;
-    json_t *j = json_loadb(p + 19, strcspn(p + 19, "\n"), 0, &je);
-    cr_assert_not_null(j, "stats line: %s", je.text);
-    free(s);
-    return j;
-}
-
-static long long stat_int(json_t *st, const char *key)
-{
-    return (long long)json_integer_value(json_object_get(st, key));
-}
-
-static long long by_type(json_t *st, const char *type, const char *cohort)
-{
-    return (long long)json_integer_value(
-        json_object_get(json_object_get(json_object_get(st, "by_type"), type), cohort));
 }
 
 /* ---- producing -------------------------------------------------------------- */
@@ -391,8 +209,6 @@ static void flush_all(rd_kafka_t *rk)
 {
     cr_assert_eq(rd_kafka_flush(rk, 20000), 0, "flush timed out");
 }
-
-#define ARGS(...) ((const char *const[]){__VA_ARGS__, NULL})
 
 /* ---- tests ------------------------------------------------------------------ */
 

@@ -51,6 +51,7 @@
 
 #include "canaryd/timeutil.h"
 #include "html_check.h"
+#include "live_helpers.h"
 
 #define SOP CANARYD_SOURCE_DIR "/config/sop.json"
 #define DEMO CANARYD_SOURCE_DIR "/config/demo.json"
@@ -60,81 +61,22 @@
 #define ROLLBACK_LIMIT_MS 180000 /* demo config: ROLLBACK ~55 s after the start */
 #define TOKEN "browser-test-token"
 
-static char dir[64];
 static char chrome[256];
 static pid_t kids[3] = {-1, -1, -1};
 
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static const char *in_dir(const char *name)
-{
-    static char bufs[16][200];
-    static int i;
-    char *p = bufs[i++ % 16];
-    snprintf(p, 200, "%s/%s", dir, name);
-    return p;
-}
-
-static char *slurp(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) return strdup("");
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    rewind(f);
-    char *s = malloc((size_t)(n > 0 ? n : 0) + 1);
-    size_t got = fread(s, 1, (size_t)(n > 0 ? n : 0), f);
-    s[got] = '\0';
-    fclose(f);
-    return s;
-}
-
-/* fork + exec; stdout and stderr into files; the child dies with us. */
-static pid_t spawn(char *const argv[], const char *out, const char *err)
-{
-    pid_t parent = getpid(), pid = fork();
-    cr_assert_geq(pid, 0, "fork: %s", strerror(errno));
-    if (pid == 0) {
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        if (getppid() != parent) _exit(127);
-        int i = open("/dev/null", O_RDONLY);
-        int o = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        int e = open(err, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        if (i < 0 || o < 0 || e < 0) _exit(127);
-        dup2(i, 0), dup2(o, 1), dup2(e, 2);
-        execv(argv[0], argv);
-        _exit(127);
-    }
-    return pid;
-}
-
 /* Waits up to limit_ms for pid (SIGTERM first when term), SIGKILL after;
  * returns the exit status (128 + signal when killed by one). */
-static int finish(pid_t pid, bool term, int limit_ms)
+static int ended(pid_t pid, bool term, long limit_ms)
 {
-    int fd = (int)syscall(SYS_pidfd_open, pid, 0), st = 0;
-    cr_assert_geq(fd, 0, "pidfd_open: %s", strerror(errno));
-    if (term) kill(pid, SIGTERM);
-    struct pollfd pf = {.fd = fd, .events = POLLIN};
-    int r;
-    while ((r = poll(&pf, 1, limit_ms)) < 0 && errno == EINTR)
-        ;
-    if (r == 0) kill(pid, SIGKILL);
-    while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
-        ;
-    close(fd);
-    cr_expect_neq(r, 0, "pid %d did not exit within %d ms: killed", (int)pid, limit_ms);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+    bool late = false;
+    int st = finish(pid, term, limit_ms, &late);
+    cr_expect(!late, "pid %d did not exit within %ld ms: killed", (int)pid, limit_ms);
+    return exit_code(st);
 }
 
 static int run(char *const argv[], const char *out, const char *err)
 {
-    return finish(spawn(argv, out, err), false, 120000);
+    return ended(spawn_child(argv, NULL, out, err, NULL), false, 120000);
 }
 
 /* Chromium on url: the DOM after the page's scripts ran for budget_ms of
@@ -146,7 +88,7 @@ static char *chromium(const char *url, int budget_ms, const char *size, const ch
     snprintf(budget, sizeof budget, "--virtual-time-budget=%d", budget_ms);
     snprintf(win, sizeof win, "--window-size=%s", size);
     snprintf(shot, sizeof shot, "--screenshot=%s", png ? png : "");
-    snprintf(profile, sizeof profile, "--user-data-dir=%s", in_dir("chromium-profile"));
+    snprintf(profile, sizeof profile, "--user-data-dir=%s", path_of("chromium-profile"));
     char *argv[] = {chrome,
                     "--headless",
                     "--no-sandbox",
@@ -162,8 +104,8 @@ static char *chromium(const char *url, int budget_ms, const char *size, const ch
                     png ? shot : "--dump-dom",
                     (char *)url,
                     NULL};
-    const char *out = in_dir("chromium.out"), *err = in_dir("chromium.err");
-    int rc = finish(spawn(argv, out, err), false, CHROME_LIMIT_MS);
+    const char *out = path_of("chromium.out"), *err = path_of("chromium.err");
+    int rc = ended(spawn_child(argv, NULL, out, err, NULL), false, CHROME_LIMIT_MS);
     char *log = slurp(err);
     cr_expect_eq(rc, 0, "chromium exit %d on %s: %s", rc, url, log);
     /* every console message is a ":CONSOLE" line; these pages print none */
@@ -191,28 +133,17 @@ static bool find_chromium(void)
     return found;
 }
 
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st, (void)flag, (void)ftw;
-    return remove(path);
-}
-
 static void setup(void)
 {
-    snprintf(dir, sizeof dir, "/tmp/canaryd-browser.XXXXXX");
-    cr_assert_not_null(mkdtemp(dir));
+    scratch_make("canaryd-browser.");
     mkdir(CANARYD_BINARY_DIR "/artifacts", 0755);
     mkdir(ARTIFACTS, 0755);
 }
 
 static void teardown(void)
 {
-    for (int i = 0; i < 3; i++)
-        if (kids[i] > 0) {
-            kill(kids[i], SIGKILL);
-            waitpid(kids[i], NULL, 0);
-        }
-    if (dir[0]) nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    kill_children();
+    scratch_remove();
 }
 
 TestSuite(browser, .init = setup, .fini = teardown, .timeout = 500);
@@ -258,13 +189,6 @@ static int64_t expected_rollback_ms(void)
     return t;
 }
 
-static const char *bin(void)
-{
-    const char *b = getenv("CANARYD_BIN");
-    cr_assert_not_null(b, "CANARYD_BIN is not set (ctest sets it)");
-    return b;
-}
-
 static int64_t t_of(const char *s, size_t n)
 {
     int64_t ms;
@@ -276,12 +200,12 @@ static int64_t t_of(const char *s, size_t n)
 Test(browser, console_errors_are_caught)
 {
     NEED_CHROMIUM();
-    FILE *f = fopen(in_dir("bad.html"), "w");
+    FILE *f = fopen(path_of("bad.html"), "w");
     fputs("<!DOCTYPE html><html><body><script>nosuch();</script></body></html>", f);
     fclose(f);
     char url[256], profile[200];
-    snprintf(url, sizeof url, "file://%s", in_dir("bad.html"));
-    snprintf(profile, sizeof profile, "--user-data-dir=%s", in_dir("chromium-profile"));
+    snprintf(url, sizeof url, "file://%s", path_of("bad.html"));
+    snprintf(profile, sizeof profile, "--user-data-dir=%s", path_of("chromium-profile"));
     char *argv[] = {chrome,
                     "--headless",
                     "--no-sandbox",
@@ -292,8 +216,10 @@ Test(browser, console_errors_are_caught)
                     "--dump-dom",
                     url,
                     NULL};
-    cr_assert_eq(finish(spawn(argv, in_dir("c.out"), in_dir("c.err")), false, CHROME_LIMIT_MS), 0);
-    char *log = slurp(in_dir("c.err"));
+    cr_assert_eq(ended(spawn_child(argv, NULL, path_of("c.out"), path_of("c.err"), NULL), false,
+                       CHROME_LIMIT_MS),
+                 0);
+    char *log = slurp(path_of("c.err"));
     cr_expect(strstr(log, ":CONSOLE") && strstr(log, "nosuch is not defined"),
               "chromium did not report the script error: %s", log);
     free(log);
@@ -302,19 +228,21 @@ Test(browser, console_errors_are_caught)
 Test(browser, report_renders_in_chromium)
 {
     NEED_CHROMIUM();
-    char *gen[] = {(char *)bin(), "generate", "--scenario-file", SCEN "/scenario.json", NULL};
-    cr_assert_eq(run(gen, in_dir("events.jsonl"), in_dir("gen.err")), 0);
-    char *rep[] = {(char *)bin(),
+    char *gen[] = {(char *)canaryd_bin(), "generate", "--scenario-file", SCEN "/scenario.json",
+                   NULL};
+    cr_assert_eq(run(gen, path_of("events.jsonl"), path_of("gen.err")), 0);
+    char *rep[] = {(char *)canaryd_bin(),
                    "report",
                    "--config",
                    SOP,
                    "-o",
-                   (char *)in_dir("report.html"),
-                   (char *)in_dir("events.jsonl"),
+                   (char *)path_of("report.html"),
+                   (char *)path_of("events.jsonl"),
                    NULL};
-    cr_assert_eq(run(rep, in_dir("rep.out"), in_dir("rep.err")), 0, "%s", slurp(in_dir("rep.err")));
+    cr_assert_eq(run(rep, path_of("rep.out"), path_of("rep.err")), 0, "%s",
+                 slurp(path_of("rep.err")));
     char url[256];
-    snprintf(url, sizeof url, "file://%s", in_dir("report.html"));
+    snprintf(url, sizeof url, "file://%s", path_of("report.html"));
     char *dom = chromium(url, 1000, "1100,1400", NULL);
     cr_assert(strlen(dom) > 100000, "DOM of %zu bytes", strlen(dom));
     cr_expect_eq(
@@ -333,58 +261,19 @@ Test(browser, report_renders_in_chromium)
 }
 
 /* Waits until path holds needle (bounded); returns the file's text. */
-static char *wait_for(const char *path, const char *needle, int64_t limit_ms, pid_t alive)
+static char *wait_text(const char *path, const char *needle, int64_t limit_ms, pid_t alive)
 {
-    int64_t deadline = now_ms() + limit_ms;
+    int64_t deadline = mono_ms() + limit_ms;
     for (;;) {
         char *s = slurp(path);
         if (strstr(s, needle)) return s;
         free(s);
-        cr_assert_lt(now_ms(), deadline, "no \"%s\" in %s within %lld ms", needle, path,
+        cr_assert_lt(mono_ms(), deadline, "no \"%s\" in %s within %lld ms", needle, path,
                      (long long)limit_ms);
         cr_assert_eq(waitpid(alive, NULL, WNOHANG), 0, "the process writing %s died: %s", path,
-                     slurp(in_dir("run.err")));
+                     slurp(path_of("run.err")));
         poll(NULL, 0, 50); /* the file is written by another process */
     }
-}
-
-typedef struct body {
-    char *s;
-    size_t len;
-} body_t;
-
-static size_t on_body(char *p, size_t size, size_t n, void *opaque)
-{
-    body_t *b = opaque;
-    size_t k = size * n;
-    char *s = realloc(b->s, b->len + k + 1);
-    if (!s) return 0;
-    memcpy(s + b->len, p, k);
-    b->s = s;
-    b->len += k;
-    s[b->len] = '\0';
-    return k;
-}
-
-static json_t *get_json(const char *url)
-{
-    body_t b = {0};
-    CURL *c = curl_easy_init();
-    curl_easy_setopt(c, CURLOPT_URL, url);
-    curl_easy_setopt(c, CURLOPT_NOPROXY, "*");
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT, 30L);
-    CURLcode rc = curl_easy_perform(c);
-    long status = 0;
-    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
-    curl_easy_cleanup(c);
-    cr_assert_eq(rc, CURLE_OK, "GET %s: %s", url, curl_easy_strerror(rc));
-    cr_assert_eq(status, 200, "GET %s: %ld %s", url, status, b.s ? b.s : "");
-    json_t *j = b.s ? json_loads(b.s, 0, NULL) : NULL;
-    cr_assert_not_null(j, "GET %s: not JSON: %.200s", url, b.s ? b.s : "");
-    free(b.s);
-    return j;
 }
 
 Test(browser, live_page_shows_the_rollback)
@@ -393,39 +282,59 @@ Test(browser, live_page_shows_the_rollback)
     /* 1. broker */
     char mock[512];
     snprintf(mock, sizeof mock, "%s/canaryd-mock-kafka", getenv("CANARYD_TOOLS_DIR"));
-    char *bargv[] = {mock, "--topic", "events:8", "--port-file", (char *)in_dir("broker"), NULL};
-    kids[0] = spawn(bargv, "/dev/null", in_dir("broker.err"));
-    char *brokers = wait_for(in_dir("broker"), ":", 15000, kids[0]);
+    char *bargv[] = {mock, "--topic", "events:8", "--port-file", (char *)path_of("broker"), NULL};
+    kids[0] = track(spawn_child(bargv, NULL, "/dev/null", path_of("broker.err"), NULL));
+    char *brokers = wait_text(path_of("broker"), ":", 15000, kids[0]);
     brokers[strcspn(brokers, "\n")] = '\0';
 
     /* 2. the agent, with the HTTP API on a free port and a token */
     json_t *cfg = json_load_file(DEMO, 0, NULL);
     cr_assert_not_null(cfg);
     json_object_set_new(cfg, "http", json_pack("{s:s,s:s}", "bind", "127.0.0.1:0", "token", TOKEN));
-    cr_assert_eq(json_dump_file(cfg, in_dir("cfg.json"), 0), 0);
+    cr_assert_eq(json_dump_file(cfg, path_of("cfg.json"), 0), 0);
     json_decref(cfg);
-    char *rargv[] = {(char *)bin(), "run",     "--config",  (char *)in_dir("cfg.json"),
-                     "--brokers",   brokers,   "--topic",   "events",
-                     "--group",     "browser", "--threads", "2",
+    char *rargv[] = {(char *)canaryd_bin(),
+                     "run",
+                     "--config",
+                     (char *)path_of("cfg.json"),
+                     "--brokers",
+                     brokers,
+                     "--topic",
+                     "events",
+                     "--group",
+                     "browser",
+                     "--threads",
+                     "2",
                      NULL};
-    kids[1] = spawn(rargv, in_dir("run.out"), in_dir("run.err"));
-    char *err = wait_for(in_dir("run.err"), "http: listening on 127.0.0.1:", 30000, kids[1]);
+    kids[1] = track(spawn_child(rargv, NULL, path_of("run.out"), path_of("run.err"), NULL));
+    char *err = wait_text(path_of("run.err"), "http: listening on 127.0.0.1:", 30000, kids[1]);
     int port = atoi(strstr(err, "http: listening on 127.0.0.1:") + 29);
     free(err);
     cr_assert_gt(port, 0);
 
     /* 3. the canary release going bad 20 s in */
-    char *sargv[] = {(char *)bin(), "simulate",         "--brokers", brokers, "--topic", "events",
-                     "--scenario",  "error-regression", "--rate",    "1000",  "--onset", "20s",
+    char *sargv[] = {(char *)canaryd_bin(),
+                     "simulate",
+                     "--brokers",
+                     brokers,
+                     "--topic",
+                     "events",
+                     "--scenario",
+                     "error-regression",
+                     "--rate",
+                     "1000",
+                     "--onset",
+                     "20s",
                      NULL};
-    kids[2] = spawn(sargv, "/dev/null", in_dir("sim.err"));
-    char *sim = wait_for(in_dir("sim.err"), " (onset", 30000, kids[2]);
+    kids[2] = track(spawn_child(sargv, NULL, "/dev/null", path_of("sim.err"), NULL));
+    char *sim = wait_text(path_of("sim.err"), " (onset", 30000, kids[2]);
     const char *from = strstr(strstr(sim, "simulate: scenario "), " from ") + 6;
     int64_t start = t_of(from, (size_t)(strstr(from, " (onset") - from));
     free(sim);
 
     /* 4. the agent's ROLLBACK record */
-    char *out = wait_for(in_dir("run.out"), "\"verdict\":\"ROLLBACK\"", ROLLBACK_LIMIT_MS, kids[1]);
+    char *out =
+        wait_text(path_of("run.out"), "\"verdict\":\"ROLLBACK\"", ROLLBACK_LIMIT_MS, kids[1]);
     const char *rb = strstr(out, "\"verdict\":\"ROLLBACK\"");
     const char *line = rb;
     while (line > out && line[-1] != '\n')
@@ -465,7 +374,7 @@ Test(browser, live_page_shows_the_rollback)
     /* 6. the same series as JSON, and since= */
     char hu[128];
     snprintf(hu, sizeof hu, "http://127.0.0.1:%d/api/v1/history", port);
-    json_t *h = get_json(hu), *r;
+    json_t *h = http_get_json(hu, 200), *r;
     size_t i;
     cr_expect_eq((int)json_array_size(json_object_get(h, "rules")), rules_in(DEMO));
     json_array_foreach(json_object_get(h, "rules"), i, r)
@@ -484,7 +393,7 @@ Test(browser, live_page_shows_the_rollback)
     int64_t next = json_integer_value(json_object_get(h, "next_since"));
     snprintf(hu, sizeof hu, "http://127.0.0.1:%d/api/v1/history?since=%lld", port,
              (long long)rollback_ms);
-    json_t *h2 = get_json(hu);
+    json_t *h2 = http_get_json(hu, 200);
     json_array_foreach(json_object_get(h2, "rules"), i, r)
     {
         json_t *t = json_object_get(r, "t");
@@ -495,11 +404,11 @@ Test(browser, live_page_shows_the_rollback)
     json_decref(h2);
 
     /* 7. stop: simulator, agent, broker */
-    cr_expect_eq(finish(kids[2], true, 15000), 0);
+    cr_expect_eq(ended(kids[2], true, 15000), 0);
     kids[2] = -1;
-    cr_expect_eq(finish(kids[1], true, 15000), 0);
+    cr_expect_eq(ended(kids[1], true, 15000), 0);
     kids[1] = -1;
-    cr_expect_eq(finish(kids[0], true, 15000), 0);
+    cr_expect_eq(ended(kids[0], true, 15000), 0);
     kids[0] = -1;
     free(brokers);
 }

@@ -10,56 +10,42 @@
  * claim and the send, the window a crash can fall into).
  */
 #include <criterion/criterion.h>
-#include <fcntl.h>
 #include <curl/curl.h>
-#include <hiredis/hiredis.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
+#include <fcntl.h>
 #include <ftw.h>
+#include <hiredis/hiredis.h>
 #include <jansson.h>
 #include <librdkafka/rdkafka.h>
 #include <librdkafka/rdkafka_mock.h>
+#include <netinet/in.h>
 #include <signal.h>
-#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "http_receiver.c"
-
-extern char **environ;
+#include "live_helpers.h"
 
 #define TOPIC "events"
 #define PARTS 4
 
-static char dir[64];
 static rd_kafka_t *mock_rk;
 static rd_kafka_mock_cluster_t *mock;
-static char bootstraps[256];
-/* children not yet reaped: killed by teardown when a test fails early */
-static pid_t kids[8];
-static int nkids;
 static pid_t redis_pid = -1;
 static int redis_port;
 static rx_t *rx;
 
 #define LEASE_MS 2000
 
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st, (void)flag, (void)ftw;
-    return remove(path);
-}
-
 static void setup(void)
 {
     char e[256];
-    snprintf(dir, sizeof(dir), "/tmp/cd_coordlive_XXXXXX");
-    cr_assert_not_null(mkdtemp(dir));
+    scratch_make("cd_coordlive_");
     rd_kafka_conf_t *c = rd_kafka_conf_new();
     rd_kafka_conf_set(c, "log_level", "0", e, sizeof(e));
     mock_rk = rd_kafka_new(RD_KAFKA_PRODUCER, c, e, sizeof(e));
@@ -75,14 +61,7 @@ static void setup(void)
 
 static void teardown(void)
 {
-    for (int i = 0; i < nkids; i++) {
-        int st;
-        if (kids[i] > 0 && waitpid(kids[i], &st, WNOHANG) == 0) {
-            kill(kids[i], SIGKILL);
-            waitpid(kids[i], &st, 0);
-        }
-    }
-    nkids = 0;
+    kill_children();
     if (redis_pid > 0) {
         kill(redis_pid, SIGKILL);
         waitpid(redis_pid, NULL, 0);
@@ -94,115 +73,8 @@ static void teardown(void)
     if (mock_rk) rd_kafka_destroy(mock_rk);
     mock = NULL;
     mock_rk = NULL;
-    nftw(dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
+    scratch_remove();
 }
-
-static const char *path_of(const char *name)
-{
-    static char buf[64][160];
-    static int i;
-    char *p = buf[i++ % 64];
-    snprintf(p, 160, "%s/%s", dir, name);
-    return p;
-}
-
-static char *read_file(const char *name)
-{
-    FILE *f = fopen(path_of(name), "rb");
-    if (!f) return strdup("");
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    rewind(f);
-    char *s = malloc((size_t)n + 1);
-    size_t got = fread(s, 1, (size_t)n, f);
-    s[got] = '\0';
-    fclose(f);
-    return s;
-}
-
-
-static void sleep_ms(long ms)
-{
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-/* Starts canaryd run with the mock's brokers; stdout/stderr into out/err. */
-static pid_t start(const char *out, const char *err, const char *const *args)
-{
-    const char *bin = getenv("CANARYD_BIN");
-    cr_assert_not_null(bin, "CANARYD_BIN is not set");
-    char *argv[40];
-    int n = 0;
-    argv[n++] = (char *)bin;
-    argv[n++] = "run";
-    argv[n++] = "--brokers";
-    argv[n++] = bootstraps;
-    for (int i = 0; args[i] && n < 39; i++)
-        argv[n++] = (char *)args[i];
-    argv[n] = NULL;
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-    posix_spawn_file_actions_addopen(&fa, 1, path_of(out), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    posix_spawn_file_actions_addopen(&fa, 2, path_of(err), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    pid_t pid;
-    int rc = posix_spawn(&pid, bin, &fa, NULL, argv, environ);
-    posix_spawn_file_actions_destroy(&fa);
-    cr_assert_eq(rc, 0, "spawn %s: %s", bin, strerror(rc));
-    if (nkids < 8) kids[nkids++] = pid;
-    return pid;
-}
-
-static void reaped(pid_t pid)
-{
-    for (int i = 0; i < nkids; i++)
-        if (kids[i] == pid) kids[i] = 0;
-}
-
-/* Waits up to limit_ms for the child; kills it (and fails) after that. */
-static int wait_exit(pid_t pid, long limit_ms)
-{
-    int st;
-    for (long t = 0; t < limit_ms; t += 10) {
-        pid_t r = waitpid(pid, &st, WNOHANG);
-        if (r == pid) {
-            reaped(pid);
-            cr_assert(WIFEXITED(st), "canaryd did not exit normally (status 0x%x)", st);
-            return WEXITSTATUS(st);
-        }
-        sleep_ms(10);
-    }
-    kill(pid, SIGKILL);
-    waitpid(pid, &st, 0);
-    reaped(pid);
-    cr_assert_fail("canaryd did not exit within %ld ms", limit_ms);
-    return -1;
-}
-
-/* Waits up to limit_ms for file name to contain needle. */
-static bool wait_for(const char *name, const char *needle, long limit_ms)
-{
-    for (long t = 0; t < limit_ms; t += 20) {
-        char *s = read_file(name);
-        bool found = strstr(s, needle) != NULL;
-        free(s);
-        if (found) return true;
-        sleep_ms(20);
-    }
-    return false;
-}
-
-
-
-
 
 /* ---- producing -------------------------------------------------------------- */
 
@@ -252,47 +124,22 @@ static void produce(rd_kafka_t *rk, int n, const char *type, const char *cohort,
     }
 }
 
-
 static void flush_all(rd_kafka_t *rk)
 {
     cr_assert_eq(rd_kafka_flush(rk, 20000), 0, "flush timed out");
 }
 
-#define ARGS(...) ((const char *const[]){__VA_ARGS__, NULL})
-
 /* ---- tests ------------------------------------------------------------------ */
-
-
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* Starts redis-server on the port of the last one, or a free port first. */
 static void redis_start(void)
 {
-    if (redis_port) goto spawn;
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof(a);
-    cr_assert(bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0);
-    cr_assert(getsockname(fd, (struct sockaddr *)&a, &len) == 0);
-    close(fd);
-    redis_port = ntohs(a.sin_port);
-spawn:;
+    if (!redis_port) redis_port = free_port();
     char port[16];
     snprintf(port, sizeof(port), "%d", redis_port);
-    const char *argv[] = {"redis-server", "--port", port,      "--bind", "127.0.0.1",
-                          "--save",       "",       "--appendonly", "no", "--loglevel",
-                          "warning",      "--dir",  "/tmp",    NULL};
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
-    int rc = posix_spawnp(&redis_pid, "redis-server", &fa, NULL, (char *const *)argv, environ);
-    posix_spawn_file_actions_destroy(&fa);
-    cr_assert_eq(rc, 0);
+    char *argv[] = {"redis-server", "--port", port,         "--bind",  "127.0.0.1", "--save", "",
+                    "--appendonly", "no",     "--loglevel", "warning", "--dir",     "/tmp",   NULL};
+    redis_pid = spawn_child(argv, NULL, NULL, NULL, NULL);
     for (int64_t end = mono_ms() + 5000;; sleep_ms(10)) {
         struct timeval tv = {0, 200000};
         redisContext *c = redisConnectWithTimeout("127.0.0.1", redis_port, tv);
@@ -452,34 +299,15 @@ static long long one_rollback(void)
     return token;
 }
 
-static size_t gather(char *p, size_t size, size_t n, void *f)
-{
-    return fwrite(p, size, n, f);
-}
-
 /* GET path from agent i's HTTP API (port from its stderr); returns the
  * body (malloc'ed) and the status in *code. */
 static char *get(int i, const char *path, long *code)
 {
-    char name[16];
+    char name[16], url[128];
     snprintf(name, sizeof(name), "err%d", i);
-    cr_assert(wait_for(name, "http: listening on 127.0.0.1:", 15000));
-    char *e = read_file(name);
-    int port = atoi(strstr(e, "http: listening on 127.0.0.1:") + 29);
-    free(e);
-    char url[128], *body = NULL;
-    size_t len = 0;
-    snprintf(url, sizeof(url), "http://127.0.0.1:%d%s", port, path);
-    FILE *f = open_memstream(&body, &len);
-    CURL *c = curl_easy_init();
-    curl_easy_setopt(c, CURLOPT_URL, url);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, gather);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, f);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT, 10L);
-    cr_assert_eq(curl_easy_perform(c), CURLE_OK);
-    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, code);
-    curl_easy_cleanup(c);
-    fclose(f);
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d%s", http_port(name, 15000), path);
+    char *body = http_get(url, code);
+    cr_assert_not_null(body, "GET %s: no answer", url);
     return body;
 }
 

@@ -17,7 +17,6 @@
 #include <librdkafka/rdkafka_mock.h>
 #include <math.h>
 #include <signal.h>
-#include <spawn.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,168 +26,23 @@
 #include <time.h>
 #include <unistd.h>
 
-extern char **environ;
+#include "live_helpers.h"
 
 #define TOPIC "events"
 #define PARTS 4
 
-static char dir[64];
-static char bootstraps[256];
-/* children not yet reaped: killed by teardown when a test fails early */
-static pid_t kids[8];
-static int nkids;
-
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st, (void)flag, (void)ftw;
-    return remove(path);
-}
-
-static const char *path_of(const char *name)
-{
-    static char buf[64][160];
-    static int i;
-    char *p = buf[i++ % 64];
-    snprintf(p, 160, "%s/%s", dir, name);
-    return p;
-}
-
-static char *read_file(const char *name)
-{
-    FILE *f = fopen(path_of(name), "rb");
-    if (!f) return strdup("");
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    rewind(f);
-    char *s = malloc((size_t)n + 1);
-    size_t got = fread(s, 1, (size_t)n, f);
-    s[got] = '\0';
-    fclose(f);
-    return s;
-}
-
-static void sleep_ms(long ms)
-{
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static pid_t start(const char *out, const char *err, const char *const *args)
-{
-    const char *bin = getenv("CANARYD_BIN");
-    cr_assert_not_null(bin, "CANARYD_BIN is not set");
-    char *argv[40];
-    int n = 0;
-    argv[n++] = (char *)bin;
-    argv[n++] = "run";
-    argv[n++] = "--brokers";
-    argv[n++] = bootstraps;
-    for (int i = 0; args[i] && n < 39; i++)
-        argv[n++] = (char *)args[i];
-    argv[n] = NULL;
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-    posix_spawn_file_actions_addopen(&fa, 1, path_of(out), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    posix_spawn_file_actions_addopen(&fa, 2, path_of(err), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    pid_t pid;
-    int rc = posix_spawn(&pid, bin, &fa, NULL, argv, environ);
-    posix_spawn_file_actions_destroy(&fa);
-    cr_assert_eq(rc, 0, "spawn %s: %s", bin, strerror(rc));
-    if (nkids < 8) kids[nkids++] = pid;
-    return pid;
-}
-
-static void reaped(pid_t pid)
-{
-    for (int i = 0; i < nkids; i++)
-        if (kids[i] == pid) kids[i] = 0;
-}
-
-static int wait_exit(pid_t pid, long limit_ms)
-{
-    int st;
-    for (long t = 0; t < limit_ms; t += 10) {
-        pid_t r = waitpid(pid, &st, WNOHANG);
-        if (r == pid) {
-            reaped(pid);
-            cr_assert(WIFEXITED(st), "canaryd did not exit normally (status 0x%x)", st);
-            return WEXITSTATUS(st);
-        }
-        sleep_ms(10);
-    }
-    kill(pid, SIGKILL);
-    waitpid(pid, &st, 0);
-    reaped(pid);
-    cr_assert_fail("canaryd did not exit within %ld ms", limit_ms);
-    return -1;
-}
-
-static bool wait_for(const char *name, const char *needle, long limit_ms)
-{
-    for (long t = 0; t < limit_ms; t += 20) {
-        char *s = read_file(name);
-        bool found = strstr(s, needle) != NULL;
-        free(s);
-        if (found) return true;
-        sleep_ms(20);
-    }
-    return false;
-}
-
-static json_t *stats_of(const char *err)
-{
-    char *s = read_file(err);
-    const char *p = strstr(s, "canaryd run: stats ");
-    cr_assert_not_null(p, "no stats line in:\n%s", s);
-    json_error_t je;
-    json_t *j = json_loadb(p + 19, strcspn(p + 19, "\n"), 0, &je);
-    cr_assert_not_null(j, "stats line: %s", je.text);
-    free(s);
-    return j;
-}
-
-static long long stat_int(json_t *st, const char *key)
-{
-    return (long long)json_integer_value(json_object_get(st, key));
-}
-
-static long long by_type(json_t *st, const char *type, const char *cohort)
-{
-    return (long long)json_integer_value(
-        json_object_get(json_object_get(json_object_get(st, "by_type"), type), cohort));
-}
-
 static void setup(void)
 {
-    snprintf(dir, sizeof(dir), "/tmp/cd_lag_XXXXXX");
-    cr_assert_not_null(mkdtemp(dir));
+    scratch_make("cd_lag_");
 }
 
 static void teardown(void)
 {
-    for (int i = 0; i < nkids; i++) {
-        int st;
-        if (kids[i] > 0 && waitpid(kids[i], &st, WNOHANG) == 0) {
-            kill(kids[i], SIGKILL);
-            waitpid(kids[i], &st, 0);
-        }
-    }
-    nkids = 0;
-    nftw(dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
+    kill_children();
+    scratch_remove();
 }
 
-#define ARGS(...) ((const char *const[]){__VA_ARGS__, NULL})
-
 TestSuite(live_lag, .init = setup, .fini = teardown, .timeout = 300);
-
 
 /* A mock cluster of two brokers: partition 0 of the topic led by broker 2,
  * the others by broker 1, every group coordinated by broker 1 (so broker 2
@@ -274,46 +128,12 @@ static void produce_tick(rd_kafka_t *p0, rd_kafka_t *rest, int64_t ts, int *seq)
     rd_kafka_poll(rest, 0);
 }
 
-/* The agent's HTTP port from its stderr ("http: listening on 127.0.0.1:P"). */
-static int http_port(const char *err)
-{
-    for (long t = 0; t < 10000; t += 20) {
-        char *s = read_file(err);
-        const char *p = strstr(s, "http: listening on 127.0.0.1:");
-        int port = p ? atoi(p + strlen("http: listening on 127.0.0.1:")) : 0;
-        free(s);
-        if (port) return port;
-        sleep_ms(20);
-    }
-    cr_assert_fail("no HTTP port in %s", err);
-    return 0;
-}
-
-static size_t to_buf(char *p, size_t sz, size_t n, void *ud)
-{
-    char **b = ud;
-    size_t have = *b ? strlen(*b) : 0;
-    char *nb = realloc(*b, have + sz * n + 1);
-    if (!nb) return 0;
-    memcpy(nb + have, p, sz * n);
-    nb[have + sz * n] = '\0';
-    *b = nb;
-    return sz * n;
-}
-
 /* GET http://127.0.0.1:port/path: the body (malloc'd; "" on failure). */
-static char *http_get(int port, const char *path)
+static char *get_path(int port, const char *path)
 {
-    char url[128], *body = NULL;
+    char url[128];
     snprintf(url, sizeof(url), "http://127.0.0.1:%d%s", port, path);
-    CURL *c = curl_easy_init();
-    curl_easy_setopt(c, CURLOPT_URL, url);
-    curl_easy_setopt(c, CURLOPT_NOPROXY, "*");
-    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 5000L);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, to_buf);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, &body);
-    curl_easy_perform(c);
-    curl_easy_cleanup(c);
+    char *body = http_get(url, NULL);
     return body ? body : strdup("");
 }
 
@@ -411,7 +231,8 @@ Test(live_lag, broker_stall_60s_is_not_canary_behaviour)
         cr_assert(wait_for(err, "worker 0 assigned", 20000), "%s: no assignment", err);
         cr_assert(wait_for(err, "worker 1 assigned", 20000), "%s: no assignment", err);
     }
-    int port_a = http_port("erra"), port_b = http_port("errb"), port_c = http_port("errc");
+    int port_a = http_port("erra", 10000), port_b = http_port("errb", 10000),
+        port_c = http_port("errc", 10000);
 
     rd_kafka_t *sp0 = producer_on(st.boot), *srest = producer_on(st.boot);
     rd_kafka_t *cp0 = producer_on(calm.boot), *crest = producer_on(calm.boot);
@@ -436,7 +257,7 @@ Test(live_lag, broker_stall_60s_is_not_canary_behaviour)
         }
         if (stalled && !checked_held && now >= stall_at + 30000) {
             /* 30 s into the stall: A holds its verdict, and says why */
-            char *v = http_get(port_a, "/api/v1/verdict");
+            char *v = get_path(port_a, "/api/v1/verdict");
             json_t *j = json_loads(v, 0, NULL);
             cr_assert_not_null(j, "verdict: %s", v);
             cr_assert_str_eq(json_string_value(json_object_get(j, "verdict")), "HEALTHY", "%s", v);
@@ -446,7 +267,7 @@ Test(live_lag, broker_stall_60s_is_not_canary_behaviour)
             cr_assert(lag >= 25 && lag <= 40, "lag_seconds %g: %s", lag, v);
             json_decref(j);
             free(v);
-            char *m = http_get(port_a, "/metrics");
+            char *m = get_path(port_a, "/metrics");
             cr_assert_eq(metric_of(m, "canaryd_verdict_held"), 1, "%s", m);
             double wl = metric_of(m, "canaryd_watermark_lag_seconds");
             cr_assert(wl >= 25 && wl <= 40, "canaryd_watermark_lag_seconds %g", wl);
@@ -459,7 +280,7 @@ Test(live_lag, broker_stall_60s_is_not_canary_behaviour)
         }
         if (resumed && !checked_caught_up && now >= stall_end + 10000) {
             /* caught up: the held seconds judged, judging the present again */
-            char *m = http_get(port_a, "/metrics");
+            char *m = get_path(port_a, "/metrics");
             cr_assert_eq(metric_of(m, "canaryd_verdict_held"), 0, "%s", m);
             double wl = metric_of(m, "canaryd_watermark_lag_seconds");
             cr_assert(wl >= 0 && wl < 5, "canaryd_watermark_lag_seconds %g after the stall", wl);
@@ -480,7 +301,7 @@ Test(live_lag, broker_stall_60s_is_not_canary_behaviour)
     for (int i = 0; i < 3; i++) {
         double got = NAN;
         for (long t = 0; t < 20000; t += 50) {
-            char *m = http_get(ports[i], "/metrics");
+            char *m = get_path(ports[i], "/metrics");
             got = metric_of(m, "canaryd_kafka_messages_total");
             free(m);
             if (got == 16.0 * (double)ticks) break;

@@ -59,6 +59,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "live_helpers.h"
+
 #include "canaryd/timeutil.h"
 
 #define NSCEN 7
@@ -118,41 +120,17 @@ typedef struct scen {
     char why_stopped[96];
 } scen_t;
 
-static char dir[64];
 static pid_t broker = -1;
 static scen_t *sc;
 
 /* ---- helpers ------------------------------------------------------------------ */
 
-static int64_t now_ms(void)
+/* The file of one scenario: <folder>/<scenario><suffix>. */
+static const char *scen_file(const char *scenario, const char *suffix)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static const char *path_of(const char *a, const char *b)
-{
-    static char bufs[16][192];
-    static int i;
-    char *p = bufs[i++ % 16];
-    snprintf(p, 192, "%s/%s%s", dir, a, b ? b : "");
-    return p;
-}
-
-static char *slurp(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) return strdup("");
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    rewind(f);
-    char *s = malloc((size_t)(n > 0 ? n : 0) + 1);
-    cr_assert_not_null(s);
-    size_t got = fread(s, 1, (size_t)(n > 0 ? n : 0), f);
-    s[got] = '\0';
-    fclose(f);
-    return s;
+    char name[160];
+    snprintf(name, sizeof(name), "%s%s", scenario, suffix);
+    return path_of(name);
 }
 
 static int pidfd_of(pid_t pid)
@@ -160,60 +138,6 @@ static int pidfd_of(pid_t pid)
     int fd = (int)syscall(SYS_pidfd_open, pid, 0);
     cr_assert_geq(fd, 0, "pidfd_open: %s", strerror(errno));
     return fd;
-}
-
-/* fork + exec argv; stdout into a pipe (*out_fd, non-blocking) when out_fd,
- * else into out_path; stderr into err_path. The child dies with us. */
-static pid_t spawn(char *const argv[], int *out_fd, const char *out_path, const char *err_path)
-{
-    int p[2] = {-1, -1};
-    if (out_fd) cr_assert_eq(pipe2(p, O_CLOEXEC), 0);
-    pid_t parent = getpid();
-    pid_t pid = fork();
-    cr_assert_geq(pid, 0, "fork: %s", strerror(errno));
-    if (pid == 0) {
-        /* async-signal-safe calls only until exec */
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        if (getppid() != parent) _exit(127);
-        int in = open("/dev/null", O_RDONLY);
-        int out = out_fd ? p[1] : open(out_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        int err = open(err_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        if (in < 0 || out < 0 || err < 0) _exit(127);
-        dup2(in, 0);
-        dup2(out, 1);
-        dup2(err, 2);
-        if (in > 2) close(in);
-        if (out > 2) close(out);
-        if (err > 2) close(err);
-        execv(argv[0], argv);
-        _exit(127);
-    }
-    if (out_fd) {
-        close(p[1]);
-        fcntl(p[0], F_SETFL, O_NONBLOCK);
-        *out_fd = p[0];
-    }
-    return pid;
-}
-
-/* SIGTERM (unless term is false), then up to limit_ms for the child to exit
- * (waiting on its pidfd); SIGKILL after that. Returns the waitpid status. */
-static int stop_child(pid_t pid, int pidfd, bool term, int limit_ms, bool *timed_out)
-{
-    int st = -1;
-    if (term) kill(pid, SIGTERM);
-    struct pollfd pf = {.fd = pidfd, .events = POLLIN};
-    int64_t deadline = now_ms() + limit_ms;
-    int r = 0;
-    while ((r = poll(&pf, 1, (int)(deadline - now_ms() > 0 ? deadline - now_ms() : 0))) < 0 &&
-           errno == EINTR)
-        ;
-    *timed_out = r == 0;
-    if (r == 0) kill(pid, SIGKILL);
-    while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
-        ;
-    close(pidfd);
-    return st;
 }
 
 /* ---- records -------------------------------------------------------------------- */
@@ -291,7 +215,7 @@ static int count_verdicts(const scen_t *s, const char *v)
 /* The simulator's start, from "simulate: scenario X from <time> (onset". */
 static void find_start(scen_t *s)
 {
-    char *txt = slurp(path_of(s->e->scenario, ".sim.err"));
+    char *txt = slurp(scen_file(s->e->scenario, ".sim.err"));
     const char *p = strstr(txt, "simulate: scenario ");
     const char *from = p ? strstr(p, " from ") : NULL;
     const char *end = from ? strstr(from, " (onset") : NULL;
@@ -319,7 +243,7 @@ static void start_broker(char *addr, size_t n)
     }
     argv[k] = NULL;
     int out;
-    broker = spawn(argv, &out, NULL, path_of("broker.err", NULL));
+    broker = spawn_child(argv, NULL, NULL, path_of("broker.err"), &out);
     /* The first line of its stdout is the bootstrap address. */
     size_t len = 0;
     int64_t deadline = now_ms() + 15000;
@@ -359,7 +283,7 @@ static void start_scenario(scen_t *s, const char *brokers)
                         "--exit-when-idle",
                         "5s",
                         NULL};
-    s->run = spawn(run_argv, &s->out_fd, NULL, path_of(s->e->scenario, ".run.err"));
+    s->run = spawn_child(run_argv, NULL, NULL, scen_file(s->e->scenario, ".run.err"), &s->out_fd);
     s->run_pidfd = pidfd_of(s->run);
     char *sim_argv[] = {(char *)bin,  "simulate",
                         "--brokers",  (char *)brokers,
@@ -368,7 +292,7 @@ static void start_scenario(scen_t *s, const char *brokers)
                         "--rate",     "1000",
                         "--onset",    "20s",
                         NULL};
-    s->sim = spawn(sim_argv, NULL, "/dev/null", path_of(s->e->scenario, ".sim.err"));
+    s->sim = spawn_child(sim_argv, NULL, "/dev/null", scen_file(s->e->scenario, ".sim.err"), NULL);
     s->sim_pidfd = pidfd_of(s->sim);
     s->sim_status = s->run_status = -1;
     s->start = s->stop_at = -1;
@@ -381,12 +305,14 @@ static void stop_scenario(scen_t *s, const char *why)
     bool late;
     snprintf(s->why_stopped, sizeof(s->why_stopped), "%s", why);
     if (s->sim_status == -1) {
-        s->sim_status = stop_child(s->sim, s->sim_pidfd, true, 15000, &late);
+        s->sim_status = finish(s->sim, true, 15000, &late);
+        close(s->sim_pidfd);
         cr_expect(!late, "%s: canaryd simulate did not exit within 15 s of SIGTERM",
                   s->e->scenario);
     }
     if (s->run_status == -1) {
-        s->run_status = stop_child(s->run, s->run_pidfd, false, 15000, &late);
+        s->run_status = finish(s->run, false, 15000, &late);
+        close(s->run_pidfd);
         if (late)
             cr_expect_fail("%s: canaryd run did not stop within 15 s of the simulator "
                            "(--exit-when-idle 5s)",
@@ -432,19 +358,9 @@ static void check_scenario(scen_t *s, int64_t now)
 
 /* ---- checking -------------------------------------------------------------------- */
 
-static json_t *stats_of(const scen_t *s)
-{
-    char *txt = slurp(path_of(s->e->scenario, ".run.err"));
-    const char *p = strstr(txt, "canaryd run: stats ");
-    json_t *j = NULL;
-    if (p) j = json_loadb(p + 19, strcspn(p + 19, "\n"), 0, NULL);
-    free(txt);
-    return j;
-}
-
 static long long delivered_of(const scen_t *s)
 {
-    char *txt = slurp(path_of(s->e->scenario, ".sim.err"));
+    char *txt = slurp(scen_file(s->e->scenario, ".sim.err"));
     const char *p = strstr(txt, "canaryd simulate: delivered ");
     long long n = p ? atoll(p + 28) : -1;
     free(txt);
@@ -469,7 +385,7 @@ static long long jint(json_t *o, const char *k)
  * max of them, as warnings. */
 static void log_diagnostics(const scen_t *s, const char *suffix, int max)
 {
-    char *txt = slurp(path_of(s->e->scenario, suffix));
+    char *txt = slurp(scen_file(s->e->scenario, suffix));
     int n = 0;
     for (char *line = strtok(txt, "\n"); line && n < max; line = strtok(NULL, "\n"))
         if (strstr(line, " canaryd[")) {
@@ -509,7 +425,7 @@ static void check_results(scen_t *s)
 
     /* Counting: exactly what was delivered, nothing bad, late or future. */
     long long delivered = delivered_of(s);
-    json_t *st = stats_of(s);
+    json_t *st = stats_in(scen_file(s->e->scenario, ".run.err"));
     CHECK(st != NULL, "%s: no stats line from canaryd run", n);
     CHECK(delivered > 10000, "%s: canaryd simulate delivered %lld events", n, delivered);
     if (st) {
@@ -596,16 +512,9 @@ static void check_results(scen_t *s)
 
 /* ---- the suite ------------------------------------------------------------------- */
 
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st, (void)flag, (void)ftw;
-    return remove(path);
-}
-
 static void setup(void)
 {
-    snprintf(dir, sizeof(dir), "/tmp/cd_live_scen_XXXXXX");
-    cr_assert_not_null(mkdtemp(dir));
+    scratch_make("cd_live_scen_");
     sc = calloc(NSCEN, sizeof(*sc));
     cr_assert_not_null(sc);
     setenv("CANARYD_LOG_LEVEL", "info", 1); /* the simulator's start line */
@@ -623,7 +532,7 @@ static void teardown(void)
     broker = -1;
     free(sc);
     sc = NULL;
-    nftw(dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
+    scratch_remove();
 }
 
 TestSuite(live_scenarios, .init = setup, .fini = teardown, .timeout = 400);
@@ -662,7 +571,7 @@ Test(live_scenarios, each_scenario_live_with_the_demo_config)
     }
 
     bool late;
-    int st = stop_child(broker, pidfd_of(broker), true, 10000, &late);
+    int st = finish(broker, true, 10000, &late);
     broker = -1;
     cr_expect(!late, "canaryd-mock-kafka did not exit within 10 s of SIGTERM");
     cr_expect(WIFEXITED(st) && WEXITSTATUS(st) == 0,

@@ -20,7 +20,6 @@
 #include <fcntl.h>
 #include <ftw.h>
 #include <jansson.h>
-#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,75 +29,28 @@
 
 #include "canaryd/timeutil.h"
 #include "html_check.h"
-
-extern char **environ;
+#include "live_helpers.h"
 
 #define SOP CANARYD_SOURCE_DIR "/config/sop.json"
 #define SCEN CANARYD_SOURCE_DIR "/tests/data/scenarios/error-regression"
 
-static char dir[64];
-
-static const char *in_dir(const char *name)
-{
-    static char bufs[8][160];
-    static int i;
-    char *p = bufs[i++ % 8];
-    snprintf(p, 160, "%s/%s", dir, name);
-    return p;
-}
-
-static char *slurp(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    cr_assert_not_null(f, "%s is missing", path);
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    rewind(f);
-    char *s = malloc((size_t)n + 1);
-    size_t got = fread(s, 1, (size_t)n, f);
-    s[got] = '\0';
-    fclose(f);
-    return s;
-}
-
 /* Runs argv with stdout and stderr into files; returns the exit status. */
 static int run(char *const argv[], const char *out, const char *err)
 {
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_addopen(&fa, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
-    posix_spawn_file_actions_addopen(&fa, STDOUT_FILENO, out, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    posix_spawn_file_actions_addopen(&fa, STDERR_FILENO, err, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    pid_t pid;
-    cr_assert_eq(posix_spawn(&pid, argv[0], &fa, NULL, argv, environ), 0);
-    posix_spawn_file_actions_destroy(&fa);
-    int st;
-    cr_assert_eq(waitpid(pid, &st, 0), pid);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-}
-
-static const char *bin(void)
-{
-    const char *b = getenv("CANARYD_BIN");
-    cr_assert_not_null(b, "CANARYD_BIN is not set (ctest sets it)");
-    return b;
-}
-
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st, (void)flag, (void)ftw;
-    return remove(path);
+    bool late = false;
+    int st = finish(spawn_child(argv, NULL, out, err, NULL), false, 240000, &late);
+    cr_assert(!late, "%s did not exit within 240 s", argv[0]);
+    return exit_code(st);
 }
 
 static void setup(void)
 {
-    snprintf(dir, sizeof dir, "/tmp/canaryd-report.XXXXXX");
-    cr_assert_not_null(mkdtemp(dir));
+    scratch_make("canaryd-report.");
 }
 
 static void teardown(void)
 {
-    if (dir[0]) nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    scratch_remove();
 }
 
 TestSuite(report, .init = setup, .fini = teardown, .timeout = 300);
@@ -107,10 +59,10 @@ TestSuite(report, .init = setup, .fini = teardown, .timeout = 300);
 static void generate(const char *out, const char *opt, const char *val)
 {
     char *argv[] = {
-        (char *)bin(), "generate", "--scenario-file", SCEN "/scenario.json", (char *)opt,
-        (char *)val,   NULL};
-    cr_assert_eq(run(argv, out, in_dir("gen.err")), 0, "generate failed: %s",
-                 slurp(in_dir("gen.err")));
+        (char *)canaryd_bin(), "generate", "--scenario-file", SCEN "/scenario.json", (char *)opt,
+        (char *)val,           NULL};
+    cr_assert_eq(run(argv, out, path_of("gen.err")), 0, "generate failed: %s",
+                 slurp(path_of("gen.err")));
 }
 
 static int64_t t_of(const char *rfc3339)
@@ -218,23 +170,23 @@ static void check_records_drawn(const char *doc, bool sampled)
 
 Test(report, error_regression_charts_spans_and_marks)
 {
-    generate(in_dir("events.jsonl"), "--seed", "1");
-    char *argv[] = {(char *)bin(),
+    generate(path_of("events.jsonl"), "--seed", "1");
+    char *argv[] = {(char *)canaryd_bin(),
                     "report",
                     "--config",
                     SOP,
                     "--output",
-                    (char *)in_dir("r.html"),
-                    (char *)in_dir("events.jsonl"),
+                    (char *)path_of("r.html"),
+                    (char *)path_of("events.jsonl"),
                     NULL};
-    int rc = run(argv, in_dir("out"), in_dir("err"));
-    cr_assert_eq(rc, 0, "report exit %d: %s", rc, slurp(in_dir("err")));
-    char *out = slurp(in_dir("out"));
+    int rc = run(argv, path_of("out"), path_of("err"));
+    cr_assert_eq(rc, 0, "report exit %d: %s", rc, slurp(path_of("err")));
+    char *out = slurp(path_of("out"));
     char want[200];
-    snprintf(want, sizeof want, "%s\n", in_dir("r.html"));
+    snprintf(want, sizeof want, "%s\n", path_of("r.html"));
     cr_expect_str_eq(out, want, "the path is printed on stdout");
     free(out);
-    char *doc = slurp(in_dir("r.html"));
+    char *doc = slurp(path_of("r.html"));
     size_t size = strlen(doc);
     cr_expect_lt(size, 1024 * 1024, "report is %zu bytes", size);
 
@@ -300,19 +252,15 @@ Test(report, error_regression_charts_spans_and_marks)
 /* The summary table equals replay's summary of the same stream. */
 Test(report, summary_matches_replay_with_garbage)
 {
-    generate(in_dir("g.jsonl"), "--garbage", "0.02");
-    char *rep[] = {(char *)bin(), "replay", "--config", SOP, (char *)in_dir("g.jsonl"), NULL};
-    cr_assert_eq(run(rep, in_dir("rep.out"), in_dir("rep.err")), 20);
-    char *argv[] = {(char *)bin(),
-                    "report",
-                    "--config",
-                    SOP,
-                    "-o",
-                    (char *)in_dir("g.html"),
-                    (char *)in_dir("g.jsonl"),
-                    NULL};
-    cr_assert_eq(run(argv, in_dir("out"), in_dir("err")), 0, "%s", slurp(in_dir("err")));
-    char *doc = slurp(in_dir("g.html")), *sum = slurp(in_dir("rep.err"));
+    generate(path_of("g.jsonl"), "--garbage", "0.02");
+    char *rep[] = {(char *)canaryd_bin(),      "replay", "--config", SOP,
+                   (char *)path_of("g.jsonl"), NULL};
+    cr_assert_eq(run(rep, path_of("rep.out"), path_of("rep.err")), 20);
+    char *argv[] = {
+        (char *)canaryd_bin(),      "report", "--config", SOP, "-o", (char *)path_of("g.html"),
+        (char *)path_of("g.jsonl"), NULL};
+    cr_assert_eq(run(argv, path_of("out"), path_of("err")), 0, "%s", slurp(path_of("err")));
+    char *doc = slurp(path_of("g.html")), *sum = slurp(path_of("rep.err"));
     /* each "  TYPE  canary  stable" and "    reason  count" line of replay's
      * summary is a table row of the report */
     int rows = 0, reasons = 0;
@@ -347,23 +295,27 @@ Test(report, summary_matches_replay_with_garbage)
 /* From the verdict log: the records alone give the same spans and marks. */
 Test(report, from_verdict_log)
 {
-    generate(in_dir("e.jsonl"), "--seed", "1");
-    char *rep[] = {(char *)bin(),
+    generate(path_of("e.jsonl"), "--seed", "1");
+    char *rep[] = {(char *)canaryd_bin(),
                    "replay",
                    "--config",
                    SOP,
                    "--verdict-log",
-                   (char *)in_dir("v.jsonl"),
-                   (char *)in_dir("e.jsonl"),
+                   (char *)path_of("v.jsonl"),
+                   (char *)path_of("e.jsonl"),
                    NULL};
-    cr_assert_eq(run(rep, in_dir("rep.out"), in_dir("rep.err")), 20);
-    char *argv[] = {(char *)bin(), "report",
-                    "--config",    SOP,
-                    "-o",          (char *)in_dir("l.html"),
-                    "--from-log",  (char *)in_dir("v.jsonl"),
+    cr_assert_eq(run(rep, path_of("rep.out"), path_of("rep.err")), 20);
+    char *argv[] = {(char *)canaryd_bin(),
+                    "report",
+                    "--config",
+                    SOP,
+                    "-o",
+                    (char *)path_of("l.html"),
+                    "--from-log",
+                    (char *)path_of("v.jsonl"),
                     NULL};
-    cr_assert_eq(run(argv, in_dir("out"), in_dir("err")), 0, "%s", slurp(in_dir("err")));
-    char *doc = slurp(in_dir("l.html"));
+    cr_assert_eq(run(argv, path_of("out"), path_of("err")), 0, "%s", slurp(path_of("err")));
+    char *doc = slurp(path_of("l.html"));
     cr_expect_eq(html_count(doc, "id=\"verdict\" class=\"verdict-big v-ROLLBACK\""), 1);
     cr_expect_eq(html_count(doc, "<section class=\"summary\""), 0, "no summary without events");
     check_records_drawn(doc, false);
@@ -372,16 +324,20 @@ Test(report, from_verdict_log)
 
 Test(report, usage_errors)
 {
-    char *a[] = {(char *)bin(), "report", "--config", SOP, NULL};
-    cr_expect_eq(run(a, in_dir("out"), in_dir("err")), 2);
-    cr_expect(strstr(slurp(in_dir("err")), "no input given") != NULL);
-    char *b[] = {(char *)bin(), "report", "--config", SOP, "--from-log", "x", "y", NULL};
-    cr_expect_eq(run(b, in_dir("out"), in_dir("err")), 2);
-    char *c[] = {(char *)bin(), "report",
-                 "--config",    SOP,
-                 "-o",          "/nonexistent/dir/r.html",
-                 "--from-log",  SCEN "/expected.jsonl",
+    char *a[] = {(char *)canaryd_bin(), "report", "--config", SOP, NULL};
+    cr_expect_eq(run(a, path_of("out"), path_of("err")), 2);
+    cr_expect(strstr(slurp(path_of("err")), "no input given") != NULL);
+    char *b[] = {(char *)canaryd_bin(), "report", "--config", SOP, "--from-log", "x", "y", NULL};
+    cr_expect_eq(run(b, path_of("out"), path_of("err")), 2);
+    char *c[] = {(char *)canaryd_bin(),
+                 "report",
+                 "--config",
+                 SOP,
+                 "-o",
+                 "/nonexistent/dir/r.html",
+                 "--from-log",
+                 SCEN "/expected.jsonl",
                  NULL};
-    cr_expect_eq(run(c, in_dir("out"), in_dir("err")), 1);
-    cr_expect(strstr(slurp(in_dir("err")), "/nonexistent/dir/r.html") != NULL);
+    cr_expect_eq(run(c, path_of("out"), path_of("err")), 1);
+    cr_expect(strstr(slurp(path_of("err")), "/nonexistent/dir/r.html") != NULL);
 }
