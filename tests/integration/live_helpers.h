@@ -107,6 +107,11 @@ static inline void scratch_remove(void)
     lh_dir[0] = '\0';
 }
 
+static inline const char *scratch_dir(void)
+{
+    return lh_dir;
+}
+
 /* name inside the scratch folder. A ring of buffers: an argument list can
  * hold many of these while later calls make more. */
 static inline const char *path_of(const char *name)

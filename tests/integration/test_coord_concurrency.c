@@ -13,7 +13,6 @@
 #include <jansson.h>
 #include <netinet/in.h>
 #include <signal.h>
-#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,82 +26,26 @@
 #include "canaryd/dispatcher.h"
 #include "canaryd/log.h"
 #include "http_receiver.c"
-
-extern char **environ;
+#include "live_helpers.h"
+#include "redis_server.h"
 
 static pid_t redis_pid = -1;
 static int redis_port;
 static rx_t *rx;
 
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void nap_ms(int ms)
-{
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
-static int free_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof(a);
-    cr_assert(bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0);
-    cr_assert(getsockname(fd, (struct sockaddr *)&a, &len) == 0);
-    close(fd);
-    return ntohs(a.sin_port);
-}
-
 static redisContext *client(void)
 {
-    struct timeval tv = {2, 0};
-    redisContext *c = redisConnectWithTimeout("127.0.0.1", redis_port, tv);
-    cr_assert(c && !c->err);
-    redisSetTimeout(c, tv);
-    return c;
+    return redis_server_client(redis_port);
 }
 
 static void redis_start(void)
 {
-    char port[16];
-    snprintf(port, sizeof(port), "%d", redis_port);
-    const char *argv[] = {"redis-server", "--port",     port,      "--bind", "127.0.0.1",
-                          "--save",       "",           "--appendonly", "no", "--loglevel",
-                          "warning",      "--dir",      "/tmp",    NULL};
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", 01 /* O_WRONLY */, 0);
-    int rc = posix_spawnp(&redis_pid, "redis-server", &fa, NULL, (char *const *)argv, environ);
-    posix_spawn_file_actions_destroy(&fa);
-    cr_assert_eq(rc, 0);
-    int64_t deadline = now_ms() + 5000;
-    for (;;) {
-        struct timeval tv = {0, 200000};
-        redisContext *c = redisConnectWithTimeout("127.0.0.1", redis_port, tv);
-        bool up = false;
-        if (c && !c->err) {
-            redisReply *r = redisCommand(c, "PING");
-            up = r && r->type == REDIS_REPLY_STATUS;
-            if (r) freeReplyObject(r);
-        }
-        if (c) redisFree(c);
-        if (up) return;
-        cr_assert(now_ms() < deadline);
-        nap_ms(10);
-    }
+    redis_pid = redis_server_start(redis_port, NULL, NULL);
 }
 
 static void redis_kill(void)
 {
-    if (redis_pid <= 0) return;
-    kill(redis_pid, SIGKILL);
-    waitpid(redis_pid, NULL, 0);
-    redis_pid = -1;
+    redis_server_kill(&redis_pid);
 }
 
 static void setup(void)
@@ -184,11 +127,11 @@ static cd_verdict_t verdict(cd_verdict_kind_t k, const char *rule)
 /* Waits until one of n agents holds the lease; returns its index. */
 static int wait_leader(agent_t *a, int n, int timeout_ms)
 {
-    int64_t end = now_ms() + timeout_ms;
-    while (now_ms() < end) {
+    int64_t end = mono_ms() + timeout_ms;
+    while (mono_ms() < end) {
         for (int i = 0; i < n; i++)
             if (a[i].d && stats(&a[i]).leader) return i;
-        nap_ms(5);
+        sleep_ms(5);
     }
     return -1;
 }
@@ -196,13 +139,13 @@ static int wait_leader(agent_t *a, int n, int timeout_ms)
 /* Waits until no agent has decisive records pending. */
 static bool wait_settled(agent_t *a, int n, int timeout_ms)
 {
-    int64_t end = now_ms() + timeout_ms;
-    while (now_ms() < end) {
+    int64_t end = mono_ms() + timeout_ms;
+    while (mono_ms() < end) {
         bool all = true;
         for (int i = 0; i < n; i++)
             if (a[i].d && stats(&a[i]).pending) all = false;
         if (all) return true;
-        nap_ms(5);
+        sleep_ms(5);
     }
     return false;
 }
@@ -347,8 +290,8 @@ Test(coord_concurrency, leader_leaves_standby_takes_over)
     cr_assert_geq(lead, 0);
     uint64_t t1 = stats(&a[lead]).token;
     /* the standby has read who leads (so it sees the lease change hands) */
-    for (int64_t end = now_ms() + 5000; !stats(&a[1 - lead]).holder[0] && now_ms() < end;)
-        nap_ms(5);
+    for (int64_t end = mono_ms() + 5000; !stats(&a[1 - lead]).holder[0] && mono_ms() < end;)
+        sleep_ms(5);
     cr_assert(stats(&a[1 - lead]).holder[0] != '\0');
     agent_stop(&a[lead]);
     int next = wait_leader(a, 2, 5000);

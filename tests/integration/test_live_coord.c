@@ -30,6 +30,7 @@
 
 #include "http_receiver.c"
 #include "live_helpers.h"
+#include "redis_server.h"
 
 #define TOPIC "events"
 #define PARTS 4
@@ -62,11 +63,7 @@ static void setup(void)
 static void teardown(void)
 {
     kill_children();
-    if (redis_pid > 0) {
-        kill(redis_pid, SIGKILL);
-        waitpid(redis_pid, NULL, 0);
-        redis_pid = -1;
-    }
+    redis_server_kill(&redis_pid);
     rx_stop(rx);
     rx = NULL;
     if (mock) rd_kafka_mock_cluster_destroy(mock);
@@ -135,24 +132,7 @@ static void flush_all(rd_kafka_t *rk)
 static void redis_start(void)
 {
     if (!redis_port) redis_port = free_port();
-    char port[16];
-    snprintf(port, sizeof(port), "%d", redis_port);
-    char *argv[] = {"redis-server", "--port", port,         "--bind",  "127.0.0.1", "--save", "",
-                    "--appendonly", "no",     "--loglevel", "warning", "--dir",     "/tmp",   NULL};
-    redis_pid = spawn_child(argv, NULL, NULL, NULL, NULL);
-    for (int64_t end = mono_ms() + 5000;; sleep_ms(10)) {
-        struct timeval tv = {0, 200000};
-        redisContext *c = redisConnectWithTimeout("127.0.0.1", redis_port, tv);
-        bool up = false;
-        if (c && !c->err) {
-            redisReply *r = redisCommand(c, "PING");
-            up = r && r->type == REDIS_REPLY_STATUS;
-            if (r) freeReplyObject(r);
-        }
-        if (c) redisFree(c);
-        if (up) return;
-        cr_assert(mono_ms() < end, "redis-server did not come up");
-    }
+    redis_pid = redis_server_start(redis_port, NULL, NULL);
 }
 
 /* One error rule that fires as soon as the canary has more than 5 errors
@@ -443,9 +423,7 @@ Test(coord_live, redis_killed_30s_each_agent_delivers_then_one_notifier_again, .
         snprintf(name, sizeof(name), "err%d", i);
         cr_assert(wait_for(name, "consuming", 15000));
     }
-    kill(redis_pid, SIGKILL);
-    waitpid(redis_pid, NULL, 0);
-    redis_pid = -1;
+    redis_server_kill(&redis_pid);
     int64_t t_kill = mono_ms();
     decide();
     all_decided(3, -1);

@@ -17,7 +17,6 @@
 #include <jansson.h>
 #include <netinet/in.h>
 #include <signal.h>
-#include <spawn.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,83 +31,24 @@
 #include "canaryd/log.h"
 #include "canaryd/sink.h"
 #include "canaryd/verdict_fmt.h"
+#include "live_helpers.h"
+#include "redis_server.h"
 
-extern char **environ;
 extern const struct cd_sink_ops cd_sink_redis;
 
 static pid_t redis_pid = -1;
 static int redis_port;
 static char sock_dir[64];
 
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void nap_ms(int ms)
-{
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
-static int free_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof(a);
-    cr_assert(bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0);
-    cr_assert(getsockname(fd, (struct sockaddr *)&a, &len) == 0);
-    close(fd);
-    return ntohs(a.sin_port);
-}
-
 static redisContext *client(void)
 {
-    struct timeval tv = {2, 0};
-    redisContext *c = redisConnectWithTimeout("127.0.0.1", redis_port, tv);
-    cr_assert(c && !c->err, "connect to redis on %d: %s", redis_port, c ? c->errstr : "oom");
-    redisSetTimeout(c, tv);
-    return c;
+    return redis_server_client(redis_port);
 }
 
-/* Starts redis-server (extra args appended) and waits until it answers PING. */
+/* Starts redis-server (extra args appended) and waits until it answers. */
 static void redis_start_args(const char *const *extra)
 {
-    char port[16];
-    snprintf(port, sizeof(port), "%d", redis_port);
-    const char *argv[32] = {"redis-server", "--port", port,           "--bind", "127.0.0.1",
-                            "--save",       "",       "--appendonly", "no",     "--loglevel",
-                            "warning",      "--dir",  "/tmp"};
-    int n = 13;
-    for (int i = 0; extra && extra[i]; i++)
-        argv[n++] = extra[i];
-    argv[n] = NULL;
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", 01 /* O_WRONLY */, 0);
-    int rc = posix_spawnp(&redis_pid, "redis-server", &fa, NULL, (char *const *)argv, environ);
-    posix_spawn_file_actions_destroy(&fa);
-    cr_assert_eq(rc, 0, "redis-server: %s", strerror(rc));
-
-    int64_t deadline = now_ms() + 5000;
-    for (;;) {
-        struct timeval tv = {0, 200000};
-        redisContext *c = redisConnectWithTimeout("127.0.0.1", redis_port, tv);
-        if (c && !c->err) {
-            redisReply *r = redisCommand(c, "PING");
-            bool up = r && (r->type == REDIS_REPLY_STATUS ||
-                            (r->type == REDIS_REPLY_ERROR && strncmp(r->str, "NOAUTH", 6) == 0));
-            if (r) freeReplyObject(r);
-            redisFree(c);
-            if (up) return;
-        } else if (c) {
-            redisFree(c);
-        }
-        cr_assert(now_ms() < deadline, "redis-server did not come up on port %d", redis_port);
-        nap_ms(10);
-    }
+    redis_pid = redis_server_start(redis_port, NULL, extra);
 }
 
 static void redis_start(void)
@@ -118,10 +58,7 @@ static void redis_start(void)
 
 static void redis_kill(void)
 {
-    if (redis_pid <= 0) return;
-    kill(redis_pid, SIGKILL);
-    waitpid(redis_pid, NULL, 0);
-    redis_pid = -1;
+    redis_server_kill(&redis_pid);
 }
 
 static void setup(void)
@@ -413,7 +350,7 @@ Test(redis_sink, acl_user)
     redisFree(c);
 }
 
-static char *slurp(FILE *f)
+static char *slurp_stream(FILE *f)
 {
     fflush(f);
     long n = ftell(f);
@@ -437,7 +374,7 @@ Test(redis_sink, wrong_password_retries_and_is_never_logged)
     cr_assert_eq(deliver(s, &r), CD_SINK_RETRY);
     cd_sink_redis.destroy(s);
     cd_log_set_stream(NULL);
-    char *text = slurp(log);
+    char *text = slurp_stream(log);
     fclose(log);
     cr_assert_not_null(strstr(text, "redis sink sinks.outputs[0] (127.0.0.1:"), "%s", text);
     cr_assert_not_null(strstr(text, ": AUTH: WRONGPASS"), "%s", text);
@@ -464,7 +401,7 @@ Test(redis_sink, error_reply_drops_and_logs)
     cr_assert_eq(llen_stream(c, "canaryd:verdicts:stream"), 1);
     cd_sink_redis.destroy(s);
     cd_log_set_stream(NULL);
-    char *text = slurp(log);
+    char *text = slurp_stream(log);
     fclose(log);
     cr_assert_not_null(strstr(text, "[error]: redis sink sinks.outputs[0] (127.0.0.1:"), "%s",
                        text);
@@ -512,9 +449,9 @@ Test(redis_sink, killed_mid_run_retries_fast_then_recovers)
 
     redis_kill();
     for (int i = 0; i < 3; i++) {
-        int64_t t0 = now_ms();
+        int64_t t0 = mono_ms();
         cr_assert_eq(deliver(s, &r), CD_SINK_RETRY);
-        int64_t took = now_ms() - t0;
+        int64_t took = mono_ms() - t0;
         cr_assert_lt(took, 2000, "deliver took %lld ms while redis was down", (long long)took);
     }
 
@@ -540,22 +477,22 @@ Test(redis_sink, reconnects_are_gated_by_backoff)
     make_rec(&r, CD_RECORD_VERDICT, "2.5.0", "checkout");
     cr_assert_eq(deliver(s, &r), CD_SINK_OK);
     redis_kill();
-    int64_t failed_at = now_ms();
+    int64_t failed_at = mono_ms();
     cr_assert_eq(deliver(s, &r), CD_SINK_RETRY);
     redis_start();
     /* Redis is back, but the next connect is not due yet (4 s backoff):
      * RETRY, without connecting (it would succeed). */
-    int64_t t0 = now_ms();
+    int64_t t0 = mono_ms();
     if (t0 - failed_at < 3000) {
         cr_assert_eq(deliver(s, &r), CD_SINK_RETRY);
-        cr_assert_lt(now_ms() - t0, 1000);
+        cr_assert_lt(mono_ms() - t0, 1000);
     }
-    int64_t deadline = now_ms() + 20000;
+    int64_t deadline = mono_ms() + 20000;
     cd_sink_result_t res;
-    while ((res = deliver(s, &r)) == CD_SINK_RETRY && now_ms() < deadline)
-        nap_ms(20);
+    while ((res = deliver(s, &r)) == CD_SINK_RETRY && mono_ms() < deadline)
+        sleep_ms(20);
     cr_assert_eq(res, CD_SINK_OK);
-    int64_t after = now_ms() - failed_at;
+    int64_t after = mono_ms() - failed_at;
     cr_assert_geq(after, 4000, "reconnected %lld ms after the failure", (long long)after);
     /* once due, the next deliver reconnects (20 ms polls; loaded CI) */
     cr_assert_lt(after, 8000, "reconnected %lld ms after the failure", (long long)after);
@@ -577,15 +514,15 @@ Test(redis_sink, silent_server_times_out)
                        redis_port);
     rec_t r;
     make_rec(&r, CD_RECORD_VERDICT, "2.5.0", "checkout");
-    int64_t t0 = now_ms();
+    int64_t t0 = mono_ms();
     cr_assert_eq(deliver(s, &r), CD_SINK_RETRY);
-    int64_t took = now_ms() - t0;
+    int64_t took = mono_ms() - t0;
     cr_assert_geq(took, 990, "gave up after %lld ms", (long long)took);
     cr_assert_lt(took, 5000, "blocked %lld ms", (long long)took);
     /* Backing off now: the next attempt does not wait the 1 s again. */
-    t0 = now_ms();
+    t0 = mono_ms();
     cr_assert_eq(deliver(s, &r), CD_SINK_RETRY);
-    cr_assert_lt(now_ms() - t0, 500);
+    cr_assert_lt(mono_ms() - t0, 500);
     cd_sink_redis.destroy(s);
     close(lfd);
 }
@@ -710,10 +647,10 @@ Test(redis_sink, through_the_dispatcher_survives_a_restart)
     redisFree(c);
 
     redis_kill();
-    int64_t t0 = now_ms();
+    int64_t t0 = mono_ms();
     cr_assert(cd_dispatcher_submit(d, &b.v));
     /* a submit waiting for the sink would take its 5 s connect timeout */
-    cr_assert_lt(now_ms() - t0, 1000, "submit does not wait for a dead sink");
+    cr_assert_lt(mono_ms() - t0, 1000, "submit does not wait for a dead sink");
     cr_assert_eq(cd_dispatcher_drain(d, 300), 1, "still pending while redis is down");
     redis_start();
     cr_assert_eq(cd_dispatcher_drain(d, 5000), 0);

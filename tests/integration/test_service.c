@@ -54,42 +54,18 @@
 #include <unistd.h>
 
 #include "http_receiver.c"
+#include "live_helpers.h"
+#include "redis_server.h"
 
 #define SOP CANARYD_SOURCE_DIR "/config/sop.json"
 #define VERDICT_TOPIC "canaryd.verdicts"
 
-extern char **environ;
-
-static char dir[256];
 static pid_t redis_pid = -1;
 static int redis_port;
 static rd_kafka_t *mock_rk;
 static rd_kafka_mock_cluster_t *mock;
 static rx_t *rx;
 static pid_t agent; /* canaryd run, 0 when reaped */
-
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static const char *path_of(const char *name)
-{
-    static char buf[4][512];
-    static int k;
-    char *p = buf[k++ & 3];
-    snprintf(p, 512, "%s/%s", dir, name);
-    return p;
-}
-
-static const char *bin(void)
-{
-    const char *b = getenv("CANARYD_BIN");
-    cr_assert_not_null(b, "CANARYD_BIN is not set (ctest sets it)");
-    return b;
-}
 
 /* Runs a shell command line; returns its exit status (-1 if killed). */
 static int sh(const char *fmt, ...)
@@ -108,20 +84,6 @@ static int sh(const char *fmt, ...)
     while (waitpid(pid, &st, 0) < 0)
         cr_assert_eq(errno, EINTR);
     return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
-static char *slurp(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    cr_assert_not_null(f, "cannot open %s", path);
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *s = malloc((size_t)n + 1);
-    cr_assert_eq(fread(s, 1, (size_t)n, f), (size_t)n);
-    s[n] = '\0';
-    fclose(f);
-    return s;
 }
 
 /* The lines of a file, each a JSON object (NULL-terminated array of
@@ -146,89 +108,30 @@ static const char *jstr(const json_t *o, const char *key)
     return s ? s : "";
 }
 
-static int rm_entry(const char *p, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb;
-    (void)flag;
-    (void)ftw;
-    return remove(p);
-}
-
-static int free_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof(a);
-    cr_assert(bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0);
-    cr_assert(getsockname(fd, (struct sockaddr *)&a, &len) == 0);
-    close(fd);
-    return ntohs(a.sin_port);
-}
-
-static redisContext *redis_client(void)
-{
-    struct timeval tv = {2, 0};
-    redisContext *c = redisConnectWithTimeout("127.0.0.1", redis_port, tv);
-    if (c && !c->err) redisSetTimeout(c, tv);
-    return c;
-}
-
-/* redis-server on a free loopback port, no persistence; waits for PING. */
+/* redis-server on a free loopback port, no persistence, in the folder. */
 static void redis_start(void)
 {
-    char port[16];
     redis_port = free_port();
-    snprintf(port, sizeof(port), "%d", redis_port);
-    char *argv[] = {"redis-server", "--port", port,    "--bind",    "127.0.0.1",  "--save",  "",
-                    "--appendonly", "no",     "--dir", (char *)dir, "--loglevel", "warning", NULL};
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_addopen(&fa, STDOUT_FILENO, "/dev/null", O_WRONLY, 0);
-    int rc = posix_spawnp(&redis_pid, "redis-server", &fa, NULL, argv, environ);
-    posix_spawn_file_actions_destroy(&fa);
-    cr_assert_eq(rc, 0, "redis-server: %s", strerror(rc));
-    int64_t deadline = now_ms() + 10000;
-    for (;;) {
-        redisContext *c = redis_client();
-        bool up = false;
-        if (c && !c->err) {
-            redisReply *r = redisCommand(c, "PING");
-            up = r && r->type == REDIS_REPLY_STATUS;
-            if (r) freeReplyObject(r);
-        }
-        if (c) redisFree(c);
-        if (up) return;
-        cr_assert(now_ms() < deadline, "redis-server did not come up on port %d", redis_port);
-        struct timespec ts = {0, 10000000};
-        nanosleep(&ts, NULL);
-    }
+    redis_pid = redis_server_start(redis_port, scratch_dir(), NULL);
 }
 
 static void setup(void)
 {
-    snprintf(dir, sizeof(dir), "/tmp/canaryd-service-XXXXXX");
-    cr_assert_not_null(mkdtemp(dir));
+    scratch_make("canaryd-service-");
 }
 
 static void teardown(void)
 {
-    if (agent > 0) {
-        kill(agent, SIGKILL);
-        waitpid(agent, NULL, 0);
-        agent = 0;
-    }
-    if (redis_pid > 0) {
-        kill(redis_pid, SIGKILL);
-        waitpid(redis_pid, NULL, 0);
-        redis_pid = -1;
-    }
+    kill_children();
+    agent = 0;
+    redis_server_kill(&redis_pid);
     if (rx) rx_stop(rx);
     rx = NULL;
     if (mock) rd_kafka_mock_cluster_destroy(mock);
     if (mock_rk) rd_kafka_destroy(mock_rk);
     mock = NULL;
     mock_rk = NULL;
-    if (dir[0]) nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    scratch_remove();
 }
 
 TestSuite(service, .init = setup, .fini = teardown, .timeout = 300);
@@ -253,11 +156,11 @@ static const char *const FORMATS[] = {"generic",    "slack",      "msteams",    
 
 /* Every message of the verdict topic (partition 0), from the beginning,
  * until n arrived or 20 s passed; payloads appended to out (JSON). */
-static int consume_all(const char *bootstraps, int n, json_t *out)
+static int consume_all(const char *brokers, int n, json_t *out)
 {
     char err[256];
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
-    cr_assert_eq(rd_kafka_conf_set(conf, "bootstrap.servers", bootstraps, err, sizeof(err)), 0);
+    cr_assert_eq(rd_kafka_conf_set(conf, "bootstrap.servers", brokers, err, sizeof(err)), 0);
     cr_assert_eq(rd_kafka_conf_set(conf, "group.id", "test-service", err, sizeof(err)), 0);
     cr_assert_eq(rd_kafka_conf_set(conf, "enable.auto.commit", "false", err, sizeof(err)), 0);
     rd_kafka_t *c = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof(err));
@@ -267,8 +170,8 @@ static int consume_all(const char *bootstraps, int n, json_t *out)
     cr_assert_eq(rd_kafka_assign(c, parts), 0);
     rd_kafka_topic_partition_list_destroy(parts);
     int got = 0;
-    int64_t end = now_ms() + 20000;
-    while (got < n && now_ms() < end) {
+    int64_t end = mono_ms() + 20000;
+    while (got < n && mono_ms() < end) {
         rd_kafka_message_t *m = rd_kafka_consumer_poll(c, 100);
         if (!m) continue;
         if (!m->err) {
@@ -299,7 +202,6 @@ Test(service, every_sink_names_the_service)
     cr_assert_not_null(mock_rk, "%s", err);
     mock = rd_kafka_mock_cluster_new(mock_rk, 1);
     cr_assert_not_null(mock);
-    char bootstraps[256];
     snprintf(bootstraps, sizeof(bootstraps), "%s", rd_kafka_mock_cluster_bootstraps(mock));
     cr_assert_eq(rd_kafka_mock_topic_create(mock, VERDICT_TOPIC, 1, 1), RD_KAFKA_RESP_ERR_NO_ERROR);
 
@@ -332,12 +234,13 @@ Test(service, every_sink_names_the_service)
     snprintf(cfg, sizeof(cfg), "%s", config_with_sinks(sinks)); /* path_of's buffers rotate */
 
     /* the stream: checkout's error regression, ROLLBACK at 12:09:24 */
-    cr_assert_eq(sh("'%s' generate --scenario error-regression --duration 11m > '%s'", bin(),
-                    path_of("events.jsonl")),
+    cr_assert_eq(sh("'%s' generate --scenario error-regression --duration 11m > '%s'",
+                    canaryd_bin(), path_of("events.jsonl")),
                  0);
-    int rc = sh("env -u CANARYD_SERVICE '%s' replay --config '%s' --verdict-log '%s' '%s' "
-                "> /dev/null 2> '%s'",
-                bin(), cfg, path_of("verdicts.log"), path_of("events.jsonl"), path_of("err"));
+    int rc =
+        sh("env -u CANARYD_SERVICE '%s' replay --config '%s' --verdict-log '%s' '%s' "
+           "> /dev/null 2> '%s'",
+           canaryd_bin(), cfg, path_of("verdicts.log"), path_of("events.jsonl"), path_of("err"));
     char *errtext = slurp(path_of("err"));
     cr_assert_eq(rc, 20, "replay exit %d, stderr:\n%s", rc, errtext);
     cr_assert_not_null(strstr(errtext, "service \"checkout\", learnt from the first canary "
@@ -426,7 +329,7 @@ Test(service, every_sink_names_the_service)
 
     /* redis: the key the docs promise, not the unknown one; every stream
      * entry's JSON names checkout */
-    redisContext *c = redis_client();
+    redisContext *c = redis_server_client(redis_port);
     cr_assert(c && !c->err);
     redisReply *g = redisCommand(c, "GET canaryd:checkout:2.5.0:verdict");
     cr_assert(g && g->type == REDIS_REPLY_STRING, "no canaryd:checkout:2.5.0:verdict");
@@ -499,11 +402,11 @@ Test(service, other_services_change_no_verdict)
 {
     /* checkout: healthy, PROMOTE at the end; search, on the same topic: an
      * error regression that would disturb the verdict if it were judged */
-    cr_assert_eq(sh("'%s' generate --scenario healthy > '%s'", bin(), path_of("checkout.jsonl")),
-                 0);
+    cr_assert_eq(
+        sh("'%s' generate --scenario healthy > '%s'", canaryd_bin(), path_of("checkout.jsonl")), 0);
     cr_assert_eq(sh("'%s' generate --scenario error-regression --seed 2 | sed "
                     "'s/\"service\":\"checkout\"/\"service\":\"search\"/' > '%s'",
-                    bin(), path_of("search.jsonl")),
+                    canaryd_bin(), path_of("search.jsonl")),
                  0);
     /* both are in time order: merge them on the timestamp (8th '"' field) */
     cr_assert_eq(sh("sort -m -s -t'\"' -k8,8 '%s' '%s' > '%s'", path_of("checkout.jsonl"),
@@ -514,15 +417,15 @@ Test(service, other_services_change_no_verdict)
     cr_assert_eq(count_lines(path_of("shared.jsonl")), ncheckout + nsearch);
     cr_assert_gt(nsearch, 100000);
 
-    int alone =
-        sh("env -u CANARYD_SERVICE '%s' replay --config '%s' --verdict-log '%s' '%s' "
-           "> /dev/null 2> '%s'",
-           bin(), SOP, path_of("alone.log"), path_of("checkout.jsonl"), path_of("alone.err"));
+    int alone = sh("env -u CANARYD_SERVICE '%s' replay --config '%s' --verdict-log '%s' '%s' "
+                   "> /dev/null 2> '%s'",
+                   canaryd_bin(), SOP, path_of("alone.log"), path_of("checkout.jsonl"),
+                   path_of("alone.err"));
     cr_assert_eq(alone, 0, "checkout alone: PROMOTE");
-    int shared =
-        sh("CANARYD_SERVICE=checkout '%s' replay --config '%s' --verdict-log '%s' '%s' "
-           "> /dev/null 2> '%s'",
-           bin(), SOP, path_of("shared.log"), path_of("shared.jsonl"), path_of("shared.err"));
+    int shared = sh("CANARYD_SERVICE=checkout '%s' replay --config '%s' --verdict-log '%s' '%s' "
+                    "> /dev/null 2> '%s'",
+                    canaryd_bin(), SOP, path_of("shared.log"), path_of("shared.jsonl"),
+                    path_of("shared.err"));
     char *err = slurp(path_of("shared.err"));
     cr_assert_eq(shared, alone, "exit %d:\n%s", shared, err);
 
@@ -553,11 +456,11 @@ Test(service, other_services_change_no_verdict)
      * checkout's alone, search's stable fleet left out */
     cr_assert_eq(sh("env -u CANARYD_SERVICE '%s' baseline --config '%s' --output '%s' '%s' "
                     "2> /dev/null",
-                    bin(), SOP, path_of("base-alone.json"), path_of("checkout.jsonl")),
+                    canaryd_bin(), SOP, path_of("base-alone.json"), path_of("checkout.jsonl")),
                  0);
     cr_assert_eq(sh("CANARYD_SERVICE=checkout '%s' baseline --config '%s' --output '%s' '%s' "
                     "2> '%s'",
-                    bin(), SOP, path_of("base-shared.json"), path_of("shared.jsonl"),
+                    canaryd_bin(), SOP, path_of("base-shared.json"), path_of("shared.jsonl"),
                     path_of("base.err")),
                  0);
     char *ba = slurp(path_of("base-alone.json")), *bs = slurp(path_of("base-shared.json"));
@@ -572,9 +475,10 @@ Test(service, other_services_change_no_verdict)
 
     /* without events.service the same stream is judged as one: other
      * records (search's canary is judged with checkout's) */
-    int mixed = sh("env -u CANARYD_SERVICE '%s' replay --config '%s' --verdict-log '%s' '%s' "
-                   "> /dev/null 2> '%s'",
-                   bin(), SOP, path_of("mixed.log"), path_of("shared.jsonl"), path_of("mixed.err"));
+    int mixed =
+        sh("env -u CANARYD_SERVICE '%s' replay --config '%s' --verdict-log '%s' '%s' "
+           "> /dev/null 2> '%s'",
+           canaryd_bin(), SOP, path_of("mixed.log"), path_of("shared.jsonl"), path_of("mixed.err"));
     json_t *m = json_lines(path_of("mixed.log"));
     char *pm = projection(m);
     cr_assert(mixed != alone || strcmp(pm, pa) != 0, "the other service changed nothing:\n%s", pm);
@@ -594,35 +498,14 @@ Test(service, other_services_change_no_verdict)
 
 /* ---- live: canaryd run, /metrics ------------------------------------------ */
 
-static size_t on_body(char *p, size_t sz, size_t n, void *ud)
-{
-    char **body = ud;
-    size_t old = *body ? strlen(*body) : 0;
-    char *nb = realloc(*body, old + sz * n + 1);
-    cr_assert_not_null(nb);
-    memcpy(nb + old, p, sz * n);
-    nb[old + sz * n] = '\0';
-    *body = nb;
-    return sz * n;
-}
-
 static char *get_metrics(int port)
 {
-    char url[128], *body = NULL;
+    char url[128];
     snprintf(url, sizeof(url), "http://127.0.0.1:%d/metrics", port);
-    CURL *c = curl_easy_init();
-    curl_easy_setopt(c, CURLOPT_URL, url);
-    curl_easy_setopt(c, CURLOPT_NOPROXY, "*");
-    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 10000L);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, &body);
-    CURLcode e = curl_easy_perform(c);
     long status = 0;
-    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
-    curl_easy_cleanup(c);
-    cr_assert(e == CURLE_OK && status == 200, "GET /metrics: %s %ld", curl_easy_strerror(e),
-              status);
-    return body ? body : strdup("");
+    char *body = http_get(url, &status);
+    cr_assert(body && status == 200, "GET /metrics: %ld %s", status, body ? body : "no answer");
+    return body;
 }
 
 /* The value of the sample line "series value" (labels as written), or -1. */
@@ -643,7 +526,6 @@ Test(service, run_counts_other_services_in_metrics)
     cr_assert_not_null(mock_rk, "%s", err);
     mock = rd_kafka_mock_cluster_new(mock_rk, 1);
     cr_assert_not_null(mock);
-    char bootstraps[256];
     snprintf(bootstraps, sizeof(bootstraps), "%s", rd_kafka_mock_cluster_bootstraps(mock));
     cr_assert_eq(rd_kafka_mock_topic_create(mock, "events", 2, 1), RD_KAFKA_RESP_ERR_NO_ERROR);
 
@@ -661,46 +543,12 @@ Test(service, run_counts_other_services_in_metrics)
           f);
     fclose(f);
 
-    /* the agent, with CANARYD_SERVICE in its environment only */
-    char out[512], errp[512];
-    snprintf(out, sizeof(out), "%s", path_of("run.out"));
-    snprintf(errp, sizeof(errp), "%s", path_of("run.err"));
-    const char *b = bin();
-    char *argv[] = {
-        (char *)b, "run", "--brokers", bootstraps, "--config", (char *)path_of("c.json"), NULL};
-    /* there before the child opens it: the parent reads it at once */
-    FILE *ef = fopen(errp, "w");
-    cr_assert_not_null(ef);
-    fclose(ef);
-    pid_t parent = getpid();
-    agent = fork();
-    cr_assert_geq(agent, 0);
-    if (agent == 0) {
-        prctl(PR_SET_PDEATHSIG, SIGKILL); /* no agent left behind by a timed-out test */
-        if (getppid() != parent) _exit(127);
-        int in = open("/dev/null", O_RDONLY), o = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0644),
-            e = open(errp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        if (in < 0 || o < 0 || e < 0) _exit(127);
-        dup2(in, 0);
-        dup2(o, 1);
-        dup2(e, 2);
-        setenv("CANARYD_SERVICE", "checkout", 1);
-        execv(b, argv);
-        _exit(127);
-    }
-    int port = 0;
-    for (int64_t end = now_ms() + 15000; !port && now_ms() < end;) {
-        char *t = slurp(errp);
-        const char *p = strstr(t, "http: listening on 127.0.0.1:");
-        if (p) port = atoi(p + strlen("http: listening on 127.0.0.1:"));
-        free(t);
-        if (!port) {
-            cr_assert_eq(waitpid(agent, NULL, WNOHANG), 0, "canaryd exited:\n%s", slurp(errp));
-            struct timespec ts = {0, 10000000};
-            nanosleep(&ts, NULL);
-        }
-    }
-    cr_assert_gt(port, 0, "no listening line:\n%s", slurp(errp));
+    /* the agent, with CANARYD_SERVICE in its environment only: set here
+     * just while it is forked (this process reads no CANARYD_SERVICE) */
+    setenv("CANARYD_SERVICE", "checkout", 1);
+    agent = start("run.out", "run.err", ARGS("--config", path_of("c.json")));
+    unsetenv("CANARYD_SERVICE");
+    int port = http_port("run.err", 15000);
 
     /* 40 checkout events, 30 of search (errors on its canary: a ROLLBACK
      * if they were judged), 5 naming no service, 2 bad */
@@ -740,19 +588,19 @@ Test(service, run_counts_other_services_in_metrics)
     rd_kafka_destroy(pr);
 
     char *m = NULL;
-    for (int64_t end = now_ms() + 20000;;) {
+    for (int64_t end = mono_ms() + 20000;;) {
         free(m);
         m = get_metrics(port);
         if (metric(m, "canaryd_kafka_messages_total") == 77) break;
-        cr_assert_lt(now_ms(), end, "not every message consumed:\n%s", m);
+        cr_assert_lt(mono_ms(), end, "not every message consumed:\n%s", m);
         struct timespec w = {0, 20000000};
         nanosleep(&w, NULL);
     }
     /* the counters are from the last snapshot: wait for the one after the
      * 77th message was counted */
-    for (int64_t end = now_ms() + 10000;
+    for (int64_t end = mono_ms() + 10000;
          metric(m, "canaryd_other_service_events_total{reason=\"other_service\"}") != 30 &&
-         now_ms() < end;) {
+         mono_ms() < end;) {
         free(m);
         m = get_metrics(port);
     }
@@ -771,16 +619,12 @@ Test(service, run_counts_other_services_in_metrics)
     cr_assert_eq(metric(m, "canaryd_verdict{verdict=\"ROLLBACK\",release=\"\"}"), 0, "%s", m);
     free(m);
 
-    kill(agent, SIGTERM);
-    int st = 0;
-    for (int64_t end = now_ms() + 15000; waitpid(agent, &st, WNOHANG) != agent;) {
-        cr_assert_lt(now_ms(), end, "canaryd did not stop");
-        struct timespec w = {0, 10000000};
-        nanosleep(&w, NULL);
-    }
+    bool late = false;
+    int st = finish(agent, true, 15000, &late);
     agent = 0;
+    cr_assert(!late, "canaryd did not stop");
     cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "exit 0x%x", st);
-    char *e = slurp(errp);
+    char *e = read_file("run.err");
     cr_assert_not_null(strstr(e, "canaryd run: 77 messages, 40 events accepted, 2 bad, 0 late, 0 "
                                  "future, 35 other services; "),
                        "%s", e);
