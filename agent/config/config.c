@@ -1,10 +1,30 @@
 /*
  * config.c - loads canaryd's configuration (JSON, or YAML through
- * config_yaml.c into the same tree) into a cd_config_t: the
- * document's top level, the "windows" and "verdicts" sections, and reading
- * files. "events" and the type catalog are in config_events.c, rules in
- * config_rules.c and config_kinds.c, the baseline file in
- * config_baseline.c, value checks and messages in config_json.c.
+ * config_yaml.c into the same tree) into a cd_config_t: the document's top
+ * level and the "windows" and "verdicts" sections; every other section has
+ * a parser of its own.
+ *
+ * The loader's files call in one direction, top to bottom; a file calls
+ * only the layers below it, never one above (so no section parser calls
+ * back into this file, which calls them):
+ *
+ *   config.c            the top-level loader (cd_config_load / _parse): reads
+ *                       the file, builds the tree, runs the stages below
+ *   config_env.c        environment overlay before validation, and the
+ *                       check of overridden keys after it, with the kafka,
+ *                       http and sinks sections' own parsers
+ *   config_yaml.c       YAML into the tree; line/column of each key path
+ *   config_secrets.c    K_file / K_env resolved into K
+ *   config_events.c     "events" and the type catalog
+ *   config_rules.c      "rules": common keys, then config_kinds.c per kind
+ *   config_baseline.c   baseline_file into the relative rules
+ *   config_kafka.c, config_http.c, config_coord.c
+ *                       sections the agent's modules parse when it starts
+ *                       (kafka, http, coordination), also called by
+ *                       config_env.c for overridden keys
+ *   config_json.c       leaves: typed getters, paths and messages;
+ *   config_file.c       reading a file (size cap, regular files only);
+ *   diag.c              the problem list
  *
  * Parsing is two-phase in spirit: jansson turns the text into a tree (with
  * duplicate keys rejected and line/column on syntax errors), then every
@@ -18,13 +38,9 @@
  * it, so a cd_config_t must not be copied by value. Start-up only: nothing
  * here is on the hot path, and nothing is shared between threads.
  */
-#include <errno.h>
-#include <fcntl.h>
 #include <math.h>
 #include <stddef.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include "canaryd/engine.h"
 #include "config_env.h"
@@ -241,62 +257,6 @@ static bool yaml_name(const char *path)
 cd_config_t *cd_config_parse(const char *text, size_t len, const char *origin_dir, cd_diag_t *diag)
 {
     return cd_config_parse_ex(text, len, origin_dir, 0, diag);
-}
-
-int cd_cfg_read_file(const char *path, size_t max, char **out, size_t *outlen, char *err,
-                     size_t errsize)
-{
-    char *buf = NULL;
-    struct stat st;
-    size_t len = 0;
-
-    /* O_NONBLOCK: opening a FIFO named by mistake must not hang start-up. */
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
-    if (fd < 0) {
-        snprintf(err, errsize, "cannot open: %s", strerror(errno));
-        goto err;
-    }
-    if (fstat(fd, &st) != 0) {
-        snprintf(err, errsize, "cannot stat: %s", strerror(errno));
-        goto err;
-    }
-    if (!S_ISREG(st.st_mode)) {
-        snprintf(err, errsize, "not a regular file");
-        goto err;
-    }
-    if ((uint64_t)st.st_size > max) {
-        snprintf(err, errsize, "larger than %zu bytes", max);
-        goto err;
-    }
-    buf = malloc((size_t)st.st_size + 1);
-    if (!buf) {
-        snprintf(err, errsize, "out of memory");
-        goto err;
-    }
-    /* Read up to one byte more than stat said, to notice a file that grew. */
-    while (len <= (size_t)st.st_size) {
-        ssize_t n = read(fd, buf + len, (size_t)st.st_size + 1 - len);
-        if (n < 0 && errno == EINTR) continue;
-        if (n < 0) {
-            snprintf(err, errsize, "cannot read: %s", strerror(errno));
-            goto err;
-        }
-        if (n == 0) break;
-        len += (size_t)n;
-    }
-    if (len > (size_t)st.st_size) {
-        snprintf(err, errsize, "changed while being read");
-        goto err;
-    }
-    close(fd);
-    buf[len] = '\0';
-    *out = buf;
-    *outlen = len;
-    return 0;
-err:
-    if (fd >= 0) close(fd);
-    free(buf);
-    return -1;
 }
 
 cd_config_t *cd_config_load_ex(const char *path, unsigned flags, cd_diag_t *diag)

@@ -1,9 +1,12 @@
 /*
- * config_internal.h - what the config loader's files share: config.c (top
- * level, windows, verdicts, files), config_events.c, config_rules.c (common
- * rule keys), config_kinds.c (per-kind keys), config_baseline.c and
- * config_json.c (typed getters and messages). Not a public
- * header: nothing outside the loader and its fuzz target includes it.
+ * config_internal.h - what the config loader's files share: config.c (the
+ * top-level loader: top level, windows, verdicts), the section parsers it
+ * calls (config_events.c, config_rules.c and config_kinds.c,
+ * config_baseline.c, config_secrets.c, config_yaml.c) and the leaves every
+ * file may call (config_json.c: typed getters and messages; config_file.c:
+ * reading a file). Calls go one way, loader -> sections -> leaves (the
+ * layers are listed atop config.c). Not a public header: nothing outside
+ * the loader, its tests and its fuzz target includes it.
  *
  * Every check reports through one cd_cfgctx_t into the caller's diag and
  * carries on, so a document with five mistakes yields five lines. Most
@@ -45,11 +48,11 @@ typedef struct cd_cfgctx {
 cd_config_t *cd_config_parse_ex(const char *text, size_t len, const char *origin_dir,
                                 unsigned flags, cd_diag_t *diag);
 
-/* --- config_json.c: rendering and typed getters -------------------------- */
-
 /* cd_config_load with CD_CFG_* flags: reads path, resolves relative paths
  * against its folder. cd_config_load is this with CD_CFG_ENV. */
 cd_config_t *cd_config_load_ex(const char *path, unsigned flags, cd_diag_t *diag);
+
+/* --- config_json.c: rendering and typed getters -------------------------- */
 
 /* Renders v as compact ASCII JSON, cut to CD_CFG_VALUE_MAX with "...". */
 void cd_cfg_render(const json_t *v, char *buf, size_t size);
@@ -119,7 +122,7 @@ void cd_cfg_parse_events(cd_cfgctx_t *x, const json_t *ev);
  * returns -1 when the catalog is full. */
 int cd_cfg_type_intern(cd_cfgctx_t *x, const char *path, const json_t *v, const char *name);
 
-/* --- config.c ------------------------------------------------------------ */
+/* --- config_file.c ------------------------------------------------------- */
 
 /* Reads a whole regular file of at most max bytes into a malloc'd buffer
  * (NUL-terminated; caller frees). Returns 0, or -1 with a reason such as
