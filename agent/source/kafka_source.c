@@ -156,6 +156,7 @@
 
 #include "canaryd/deadline.h"
 #include "canaryd/log.h"
+#include "kafka_start.h"
 
 /* Aligned: each worker's per-message fields (messages, the nudge sampling,
  * the partition cache) on cache lines no other worker writes. */
@@ -267,6 +268,11 @@ struct cd_kafka_source {
     pthread_mutex_t prmu;
     pthread_cond_t prcv;
     atomic_uint_fast64_t probes_failed;
+    /* start by time (issue 11; kafka_start.c): how far back a partition
+     * this process has not counted before starts; 0 = at the committed
+     * offset. Written before the workers start. */
+    int64_t history_ms;
+    cd_kafka_start_t *start;
 };
 
 /* The prober (see the top): how often each worker's end offsets are asked,
@@ -704,6 +710,11 @@ static rd_kafka_resp_err_t final_commit(worker_t *w, int64_t until_ms)
     return err;
 }
 
+/* How long finding the start offsets by time may hold an assignment (the
+ * worker polls nothing meanwhile); past it, a partition starts at its
+ * committed offset. */
+#define START_SEARCH_WAIT_MS 10000
+
 static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                          rd_kafka_topic_partition_list_t *parts, void *opaque)
 {
@@ -713,12 +724,23 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
         cd_log(CD_LOG_INFO, "kafka: worker %d assigned %d partition(s)", w->id, parts->cnt);
         track(w, parts, true);
+        /* Start by time: partitions this process has not counted before
+         * (track() left their offset unset) start at the first offset of
+         * the history the windows need, whatever was committed. On a copy:
+         * store_recalled stores only what this process counted. */
+        rd_kafka_topic_partition_list_t *at = w->s->start ? rd_kafka_topic_partition_list_copy(parts)
+                                                          : NULL;
+        if (at) {
+            int64_t t = wall_ms() - w->s->history_ms;
+            cd_kafka_start_find(w->s->start, at, t, START_SEARCH_WAIT_MS);
+        }
         if (coop) {
-            rd_kafka_error_t *e = rd_kafka_incremental_assign(rk, parts);
+            rd_kafka_error_t *e = rd_kafka_incremental_assign(rk, at ? at : parts);
             if (e) rd_kafka_error_destroy(e);
         } else {
-            rd_kafka_assign(rk, parts);
+            rd_kafka_assign(rk, at ? at : parts);
         }
+        if (at) rd_kafka_topic_partition_list_destroy(at);
         store_recalled(w, parts);
         atomic_fetch_add_explicit(&w->assigned, parts->cnt, memory_order_relaxed);
         atomic_store_explicit(&w->caught_up, false, memory_order_relaxed);
@@ -1400,6 +1422,20 @@ static void *worker_run(void *arg)
     return NULL;
 }
 
+int cd_kafka_source_set_history(cd_kafka_source_t *s, const cd_kafka_conf_t *kc,
+                                const cd_config_t *cfg, int64_t history_ms, char *errbuf,
+                                size_t errsize)
+{
+    if (history_ms <= 0 || s->start) {
+        s->history_ms = s->start ? history_ms : 0;
+        return 0;
+    }
+    s->start = cd_kafka_start_new(kc, cfg, errbuf, errsize);
+    if (!s->start) return -1;
+    s->history_ms = history_ms;
+    return 0;
+}
+
 int cd_kafka_source_start(cd_kafka_source_t *s, char *errbuf, size_t errsize)
 {
     /* Written before any worker exists (pthread_create orders it before
@@ -1481,13 +1517,16 @@ static void *reap(void *arg)
 static bool destroy_handles(cd_kafka_source_t *s, int64_t wait_ms)
 {
     reaper_t *r = calloc(1, sizeof(*r));
-    rd_kafka_t **rks = calloc((size_t)s->nworkers + 1, sizeof(*rks));
+    rd_kafka_t **rks = calloc((size_t)s->nworkers + 2, sizeof(*rks));
     if (!r || !rks) {
         free(r);
         free(rks);
         for (int i = 0; i < s->nworkers; i++)
             if (s->w[i].rk) rd_kafka_destroy_flags(s->w[i].rk, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
         if (s->prk) rd_kafka_destroy_flags(s->prk, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
+        if (cd_kafka_start_handle(s->start))
+            rd_kafka_destroy_flags(cd_kafka_start_handle(s->start),
+                                   RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
         return true;
     }
     /* Closed by the worker (or never started): no second close. The
@@ -1495,8 +1534,9 @@ static bool destroy_handles(cd_kafka_source_t *s, int64_t wait_ms)
     for (int i = 0; i < s->nworkers; i++)
         rks[i] = s->w[i].rk;
     rks[s->nworkers] = s->prk;
+    rks[s->nworkers + 1] = cd_kafka_start_handle(s->start); /* may be NULL */
     r->rks = rks;
-    r->n = s->nworkers + 1;
+    r->n = s->nworkers + 2;
     pthread_mutex_init(&r->mu, NULL);
     cond_init_monotonic(&r->cv);
     pthread_t t;
@@ -1530,8 +1570,9 @@ void cd_kafka_source_destroy(cd_kafka_source_t *s)
 {
     if (!s) return;
     cd_kafka_source_stop(s, 0);
-    if ((s->w || s->prk) && !destroy_handles(s, CD_KAFKA_DESTROY_WAIT_MS))
+    if ((s->w || s->prk || s->start) && !destroy_handles(s, CD_KAFKA_DESTROY_WAIT_MS))
         return; /* abandoned, see above */
+    cd_kafka_start_free(s->start); /* its handle went with the others */
     for (int i = 0; s->w && i < s->nworkers; i++) {
         free(s->w[i].buf);
         free(s->w[i].parts);
@@ -1560,6 +1601,13 @@ void cd_kafka_source_stats(const cd_kafka_source_t *s, cd_kafka_stats_t *out)
     out->rebalances = atomic_load_explicit(&q->rebalances, memory_order_relaxed);
     out->redelivered = (uint64_t)atomic_load_explicit(&q->redelivered, memory_order_relaxed);
     out->fetch_nudges = atomic_load_explicit(&q->nudges, memory_order_relaxed);
+    cd_kafka_start_stats_t st;
+    cd_kafka_start_stats(q->start, &st);
+    out->start_searches = st.searches;
+    out->start_probes = st.probes;
+    out->start_broker = st.broker_answers;
+    out->start_at_end = st.at_end;
+    out->start_failed = st.failed;
     for (int i = 0; i < s->nworkers; i++) {
         out->assigned += atomic_load_explicit(&q->w[i].assigned, memory_order_relaxed);
         out->messages += atomic_load_explicit(&q->w[i].messages, memory_order_relaxed);

@@ -71,6 +71,12 @@ typedef struct cd_kafka_stats {
     uint64_t redelivered;    /* messages skipped: already counted by this process */
     uint64_t fetch_nudges;   /* fetchers woken after a full prefetch queue drained (librdkafka < 2.1) */
     int assigned;            /* partitions assigned now, over all workers */
+    /* start by time (cd_kafka_source_set_history) */
+    uint64_t start_searches; /* partitions whose start offset was looked for by time */
+    uint64_t start_probes;   /* messages read (not counted) to find them */
+    uint64_t start_broker;   /* of the searches, answered by the broker's offsets-for-times */
+    uint64_t start_at_end;   /* of the searches, started at the partition's end (no history) */
+    uint64_t start_failed;   /* not found in time: started at the committed offset */
 } cd_kafka_stats_t;
 
 /*
@@ -83,6 +89,24 @@ typedef struct cd_kafka_stats {
  */
 cd_kafka_source_t *cd_kafka_source_new(const cd_kafka_conf_t *kc, const cd_config_t *cfg,
                                        cd_pipeline_t *p, char *errbuf, size_t errsize);
+
+/*
+ * Start by time (issue 11): on every assignment, each partition this
+ * process has not counted before starts at the first offset whose event
+ * time is at or after (the wall clock then - history_ms), or at its end
+ * when it has nothing that recent -- never at the topic's beginning, never
+ * merely at the committed offset (found by kafka_start.c: the broker's
+ * offsets-for-times where it answers, checked by reading, else a search
+ * that reads one message per probe on a handle of its own). A partition
+ * whose start is not found within 10 s starts at its committed offset.
+ * history_ms 0 (the default without this call): the committed offset, as
+ * librdkafka does. kc: the connection properties for the search's handle;
+ * cfg: the decoder settings (event times). Before cd_kafka_source_start;
+ * 0, or -1 with a message. Caller's thread.
+ */
+int cd_kafka_source_set_history(cd_kafka_source_t *s, const cd_kafka_conf_t *kc,
+                                const cd_config_t *cfg, int64_t history_ms, char *errbuf,
+                                size_t errsize);
 
 /* Starts the worker threads. 0, or -1 with a message. */
 int cd_kafka_source_start(cd_kafka_source_t *s, char *errbuf, size_t errsize);
