@@ -88,7 +88,7 @@ static cd_dispatcher_t *dispatcher_alloc(size_t cap)
  * and frees them (check). */
 static cd_dispatcher_t *parse_section(const cd_config_t *cfg, cd_diag_t *diag, bool keep)
 {
-    static const char *const KEYS[] = {"queue_size", "drain_timeout", "outputs", NULL};
+    static const char *const KEYS[] = {"queue_size", "drain_timeout", "outputs", "ledger", NULL};
     const json_t *sec = cfg ? cfg->sinks_json : NULL;
     double qsize = DEFAULT_QUEUE;
     int64_t drain = DEFAULT_DRAIN_MS;
@@ -111,6 +111,7 @@ static cd_dispatcher_t *parse_section(const cd_config_t *cfg, cd_diag_t *diag, b
         return NULL;
     }
     d->drain_ms = drain;
+    if (sec) cd_sconf_string(diag, "sinks", sec, "ledger", false, false, &d->ledger_path);
     json_t *outs = sec ? json_object_get(sec, "outputs") : NULL;
     if (outs && !json_is_array(outs)) {
         cd_sconf_bad(diag, "sinks.outputs", outs, false, "is not a list",
@@ -166,6 +167,11 @@ void cd_dispatcher_set_coord(cd_dispatcher_t *d, struct cd_coord *c)
 {
     CD_ASSERT(!d->started);
     d->coord = c;
+}
+
+const char *cd_dispatcher_ledger_path(const cd_dispatcher_t *d)
+{
+    return d->ledger_path;
 }
 
 struct cd_coord *cd_dispatcher_coord(const cd_dispatcher_t *d)
@@ -968,5 +974,6 @@ void cd_dispatcher_destroy(cd_dispatcher_t *d)
     pthread_cond_destroy(&d->idle);
     pthread_mutex_destroy(&d->mu);
     free(d->ring);
+    free(d->ledger_path);
     free(d);
 }

@@ -93,6 +93,7 @@ struct cd_dispatcher {
     int64_t drain_ms;
     struct cd_coord *coord; /* NULL: not coordinated */
     cd_ledger_t *ledger;    /* NULL: decisions are not remembered across restarts */
+    char *ledger_path;      /* "ledger" of the section (malloc'ed), NULL: none */
     bool abandoning;        /* destroy is dropping what is left: no claim is done */
     sink_t *sinks[MAX_SINKS];
     int nsinks;

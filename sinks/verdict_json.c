@@ -317,6 +317,7 @@ bool cd_verdict_from_json(const char *line, size_t len, cd_verdict_parsed_t *out
     v->action = act && strcmp(act, cd_action_name(CD_ACTION_ALERT)) == 0 ? CD_ACTION_ALERT
                                                                          : CD_ACTION_ROLLBACK;
     v->dry_run = json_is_true(json_object_get(o, "dry_run"));
+    v->catchup = json_is_true(json_object_get(o, "catchup"));
     const json_t *obs = json_object_get(o, "observed");
     const json_t *th = json_object_get(o, "threshold");
     v->threshold = json_is_number(th) ? json_number_value(th) : NAN;

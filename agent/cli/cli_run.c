@@ -178,14 +178,20 @@ static void on_record(const cd_verdict_t *v, void *opaque)
     if (cd_outputs_builtin_failed(&r->out)) atomic_store(&r->io_failed, true);
 }
 
-/* Opens <verdict log>.ledger (docs/operations.md, "What survives a
- * restart"). false: it cannot be read or written (the agent stops: running
- * without the memory it was configured to keep would notify twice). */
+/* Opens the decision ledger: sinks.ledger, else <verdict log>.ledger
+ * (docs/operations.md, "What survives a restart"). false: it cannot be read
+ * or written (the agent stops: running without the memory it was
+ * configured to keep would notify twice). */
 static bool ledger_open(run_t *r)
 {
     char path[4096], err[1024];
-    if (!r->log_path) return true;
-    snprintf(path, sizeof(path), "%s.ledger", r->log_path);
+    const char *conf = cd_dispatcher_ledger_path(r->out.disp);
+    if (conf)
+        snprintf(path, sizeof(path), "%s", conf);
+    else if (r->log_path)
+        snprintf(path, sizeof(path), "%s.ledger", r->log_path);
+    else
+        return true;
     r->ledger = cd_ledger_open(path, err, sizeof(err));
     if (!r->ledger) fprintf(stderr, "canaryd run: %s\n", err);
     return r->ledger != NULL;

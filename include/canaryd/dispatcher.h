@@ -20,6 +20,7 @@
  *   "sinks": {
  *     "queue_size": 1024,          records the submit queue holds (and each sink's FIFO)
  *     "drain_timeout": "10s",      how long destroy / a replay's end waits for delivery
+ *     "ledger": "/var/lib/canaryd/ledger",  the decision ledger of `canaryd run` (ledger.h)
  *     "outputs": [ { "type": "webhook", "name": "...", "filter": {...},
  *                    "retry": {"base", "cap", "max_attempts"}, "rate_limit": 1,
  *                    "send_resolved": true, ...keys of the sink type... }, ... ]
@@ -105,6 +106,9 @@ struct cd_coord *cd_dispatcher_coord(const cd_dispatcher_t *d);
  */
 struct cd_ledger;
 void cd_dispatcher_set_ledger(cd_dispatcher_t *d, struct cd_ledger *l);
+/* The section's "ledger" path (borrowed; NULL when absent): `canaryd run`
+ * opens the ledger there, else next to --verdict-log. */
+const char *cd_dispatcher_ledger_path(const cd_dispatcher_t *d);
 
 /*
  * Batch mode (replay): submit waits for room in the queue instead of

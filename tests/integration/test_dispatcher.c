@@ -37,7 +37,7 @@ Test(dispatcher, config_errors_name_key_paths)
     cd_diag_init(&d);
     cr_expect_null(cd_dispatcher_new(c, &d));
     const char *want[] = {
-        "sinks.extra: unknown key; accepted: queue_size, drain_timeout, outputs",
+        "sinks.extra: unknown key; accepted: queue_size, drain_timeout, outputs, ledger",
         "sinks.queue_size: 0 is out of range; accepted: a number from 1 to 1048576",
         "sinks.outputs[0].type: \"pigeon\" is not a sink type; accepted: log, webhook, exec, "
         "redis, kafka",
@@ -69,10 +69,11 @@ Test(dispatcher, config_errors_name_key_paths)
     cr_expect_eq(cd_dispatcher_check(c, &d), 15);
     cd_config_free(c);
 
-    c = st_config("{\"queue_size\":4.5,\"drain_timeout\":\"1h\",\"outputs\":{}}", &d);
+    c = st_config("{\"queue_size\":4.5,\"drain_timeout\":\"1h\",\"outputs\":{},\"ledger\":7}", &d);
     cr_assert_not_null(c, "%s", d.text);
     cd_diag_init(&d);
-    cr_expect_eq(cd_dispatcher_check(c, &d), 3);
+    cr_expect_eq(cd_dispatcher_check(c, &d), 4, "%s", d.text);
+    expect_has(d.text, "sinks.ledger: 7 is not a non-empty string; accepted: a non-empty string");
     expect_has(d.text, "sinks.queue_size: 4.5 is not an integer; accepted: an integer from 1 to "
                        "1048576\n");
     expect_has(d.text, "sinks.drain_timeout: \"1h\" is out of range; accepted: a duration from "

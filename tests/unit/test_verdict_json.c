@@ -146,6 +146,7 @@ Test(verdict_json, parsed_back_renders_the_same_line)
     recs[2].threshold = NAN;
     recs[2].canary = (cd_obs_t){true, NAN, 0, 0};
     recs[2].service = "checkout";
+    recs[1].catchup = true;
     for (int i = 0; i < 3; i++) {
         char a[4096], b[4096], err[128];
         int n = cd_verdict_to_json(&recs[i], a, sizeof(a));
