@@ -40,9 +40,9 @@ char *cd_http_dashboard_render(const cd_snapshot_t *s, cd_history_t *h, const cd
 char *cd_http_history_render(cd_history_t *h, int64_t since_ms, size_t *len);
 
 /* agent/http/http_windows.c: GET /api/v1/windows's reply for ?at= (NULL:
- * the last bucket boundary judged), judged_ms from the latest snapshot;
+ * the last complete bucket boundary), judged_ms from the latest snapshot;
  * *status gets the HTTP status (200, 400, 404 no longer retained, 409 not
- * judged yet, 500). A new reference (caller decrefs). HTTP threads. */
+ * complete yet, 500). A new reference (caller decrefs). HTTP threads. */
 json_t *cd_http_windows_json(const cd_config_t *cfg, const cd_window_t *w, int64_t judged_ms,
                              const char *at, int *status);
 

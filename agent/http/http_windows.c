@@ -6,7 +6,13 @@
  *
  * Data: reads the window ring directly (lock-free readers, any thread) and
  * the latest snapshot's watermark (judged_ms) to refuse a second whose
- * buckets may still fill. Nothing is kept between requests.
+ * buckets may still fill: S is answered once judged_ms - allowed_lateness
+ * has passed it. Why the lateness: judgement runs up to the slowest
+ * partition's watermark plus a leeway, and a partition read to its end has
+ * the wall time of that read as its watermark, so an event stamped before
+ * it may still be on its way (producer batching, a round trip); the
+ * allowed lateness is what the config promises such an event. Nothing is
+ * kept between requests.
  *
  * Threading: libmicrohttpd's threads; no lock but the snapshot copy the
  * caller made.
@@ -81,23 +87,25 @@ json_t *cd_http_windows_json(const cd_config_t *cfg, const cd_window_t *w, int64
                              "at: not on a bucket boundary (windows.resolution)", "resolution_ms",
                              (json_int_t)res);
         }
-    } else {
-        at_ms = judged_ms / res * res; /* the last closed bucket boundary judged */
     }
+    int64_t complete = judged_ms > 0 ? judged_ms - cfg->allowed_lateness_ms : 0;
+    if (!at) at_ms = complete > 0 ? complete / res * res : 0; /* the last complete boundary */
     cd_window_counts_t *wc = malloc(sizeof *wc);
     if (!wc) {
         *status = 500;
         return json_pack("{s:s}", "error", "out of memory");
     }
-    cd_wc_result_t r = cd_window_counts(cfg, w, at_ms, judged_ms, wc);
-    json_t *j = json_pack("{s:o,s:I,s:o,s:o}", "at", time_or_null(at_ms), "at_ms",
-                          (json_int_t)at_ms, "judged_until", time_or_null(judged_ms), "oldest",
+    cd_wc_result_t r = cd_window_counts(cfg, w, at_ms, complete, wc);
+    json_t *j = json_pack("{s:o,s:I,s:o,s:o,s:o}", "at", time_or_null(at_ms), "at_ms",
+                          (json_int_t)at_ms, "judged_until", time_or_null(judged_ms),
+                          "complete_until", time_or_null(complete), "oldest",
                           time_or_null(wc->oldest_ms));
     if (r == CD_WC_NOT_JUDGED) {
         *status = 409;
         json_object_set_new(j, "error",
-                            json_string("not judged yet: its buckets may still fill; ask again "
-                                        "once judged_until has passed it"));
+                            json_string("not complete yet: events stamped before it may still "
+                                        "arrive; ask again once complete_until (judged_until "
+                                        "minus windows.allowed_lateness) has passed it"));
     } else if (r == CD_WC_GONE) {
         *status = 404;
         json_object_set_new(j, "error",

@@ -31,7 +31,7 @@ static void add_type(cd_window_counts_rule_t *r, int t)
 }
 
 cd_wc_result_t cd_window_counts(const cd_config_t *cfg, const cd_window_t *w, int64_t at_ms,
-                                int64_t judged_ms, cd_window_counts_t *out)
+                                int64_t complete_ms, cd_window_counts_t *out)
 {
     memset(out, 0, sizeof *out);
     out->at_ms = at_ms;
@@ -46,7 +46,7 @@ cd_wc_result_t cd_window_counts(const cd_config_t *cfg, const cd_window_t *w, in
         if (e > need) need = e;
     }
     out->oldest_ms = need;
-    if (at_ms <= 0 || at_ms > judged_ms) return CD_WC_NOT_JUDGED;
+    if (at_ms <= 0 || at_ms > complete_ms) return CD_WC_NOT_JUDGED;
     if (at_ms < need) return CD_WC_GONE;
 
     for (int i = 0; i < out->nrules; i++) {

@@ -7,7 +7,8 @@
  * restarted and rebuilt its windows from Kafka, issue 11). The live agent
  * evaluates on a 10 ms grid, where a window still holds its filling bucket;
  * the answer here is the window closed at a whole second S: the buckets that
- * start in [S - window, S), all complete once the agent has judged S.
+ * start in [S - window, S), all complete once the agent has judged S and
+ * the allowed lateness after it.
  *
  * Pure reads of the lock-free window ring (window.h): any thread, no lock,
  * no allocation; the rules and the catalog are read from the config (borrowed,
@@ -42,20 +43,22 @@ typedef struct cd_window_counts {
 
 typedef enum cd_wc_result {
     CD_WC_OK = 0,
-    CD_WC_NOT_JUDGED, /* S after judged_ms: its buckets may still fill */
+    CD_WC_NOT_JUDGED, /* S after complete_ms: its buckets may still fill */
     CD_WC_GONE,       /* a rule's window closed at S reaches before the ring's oldest bucket */
 } cd_wc_result_t;
 
 /*
  * Fills *out with every rule's counts over its window closed at at_ms (a
  * multiple of the window resolution; the caller checks), read from w.
- * judged_ms: the instant the agent has judged up to (its watermark);
- * at_ms > judged_ms answers CD_WC_NOT_JUDGED. A window reaching before the
+ * complete_ms: the instant up to which the agent's input is complete (the
+ * HTTP API: its watermark, judged_until, minus windows.allowed_lateness:
+ * until then an event stamped earlier may still arrive in time to count);
+ * at_ms > complete_ms answers CD_WC_NOT_JUDGED. A window reaching before the
  * oldest retained bucket, checked after reading (the ring only moves
  * forward, so a read that passes the check saw every bucket whole), answers
  * CD_WC_GONE. out->oldest_ms is set whatever the answer. Any thread.
  */
 cd_wc_result_t cd_window_counts(const cd_config_t *cfg, const cd_window_t *w, int64_t at_ms,
-                                int64_t judged_ms, cd_window_counts_t *out);
+                                int64_t complete_ms, cd_window_counts_t *out);
 
 #endif

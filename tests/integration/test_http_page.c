@@ -253,8 +253,8 @@ Test(http_page, history_and_since)
 
 /* GET /api/v1/windows on a server reading a real pipeline's window ring:
  * exact counts per rule, type and cohort closed at a whole second (given
- * in seconds or RFC 3339; by default the last second judged), 409 after
- * the watermark, 404 once the ring no longer holds the window, 400 for a
+ * in seconds or RFC 3339; by default the last second complete), 409 after
+ * the watermark minus the allowed lateness, 404 once the ring no longer holds the window, 400 for a
  * bad or fractional second. */
 static void no_record(const cd_verdict_t *v, void *opaque)
 {
@@ -309,7 +309,7 @@ Test(http_page, windows_counts_at_a_second)
             ingest(p, "REQUEST_COMPLETED", "stable", t + k * 25);
         ingest(p, "ERROR_OCCURRED", "stable", t);
     }
-    cd_pipeline_advance(p, T0 + 20500);
+    cd_pipeline_advance(p, T0 + 25500);
     hist = NULL;
     cd_http_conf_t hc = {.enabled = true, .host = "127.0.0.1", .port = 0, .loopback = true};
     cd_http_sources_t src = {.cfg = cfg, .window = cd_pipeline_window(p)};
@@ -317,7 +317,8 @@ Test(http_page, windows_counts_at_a_second)
     cr_assert_not_null(http, "%s", err);
     cr_assert_eq(cd_http_start(http, err, sizeof err), 0, "%s", err);
     port = cd_http_port(http);
-    publish_judged(T0 + 20300);
+    /* judged up to 25.3 s; allowed_lateness 5s (the default): complete up to 20.3 s */
+    publish_judged(T0 + 25300);
 
     char path[128];
     snprintf(path, sizeof path, "/api/v1/windows?at=%lld", (T0 + 15000) / 1000);
@@ -325,6 +326,8 @@ Test(http_page, windows_counts_at_a_second)
     cr_expect_str_eq(json_string_value(json_object_get(j, "at")), "2026-11-27T12:00:15.000Z");
     cr_expect_eq(json_integer_value(json_object_get(j, "at_ms")), T0 + 15000);
     cr_expect_str_eq(json_string_value(json_object_get(j, "judged_until")),
+                     "2026-11-27T12:00:25.300Z");
+    cr_expect_str_eq(json_string_value(json_object_get(j, "complete_until")),
                      "2026-11-27T12:00:20.300Z");
     json_t *rules = json_object_get(j, "rules");
     cr_assert_eq(json_array_size(rules), 2);
@@ -342,7 +345,7 @@ Test(http_page, windows_counts_at_a_second)
     cr_expect_eq(json_object_size(json_object_get(json_object_get(r1, "counts"), "stable")), 1);
     json_decref(j);
 
-    /* default: the last whole second judged (20: seconds 10..19) */
+    /* default: the last whole second complete (20: seconds 10..19) */
     j = get_json("/api/v1/windows");
     cr_expect_eq(json_integer_value(json_object_get(j, "at_ms")), T0 + 20000);
     cr_expect_eq(counted(json_array_get(json_object_get(j, "rules"), 0), "canary",
@@ -361,7 +364,7 @@ Test(http_page, windows_counts_at_a_second)
     body_t b;
     snprintf(path, sizeof path, "/api/v1/windows?at=%lld", (T0 + 21000) / 1000);
     cr_expect_eq(get("GET", path, &b), 409, "%s", b.s);
-    cr_expect(strstr(b.s, "not judged yet") != NULL, "%s", b.s);
+    cr_expect(strstr(b.s, "not complete yet") != NULL, "%s", b.s);
     free(b.s);
     cr_expect_eq(get("GET", "/api/v1/windows?at=soon", &b), 400);
     free(b.s);
