@@ -56,6 +56,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "canaryd/clock.h"
 #include "canaryd/coord.h"
 #include "canaryd/deadline.h"
 #include "canaryd/log.h"
@@ -502,13 +503,6 @@ static bool fifo_make_room(sink_t *s, int rank)
     return true;
 }
 
-static int64_t wall_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* A decision goes to a sink the ledger does not say has it: delivered
  * (before a restart too) or queued now (the rebuild's copy of a decision
  * offered again at start). */
@@ -533,7 +527,7 @@ static uint64_t distribute(cd_dispatcher_t *d, item_t *it, int64_t now, enum sco
     uint64_t n = 0;
     atomic_store_explicit(&it->refs, 1, memory_order_relaxed); /* ours, while distributing */
     /* remembered before any sink has it (ledger.h) */
-    if (d->ledger && it->decision) cd_ledger_decided(d->ledger, &it->v, it->json, wall_ms());
+    if (d->ledger && it->decision) cd_ledger_decided(d->ledger, &it->v, it->json, cd_wall_ms());
     for (int i = 0; i < d->nsinks; i++) {
         sink_t *s = d->sinks[i];
         if ((sc == LOCAL && !s->local) || (sc == SHARED && s->local)) continue;

@@ -13,6 +13,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "canaryd/clock.h"
 #include "canaryd/timeutil.h"
 
 const char *const cd_sink_common_keys[] = {"type",       "name",          "filter", "retry",
@@ -20,9 +21,7 @@ const char *const cd_sink_common_keys[] = {"type",       "name",          "filte
 
 int64_t cd_sink_now_ms(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    return cd_mono_ms();
 }
 
 void cd_sconf_path(char *out, size_t size, const char *path, const char *key)

@@ -33,8 +33,11 @@
 
 #include <jansson.h>
 
+#include "../report/report.h"
+#include "canaryd/clock.h"
 #include "canaryd/config.h"
 #include "canaryd/coord.h"
+#include "canaryd/dispatcher.h"
 #include "canaryd/http_api.h"
 #include "canaryd/kafka_source.h"
 #include "canaryd/ledger.h"
@@ -43,10 +46,8 @@
 #include "canaryd/pipeline.h"
 #include "canaryd/snapshot.h"
 #include "canaryd/timeutil.h"
-#include "canaryd/dispatcher.h"
 #include "cli.h"
 #include "outputs.h"
-#include "../report/report.h"
 
 enum { EXIT_OK = 0, EXIT_IO = 1, EXIT_USAGE = 2 };
 
@@ -84,13 +85,6 @@ static void on_signal(int sig)
         stop_sig = sig;
 }
 
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* The status page's history ring (agent/report/history.c): seconds per rule, records. */
 #define HISTORY_SECONDS (16 * 60)
 #define HISTORY_MARKS 256
@@ -120,7 +114,7 @@ static void publish(run_t *r, int64_t now)
 static void http_tick(run_t *r)
 {
     char rel[128];
-    int64_t now = mono_ms();
+    int64_t now = cd_mono_ms();
     if (cd_http_take_release(r->http, rel, sizeof(rel))) {
         if (rel[0]) {
             cd_pipeline_new_release(r->p, rel);
@@ -450,7 +444,7 @@ static int wait_for_stop(run_t *r, cd_kafka_source_t *src)
         if (r->exit_idle_ms) {
             cd_kafka_stats_t k;
             cd_kafka_source_stats(src, &k);
-            int64_t now = mono_ms();
+            int64_t now = cd_mono_ms();
             if (!cd_kafka_source_caught_up(src) || k.messages != seen) {
                 idle_since = -1;
                 seen = k.messages;
@@ -611,7 +605,7 @@ int cd_cli_run(int argc, char **argv)
         /* This thread evaluates until cd_live_start: the first snapshot,
          * published before the API answers (a restored decision included). */
         r.live = live;
-        publish(&r, mono_ms());
+        publish(&r, cd_mono_ms());
     }
 
     struct sigaction sa;

@@ -56,6 +56,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "canaryd/clock.h"
 #include "canaryd/event.h"
 #include "canaryd/log.h"
 #include "canaryd/simgen.h"
@@ -114,13 +115,6 @@ static void on_signal(int sig)
 {
     (void)sig;
     stop = 1;
-}
-
-static int64_t wall_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 static void usage(FILE *f)
@@ -550,7 +544,7 @@ static int run(simulate_t *s, int64_t start, int64_t end)
     int64_t sec = start, last_progress = 0;
     if (draw_second(s, sec) < 0) return -1;
     while (!stop) {
-        int64_t now = wall_ms();
+        int64_t now = cd_wall_ms();
         while (s->i < s->nevs && s->evs[s->i].ts <= now) {
             int r = produce_one(s, &s->evs[s->i]);
             if (r < 0) return -1;
@@ -592,7 +586,7 @@ int cd_cli_simulate(int argc, char **argv)
         if (pr > 0) usage(stdout);
         return pr > 0 ? 0 : 2;
     }
-    int64_t start = wall_ms() / 1000 * 1000;
+    int64_t start = cd_wall_ms() / 1000 * 1000;
     o.sim.start_ms = start;
     s.sim = cd_sim_new(&o.sim, err, sizeof err);
     if (!s.sim) {

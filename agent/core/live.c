@@ -94,6 +94,7 @@
  * step: it carries no data, the join publishes everything.
  */
 #include "canaryd/live.h"
+#include "canaryd/clock.h"
 
 #include "canaryd/log.h"
 #include "canaryd/timeutil.h"
@@ -141,9 +142,7 @@ void cd_live_config(const cd_config_t *cfg, cd_config_t *out)
 
 int64_t cd_live_now_ms(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    return cd_wall_ms();
 }
 
 cd_live_t *cd_live_new(cd_pipeline_t *p, cd_live_tick_cb tick, void *opaque, char *errbuf,

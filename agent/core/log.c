@@ -11,6 +11,7 @@
  * buffer and written with a single fputs so concurrent lines don't mix.
  */
 #include "canaryd/log.h"
+#include "canaryd/clock.h"
 
 #include <pthread.h>
 #include <stdarg.h>
@@ -103,10 +104,7 @@ void cd_log_reset(void)
 
 static int64_t mono_ms(void)
 {
-    struct timespec ts;
-    if (clock_fn) return clock_fn();
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    return clock_fn ? clock_fn() : cd_mono_ms();
 }
 
 /* Formats and writes one line; suffix (may be "") goes after the message. */

@@ -55,6 +55,7 @@
 #include <strings.h>
 #include <time.h>
 
+#include "canaryd/clock.h"
 #include "canaryd/log.h"
 #include "canaryd/timeutil.h"
 #include "http_internal.h"
@@ -326,13 +327,6 @@ static enum MHD_Result get_page(cd_http_t *h, struct MHD_Connection *c, const re
     return reply(h, c, 200, "text/html; charset=utf-8", text, len, NULL);
 }
 
-static int64_t wall_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static enum MHD_Result get_dashboard(cd_http_t *h, struct MHD_Connection *c, const req_t *r)
 {
     (void)r;
@@ -340,8 +334,8 @@ static enum MHD_Result get_dashboard(cd_http_t *h, struct MHD_Connection *c, con
     cd_snapshot_t *s = snapshot_copy(h);
     if (!s) return reply_error(h, c, 500, "out of memory", NULL);
     size_t len = 0;
-    char *text = cd_http_dashboard_render(s, h->src.history, h->src.cfg, h->src.kafka,
-                                          h->src.disp, wall_ms(), &len);
+    char *text = cd_http_dashboard_render(s, h->src.history, h->src.cfg, h->src.kafka, h->src.disp,
+                                          cd_wall_ms(), &len);
     free(s);
     return reply(h, c, 200, "application/json", text, len, NULL);
 }
@@ -419,13 +413,6 @@ static void field(const json_t *b, const char *key, char *out, size_t size)
     free(s);
 }
 
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Under mu: asks the evaluating thread for a new judgement (release "":
  * the same release, cd_pipeline_new_judgement; else declare it) and
  * returns the generation to wait for. A pending request is already a new
@@ -445,7 +432,7 @@ static uint64_t ask_reset(cd_http_t *h, const char *release)
  * applied generation gen; true when it has. */
 static bool wait_reset(cd_http_t *h, uint64_t gen)
 {
-    int64_t deadline = mono_ms() + RELEASE_WAIT_MS;
+    int64_t deadline = cd_mono_ms() + RELEASE_WAIT_MS;
     struct timespec at = {.tv_sec = deadline / 1000, .tv_nsec = (deadline % 1000) * 1000000L};
     while (h->done_gen < gen)
         if (pthread_cond_timedwait(&h->cv, &h->mu, &at) == ETIMEDOUT) break;

@@ -158,6 +158,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "canaryd/clock.h"
 #include "canaryd/deadline.h"
 #include "canaryd/log.h"
 #include "kafka_start.h"
@@ -318,20 +319,6 @@ static void cond_init_monotonic(pthread_cond_t *cv)
     pthread_condattr_destroy(&ca);
 }
 
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static int64_t wall_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static int64_t mono_ns(void)
 {
     struct timespec ts;
@@ -481,7 +468,7 @@ static void fold_run(worker_t *w)
     if (w->run_idx < 0) return;
     if (w->run_idx < w->nparts && w->run_max != INT64_MIN) {
         struct part *p = &w->parts[w->run_idx];
-        int64_t now = wall_ms();
+        int64_t now = cd_wall_ms();
         p->seen = max64(p->seen, w->run_max < now ? w->run_max : now);
         reach(p, now);
     }
@@ -495,7 +482,7 @@ static void fold_run(worker_t *w)
 static void take_probe(worker_t *w)
 {
     atomic_store_explicit(&w->probe_ready, false, memory_order_relaxed);
-    int64_t now = wall_ms();
+    int64_t now = cd_wall_ms();
     pthread_mutex_lock(&w->pmu);
     for (int i = 0; i < w->nprobe; i++) {
         struct probe_end *e = &w->probe[i];
@@ -518,7 +505,7 @@ static void take_probe(worker_t *w)
 static void at_partition_end(worker_t *w, struct part *p, int64_t end)
 {
     if (end > p->next) p->next = end;
-    int64_t now = wall_ms();
+    int64_t now = cd_wall_ms();
     confirm(p, now - w->s->fetch_wait_ms, now);
     reach(p, now);
     publish(w);
@@ -541,7 +528,7 @@ static void remember(cd_kafka_source_t *s, const struct part *q)
     /* Given up while confirmed lately: the time it then spends unassigned is
      * a rebalance, not a stall, and earns no recovery grace when it comes
      * back (confirm()); given up in the middle of a stall, it keeps it. */
-    if (p->heard != INT64_MIN && wall_ms() - p->heard <= STALL_GAP_MS) p->heard = INT64_MIN;
+    if (p->heard != INT64_MIN && cd_wall_ms() - p->heard <= STALL_GAP_MS) p->heard = INT64_MIN;
     pthread_mutex_lock(&s->mu);
     int i;
     for (i = 0; i < s->ngone; i++)
@@ -805,7 +792,7 @@ static rd_kafka_resp_err_t final_commit(worker_t *w, int64_t until_ms)
     }
     err = RD_KAFKA_RESP_ERR__TIMED_OUT;
     for (;;) {
-        int64_t left = until_ms - mono_ms();
+        int64_t left = until_ms - cd_mono_ms();
         if (left < 0) break;
         rd_kafka_event_t *ev = rd_kafka_queue_poll(q, (int)(left > 100 ? 100 : left));
         if (!ev) continue;
@@ -840,7 +827,7 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         rd_kafka_topic_partition_list_t *at = w->s->start ? rd_kafka_topic_partition_list_copy(parts)
                                                           : NULL;
         if (at) {
-            int64_t t = wall_ms() - w->s->history_ms;
+            int64_t t = cd_wall_ms() - w->s->history_ms;
             cd_kafka_start_find(w->s->start, at, t, START_SEARCH_WAIT_MS);
         }
         if (coop) {
@@ -868,7 +855,7 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         /* Bounded: with the coordinator unreachable a synchronous commit
          * waits as long as librdkafka does, and a stop must not wait that. */
         rd_kafka_resp_err_t ce = final_commit(
-            w, stopping(w->s) ? deadline(w->s) - 1500 : mono_ms() + REVOKE_COMMIT_WAIT_MS);
+            w, stopping(w->s) ? deadline(w->s) - 1500 : cd_mono_ms() + REVOKE_COMMIT_WAIT_MS);
         if (ce && ce != RD_KAFKA_RESP_ERR__NO_OFFSET)
             cd_log(CD_LOG_WARN, "kafka: worker %d: commit before revoke failed: %s", w->id,
                    rd_kafka_err2str(ce));
@@ -1319,7 +1306,7 @@ static void probe_all(cd_kafka_source_t *s)
                 ->offset = RD_KAFKA_OFFSET_END; /* "timestamp" -1: the end offset */
     }
     if (all->cnt > 0) {
-        int64_t sent = wall_ms();
+        int64_t sent = cd_wall_ms();
         rd_kafka_resp_err_t e = rd_kafka_offsets_for_times(s->prk, all, PROBE_TIMEOUT_MS);
         if (e) /* no confirmation: the partitions' watermarks stay where they are */
             atomic_fetch_add_explicit(&s->probes_failed, 1, memory_order_relaxed);
@@ -1489,7 +1476,7 @@ static void *worker_run(void *arg)
     rd_kafka_resp_err_t ce;
     const int64_t until = deadline(s); /* the loop above ended on stopping() */
     while ((ce = final_commit(w, until - 1500)) && ce != RD_KAFKA_RESP_ERR__NO_OFFSET &&
-           ce != RD_KAFKA_RESP_ERR__TIMED_OUT && mono_ms() < until - 1500) {
+           ce != RD_KAFKA_RESP_ERR__TIMED_OUT && cd_mono_ms() < until - 1500) {
         cd_log_ratelimited("kafka:final-commit", CD_LOG_WARN,
                            "kafka: worker %d: final commit failed: %s; retrying", w->id,
                            rd_kafka_err2str(ce));
@@ -1505,7 +1492,7 @@ static void *worker_run(void *arg)
      * a rebalance that makes the others' commits fail. */
     atomic_fetch_add_explicit(&s->committed, 1, memory_order_acq_rel);
     while (atomic_load_explicit(&s->committed, memory_order_acquire) < s->nstarted &&
-           mono_ms() < until - 1000) {
+           cd_mono_ms() < until - 1000) {
         struct timespec ts = {0, 5 * 1000000L};
         nanosleep(&ts, NULL);
     }
@@ -1515,7 +1502,7 @@ static void *worker_run(void *arg)
         cd_log(CD_LOG_WARN, "kafka: worker %d: close: %s", w->id, rd_kafka_error_string(e));
         rd_kafka_error_destroy(e);
     } else {
-        while (!rd_kafka_consumer_closed(w->rk) && mono_ms() < until) {
+        while (!rd_kafka_consumer_closed(w->rk) && cd_mono_ms() < until) {
             rd_kafka_event_t *ev = rd_kafka_queue_poll(q, 50);
             if (!ev) continue;
             /* Rebalance events during close: give the partitions up. */
@@ -1584,7 +1571,7 @@ void cd_kafka_source_stop(cd_kafka_source_t *s, int64_t deadline_ms)
 {
     if (!s) return;
     /* deadline first, then stop with release (stopping() acquires it) */
-    atomic_store_explicit(&s->deadline_ms, mono_ms() + deadline_ms, memory_order_relaxed);
+    atomic_store_explicit(&s->deadline_ms, cd_mono_ms() + deadline_ms, memory_order_relaxed);
     atomic_store_explicit(&s->stop, true, memory_order_release);
     nudger_stop(s);
     for (int i = 0; i < s->nworkers; i++) {

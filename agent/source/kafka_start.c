@@ -64,6 +64,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "canaryd/clock.h"
 #include "canaryd/event.h"
 #include "canaryd/log.h"
 
@@ -85,13 +86,6 @@ typedef struct srch {
     int64_t probe;           /* offset asked this round */
     bool got, done, fail;
 } srch_t;
-
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static int set(rd_kafka_conf_t *c, const char *name, const char *val, char *errbuf, size_t errsize)
 {
@@ -221,7 +215,7 @@ int cd_kafka_start_find(cd_kafka_start_t *k, rd_kafka_topic_partition_list_t *l,
                                     *at = rd_kafka_topic_partition_list_new(n);
     if (!ss || !lo || !hi || !at) goto out;
     pthread_mutex_lock(&k->mu);
-    int64_t until = mono_ms() + timeout_ms;
+    int64_t until = cd_mono_ms() + timeout_ms;
     n = 0;
     for (int i = 0; i < l->cnt; i++) {
         if (l->elems[i].offset != RD_KAFKA_OFFSET_INVALID) continue;
@@ -235,11 +229,11 @@ int cd_kafka_start_find(cd_kafka_start_t *k, rd_kafka_topic_partition_list_t *l,
         n++;
     }
     atomic_fetch_add_explicit(&k->searches, (uint64_t)n, memory_order_relaxed);
-    int left = (int)(until - mono_ms());
+    int left = (int)(until - cd_mono_ms());
     rd_kafka_resp_err_t e1 = rd_kafka_offsets_for_times(k->rk, lo, left > 0 ? left : 1);
-    left = (int)(until - mono_ms());
+    left = (int)(until - cd_mono_ms());
     rd_kafka_resp_err_t e2 = rd_kafka_offsets_for_times(k->rk, hi, left > 0 ? left : 1);
-    left = (int)(until - mono_ms());
+    left = (int)(until - cd_mono_ms());
     rd_kafka_resp_err_t e3 = rd_kafka_offsets_for_times(k->rk, at, left > 0 ? left : 1);
     int active = 0;
     for (int j = 0; j < n; j++) {
@@ -267,7 +261,7 @@ int cd_kafka_start_find(cd_kafka_start_t *k, rd_kafka_topic_partition_list_t *l,
         else
             active++;
     }
-    while (active > 0 && mono_ms() < until) {
+    while (active > 0 && cd_mono_ms() < until) {
         rd_kafka_topic_partition_list_t *asg = rd_kafka_topic_partition_list_new(active);
         for (int j = 0; j < n; j++) {
             srch_t *s = &ss[j];
@@ -281,7 +275,7 @@ int cd_kafka_start_find(cd_kafka_start_t *k, rd_kafka_topic_partition_list_t *l,
         rd_kafka_assign(k->rk, asg);
         rd_kafka_topic_partition_list_destroy(asg);
         int want = active;
-        while (want > 0 && mono_ms() < until) {
+        while (want > 0 && cd_mono_ms() < until) {
             rd_kafka_message_t *m = rd_kafka_consumer_poll(k->rk, 100);
             if (!m) continue;
             for (int j = 0; j < n && m->rkt; j++) {

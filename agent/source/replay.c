@@ -47,16 +47,17 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../cli/cli.h"
+#include "../cli/outputs.h"
+#include "canaryd/clock.h"
 #include "canaryd/config.h"
 #include "canaryd/dispatcher.h"
 #include "canaryd/engine.h"
-#include "../cli/outputs.h"
 #include "canaryd/log.h"
 #include "canaryd/pipeline.h"
 #include "canaryd/timeutil.h"
-#include "../cli/cli.h"
-#include "replay.h"
 #include "linereader.h"
+#include "replay.h"
 
 /* Exit statuses (also in `canaryd help`). */
 enum {
@@ -97,13 +98,6 @@ static void on_signal(int sig)
 {
     (void)sig;
     stop = 1;
-}
-
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 static void clear_progress(replay_t *r)
@@ -201,12 +195,12 @@ static int parse_args(replay_t *r, int argc, char **argv)
 
 static void sleep_until(int64_t target_ms)
 {
-    int64_t now = mono_ms();
+    int64_t now = cd_mono_ms();
     while (!stop && now < target_ms) {
         int64_t d = target_ms - now;
         struct timespec ts = {d / 1000, (d % 1000) * 1000000L};
         nanosleep(&ts, NULL); /* a signal cuts it short; stop is then checked */
-        now = mono_ms();
+        now = cd_mono_ms();
     }
 }
 
@@ -372,7 +366,7 @@ static void take(replay_t *r, cd_pipeline_t *p, const cd_config_t *cfg, rclock_t
     }
     if (r->speed > 0) {
         if (!k->have) {
-            k->wall0 = mono_ms();
+            k->wall0 = cd_mono_ms();
             k->ev0 = k->clock;
         }
         sleep_until(k->wall0 + (int64_t)((double)(k->clock - k->ev0) / r->speed));
@@ -465,7 +459,7 @@ static long look_ahead(cd_linereader_t *lr, const cd_config_t *cfg, rclock_t *k,
 /* Reads every line; returns EXIT_IO on a read error, else -1. */
 static int run(replay_t *r, cd_pipeline_t *p, cd_linereader_t *lr, const cd_config_t *cfg)
 {
-    int64_t last_progress = 0, start = mono_ms();
+    int64_t last_progress = 0, start = cd_mono_ms();
     bool tty = isatty(STDERR_FILENO);
     uint64_t n = 0;
     rclock_t k = {0};
@@ -500,7 +494,7 @@ static int run(replay_t *r, cd_pipeline_t *p, cd_linereader_t *lr, const cd_conf
             return EXIT_IO;
         }
         if (tty && (++n & 1023) == 0) {
-            int64_t now = mono_ms();
+            int64_t now = cd_mono_ms();
             if (now - start >= 1000 && now - last_progress >= 250) {
                 progress(r, lr, k.clock, k.have);
                 last_progress = now;

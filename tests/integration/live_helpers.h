@@ -377,30 +377,42 @@ static inline size_t lh_gather(char *p, size_t sz, size_t n, void *f)
     return fwrite(p, sz, n, f);
 }
 
-/* GET url (no proxy, 10 s at most): the body (malloc'ed) and the status in
- * *status (when given); NULL when no answer came. */
-static inline char *http_get(const char *url, long *status)
+/* GET url, or POST of the JSON text body when body is not NULL (no proxy,
+ * 10 s at most): the answer (malloc'ed) and the status in *status (when
+ * given); NULL when no answer came. */
+static inline char *http_request(const char *url, const char *body, long *status)
 {
-    char *body = NULL;
+    char *out = NULL;
     size_t len = 0;
-    FILE *f = open_memstream(&body, &len);
+    FILE *f = open_memstream(&out, &len);
     cr_assert_not_null(f);
     CURL *c = curl_easy_init();
     cr_assert_not_null(c);
+    struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
     curl_easy_setopt(c, CURLOPT_URL, url);
     curl_easy_setopt(c, CURLOPT_NOPROXY, "*");
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, lh_gather);
     curl_easy_setopt(c, CURLOPT_WRITEDATA, f);
     curl_easy_setopt(c, CURLOPT_TIMEOUT, 10L);
+    if (body) {
+        curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+        curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+    }
     CURLcode rc = curl_easy_perform(c);
     long code = 0;
     curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
     curl_easy_cleanup(c);
+    curl_slist_free_all(h);
     fclose(f);
     if (status) *status = code;
-    if (rc == CURLE_OK) return body;
-    free(body);
+    if (rc == CURLE_OK) return out;
+    free(out);
     return NULL;
+}
+
+static inline char *http_get(const char *url, long *status)
+{
+    return http_request(url, NULL, status);
 }
 
 /* GET url, which must answer want with a JSON body (new reference). */

@@ -17,6 +17,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "canaryd/clock.h"
+
 #include "criterion/criterion.h"
 
 #define SHIM_MAX_TESTS 128
@@ -121,13 +123,6 @@ static void child(int i)
     exit(atomic_load(&failures_in_test) ? 1 : 0);
 }
 
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static int run_one(int i)
 {
     const char *scale_env = getenv("SHIM_TIMEOUT_SCALE");
@@ -143,12 +138,12 @@ static int run_one(int i)
         return 0;
     }
     if (pid == 0) child(i);
-    int64_t deadline = mono_ms() + (int64_t)(timeout * scale * 1000);
+    int64_t deadline = cd_mono_ms() + (int64_t)(timeout * scale * 1000);
     int st;
     for (;;) {
         pid_t r = waitpid(pid, &st, WNOHANG);
         if (r == pid) break;
-        if (mono_ms() > deadline) {
+        if (cd_mono_ms() > deadline) {
             fprintf(stderr, "shim: timed out after %.0f s\n", timeout * scale);
             kill(pid, SIGKILL);
             waitpid(pid, &st, 0);
