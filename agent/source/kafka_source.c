@@ -228,7 +228,10 @@ struct cd_kafka_source {
     char *suffix[CD_NCOHORTS];     /* ",\"cohort\":\"canary\"}" */
     size_t suffix_len[CD_NCOHORTS];
     const char *cohort_value[CD_NCOHORTS];
-    int64_t deadline_ms;
+    /* The stop's deadline (monotonic ms), published by the release store of
+     * stop: a worker that sees stop (acquire, stopping()) sees the deadline
+     * and gives its final commit that long. */
+    atomic_int_fast64_t deadline_ms;
     int nstarted;          /* workers started (written before any starts) */
     atomic_int committed;  /* workers past their final commit */
     atomic_bool stop;
@@ -331,6 +334,19 @@ static int64_t mono_ns(void)
 static void inc(atomic_uint_fast64_t *c)
 {
     atomic_fetch_add_explicit(c, 1, memory_order_relaxed);
+}
+
+/* Whether the source is stopping: acquire, pairing with the release store
+ * in cd_kafka_source_stop, so that deadline() then reads its deadline. */
+static bool stopping(const struct cd_kafka_source *s)
+{
+    return atomic_load_explicit(&((struct cd_kafka_source *)s)->stop, memory_order_acquire);
+}
+
+/* The stop's deadline; read only after stopping() returned true. */
+static int64_t deadline(const struct cd_kafka_source *s)
+{
+    return atomic_load_explicit(&((struct cd_kafka_source *)s)->deadline_ms, memory_order_relaxed);
 }
 
 /* ---- librdkafka callbacks (librdkafka's threads or the polling worker) -- */
@@ -752,9 +768,8 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     if (!rd_kafka_assignment_lost(rk)) {
         /* Bounded: with the coordinator unreachable a synchronous commit
          * waits as long as librdkafka does, and a stop must not wait that. */
-        bool stopping = atomic_load_explicit(&w->s->stop, memory_order_relaxed);
         rd_kafka_resp_err_t ce = final_commit(
-            w, stopping ? w->s->deadline_ms - 1500 : mono_ms() + REVOKE_COMMIT_WAIT_MS);
+            w, stopping(w->s) ? deadline(w->s) - 1500 : mono_ms() + REVOKE_COMMIT_WAIT_MS);
         if (ce && ce != RD_KAFKA_RESP_ERR__NO_OFFSET)
             cd_log(CD_LOG_WARN, "kafka: worker %d: commit before revoke failed: %s", w->id,
                    rd_kafka_err2str(ce));
@@ -1300,7 +1315,7 @@ static void *worker_run(void *arg)
     w->run_idx = -1;
     w->run_max = INT64_MIN;
     w->cq = s->nudge ? rd_kafka_queue_get_consumer(w->rk) : NULL;
-    while (!atomic_load_explicit(&s->stop, memory_order_relaxed)) {
+    while (!stopping(s)) {
         rd_kafka_message_t *m = rd_kafka_consumer_poll(w->rk, w->held ? 0 : 100);
         if (!m) {
             flush_store(w); /* the queue is empty: store what was counted */
@@ -1373,8 +1388,9 @@ static void *worker_run(void *arg)
     /* Retried until half the deadline: an injected or transient coordinator
      * error must not make the next member count these events again. */
     rd_kafka_resp_err_t ce;
-    while ((ce = final_commit(w, s->deadline_ms - 1500)) && ce != RD_KAFKA_RESP_ERR__NO_OFFSET &&
-           ce != RD_KAFKA_RESP_ERR__TIMED_OUT && mono_ms() < s->deadline_ms - 1500) {
+    const int64_t until = deadline(s); /* the loop above ended on stopping() */
+    while ((ce = final_commit(w, until - 1500)) && ce != RD_KAFKA_RESP_ERR__NO_OFFSET &&
+           ce != RD_KAFKA_RESP_ERR__TIMED_OUT && mono_ms() < until - 1500) {
         cd_log_ratelimited("kafka:final-commit", CD_LOG_WARN,
                            "kafka: worker %d: final commit failed: %s; retrying", w->id,
                            rd_kafka_err2str(ce));
@@ -1390,7 +1406,7 @@ static void *worker_run(void *arg)
      * a rebalance that makes the others' commits fail. */
     atomic_fetch_add_explicit(&s->committed, 1, memory_order_acq_rel);
     while (atomic_load_explicit(&s->committed, memory_order_acquire) < s->nstarted &&
-           mono_ms() < s->deadline_ms - 1000) {
+           mono_ms() < until - 1000) {
         struct timespec ts = {0, 5 * 1000000L};
         nanosleep(&ts, NULL);
     }
@@ -1400,7 +1416,7 @@ static void *worker_run(void *arg)
         cd_log(CD_LOG_WARN, "kafka: worker %d: close: %s", w->id, rd_kafka_error_string(e));
         rd_kafka_error_destroy(e);
     } else {
-        while (!rd_kafka_consumer_closed(w->rk) && mono_ms() < s->deadline_ms) {
+        while (!rd_kafka_consumer_closed(w->rk) && mono_ms() < until) {
             rd_kafka_event_t *ev = rd_kafka_queue_poll(q, 50);
             if (!ev) continue;
             /* Rebalance events during close: give the partitions up. */
@@ -1468,8 +1484,9 @@ int cd_kafka_source_start(cd_kafka_source_t *s, char *errbuf, size_t errsize)
 void cd_kafka_source_stop(cd_kafka_source_t *s, int64_t deadline_ms)
 {
     if (!s) return;
-    s->deadline_ms = mono_ms() + deadline_ms;
-    atomic_store_explicit(&s->stop, true, memory_order_relaxed);
+    /* deadline first, then stop with release (stopping() acquires it) */
+    atomic_store_explicit(&s->deadline_ms, mono_ms() + deadline_ms, memory_order_relaxed);
+    atomic_store_explicit(&s->stop, true, memory_order_release);
     nudger_stop(s);
     for (int i = 0; i < s->nworkers; i++) {
         if (!s->w[i].started) continue;

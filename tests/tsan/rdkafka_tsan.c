@@ -19,14 +19,23 @@
  *    executable's unversioned definition), and the pthread calls they make
  *    are TSan's interceptors.
  *
- * 2. A suppression: called_from_lib:librdkafka.so.1 (TSan ignores the
- *    memory accesses of interceptors -- free, memcpy -- called from inside
- *    librdkafka, not its locks). librdkafka is not instrumented and frees
- *    a fetched buffer on whichever thread drops its last reference, counted
- *    with its own atomics, which TSan cannot see: without this, a broker
- *    thread's free() of a payload a worker had decoded is reported as a
- *    race with the worker's read. canaryd's own accesses, and its callbacks
- *    running on librdkafka's threads, are still checked.
+ * 2. Suppressions (__tsan_default_suppressions, read at start-up).
+ *    librdkafka is not instrumented and hands objects between its threads
+ *    with its own atomics (reference counts), which TSan cannot see:
+ *    - called_from_lib:librdkafka.so.1: TSan ignores the memory accesses
+ *      of interceptors (free, memcpy, ...) called from inside librdkafka,
+ *      not its locks. Without it, a broker thread's free() of a payload a
+ *      worker had decoded (its last reference dropped there) is reported
+ *      as a race with the worker's read in cd_decode.
+ *    - race:^mtx_lock$ and the other C11 functions above: a lock that one
+ *      librdkafka thread created (mtx_init) and another takes, the object
+ *      holding it handed over by a reference count, is reported as a race
+ *      on the mutex itself (seen in test_live's small-prefetch test, main
+ *      thread locking a mutex a librdkafka thread had just initialised).
+ *      canaryd calls none of these functions (it uses pthread_* directly),
+ *      so such a stack is always an access to one of librdkafka's locks.
+ *    canaryd's own accesses, and its callbacks running on librdkafka's
+ *    threads, are still checked.
  *
  * Data structure: none; glibc's thrd_t is a pthread_t and mtx_t / cnd_t /
  * once_flag have the size of their pthread counterparts (checked below),
@@ -163,5 +172,9 @@ void call_once(once_flag *flag, void (*fn)(void))
 const char *__tsan_default_suppressions(void);
 const char *__tsan_default_suppressions(void)
 {
-    return "called_from_lib:librdkafka.so.1\n";
+    return "called_from_lib:librdkafka.so.1\n"
+           "race:^mtx_init$\nrace:^mtx_lock$\nrace:^mtx_trylock$\nrace:^mtx_timedlock$\n"
+           "race:^mtx_unlock$\nrace:^mtx_destroy$\n"
+           "race:^cnd_init$\nrace:^cnd_signal$\nrace:^cnd_broadcast$\nrace:^cnd_wait$\n"
+           "race:^cnd_timedwait$\nrace:^cnd_destroy$\n";
 }
