@@ -25,9 +25,13 @@
  * enable.auto.commit=true (librdkafka commits the stored offsets every
  * auto.commit.interval.ms, default 5 s, and retries failures at the next
  * commit), a synchronous commit on revoke and on stop. An event is thus
- * counted once per group unless the process dies between counting and the
- * next commit (at-least-once across crashes, exactly once across clean
- * stops and rebalances).
+ * counted once per group unless a commit it needed did not happen: the
+ * process died between counting and the next commit, or the commit before a
+ * revoke was refused (Kafka refuses commits while the group rebalances) and
+ * another process got the partition -- it then counts again from the last
+ * committed offset. At-least-once across processes; exactly once inside one
+ * process, across its workers' rebalances and lost assignments, through the
+ * remembered positions below (see "gone").
  *
  * Cohort header: when kafka.cohort_header is set and a message carries that
  * header, its value (the configured canary or stable value) is the event's
@@ -244,6 +248,10 @@ struct cd_kafka_source {
      * so that a partition coming back to any worker resumes after what was
      * counted even when the commit could not be made (broker down longer
      * than the session: the assignment is lost, the commit impossible).
+     * Checked where used: an entry wins only over an older committed offset
+     * (fresher_than_committed, on assignment): in a shared group another
+     * process may have had the partition in between and committed further,
+     * and then the committed offset replaces it (overtaken).
      * Touched on rebalances only, under the mutex. */
     pthread_mutex_t mu;
     struct part *gone;
@@ -594,6 +602,18 @@ static int64_t recall(cd_kafka_source_t *s, const char *topic, int32_t partition
     return next;
 }
 
+/* The group committed next for (topic, partition), at or past what this
+ * process remembered: the remembered position is outdated (another member
+ * counted further), and next is where the partition resumes. */
+static void overtaken(cd_kafka_source_t *s, const char *topic, int32_t partition, int64_t next)
+{
+    pthread_mutex_lock(&s->mu);
+    for (int i = 0; i < s->ngone; i++)
+        if (s->gone[i].partition == partition && strcmp(s->gone[i].topic, topic) == 0)
+            s->gone[i].next = next;
+    pthread_mutex_unlock(&s->mu);
+}
+
 /* Rebalance (worker thread): track the assignment for at_end(). */
 static void track(worker_t *w, rd_kafka_topic_partition_list_t *l, bool add)
 {
@@ -618,10 +638,10 @@ static void track(worker_t *w, rd_kafka_topic_partition_list_t *l, bool add)
         snprintf(p->topic, sizeof(p->topic), "%s", l->elems[i].topic);
         p->partition = l->elems[i].partition;
         p->eof = false;
-        p->next = recall(w->s, p->topic, p->partition);
         p->seen = p->confirmed = p->heard = p->deferred = INT64_MIN;
         p->grace_until = 0;
         recall_watermark(w->s, p);
+        p->next = recall(w->s, p->topic, p->partition);
         p->want_end = -1;
         p->want_sent = 0;
         p->tidx = -1;
@@ -632,6 +652,61 @@ static void track(worker_t *w, rd_kafka_topic_partition_list_t *l, bool add)
     }
     w->cur = -1;
     publish(w);
+}
+
+/* How long an assignment may wait for the group's committed offsets of the
+ * partitions it remembers (fresher_than_committed). */
+#define COMMITTED_WAIT_MS 5000
+
+/* Rebalance, after track(): a remembered position (track() set it as the
+ * partition's offset) is this process's count, but another process may have
+ * had the partition since and committed further; then the committed offset
+ * is the newer one, and resuming (and storing) the remembered one would
+ * count the other's events again and move the group's commit back. So the
+ * remembered position is kept only where it is past the committed offset
+ * (or nothing is committed): the commit before the revoke failed and nobody
+ * counted further. The partition then resumes at the commit, set
+ * explicitly (it is not "new" to this process, so it does not start by
+ * time). If the committed offsets cannot be read, it starts as a partition
+ * this process never had: at the commit, or by time when that is on
+ * (at-least-once, never backwards). */
+static void fresher_than_committed(worker_t *w, rd_kafka_topic_partition_list_t *parts)
+{
+    rd_kafka_topic_partition_list_t *q = rd_kafka_topic_partition_list_new(parts->cnt);
+    for (int i = 0; i < parts->cnt; i++)
+        if (parts->elems[i].offset >= 0)
+            rd_kafka_topic_partition_list_add(q, parts->elems[i].topic, parts->elems[i].partition);
+    if (q->cnt == 0) {
+        rd_kafka_topic_partition_list_destroy(q);
+        return;
+    }
+    rd_kafka_resp_err_t e = rd_kafka_committed(w->rk, q, COMMITTED_WAIT_MS);
+    if (e)
+        cd_log(CD_LOG_WARN,
+               "kafka: worker %d: committed offsets unreadable (%s): %d remembered position(s) "
+               "not used, resuming from the group's commits",
+               w->id, rd_kafka_err2str(e), q->cnt);
+    for (int i = 0; i < parts->cnt; i++) {
+        rd_kafka_topic_partition_t *el = &parts->elems[i];
+        if (el->offset < 0) continue;
+        rd_kafka_topic_partition_t *c =
+            e ? NULL : rd_kafka_topic_partition_list_find(q, el->topic, el->partition);
+        if (c && !c->err && (c->offset < 0 || c->offset < el->offset)) continue; /* ours is newer */
+        if (c && !c->err && c->offset > el->offset)
+            cd_log(CD_LOG_INFO,
+                   "kafka: worker %d: %s [%d]: the group committed %lld, past the %lld this "
+                   "process counted: resuming there",
+                   w->id, el->topic, (int)el->partition, (long long)c->offset,
+                   (long long)el->offset);
+        /* the commit, explicitly (a partition this process counted does not
+         * start by time); unreadable: unset, as for a partition never had */
+        int64_t start = c && !c->err && c->offset >= 0 ? c->offset : -1;
+        el->offset = start >= 0 ? start : RD_KAFKA_OFFSET_INVALID;
+        struct part *pt = part_of(w, el->topic, el->partition);
+        if (pt) pt->next = start;
+        if (start >= 0) overtaken(w->s, el->topic, el->partition, start);
+    }
+    rd_kafka_topic_partition_list_destroy(q);
 }
 
 /* After an assignment: partitions that resume after what this process
@@ -649,9 +724,13 @@ static void store_recalled(worker_t *w, const rd_kafka_topic_partition_list_t *p
                 ->offset = parts->elems[i].offset;
     if (l->cnt > 0) {
         rd_kafka_resp_err_t e = rd_kafka_offsets_store(w->rk, l);
-        if (e)
+        for (int i = 0; !e && i < l->cnt; i++)
+            if (l->elems[i].err) e = l->elems[i].err; /* per partition */
+        if (e) {
+            inc(&w->s->commits_failed);
             cd_log(CD_LOG_WARN, "kafka: worker %d: storing resumed positions failed: %s", w->id,
                    rd_kafka_err2str(e));
+        }
     }
     rd_kafka_topic_partition_list_destroy(l);
 }
@@ -667,12 +746,28 @@ static void store_recalled(worker_t *w, const rd_kafka_topic_partition_list_t *p
  * it in the partition, was counted), just fewer times. Worker thread. */
 #define STORE_EVERY 64
 
+/* Stores m's offset (+1) for the next commit. It fails when the partition
+ * is no longer assigned (librdkafka: __STATE, e.g. the assignment was lost
+ * before the store): that offset will not be committed by this process,
+ * counted as a failed commit and logged (rate-limited). */
+static void store_offset(worker_t *w, const rd_kafka_message_t *m)
+{
+    rd_kafka_resp_err_t e = rd_kafka_offset_store(m->rkt, m->partition, m->offset);
+    if (e == RD_KAFKA_RESP_ERR_NO_ERROR) return;
+    inc(&w->s->commits_failed);
+    cd_log_ratelimited("kafka:store", CD_LOG_WARN,
+                       "kafka: worker %d: storing the offset of %s [%d] @%lld failed: %s "
+                       "(not committed by this process)",
+                       w->id, rd_kafka_topic_name(m->rkt), (int)m->partition,
+                       (long long)m->offset, rd_kafka_err2str(e));
+}
+
 static void flush_store(worker_t *w)
 {
     if (atomic_load_explicit(&w->probe_ready, memory_order_relaxed)) take_probe(w);
     if (!w->held) return;
     fold_run(w);
-    rd_kafka_offset_store(w->held->rkt, w->held->partition, w->held->offset);
+    store_offset(w, w->held);
     rd_kafka_message_destroy(w->held);
     w->held = NULL;
     w->held_n = 0;
@@ -740,6 +835,7 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
         cd_log(CD_LOG_INFO, "kafka: worker %d assigned %d partition(s)", w->id, parts->cnt);
         track(w, parts, true);
+        fresher_than_committed(w, parts);
         /* Start by time: partitions this process has not counted before
          * (track() left their offset unset) start at the first offset of
          * the history the windows need, whatever was committed. On a copy:
@@ -765,7 +861,13 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     /* Revoked (or an error): every message polled before this callback ran
      * on this thread is counted and stored; commit it before letting go. */
     flush_store(w);
-    if (!rd_kafka_assignment_lost(rk)) {
+    if (rd_kafka_assignment_lost(rk)) {
+        /* the session expired (coordinator unreachable longer than
+         * session.timeout.ms): a commit would be refused; the positions are
+         * remembered (track) for when the partitions come back */
+        cd_log(CD_LOG_WARN, "kafka: worker %d lost its assignment: no commit, positions kept",
+               w->id);
+    } else {
         /* Bounded: with the coordinator unreachable a synchronous commit
          * waits as long as librdkafka does, and a stop must not wait that. */
         rd_kafka_resp_err_t ce = final_commit(
@@ -1354,7 +1456,7 @@ static void *worker_run(void *arg)
              * assignment): never count an event twice. */
             atomic_fetch_add_explicit(&s->redelivered, 1, memory_order_relaxed);
             flush_store(w);
-            rd_kafka_offset_store(m->rkt, m->partition, m->offset);
+            store_offset(w, m);
             rd_kafka_message_destroy(m);
             continue;
         }

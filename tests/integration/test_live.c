@@ -110,9 +110,10 @@ static long long counted(const char *err)
     return total;
 }
 
-/* True when the agent has partitions assigned and every one of them has a
- * known consumer lag of 0: it has read everything there is to read. */
-static bool caught_up(const char *err)
+/* True when the agent has partitions assigned (exactly want of them, if
+ * want > 0) and every one of them has a known consumer lag of 0: it has
+ * read everything there is to read. */
+static bool caught_up_on(const char *err, int want)
 {
     char *body = metrics_of(err);
     if (!body) return false;
@@ -126,7 +127,13 @@ static bool caught_up(const char *err)
         zero += atoll(q + 1) == 0;
     }
     free(body);
-    return assigned > 0 && lines == assigned && zero == assigned;
+    return assigned > 0 && (want <= 0 || assigned == want) && lines == assigned &&
+           zero == assigned;
+}
+
+static bool caught_up(const char *err)
+{
+    return caught_up_on(err, 0);
 }
 
 static bool wait_caught_up(const char *err, long limit_ms)
@@ -653,6 +660,172 @@ Test(live, positions_resumed_after_a_refused_revoke_commit_are_committed)
     free(ea);
     free(eb);
     json_decref(sa);
+    json_decref(sc);
+}
+
+/* Events counted so far by the two agents writing stderr files ea and eb
+ * (-1 while either's HTTP server is not up). */
+static long long counted2(const char *ea, const char *eb)
+{
+    long long a = counted(ea), b = counted(eb);
+    return a < 0 || b < 0 ? -1 : a + b;
+}
+
+static long long committed_total(void);
+
+/* Assignments of at least one partition logged in stderr file err
+ * (cooperative rebalancing also logs empty ones). */
+static int assignments(const char *err)
+{
+    char *s = read_file(err);
+    int n = 0;
+    for (const char *q = strstr(s, " assigned "); q; q = strstr(q + 1, " assigned "))
+        n += atoi(q + strlen(" assigned ")) > 0;
+    free(s);
+    return n;
+}
+
+/* A group shared by two agents, with kafka.properties extra props (after
+ * a fast auto commit) and a_threads workers in a. a counts 400 events and
+ * commits them (a commit is refused during a rebalance, and b would count
+ * again what a had not committed: at-least-once, not what this is about);
+ * b joins and a gives up some partitions, remembering its positions there
+ * (100 each); both count 400 more and commit; b stops cleanly, and its
+ * partitions come back to a, which reads to the end and stops. Every event
+ * must be counted exactly once over a and b. The stats lines and a's stderr
+ * are left in *sa, *sb, *ea. */
+static void shared_group_handover(const char *props, const char *a_threads, json_t **sa,
+                                  json_t **sb, char **ea)
+{
+    int seq = 0;
+    char extra[256];
+    snprintf(extra, sizeof extra, ", \"auto.commit.interval.ms\": 200%s", props);
+    write_config("c.json", NULL, extra);
+    rd_kafka_t *pr = producer();
+    produce(pr, 400, "REQUEST_COMPLETED", "stable", NULL, &seq);
+    flush_all(pr);
+    pid_t a = start("outa", "erra", ARGS("--config", path_of("c.json"), "--threads", a_threads));
+    cr_assert(wait_for("erra", "assigned", 20000));
+    cr_assert(wait_counted("erra", 400, 20000), "a counted %lld of 400", counted("erra"));
+    long long total = -1;
+    for (int64_t end = now_ms() + 15000; now_ms() < end; sleep_ms(100))
+        if ((total = committed_total()) == 400) break;
+    cr_assert_eq(total, 400, "committed %lld of 400", total);
+    pid_t b = start("outb", "errb", ARGS("--config", path_of("c.json"), "--threads", "1"));
+    cr_assert(wait_for("errb", "worker 0 assigned", 60000), "b never joined");
+    cr_assert(wait_for("erra", "revoked", 30000), "a gave nothing up");
+    produce(pr, 400, "REQUEST_COMPLETED", "canary", NULL, &seq);
+    flush_all(pr);
+    long long n = -1;
+    for (int64_t end = now_ms() + 60000; now_ms() < end; sleep_ms(50))
+        if ((n = counted2("erra", "errb")) >= 800) break;
+    cr_assert_eq(n, 800, "a and b counted %lld of 800", n);
+    for (int64_t end = now_ms() + 15000; now_ms() < end; sleep_ms(100))
+        if ((total = committed_total()) == 800) break;
+    cr_assert_eq(total, 800, "committed %lld of 800", total);
+    int before = assignments("erra");
+    kill(b, SIGTERM);
+    cr_assert_eq(wait_exit(b, 8000), 0);
+    for (int64_t end = now_ms() + 60000; now_ms() < end && assignments("erra") == before;)
+        sleep_ms(50);
+    cr_assert_gt(assignments("erra"), before, "a never got b's partitions");
+    bool done = false;
+    for (int64_t end = now_ms() + 30000; now_ms() < end && !(done = caught_up_on("erra", PARTS));)
+        sleep_ms(50);
+    cr_assert(done, "a never read all %d partitions to the end", PARTS);
+    kill(a, SIGTERM);
+    cr_assert_eq(wait_exit(a, 8000), 0);
+    rd_kafka_destroy(pr);
+    *sa = stats_of("erra");
+    *sb = stats_of("errb");
+    *ea = read_file("erra");
+    cr_assert_eq(stat_int(*sa, "messages") + stat_int(*sb, "messages"), 800,
+                 "a %lld + b %lld messages for 800 events; a's stderr:\n%s",
+                 stat_int(*sa, "messages"), stat_int(*sb, "messages"), *ea);
+    cr_assert_eq(by_type(*sa, "REQUEST_COMPLETED", "canary") +
+                     by_type(*sb, "REQUEST_COMPLETED", "canary"),
+                 400);
+    cr_assert_gt(stat_int(*sb, "messages"), 0);
+}
+
+/* Eager rebalancing (librdkafka's default assignors), one worker in a: a
+ * gives up all four partitions and gets two back; b's two come back to it
+ * at the end. They must resume at the group's commit (200 each, b's), not
+ * at the 100 a remembered: that would count b's events a second time and
+ * move the group's commit back. Failed before: a counted b's 200 again
+ * (a 800 + b 200 messages for 800 events). */
+Test(live, a_partition_back_from_another_member_resumes_at_its_commit, .timeout = 150)
+{
+    json_t *sa, *sb;
+    char *ea;
+    shared_group_handover("", "1", &sa, &sb, &ea);
+    cr_assert_not_null(strstr(ea, "the group committed 200, past the 100 this process counted"),
+                       "a's stderr:\n%s", ea);
+    free(ea);
+    json_decref(sa);
+    json_decref(sb);
+}
+
+/* The same with cooperative-sticky assignment and two workers in a: b's
+ * arrival revokes only what moves (incremental_unassign: one partition of
+ * one worker, the other keeps its two) and b's leaving hands it back
+ * (incremental_assign), each worker in its own rebalance callback. */
+Test(live, cooperative_sticky_handover_counts_once, .timeout = 150)
+{
+    json_t *sa, *sb;
+    char *ea;
+    shared_group_handover(", \"partition.assignment.strategy\": \"cooperative-sticky\"", "2", &sa,
+                          &sb, &ea);
+    cr_assert_not_null(strstr(ea, "revoked 1 partition(s)"), "a's stderr:\n%s", ea);
+    cr_assert_null(strstr(ea, "revoked 2 partition(s)"), "not incremental; a's stderr:\n%s", ea);
+    free(ea);
+    json_decref(sa);
+    json_decref(sb);
+}
+
+/* The coordinator unreachable longer than session.timeout.ms (6 s here):
+ * the group drops the member, and when the broker is back the workers'
+ * revoke callbacks see rd_kafka_assignment_lost (no commit is possible,
+ * none is tried). Nothing was committed before (auto commit every 60 s),
+ * so when the partitions come back the positions the process remembered
+ * are past the group's (none): they must be used, and nothing counted
+ * twice; a later member finds the final commit covering everything. */
+Test(live, lost_assignment_resumes_after_what_was_counted, .timeout = 150)
+{
+    int seq = 0;
+    write_config("c.json", NULL, ", \"auto.commit.interval.ms\": 60000");
+    rd_kafka_t *pr = producer();
+    produce(pr, 200, "REQUEST_COMPLETED", "stable", NULL, &seq);
+    flush_all(pr);
+    rd_kafka_destroy(pr);
+    pid_t a = start("outa", "erra", ARGS("--config", path_of("c.json"), "--threads", "2"));
+    cr_assert(wait_for("erra", "worker 0 assigned", 20000));
+    cr_assert(wait_for("erra", "worker 1 assigned", 20000));
+    cr_assert(wait_counted("erra", 200, 20000), "counted %lld of 200", counted("erra"));
+    cr_assert_eq(rd_kafka_mock_broker_set_down(mock, 1), 0);
+    sleep_ms(10000); /* the outage under test (> session.timeout.ms), not a synchronization */
+    cr_assert_eq(rd_kafka_mock_broker_set_up(mock, 1), 0);
+    cr_assert(wait_for("erra", "lost its assignment: no commit, positions kept", 60000),
+              "no lost assignment seen");
+    cr_assert(wait_caught_up("erra", 60000), "never read to the end after the outage");
+    pr = producer();
+    produce(pr, 100, "REQUEST_COMPLETED", "canary", NULL, &seq);
+    flush_all(pr);
+    rd_kafka_destroy(pr);
+    cr_assert(wait_counted("erra", 300, 30000), "counted %lld of 300", counted("erra"));
+    kill(a, SIGTERM);
+    cr_assert_eq(wait_exit(a, 8000), 0);
+    json_t *st = stats_of("erra");
+    char *ea = read_file("erra");
+    cr_assert_eq(stat_int(st, "messages"), 300, "stderr:\n%s", ea);
+    cr_assert_eq(by_type(st, "REQUEST_COMPLETED", "stable"), 200);
+    free(ea);
+    json_decref(st);
+    pid_t c = start("outc", "errc",
+                    ARGS("--config", path_of("c.json"), "--exit-when-idle", "2s"));
+    cr_assert_eq(wait_exit(c, 30000), 0);
+    json_t *sc = stats_of("errc");
+    cr_assert_eq(stat_int(sc, "messages"), 0);
     json_decref(sc);
 }
 
