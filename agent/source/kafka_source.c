@@ -652,8 +652,11 @@ static void track(worker_t *w, rd_kafka_topic_partition_list_t *l, bool add)
  * count the other's events again and move the group's commit back. So the
  * remembered position is kept only where it is past the committed offset
  * (or nothing is committed): the commit before the revoke failed and nobody
- * counted further. If the committed offsets cannot be read, the partition
- * starts from whatever is committed (at-least-once, never backwards). */
+ * counted further. The partition then resumes at the commit, set
+ * explicitly (it is not "new" to this process, so it does not start by
+ * time). If the committed offsets cannot be read, it starts as a partition
+ * this process never had: at the commit, or by time when that is on
+ * (at-least-once, never backwards). */
 static void fresher_than_committed(worker_t *w, rd_kafka_topic_partition_list_t *parts)
 {
     rd_kafka_topic_partition_list_t *q = rd_kafka_topic_partition_list_new(parts->cnt);
@@ -682,9 +685,9 @@ static void fresher_than_committed(worker_t *w, rd_kafka_topic_partition_list_t 
                    "process counted: resuming there",
                    w->id, el->topic, (int)el->partition, (long long)c->offset,
                    (long long)el->offset);
+        /* the commit, explicitly (a partition this process counted does not
+         * start by time); unreadable: unset, as for a partition never had */
         int64_t start = c && !c->err && c->offset >= 0 ? c->offset : -1;
-        /* The committed offset, named: an unset offset would make the start
-         * by time (below) re-read a history this process already counted. */
         el->offset = start >= 0 ? start : RD_KAFKA_OFFSET_INVALID;
         struct part *pt = part_of(w, el->topic, el->partition);
         if (pt) pt->next = start;

@@ -266,6 +266,25 @@ Test(pipeline, evaluation_boundaries, .init = setup, .fini = teardown)
     cr_assert_eq(s.evaluations, 4);
 }
 
+/* after_eval is counted on the adding thread's stripe (in live mode nearly
+ * every event is after an evaluation) and summed over the stripes on read. */
+Test(pipeline, after_eval_is_summed_over_stripes, .init = setup, .fini = teardown)
+{
+    cd_pipeline_advance(pl, T0);
+    cd_pipeline_advance(pl, T0 + 3000);
+    const int stripes[] = {0, 1, 5, 15, 16, 31};
+    for (int i = 0; i < 6; i++) {
+        cd_event_t ev = {.type = 0, .cohort = CD_COHORT_CANARY, .ts_ms = T0 + 2000 + i};
+        cr_assert_eq(cd_pipeline_add(pl, &ev, stripes[i]), CD_WIN_OK);
+    }
+    cd_event_t in_time = {.type = 0, .cohort = CD_COHORT_STABLE, .ts_ms = T0 + 3000};
+    cr_assert_eq(cd_pipeline_add(pl, &in_time, 3), CD_WIN_OK);
+    cd_pipeline_stats_t s;
+    cd_pipeline_stats(pl, &s);
+    cr_assert_eq(s.accepted, 7);
+    cr_assert_eq(s.after_eval, 6);
+}
+
 /* Replay's clock trails the first event by the allowed lateness; the grid
  * starts at the first event, so no evaluation predates the stream, and an
  * event from before the grid's start is not "after evaluation". */
