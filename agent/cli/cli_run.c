@@ -182,7 +182,7 @@ static void on_record(const cd_verdict_t *v, void *opaque)
  * (docs/operations.md, "What survives a restart"). false: it cannot be read
  * or written (the agent stops: running without the memory it was
  * configured to keep would notify twice). */
-static bool ledger_open(run_t *r)
+static bool ledger_open(run_t *r, const cd_coord_conf_t *cc)
 {
     char path[4096], err[1024];
     const char *conf = cd_dispatcher_ledger_path(r->out.disp);
@@ -190,11 +190,22 @@ static bool ledger_open(run_t *r)
         snprintf(path, sizeof(path), "%s", conf);
     else if (r->log_path)
         snprintf(path, sizeof(path), "%s.ledger", r->log_path);
-    else
+    else if (!cc->enabled)
         return true;
-    r->ledger = cd_ledger_open(path, err, sizeof(err));
-    if (!r->ledger) fprintf(stderr, "canaryd run: %s\n", err);
-    return r->ledger != NULL;
+    /* coordinated without a file: the ledger lives in the shared Redis */
+    bool file = conf || r->log_path;
+    r->ledger = cd_ledger_open(file ? path : NULL, err, sizeof(err));
+    if (!r->ledger) {
+        fprintf(stderr, "canaryd run: %s\n", err);
+        return false;
+    }
+    if (cc->enabled) {
+        int n = cd_ledger_attach_redis(r->ledger, cc);
+        if (n > 0)
+            cd_log(CD_LOG_INFO, "ledger: %d line%s recovered from Redis (%s:ledger)", n,
+                   n == 1 ? "" : "s", cc->prefix);
+    }
+    return true;
 }
 
 /* Restores the sticky decision of the current judgement into the pipeline
@@ -536,7 +547,7 @@ int cd_cli_run(int argc, char **argv)
         cd_log(CD_LOG_INFO, "coordination: agent %s, Redis %s:%d, prefix %s, lease %lld ms",
                cc.agent_id, cc.host, cc.port, cc.prefix, (long long)cc.lease_ms);
     }
-    if (!ledger_open(&r)) goto out;
+    if (!ledger_open(&r, &cc)) goto out;
     if (r.ledger) cd_dispatcher_set_ledger(r.out.disp, r.ledger);
     if (cd_dispatcher_start(r.out.disp, err, sizeof(err)) != 0) {
         fprintf(stderr, "canaryd run: %s\n", err);
