@@ -10,15 +10,21 @@
  *    hold exactly one ROLLBACK across both runs; a new checksum after the
  *    restart still starts a new judgement (409);
  *  - the receiver down when the agent decides, the agent SIGKILLed with the
- *    ROLLBACK undelivered, restarted with the receiver up: delivered, once.
+ *    ROLLBACK undelivered, restarted with the receiver up: delivered, once;
+ *  - coordinated through a real redis-server, no verdict log: the ledger
+ *    lives in Redis, and the restarted agent's first answer is ROLLBACK.
  *
  * The helpers (spawn, wait_for, GET) carry the names of h15tidy's shared
  * tests/integration/live_helpers.h, to be replaced by it once it is merged.
  */
+#include <arpa/inet.h>
 #include <criterion/criterion.h>
 #include <curl/curl.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <hiredis/hiredis.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <jansson.h>
 #include <librdkafka/rdkafka.h>
 #include <librdkafka/rdkafka_mock.h>
@@ -45,6 +51,8 @@ static char bootstraps[256];
 static pid_t kids[8];
 static int nkids;
 static rx_t *rx;
+static pid_t redis_pid = -1;
+static int redis_port;
 
 static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
 {
@@ -79,6 +87,11 @@ static void teardown(void)
         }
     }
     nkids = 0;
+    if (redis_pid > 0) {
+        kill(redis_pid, SIGKILL);
+        waitpid(redis_pid, NULL, 0);
+        redis_pid = -1;
+    }
     rx_stop(rx);
     rx = NULL;
     if (mock) rd_kafka_mock_cluster_destroy(mock);
@@ -330,7 +343,7 @@ static const char *verdict_of(const char *body)
  * in 10 s; a webhook sink (generic: the record's JSON) to the receiver,
  * retried for long enough to outlive a receiver that is down; the HTTP API
  * on a free port. */
-static void write_config(void)
+static void write_config_coord(const char *coordination)
 {
     FILE *f = fopen(path_of("c.json"), "w");
     cr_assert_not_null(f);
@@ -347,9 +360,63 @@ static void write_config(void)
             "\"generic\",\n"
             "   \"url\": \"http://127.0.0.1:%u/hook\", \"retry\": {\"base\": \"50ms\", \"cap\": "
             "\"200ms\", \"max_attempts\": 1000}}]},\n"
-            " \"http\": {\"bind\": \"127.0.0.1:0\"}}\n",
-            (unsigned)rx_port(rx));
+            " \"http\": {\"bind\": \"127.0.0.1:0\"}%s}\n",
+            (unsigned)rx_port(rx), coordination);
     fclose(f);
+}
+
+static void write_config(void)
+{
+    write_config_coord("");
+}
+
+/* Starts redis-server on a free loopback port; waits until it answers. */
+static void redis_start(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof(a);
+    cr_assert(bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0);
+    cr_assert(getsockname(fd, (struct sockaddr *)&a, &len) == 0);
+    close(fd);
+    redis_port = ntohs(a.sin_port);
+    char port[16];
+    snprintf(port, sizeof(port), "%d", redis_port);
+    const char *argv[] = {"redis-server", "--port", port, "--bind", "127.0.0.1", "--save", "",
+                          "--appendonly", "no", "--loglevel", "warning", "--dir", "/tmp", NULL};
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
+    int rc = posix_spawnp(&redis_pid, "redis-server", &fa, NULL, (char *const *)argv, environ);
+    posix_spawn_file_actions_destroy(&fa);
+    cr_assert_eq(rc, 0);
+    for (long t = 0;; t += 10, sleep_ms(10)) {
+        struct timeval tv = {0, 200000};
+        redisContext *c = redisConnectWithTimeout("127.0.0.1", redis_port, tv);
+        bool up = false;
+        if (c && !c->err) {
+            redisReply *r = redisCommand(c, "PING");
+            up = r && r->type == REDIS_REPLY_STATUS;
+            if (r) freeReplyObject(r);
+        }
+        if (c) redisFree(c);
+        if (up) return;
+        cr_assert(t < 5000, "redis-server did not come up");
+    }
+}
+
+/* The state of a claim hash in the test's Redis ("" when absent). */
+static const char *claim_state(const char *key)
+{
+    static char out[32];
+    struct timeval tv = {2, 0};
+    redisContext *c = redisConnectWithTimeout("127.0.0.1", redis_port, tv);
+    cr_assert(c && !c->err);
+    redisReply *r = redisCommand(c, "HGET %s state", key);
+    snprintf(out, sizeof(out), "%s", r && r->type == REDIS_REPLY_STRING ? r->str : "");
+    if (r) freeReplyObject(r);
+    redisFree(c);
+    return out;
 }
 
 /* canaryd run, stdout/stderr into outN/errN, the verdict log v.log. */
@@ -470,4 +537,43 @@ Test(live_recover, crash_between_decide_and_deliver_delivers_once)
     char *e = read_file("err1");
     cr_expect(strstr(e, "1 decision of the current judgement offered again") != NULL, "%s", e);
     free(e);
+}
+
+/* Coordinated, no verdict log: the ledger lives in the shared Redis (and
+ * the delivery in the claim). The agent is SIGKILLed once its ROLLBACK is
+ * delivered and the claim done; the restarted one recovers the decision
+ * from Redis: its first answer is ROLLBACK, and the receiver hears it once. */
+Test(live_recover, coordinated_restart_recovers_from_redis)
+{
+    redis_start();
+    char coord[256];
+    snprintf(coord, sizeof(coord),
+             ",\n \"coordination\": {\"redis\": \"127.0.0.1:%d\", \"prefix\": \"cdtest\", "
+             "\"lease\": \"2s\"}",
+             redis_port);
+    write_config_coord(coord);
+    pid_t a = start("out0", "err0", ARGS("--config", path_of("c.json"), "--group", "g"));
+    cr_assert(wait_for("err0", "holds the lease", 20000));
+    decide();
+    cr_assert(rx_wait(rx, 1, 20000), "no ROLLBACK delivered");
+    const char *key = "cdtest:claim:-:2.5.0:ROLLBACK:errors";
+    for (long t = 0; strcmp(claim_state(key), "done") != 0 && t < 10000; t += 20)
+        sleep_ms(20);
+    cr_assert_str_eq(claim_state(key), "done");
+    sigkill(a);
+
+    a = start("out1", "err1", ARGS("--config", path_of("c.json"), "--group", "g"));
+    long code = 0;
+    char *r = request("err1", "/api/v1/verdict", NULL, &code);
+    cr_expect_eq(code, 200);
+    cr_expect_str_eq(verdict_of(r), "ROLLBACK", "%s", r);
+    free(r);
+    char *e = read_file("err1");
+    cr_expect(strstr(e, "recovered from Redis (cdtest:ledger)") != NULL, "%s", e);
+    free(e);
+    /* leader again once the dead one's lease expired: nothing owed is sent */
+    cr_assert(wait_for("err1", "holds the lease", 20000));
+    kill(a, SIGTERM);
+    cr_assert_eq(wait_exit(a, 15000), 0);
+    cr_expect_eq(rollbacks(NULL), 1, "the receiver got %d ROLLBACKs", rollbacks(NULL));
 }
