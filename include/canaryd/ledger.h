@@ -9,7 +9,8 @@
  * The identity of a decision (cd_decision_id) is what it decides, never when:
  *   <service>:<release>:<VERDICT>:<rule>      ("-" for an empty part)
  * with ":dry" appended for a dry-run record. A non-dry-run ROLLBACK or
- * PROMOTE happens once per release: its identity alone says whether a sink
+ * PROMOTE happens once per judgement of a release (a "judgement" line, below,
+ * starts a new one): its identity alone says whether a sink
  * has it. An ALERT (and a dry-run ROLLBACK) repeats while its rule keeps
  * firing; each repeat is a notification of its own, so for those a sink has
  * the record when it delivered that identity at the same or a later event

@@ -460,6 +460,15 @@ Test(live_recover, restart_after_rollback_answers_rollback_first)
     decide();
     cr_assert(wait_for("v.log", RB, 20000), "no ROLLBACK decided");
     cr_assert(rx_wait(rx, 1, 20000));
+    /* the API's snapshot follows the evaluation within 100 ms */
+    for (long t = 0;; t += 20) {
+        char *v = request("err0", "/api/v1/verdict", NULL, &code);
+        bool rb = strcmp(verdict_of(v), "ROLLBACK") == 0;
+        free(v);
+        if (rb) break;
+        cr_assert(t < 10000, "the API never answered ROLLBACK");
+        sleep_ms(20);
+    }
     char body[256];
     snprintf(body, sizeof(body), HOOK, "run-1");
     char *r = request("err0", "/api/v1/flagger/rollback", body, &code);
@@ -537,6 +546,46 @@ Test(live_recover, crash_between_decide_and_deliver_delivers_once)
     char *e = read_file("err1");
     cr_expect(strstr(e, "1 decision of the current judgement offered again") != NULL, "%s", e);
     free(e);
+}
+
+/* A pod of a new release (the config names 2.6.0) over the ledger of 2.5.0,
+ * whose ROLLBACK was decided while the receiver was down: a new judgement,
+ * so 2.5.0's ROLLBACK is neither restored nor delivered late (a hook would
+ * act on the new release); the receiver hears no ROLLBACK of 2.5.0. */
+Test(live_recover, new_release_config_inherits_nothing)
+{
+    write_config();
+    rx_pause(rx);
+    pid_t a = agent(0);
+    long code = 0;
+    free(request("err0", "/healthz", NULL, &code));
+    decide();
+    cr_assert(wait_for("v.log.ledger", "\"sink\":\"--verdict-log\"", 20000));
+    sigkill(a);
+    cr_assert(rx_resume(rx));
+    char *c = read_file("c.json");
+    FILE *f = fopen(path_of("c.json"), "w");
+    fprintf(f, "{\"events\": {\"canary_version\": \"2.6.0\", %s", strstr(c, "\"events\": {") + 11);
+    fclose(f);
+    free(c);
+    a = agent(1);
+    free(request("err1", "/healthz", NULL, &code));
+    char *e = read_file("err1");
+    cr_expect(strstr(e, "the ROLLBACK of release 2.5.0 is not restored: the config judges release "
+                        "2.6.0") != NULL,
+              "%s", e);
+    cr_expect(strstr(e, "offered again") == NULL, "%s", e);
+    free(e);
+    kill(a, SIGTERM);
+    cr_assert_eq(wait_exit(a, 15000), 0);
+    char *led = read_file("v.log.ledger");
+    cr_expect(strstr(led, "{\"t\":\"judgement\",\"release\":\"2.6.0\"") != NULL, "%s", led);
+    free(led);
+    for (int i = 0; i < rx_count(rx); i++) {
+        rx_request_t q = rx_get(rx, i);
+        cr_expect(!strstr(q.body, RB) || strstr(q.body, "\"release\":\"2.6.0\""), "%s", q.body);
+        rx_request_free(&q);
+    }
 }
 
 /* Coordinated, no verdict log: the ledger lives in the shared Redis (and
