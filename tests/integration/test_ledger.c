@@ -8,19 +8,14 @@
  */
 #include "sink_test.h"
 
-#include <arpa/inet.h>
 #include <fcntl.h>
-#include <hiredis/hiredis.h>
-#include <netinet/in.h>
-#include <signal.h>
-#include <spawn.h>
 #include <stdarg.h>
-#include <sys/socket.h>
-#include <sys/wait.h>
 
 #include "canaryd/coord.h"
 #include "canaryd/ledger.h"
 #include "http_receiver.c"
+#include "live_helpers.h"
+#include "redis_server.h"
 
 TestSuite(ledger, .init = st_setup, .fini = st_teardown, .timeout = 60);
 
@@ -288,47 +283,15 @@ Test(ledger, restart_delivers_undelivered_once_and_delivered_never)
 static pid_t redis_pid = -1;
 static int redis_port;
 
-/* redis-server on a free loopback port, answering PING. */
 static void redis_start(void)
 {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof(a);
-    cr_assert(bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0);
-    cr_assert(getsockname(fd, (struct sockaddr *)&a, &len) == 0);
-    close(fd);
-    redis_port = ntohs(a.sin_port);
-    char port[16];
-    snprintf(port, sizeof(port), "%d", redis_port);
-    const char *argv[] = {"redis-server", "--port", port, "--bind", "127.0.0.1", "--save", "",
-                          "--appendonly", "no", "--loglevel", "warning", "--dir", "/tmp", NULL};
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
-    int rc = posix_spawnp(&redis_pid, "redis-server", &fa, NULL, (char *const *)argv, environ);
-    posix_spawn_file_actions_destroy(&fa);
-    cr_assert_eq(rc, 0, "redis-server: %s", strerror(rc));
-    for (int64_t end = st_now_ms() + 5000;; usleep(10000)) {
-        struct timeval tv = {0, 200000};
-        redisContext *c = redisConnectWithTimeout("127.0.0.1", redis_port, tv);
-        bool up = false;
-        if (c && !c->err) {
-            redisReply *r = redisCommand(c, "PING");
-            up = r && r->type == REDIS_REPLY_STATUS;
-            if (r) freeReplyObject(r);
-        }
-        if (c) redisFree(c);
-        if (up) return;
-        cr_assert(st_now_ms() < end, "redis-server did not come up");
-    }
+    redis_port = free_port();
+    redis_pid = redis_server_start(redis_port, NULL, NULL);
 }
 
 static void redis_stop(void)
 {
-    if (redis_pid <= 0) return;
-    kill(redis_pid, SIGKILL);
-    waitpid(redis_pid, NULL, 0);
-    redis_pid = -1;
+    redis_server_kill(&redis_pid);
 }
 
 static cd_ledger_t *open_at(const char *name, const cd_coord_conf_t *cc, int *recovered)

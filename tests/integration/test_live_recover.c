@@ -13,58 +13,34 @@
  *    ROLLBACK undelivered, restarted with the receiver up: delivered, once;
  *  - coordinated through a real redis-server, no verdict log: the ledger
  *    lives in Redis, and the restarted agent's first answer is ROLLBACK.
- *
- * The helpers (spawn, wait_for, GET) carry the names of h15tidy's shared
- * tests/integration/live_helpers.h, to be replaced by it once it is merged.
  */
-#include <arpa/inet.h>
 #include <criterion/criterion.h>
-#include <curl/curl.h>
-#include <fcntl.h>
-#include <ftw.h>
 #include <hiredis/hiredis.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
 #include <jansson.h>
 #include <librdkafka/rdkafka.h>
 #include <librdkafka/rdkafka_mock.h>
 #include <signal.h>
-#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <sys/wait.h>
-#include <time.h>
-#include <unistd.h>
 
 #include "http_receiver.c"
+#include "live_helpers.h"
+#include "redis_server.h"
 
 #define TOPIC "events"
 #define PARTS 4
 
-static char dir[64];
 static rd_kafka_t *mock_rk;
 static rd_kafka_mock_cluster_t *mock;
-static char bootstraps[256];
-/* children not yet reaped: killed by teardown when a test fails early */
-static pid_t kids[8];
-static int nkids;
 static rx_t *rx;
 static pid_t redis_pid = -1;
 static int redis_port;
 
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st, (void)flag, (void)ftw;
-    return remove(path);
-}
-
 static void setup(void)
 {
     char e[256];
-    snprintf(dir, sizeof(dir), "/tmp/cd_recover_XXXXXX");
-    cr_assert_not_null(mkdtemp(dir));
+    scratch_make("cd_recover_");
     rd_kafka_conf_t *c = rd_kafka_conf_new();
     rd_kafka_conf_set(c, "log_level", "0", e, sizeof(e));
     mock_rk = rd_kafka_new(RD_KAFKA_PRODUCER, c, e, sizeof(e));
@@ -79,134 +55,16 @@ static void setup(void)
 
 static void teardown(void)
 {
-    for (int i = 0; i < nkids; i++) {
-        int st;
-        if (kids[i] > 0 && waitpid(kids[i], &st, WNOHANG) == 0) {
-            kill(kids[i], SIGKILL);
-            waitpid(kids[i], &st, 0);
-        }
-    }
-    nkids = 0;
-    if (redis_pid > 0) {
-        kill(redis_pid, SIGKILL);
-        waitpid(redis_pid, NULL, 0);
-        redis_pid = -1;
-    }
+    kill_children();
+    redis_server_kill(&redis_pid);
     rx_stop(rx);
     rx = NULL;
     if (mock) rd_kafka_mock_cluster_destroy(mock);
     if (mock_rk) rd_kafka_destroy(mock_rk);
     mock = NULL;
     mock_rk = NULL;
-    nftw(dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
+    scratch_remove();
 }
-
-static const char *path_of(const char *name)
-{
-    static char buf[64][160];
-    static int i;
-    char *p = buf[i++ % 64];
-    snprintf(p, 160, "%s/%s", dir, name);
-    return p;
-}
-
-static char *read_file(const char *name)
-{
-    FILE *f = fopen(path_of(name), "rb");
-    if (!f) return strdup("");
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    rewind(f);
-    char *s = malloc((size_t)n + 1);
-    size_t got = fread(s, 1, (size_t)n, f);
-    s[got] = '\0';
-    fclose(f);
-    return s;
-}
-
-
-static void sleep_ms(long ms)
-{
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-/* Starts canaryd run with the mock's brokers; stdout/stderr into out/err. */
-static pid_t start(const char *out, const char *err, const char *const *args)
-{
-    const char *bin = getenv("CANARYD_BIN");
-    cr_assert_not_null(bin, "CANARYD_BIN is not set");
-    char *argv[40];
-    int n = 0;
-    argv[n++] = (char *)bin;
-    argv[n++] = "run";
-    argv[n++] = "--brokers";
-    argv[n++] = bootstraps;
-    for (int i = 0; args[i] && n < 39; i++)
-        argv[n++] = (char *)args[i];
-    argv[n] = NULL;
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-    posix_spawn_file_actions_addopen(&fa, 1, path_of(out), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    posix_spawn_file_actions_addopen(&fa, 2, path_of(err), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    pid_t pid;
-    int rc = posix_spawn(&pid, bin, &fa, NULL, argv, environ);
-    posix_spawn_file_actions_destroy(&fa);
-    cr_assert_eq(rc, 0, "spawn %s: %s", bin, strerror(rc));
-    if (nkids < 8) kids[nkids++] = pid;
-    return pid;
-}
-
-static void reaped(pid_t pid)
-{
-    for (int i = 0; i < nkids; i++)
-        if (kids[i] == pid) kids[i] = 0;
-}
-
-/* Waits up to limit_ms for the child; kills it (and fails) after that. */
-static int wait_exit(pid_t pid, long limit_ms)
-{
-    int st;
-    for (long t = 0; t < limit_ms; t += 10) {
-        pid_t r = waitpid(pid, &st, WNOHANG);
-        if (r == pid) {
-            reaped(pid);
-            cr_assert(WIFEXITED(st), "canaryd did not exit normally (status 0x%x)", st);
-            return WEXITSTATUS(st);
-        }
-        sleep_ms(10);
-    }
-    kill(pid, SIGKILL);
-    waitpid(pid, &st, 0);
-    reaped(pid);
-    cr_assert_fail("canaryd did not exit within %ld ms", limit_ms);
-    return -1;
-}
-
-/* Waits up to limit_ms for file name to contain needle. */
-static bool wait_for(const char *name, const char *needle, long limit_ms)
-{
-    for (long t = 0; t < limit_ms; t += 20) {
-        char *s = read_file(name);
-        bool found = strstr(s, needle) != NULL;
-        free(s);
-        if (found) return true;
-        sleep_ms(20);
-    }
-    return false;
-}
-
-
-
-
 
 /* ---- producing -------------------------------------------------------------- */
 
@@ -262,12 +120,7 @@ static void flush_all(rd_kafka_t *rk)
     cr_assert_eq(rd_kafka_flush(rk, 20000), 0, "flush timed out");
 }
 
-#define ARGS(...) ((const char *const[]){__VA_ARGS__, NULL})
-
-/* ---- tests ------------------------------------------------------------------ */
-
-
-
+/* The canary's errors over the threshold: a ROLLBACK. */
 static void decide(void)
 {
     int seq = 0;
@@ -293,34 +146,29 @@ static int rollbacks(int *first)
     return n;
 }
 
-static size_t gather(char *p, size_t size, size_t n, void *f)
-{
-    return fwrite(p, size, n, f);
-}
-
 /* A request to the HTTP API of the agent whose stderr is file err (the
  * port it printed); body NULL: GET, else POST of that JSON. Returns the
  * answer (malloc'ed) and the status in *code. */
 static char *request(const char *err, const char *path, const char *body, long *code)
 {
-    cr_assert(wait_for(err, "http: listening on 127.0.0.1:", 20000), "no HTTP API in %s", err);
-    char *e = read_file(err);
-    int port = atoi(strstr(e, "http: listening on 127.0.0.1:") + 29);
-    free(e);
     char url[160], *out = NULL;
     size_t len = 0;
-    snprintf(url, sizeof(url), "http://127.0.0.1:%d%s", port, path);
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d%s", http_port(err, 20000), path);
+    if (!body) {
+        out = http_get(url, code);
+        cr_assert_not_null(out, "no answer from %s", url);
+        return out;
+    }
     FILE *f = open_memstream(&out, &len);
     CURL *c = curl_easy_init();
     struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
     curl_easy_setopt(c, CURLOPT_URL, url);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, gather);
+    curl_easy_setopt(c, CURLOPT_NOPROXY, "*");
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, lh_gather);
     curl_easy_setopt(c, CURLOPT_WRITEDATA, f);
     curl_easy_setopt(c, CURLOPT_TIMEOUT, 10L);
-    if (body) {
-        curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
-        curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
-    }
+    curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
     cr_assert_eq(curl_easy_perform(c), CURLE_OK);
     curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, code);
     curl_easy_cleanup(c);
@@ -370,48 +218,11 @@ static void write_config(void)
     write_config_coord("");
 }
 
-/* Starts redis-server on a free loopback port; waits until it answers. */
-static void redis_start(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof(a);
-    cr_assert(bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0);
-    cr_assert(getsockname(fd, (struct sockaddr *)&a, &len) == 0);
-    close(fd);
-    redis_port = ntohs(a.sin_port);
-    char port[16];
-    snprintf(port, sizeof(port), "%d", redis_port);
-    const char *argv[] = {"redis-server", "--port", port, "--bind", "127.0.0.1", "--save", "",
-                          "--appendonly", "no", "--loglevel", "warning", "--dir", "/tmp", NULL};
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
-    int rc = posix_spawnp(&redis_pid, "redis-server", &fa, NULL, (char *const *)argv, environ);
-    posix_spawn_file_actions_destroy(&fa);
-    cr_assert_eq(rc, 0);
-    for (long t = 0;; t += 10, sleep_ms(10)) {
-        struct timeval tv = {0, 200000};
-        redisContext *c = redisConnectWithTimeout("127.0.0.1", redis_port, tv);
-        bool up = false;
-        if (c && !c->err) {
-            redisReply *r = redisCommand(c, "PING");
-            up = r && r->type == REDIS_REPLY_STATUS;
-            if (r) freeReplyObject(r);
-        }
-        if (c) redisFree(c);
-        if (up) return;
-        cr_assert(t < 5000, "redis-server did not come up");
-    }
-}
-
 /* The state of a claim hash in the test's Redis ("" when absent). */
 static const char *claim_state(const char *key)
 {
     static char out[32];
-    struct timeval tv = {2, 0};
-    redisContext *c = redisConnectWithTimeout("127.0.0.1", redis_port, tv);
-    cr_assert(c && !c->err);
+    redisContext *c = redis_server_client(redis_port);
     redisReply *r = redisCommand(c, "HGET %s state", key);
     snprintf(out, sizeof(out), "%s", r && r->type == REDIS_REPLY_STRING ? r->str : "");
     if (r) freeReplyObject(r);
@@ -433,16 +244,7 @@ static pid_t agent(int run)
 static void sigkill(pid_t pid)
 {
     kill(pid, SIGKILL);
-    waitpid(pid, NULL, 0);
-    reaped(pid);
-}
-
-static int count(const char *s, const char *needle)
-{
-    int n = 0;
-    for (const char *p = s; (p = strstr(p, needle)) != NULL; p += strlen(needle))
-        n++;
-    return n;
+    finish(pid, false, 10000, NULL);
 }
 
 TestSuite(live_recover, .init = setup, .fini = teardown, .timeout = 120);
@@ -505,7 +307,7 @@ Test(live_recover, restart_after_rollback_answers_rollback_first)
     cr_assert_eq(wait_exit(a, 15000), 0);
     cr_expect_eq(rollbacks(NULL), 1, "the receiver got %d ROLLBACKs", rollbacks(NULL));
     char *log = read_file("v.log");
-    cr_expect_eq(count(log, RB), 1, "%s", log);
+    cr_expect_eq(count_of(log, RB), 1, "%s", log);
     free(log);
 }
 
@@ -524,7 +326,7 @@ Test(live_recover, crash_between_decide_and_deliver_delivers_once)
     sigkill(a); /* decided, in the verdict log, not delivered to the webhook */
     cr_expect_eq(rx_count(rx), 0);
     char *led = read_file("v.log.ledger");
-    cr_expect_eq(count(led, "\"sink\":\"hook\""), 0, "%s", led);
+    cr_expect_eq(count_of(led, "\"sink\":\"hook\""), 0, "%s", led);
     free(led);
 
     cr_assert(rx_resume(rx));
@@ -538,10 +340,10 @@ Test(live_recover, crash_between_decide_and_deliver_delivers_once)
     cr_assert_eq(wait_exit(a, 15000), 0);
     cr_expect_eq(rollbacks(NULL), 1, "the receiver got %d ROLLBACKs", rollbacks(NULL));
     char *log = read_file("v.log");
-    cr_expect_eq(count(log, RB), 1, "%s", log);
+    cr_expect_eq(count_of(log, RB), 1, "%s", log);
     free(log);
     led = read_file("v.log.ledger");
-    cr_expect_eq(count(led, "\"sink\":\"hook\""), 1, "%s", led);
+    cr_expect_eq(count_of(led, "\"sink\":\"hook\""), 1, "%s", led);
     free(led);
     char *e = read_file("err1");
     cr_expect(strstr(e, "1 decision of the current judgement offered again") != NULL, "%s", e);
@@ -594,7 +396,8 @@ Test(live_recover, new_release_config_inherits_nothing)
  * from Redis: its first answer is ROLLBACK, and the receiver hears it once. */
 Test(live_recover, coordinated_restart_recovers_from_redis)
 {
-    redis_start();
+    redis_port = free_port();
+    redis_pid = redis_server_start(redis_port, NULL, NULL);
     char coord[256];
     snprintf(coord, sizeof(coord),
              ",\n \"coordination\": {\"redis\": \"127.0.0.1:%d\", \"prefix\": \"cdtest\", "
