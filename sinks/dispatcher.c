@@ -439,6 +439,14 @@ static const char *what(const item_t *it, char *buf, size_t size);
 static bool takes(sink_t *s, const cd_verdict_t *v)
 {
     const filter_t *f = &s->f;
+    /* After its ROLLBACK a release has no release-wide record but that of a
+     * new judgement (engine_release.c; POST /api/v1/release, a new Flagger
+     * run): from then on its ROLLBACK is news again. Before the filter, so
+     * a sink that takes only ROLLBACKs hears the new one too. */
+    if (s->rollback_sent && v->record == CD_RECORD_VERDICT && !v->rule &&
+        (v->verdict == CD_VERDICT_ANALYZING || v->verdict == CD_VERDICT_HEALTHY) && v->release &&
+        strcmp(s->rollback_release, v->release) == 0)
+        s->rollback_sent = false;
     if (v->record == CD_RECORD_STATE) {
         bool resolved_alert = v->to == CD_STATE_RESOLVED && v->rule && v->action == CD_ACTION_ALERT;
         if (!f->kind_state && !(s->send_resolved && resolved_alert)) return false;
@@ -453,7 +461,7 @@ static bool takes(sink_t *s, const cd_verdict_t *v)
             hit = strcmp(f->rules[i], v->rule) == 0;
         if (!hit) return false;
     }
-    /* A ROLLBACK is final for a release: each sink hears it once. */
+    /* A ROLLBACK is final for a judgement of a release: each sink hears it once. */
     if (v->record == CD_RECORD_VERDICT && v->verdict == CD_VERDICT_ROLLBACK) {
         if (s->rollback_sent && strcmp(s->rollback_release, v->release) == 0) return false;
         s->rollback_sent = true;

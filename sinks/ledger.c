@@ -27,17 +27,25 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <hiredis/hiredis.h>
 #include <jansson.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
+#include "canaryd/coord.h"
 #include "canaryd/log.h"
 #include "canaryd/verdict_fmt.h"
 
 #define SINK_MAX 64
+/* The Redis mirror: lines kept in the list, I/O timeouts, the pause after
+ * a failure (a dead Redis costs a decision at most one timeout). */
+#define MIRROR_KEEP 10000
+#define MIRROR_TIMEOUT_MS 1000
+#define MIRROR_PAUSE_MS 10000
 
 typedef struct sink_rec {
     char id[CD_DECISION_ID_MAX];
@@ -71,6 +79,13 @@ struct cd_ledger {
     char cur_release[128];
     frun_t *runs;
     size_t nruns, capruns;
+    uint64_t file_lines; /* lines the file held at open */
+    /* the Redis mirror (cd_ledger_attach_redis); rc NULL while disconnected */
+    bool mirror;
+    cd_coord_conf_t cc;
+    char key[160];
+    redisContext *rc;
+    int64_t retry_at; /* monotonic ms: no connect before */
 };
 
 static bool grow(void **arr, size_t *cap, size_t n, size_t elem)
@@ -215,6 +230,66 @@ static bool apply(cd_ledger_t *l, const json_t *j)
     return false;
 }
 
+/* ---- the Redis mirror (under mu) ---- */
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void mirror_failed(cd_ledger_t *l, const char *what)
+{
+    cd_log_ratelimited("ledger-redis", CD_LOG_WARN,
+                       "ledger %s: Redis %s:%d: %s (decisions are kept in the file; a new pod "
+                       "cannot recover what is missing there); next try in %d s",
+                       l->path, l->cc.host, l->cc.port, what, MIRROR_PAUSE_MS / 1000);
+    if (l->rc) redisFree(l->rc);
+    l->rc = NULL;
+    l->retry_at = mono_ms() + MIRROR_PAUSE_MS;
+}
+
+static bool mirror_connect(cd_ledger_t *l)
+{
+    if (l->rc) return true;
+    if (mono_ms() < l->retry_at) return false;
+    struct timeval tv = {MIRROR_TIMEOUT_MS / 1000, (MIRROR_TIMEOUT_MS % 1000) * 1000};
+    l->rc = redisConnectWithTimeout(l->cc.host, l->cc.port, tv);
+    if (!l->rc || l->rc->err) {
+        mirror_failed(l, l->rc ? l->rc->errstr : "out of memory");
+        return false;
+    }
+    redisSetTimeout(l->rc, tv);
+    if (l->cc.password[0]) {
+        redisReply *r = redisCommand(l->rc, "AUTH %s", l->cc.password);
+        bool ok = r && r->type == REDIS_REPLY_STATUS;
+        if (r) freeReplyObject(r);
+        if (!ok) {
+            mirror_failed(l, "AUTH refused");
+            return false;
+        }
+    }
+    return true;
+}
+
+/* Appends one line to the list, keeping the newest MIRROR_KEEP. */
+static void mirror_push(cd_ledger_t *l, const char *line, size_t len)
+{
+    if (!mirror_connect(l)) return;
+    redisAppendCommand(l->rc, "RPUSH %s %b", l->key, line, len);
+    redisAppendCommand(l->rc, "LTRIM %s %d -1", l->key, -MIRROR_KEEP);
+    for (int i = 0; i < 2; i++) {
+        redisReply *r = NULL;
+        if (redisGetReply(l->rc, (void **)&r) != REDIS_OK || !r || r->type == REDIS_REPLY_ERROR) {
+            if (r) freeReplyObject(r);
+            mirror_failed(l, l->rc->err ? l->rc->errstr : "error reply");
+            return;
+        }
+        freeReplyObject(r);
+    }
+}
+
 /* Under mu: applies j and appends it to the file (one write, one fsync).
  * Steals j. */
 static int append(cd_ledger_t *l, json_t *j)
@@ -228,7 +303,7 @@ static int append(cd_ledger_t *l, json_t *j)
     }
     size_t n = strlen(line);
     line[n] = '\n'; /* json_dumps' NUL becomes the newline: one write */
-    size_t done = 0;
+    size_t done = l->fd < 0 ? n + 1 : 0; /* no file: Redis alone */
     while (done < n + 1) {
         ssize_t w = write(l->fd, line + done, n + 1 - done);
         if (w < 0 && errno == EINTR) continue;
@@ -241,12 +316,14 @@ static int append(cd_ledger_t *l, json_t *j)
         }
         done += (size_t)w;
     }
-    if (fsync(l->fd) != 0) {
+    if (l->fd >= 0 && fsync(l->fd) != 0) {
         cd_log_ratelimited("ledger-write", CD_LOG_ERROR, "ledger %s: fsync: %s", l->path,
                            strerror(errno));
         goto out;
     }
     rc = 0;
+    const char *t = json_string_value(json_object_get(j, "t"));
+    if (l->mirror && t && strcmp(t, "delivered") != 0) mirror_push(l, line, n);
 out:
     free(line);
     json_decref(j);
@@ -269,6 +346,7 @@ static bool load(cd_ledger_t *l, char *errbuf, size_t errsize)
     uint64_t lineno = 0;
     while ((n = getline(&line, &cap, f)) >= 0) {
         lineno++;
+        l->file_lines++;
         bool whole = n > 0 && line[n - 1] == '\n';
         json_t *j = whole ? json_loadb(line, (size_t)n - 1, 0, NULL) : NULL;
         if (!j || !apply(l, j)) {
@@ -287,13 +365,14 @@ static bool load(cd_ledger_t *l, char *errbuf, size_t errsize)
 cd_ledger_t *cd_ledger_open(const char *path, char *errbuf, size_t errsize)
 {
     cd_ledger_t *l = calloc(1, sizeof(*l));
-    if (!l || !(l->path = strdup(path))) {
-        snprintf(errbuf, errsize, "ledger %s: out of memory", path);
+    if (!l || !(l->path = strdup(path ? path : "(in Redis)"))) {
+        snprintf(errbuf, errsize, "ledger %s: out of memory", path ? path : "");
         free(l);
         return NULL;
     }
     pthread_mutex_init(&l->mu, NULL);
     l->fd = -1;
+    if (!path) return l; /* memory (and the Redis mirror) only */
     if (!load(l, errbuf, errsize)) goto err;
     l->fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
     if (l->fd < 0) {
@@ -306,9 +385,44 @@ err:
     return NULL;
 }
 
+int cd_ledger_attach_redis(cd_ledger_t *l, const cd_coord_conf_t *cc)
+{
+    int n = 0;
+    pthread_mutex_lock(&l->mu);
+    l->mirror = true;
+    l->cc = *cc;
+    snprintf(l->key, sizeof(l->key), "%s:ledger", cc->prefix);
+    if (l->file_lines > 0) goto out; /* this agent's own record is complete */
+    if (!mirror_connect(l)) {
+        n = -1;
+        goto out;
+    }
+    redisReply *r = redisCommand(l->rc, "LRANGE %s 0 -1", l->key);
+    if (!r || r->type != REDIS_REPLY_ARRAY) {
+        if (r) freeReplyObject(r);
+        mirror_failed(l, l->rc->err ? l->rc->errstr : "LRANGE did not answer a list");
+        n = -1;
+        goto out;
+    }
+    for (size_t i = 0; i < r->elements; i++) {
+        const redisReply *e = r->element[i];
+        json_t *j = e->type == REDIS_REPLY_STRING ? json_loadb(e->str, e->len, 0, NULL) : NULL;
+        if (j && apply(l, j))
+            n++;
+        else
+            l->skipped++;
+        json_decref(j);
+    }
+    freeReplyObject(r);
+out:
+    pthread_mutex_unlock(&l->mu);
+    return n;
+}
+
 void cd_ledger_close(cd_ledger_t *l)
 {
     if (!l) return;
+    if (l->rc) redisFree(l->rc);
     if (l->fd >= 0) close(l->fd);
     dec_clear(l);
     free(l->dec);

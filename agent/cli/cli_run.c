@@ -176,7 +176,7 @@ static void on_record(const cd_verdict_t *v, void *opaque)
  * (docs/operations.md, "What survives a restart"). false: it cannot be read
  * or written (the agent stops: running without the memory it was
  * configured to keep would notify twice). */
-static bool ledger_open(run_t *r)
+static bool ledger_open(run_t *r, const cd_coord_conf_t *cc, const cd_config_t *cfg)
 {
     char path[4096], err[1024];
     const char *conf = cd_dispatcher_ledger_path(r->out.disp);
@@ -184,28 +184,47 @@ static bool ledger_open(run_t *r)
         snprintf(path, sizeof(path), "%s", conf);
     else if (r->log_path)
         snprintf(path, sizeof(path), "%s.ledger", r->log_path);
-    else
+    else if (!cc->enabled)
         return true;
-    r->ledger = cd_ledger_open(path, err, sizeof(err));
-    if (!r->ledger) fprintf(stderr, "canaryd run: %s\n", err);
-    return r->ledger != NULL;
+    /* coordinated without a file: the ledger lives in the shared Redis */
+    bool file = conf || r->log_path;
+    r->ledger = cd_ledger_open(file ? path : NULL, err, sizeof(err));
+    if (!r->ledger) {
+        fprintf(stderr, "canaryd run: %s\n", err);
+        return false;
+    }
+    if (cc->enabled) {
+        int n = cd_ledger_attach_redis(r->ledger, cc);
+        if (n > 0)
+            cd_log(CD_LOG_INFO, "ledger: %d line%s recovered from Redis (%s:ledger)", n,
+                   n == 1 ? "" : "s", cc->prefix);
+    }
+    /* A config naming another release is a new release's agent: a new
+     * judgement, so the previous release's decisions are neither restored
+     * nor offered to the sinks again (a late ROLLBACK of the old release
+     * must not reach a hook that would act on the new one). */
+    cd_ledger_decision_t dec;
+    if (cfg->canary_version[0] && cd_ledger_decision(r->ledger, &dec) &&
+        strcmp(cfg->canary_version, dec.release) != 0) {
+        cd_log(CD_LOG_INFO,
+               "ledger %s: the %s of release %s is not restored: the config judges release %s",
+               cd_ledger_path(r->ledger), cd_verdict_kind_name(dec.verdict), dec.release,
+               cfg->canary_version);
+        cd_ledger_judgement(r->ledger, cfg->canary_version, cd_live_now_ms());
+    }
+    return true;
 }
 
 /* Restores the sticky decision of the current judgement into the pipeline
- * before anything is judged or served, unless the config names another
- * release (a new release's pod must not inherit the previous decision). */
+ * before anything is judged or served (ledger_open has made a config that
+ * names another release a new judgement: its pod inherits nothing). */
 static void ledger_restore(run_t *r, cd_pipeline_t *p, const cd_config_t *cfg)
 {
     cd_ledger_decision_t dec;
     char t[40];
     if (!r->ledger || !cd_ledger_decision(r->ledger, &dec)) return;
-    if (cfg->canary_version[0] && strcmp(cfg->canary_version, dec.release) != 0) {
-        cd_log(CD_LOG_INFO,
-               "ledger %s: the %s of release %s is not restored: the config judges release %s",
-               cd_ledger_path(r->ledger), cd_verdict_kind_name(dec.verdict), dec.release,
-               cfg->canary_version);
-        return;
-    }
+    /* another configured release was made a new judgement by ledger_open */
+    CD_ASSERT(!cfg->canary_version[0] || strcmp(cfg->canary_version, dec.release) == 0);
     cd_pipeline_restore_decision(p, dec.release, dec.verdict);
     cd_log(CD_LOG_INFO, "ledger %s: restored %s of release %s (%s%s, decided at %s)",
            cd_ledger_path(r->ledger), cd_verdict_kind_name(dec.verdict), dec.release,
@@ -530,7 +549,7 @@ int cd_cli_run(int argc, char **argv)
         cd_log(CD_LOG_INFO, "coordination: agent %s, Redis %s:%d, prefix %s, lease %lld ms",
                cc.agent_id, cc.host, cc.port, cc.prefix, (long long)cc.lease_ms);
     }
-    if (!ledger_open(&r)) goto out;
+    if (!ledger_open(&r, &cc, cfg)) goto out;
     if (r.ledger) cd_dispatcher_set_ledger(r.out.disp, r.ledger);
     if (cd_dispatcher_start(r.out.disp, err, sizeof(err)) != 0) {
         fprintf(stderr, "canaryd run: %s\n", err);
@@ -547,7 +566,7 @@ int cd_cli_run(int argc, char **argv)
         goto out;
     }
     cd_pipeline_log_service(p);
-    ledger_restore(&r, p, lcfg);
+    ledger_restore(&r, p, cfg);
     src = cd_kafka_source_new(kc, cfg, p, err, sizeof(err));
     if (!src) {
         fprintf(stderr, "canaryd run: %s\n", err);

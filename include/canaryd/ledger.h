@@ -9,7 +9,8 @@
  * The identity of a decision (cd_decision_id) is what it decides, never when:
  *   <service>:<release>:<VERDICT>:<rule>      ("-" for an empty part)
  * with ":dry" appended for a dry-run record. A non-dry-run ROLLBACK or
- * PROMOTE happens once per release: its identity alone says whether a sink
+ * PROMOTE happens once per judgement of a release (a "judgement" line, below,
+ * starts a new one): its identity alone says whether a sink
  * has it. An ALERT (and a dry-run ROLLBACK) repeats while its rule keeps
  * firing; each repeat is a notification of its own, so for those a sink has
  * the record when it delivered that identity at the same or a later event
@@ -68,9 +69,24 @@ bool cd_decision_id(const cd_verdict_t *v, char *buf, size_t size, bool *once);
  * Opens path (created, mode 0644, if missing), reads what it holds and
  * keeps it open for appending. NULL with "ledger PATH: ..." in errbuf when
  * it cannot be read or opened (a line it cannot parse is not an error:
- * skipped and logged). Main thread, at start.
+ * skipped and logged). path NULL: no file, the ledger lives in memory and
+ * in the Redis mirror (cd_ledger_attach_redis). Main thread, at start.
  */
 cd_ledger_t *cd_ledger_open(const char *path, char *errbuf, size_t errsize);
+
+/*
+ * Coordinated agents (coord.h): mirrors every line but the deliveries into
+ * the Redis list <prefix>:ledger (RPUSH, the newest 10,000 kept), and, when
+ * the file held nothing (a new pod), recovers the decisions, judgements and
+ * Flagger runs from that list. Deliveries are not mirrored: the claims in
+ * Redis are the shared record of what the notifier delivered. Redis I/O is
+ * bounded by 1 s timeouts and paused 10 s after a failure (logged; the file
+ * goes on alone). cc is copied. Right after open, before any other use.
+ * Returns the lines recovered from Redis, 0 when the file was used, -1 when
+ * Redis could not be read.
+ */
+struct cd_coord_conf;
+int cd_ledger_attach_redis(cd_ledger_t *l, const struct cd_coord_conf *cc);
 
 /* Closes the file and frees. NULL: no-op. */
 void cd_ledger_close(cd_ledger_t *l);

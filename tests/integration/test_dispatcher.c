@@ -361,3 +361,31 @@ Test(dispatcher, full_queue_decisions_never_give_way)
                     "room for a more important record (2 so far)");
     free(log);
 }
+
+/* A ROLLBACK reaches a sink once per judgement of a release: a second one
+ * of the same judgement does not, the one after a new judgement (the
+ * release-wide ANALYZING that opens it) does, also at a sink whose filter
+ * takes ROLLBACKs only. */
+Test(dispatcher, rollback_once_per_judgement)
+{
+    cd_dispatcher_t *d = st_dispatcher(
+        sinks_json("{\"outputs\":[{\"type\":\"log\",\"name\":\"rb\",\"path\":\"%s\","
+                   "\"filter\":{\"verdicts\":[\"ROLLBACK\"]}}]}",
+                   st_path("rb.log")),
+        true);
+    cd_verdict_t r[] = {
+        st_verdict(CD_VERDICT_ROLLBACK, "fatal", CD_ACTION_ROLLBACK, 1),
+        st_verdict(CD_VERDICT_ROLLBACK, "fatal", CD_ACTION_ROLLBACK, 2), /* same judgement */
+        st_verdict(CD_VERDICT_ANALYZING, NULL, CD_ACTION_ROLLBACK, 3),   /* a new one */
+        st_verdict(CD_VERDICT_ROLLBACK, "fatal", CD_ACTION_ROLLBACK, 4),
+    };
+    for (int i = 0; i < 4; i++)
+        cr_assert(cd_dispatcher_submit(d, &r[i]));
+    cr_assert_eq(cd_dispatcher_drain(d, 5000), 0);
+    char want[8192];
+    snprintf(want, sizeof(want), "%s%s", st_json(&r[0]), st_json(&r[3]));
+    char *got = st_read(st_path("rb.log"));
+    cr_expect_str_eq(got, want);
+    free(got);
+    cd_dispatcher_destroy(d);
+}

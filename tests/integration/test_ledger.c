@@ -11,8 +11,11 @@
 #include <fcntl.h>
 #include <stdarg.h>
 
+#include "canaryd/coord.h"
 #include "canaryd/ledger.h"
 #include "http_receiver.c"
+#include "live_helpers.h"
+#include "redis_server.h"
 
 TestSuite(ledger, .init = st_setup, .fini = st_teardown, .timeout = 60);
 
@@ -241,7 +244,9 @@ Test(ledger, restart_delivers_undelivered_once_and_delivered_never)
     cd_dispatcher_set_ledger(d, l);
     cr_assert_eq(cd_dispatcher_start(d, err, sizeof(err)), 0, "%s", err);
     cr_assert(rx_wait(rx, 1, 20000));
-    cr_assert(cd_dispatcher_submit(d, &rb)); /* the rebuild decides it again */
+    cd_verdict_t again = rb; /* the rebuild decides it again, while catching up */
+    again.catchup = true;
+    cr_assert(cd_dispatcher_submit(d, &again));
     cr_assert_eq(cd_dispatcher_drain(d, 10000), 0);
     cr_expect_eq(st_stats(d, 0).delivered, 0);
     cr_expect_eq(st_stats(d, 1).delivered, 1);
@@ -271,4 +276,93 @@ Test(ledger, restart_delivers_undelivered_once_and_delivered_never)
     cd_ledger_close(l);
     cr_expect_eq(rx_count(rx), 1);
     rx_stop(rx);
+}
+
+/* ---- the Redis mirror (coordinated agents) ---- */
+
+static pid_t redis_pid = -1;
+static int redis_port;
+
+static void redis_start(void)
+{
+    redis_port = free_port();
+    redis_pid = redis_server_start(redis_port, NULL, NULL);
+}
+
+static void redis_stop(void)
+{
+    redis_server_kill(&redis_pid);
+}
+
+static cd_ledger_t *open_at(const char *name, const cd_coord_conf_t *cc, int *recovered)
+{
+    char err[512];
+    cd_ledger_t *l = cd_ledger_open(name ? st_path(name) : NULL, err, sizeof(err));
+    cr_assert_not_null(l, "%s", err);
+    *recovered = cd_ledger_attach_redis(l, cc);
+    return l;
+}
+
+static void redis_teardown(void)
+{
+    redis_stop();
+    st_teardown();
+}
+
+/* A new pod (empty ledger file, or none) recovers the decision and the
+ * Flagger runs from the Redis list its peers (or its predecessor) wrote;
+ * deliveries are not mirrored; an agent with its own file uses the file. */
+Test(ledger, redis_mirror_recovers_a_new_pods_decision, .fini = redis_teardown)
+{
+    redis_start();
+    cd_coord_conf_t cc = {.enabled = true, .port = redis_port, .lease_ms = 10000};
+    snprintf(cc.host, sizeof(cc.host), "127.0.0.1");
+    snprintf(cc.prefix, sizeof(cc.prefix), "cdtest");
+    int n;
+    cd_ledger_t *a = open_at("a.ledger", &cc, &n);
+    cr_expect_eq(n, 0); /* nothing in Redis yet */
+    cd_verdict_t rb = with_service(st_verdict(CD_VERDICT_ROLLBACK, "fatal", CD_ACTION_ROLLBACK, 9));
+    cr_assert_eq(cd_ledger_decided(a, &rb, st_json(&rb), 1000), 0);
+    cr_assert_eq(cd_ledger_delivered(a, "checkout:2.5.0:ROLLBACK:fatal", true, rb.time_ms, "hook"),
+                 0);
+    cr_assert_eq(cd_ledger_flagger(a, "prod/checkout", "run-1"), 0);
+    cd_ledger_close(a);
+
+    cd_ledger_t *b = open_at(NULL, &cc, &n); /* a new pod without a file */
+    cr_expect_eq(n, 2); /* decided + flagger; the delivery stays in a's file */
+    cd_ledger_decision_t d;
+    cr_assert(cd_ledger_decision(b, &d));
+    cr_expect_eq(d.verdict, CD_VERDICT_ROLLBACK);
+    cr_expect_str_eq(d.release, "2.5.0");
+    cr_expect_eq(cd_ledger_sink_state(b, "checkout:2.5.0:ROLLBACK:fatal", true, 0, "hook"),
+                 CD_LEDGER_NEW);
+    runs[0] = '\0';
+    cd_ledger_each_flagger(b, collect_run, NULL);
+    cr_expect_str_eq(runs, "prod/checkout=run-1;");
+    /* b declares a new judgement: the mirror says so to the next pod */
+    cr_assert_eq(cd_ledger_judgement(b, "2.5.0", 5000), 0);
+    cd_ledger_close(b);
+    cd_ledger_t *c = open_at("c.ledger", &cc, &n);
+    cr_expect_eq(n, 3);
+    cr_expect_not(cd_ledger_decision(c, &d));
+    cd_ledger_close(c);
+    /* an agent with its own record ignores the mirror */
+    FILE *f = fopen(st_path("own.ledger"), "w");
+    fputs("{\"t\":\"judgement\",\"release\":\"2.4.0\",\"at\":1}\n", f);
+    fclose(f);
+    cd_ledger_t *o = open_at("own.ledger", &cc, &n);
+    cr_expect_eq(n, 0);
+    cr_expect_not(cd_ledger_decision(o, &d));
+    cd_ledger_close(o);
+
+    /* Redis gone: the ledger says so, goes on with its file, decides on */
+    redis_stop();
+    cd_ledger_t *e = open_at("e.ledger", &cc, &n);
+    cr_expect_eq(n, -1);
+    cr_expect_eq(cd_ledger_decided(e, &rb, st_json(&rb), 1000), 0);
+    cr_expect(cd_ledger_decision(e, &d));
+    cd_ledger_close(e);
+    char *log = st_log_text();
+    cr_expect(strstr(log, "Redis 127.0.0.1:") != NULL, "%s", log);
+    free(log);
 }

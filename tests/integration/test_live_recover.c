@@ -10,14 +10,12 @@
  *    hold exactly one ROLLBACK across both runs; a new checksum after the
  *    restart still starts a new judgement (409);
  *  - the receiver down when the agent decides, the agent SIGKILLed with the
- *    ROLLBACK undelivered, restarted with the receiver up: delivered, once.
- *
- * The helpers (scratch folder, spawn, wait_for, ...) are live_helpers.h's.
+ *    ROLLBACK undelivered, restarted with the receiver up: delivered, once;
+ *  - coordinated through a real redis-server, no verdict log: the ledger
+ *    lives in Redis, and the restarted agent's first answer is ROLLBACK.
  */
 #include <criterion/criterion.h>
-#include <curl/curl.h>
-#include <fcntl.h>
-#include <ftw.h>
+#include <hiredis/hiredis.h>
 #include <jansson.h>
 #include <librdkafka/rdkafka.h>
 #include <librdkafka/rdkafka_mock.h>
@@ -25,13 +23,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <sys/wait.h>
-#include <time.h>
-#include <unistd.h>
 
 #include "http_receiver.c"
 #include "live_helpers.h"
+#include "redis_server.h"
 
 #define TOPIC "events"
 #define PARTS 4
@@ -39,6 +34,8 @@
 static rd_kafka_t *mock_rk;
 static rd_kafka_mock_cluster_t *mock;
 static rx_t *rx;
+static pid_t redis_pid = -1;
+static int redis_port;
 
 static void setup(void)
 {
@@ -59,6 +56,7 @@ static void setup(void)
 static void teardown(void)
 {
     kill_children();
+    redis_server_kill(&redis_pid);
     rx_stop(rx);
     rx = NULL;
     if (mock) rd_kafka_mock_cluster_destroy(mock);
@@ -116,13 +114,13 @@ static void produce(rd_kafka_t *rk, int n, const char *type, const char *cohort,
     }
 }
 
+
 static void flush_all(rd_kafka_t *rk)
 {
     cr_assert_eq(rd_kafka_flush(rk, 20000), 0, "flush timed out");
 }
 
-/* ---- tests ------------------------------------------------------------------ */
-
+/* The canary's errors over the threshold: a ROLLBACK. */
 static void decide(void)
 {
     int seq = 0;
@@ -153,10 +151,29 @@ static int rollbacks(int *first)
  * answer (malloc'ed) and the status in *code. */
 static char *request(const char *err, const char *path, const char *body, long *code)
 {
-    char url[160];
+    char url[160], *out = NULL;
+    size_t len = 0;
     snprintf(url, sizeof(url), "http://127.0.0.1:%d%s", http_port(err, 20000), path);
-    char *out = http_request(url, body, code);
-    cr_assert_not_null(out, "%s %s: no answer", body ? "POST" : "GET", url);
+    if (!body) {
+        out = http_get(url, code);
+        cr_assert_not_null(out, "no answer from %s", url);
+        return out;
+    }
+    FILE *f = open_memstream(&out, &len);
+    CURL *c = curl_easy_init();
+    struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_NOPROXY, "*");
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, lh_gather);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, f);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT, 10L);
+    curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+    cr_assert_eq(curl_easy_perform(c), CURLE_OK);
+    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, code);
+    curl_easy_cleanup(c);
+    curl_slist_free_all(h);
+    fclose(f);
     return out;
 }
 
@@ -174,7 +191,7 @@ static const char *verdict_of(const char *body)
  * in 10 s; a webhook sink (generic: the record's JSON) to the receiver,
  * retried for long enough to outlive a receiver that is down; the HTTP API
  * on a free port. */
-static void write_config(void)
+static void write_config_coord(const char *coordination)
 {
     FILE *f = fopen(path_of("c.json"), "w");
     cr_assert_not_null(f);
@@ -191,9 +208,26 @@ static void write_config(void)
             "\"generic\",\n"
             "   \"url\": \"http://127.0.0.1:%u/hook\", \"retry\": {\"base\": \"50ms\", \"cap\": "
             "\"200ms\", \"max_attempts\": 1000}}]},\n"
-            " \"http\": {\"bind\": \"127.0.0.1:0\"}}\n",
-            (unsigned)rx_port(rx));
+            " \"http\": {\"bind\": \"127.0.0.1:0\"}%s}\n",
+            (unsigned)rx_port(rx), coordination);
     fclose(f);
+}
+
+static void write_config(void)
+{
+    write_config_coord("");
+}
+
+/* The state of a claim hash in the test's Redis ("" when absent). */
+static const char *claim_state(const char *key)
+{
+    static char out[32];
+    redisContext *c = redis_server_client(redis_port);
+    redisReply *r = redisCommand(c, "HGET %s state", key);
+    snprintf(out, sizeof(out), "%s", r && r->type == REDIS_REPLY_STRING ? r->str : "");
+    if (r) freeReplyObject(r);
+    redisFree(c);
+    return out;
 }
 
 /* canaryd run, stdout/stderr into outN/errN, the verdict log v.log. */
@@ -210,8 +244,7 @@ static pid_t agent(int run)
 static void sigkill(pid_t pid)
 {
     kill(pid, SIGKILL);
-    waitpid(pid, NULL, 0);
-    reaped(pid);
+    finish(pid, false, 10000, NULL);
 }
 
 TestSuite(live_recover, .init = setup, .fini = teardown, .timeout = 120);
@@ -229,6 +262,15 @@ Test(live_recover, restart_after_rollback_answers_rollback_first)
     decide();
     cr_assert(wait_for("v.log", RB, 20000), "no ROLLBACK decided");
     cr_assert(rx_wait(rx, 1, 20000));
+    /* the API's snapshot follows the evaluation within 100 ms */
+    for (long t = 0;; t += 20) {
+        char *v = request("err0", "/api/v1/verdict", NULL, &code);
+        bool rb = strcmp(verdict_of(v), "ROLLBACK") == 0;
+        free(v);
+        if (rb) break;
+        cr_assert(t < 10000, "the API never answered ROLLBACK");
+        sleep_ms(20);
+    }
     char body[256];
     snprintf(body, sizeof(body), HOOK, "run-1");
     char *r = request("err0", "/api/v1/flagger/rollback", body, &code);
@@ -306,4 +348,84 @@ Test(live_recover, crash_between_decide_and_deliver_delivers_once)
     char *e = read_file("err1");
     cr_expect(strstr(e, "1 decision of the current judgement offered again") != NULL, "%s", e);
     free(e);
+}
+
+/* A pod of a new release (the config names 2.6.0) over the ledger of 2.5.0,
+ * whose ROLLBACK was decided while the receiver was down: a new judgement,
+ * so 2.5.0's ROLLBACK is neither restored nor delivered late (a hook would
+ * act on the new release); the receiver hears no ROLLBACK of 2.5.0. */
+Test(live_recover, new_release_config_inherits_nothing)
+{
+    write_config();
+    rx_pause(rx);
+    pid_t a = agent(0);
+    long code = 0;
+    free(request("err0", "/healthz", NULL, &code));
+    decide();
+    cr_assert(wait_for("v.log.ledger", "\"sink\":\"--verdict-log\"", 20000));
+    sigkill(a);
+    cr_assert(rx_resume(rx));
+    char *c = read_file("c.json");
+    FILE *f = fopen(path_of("c.json"), "w");
+    fprintf(f, "{\"events\": {\"canary_version\": \"2.6.0\", %s", strstr(c, "\"events\": {") + 11);
+    fclose(f);
+    free(c);
+    a = agent(1);
+    free(request("err1", "/healthz", NULL, &code));
+    char *e = read_file("err1");
+    cr_expect(strstr(e, "the ROLLBACK of release 2.5.0 is not restored: the config judges release "
+                        "2.6.0") != NULL,
+              "%s", e);
+    cr_expect(strstr(e, "offered again") == NULL, "%s", e);
+    free(e);
+    kill(a, SIGTERM);
+    cr_assert_eq(wait_exit(a, 15000), 0);
+    char *led = read_file("v.log.ledger");
+    cr_expect(strstr(led, "{\"t\":\"judgement\",\"release\":\"2.6.0\"") != NULL, "%s", led);
+    free(led);
+    for (int i = 0; i < rx_count(rx); i++) {
+        rx_request_t q = rx_get(rx, i);
+        cr_expect(!strstr(q.body, RB) || strstr(q.body, "\"release\":\"2.6.0\""), "%s", q.body);
+        rx_request_free(&q);
+    }
+}
+
+/* Coordinated, no verdict log: the ledger lives in the shared Redis (and
+ * the delivery in the claim). The agent is SIGKILLed once its ROLLBACK is
+ * delivered and the claim done; the restarted one recovers the decision
+ * from Redis: its first answer is ROLLBACK, and the receiver hears it once. */
+Test(live_recover, coordinated_restart_recovers_from_redis)
+{
+    redis_port = free_port();
+    redis_pid = redis_server_start(redis_port, NULL, NULL);
+    char coord[256];
+    snprintf(coord, sizeof(coord),
+             ",\n \"coordination\": {\"redis\": \"127.0.0.1:%d\", \"prefix\": \"cdtest\", "
+             "\"lease\": \"2s\"}",
+             redis_port);
+    write_config_coord(coord);
+    pid_t a = start("out0", "err0", ARGS("--config", path_of("c.json"), "--group", "g"));
+    cr_assert(wait_for("err0", "holds the lease", 20000));
+    decide();
+    cr_assert(rx_wait(rx, 1, 20000), "no ROLLBACK delivered");
+    const char *key = "cdtest:claim:-:2.5.0:ROLLBACK:errors";
+    for (long t = 0; strcmp(claim_state(key), "done") != 0 && t < 10000; t += 20)
+        sleep_ms(20);
+    cr_assert_str_eq(claim_state(key), "done");
+    sigkill(a);
+
+    a = start("out1", "err1", ARGS("--config", path_of("c.json"), "--group", "g"));
+    long code = 0;
+    char *r = request("err1", "/api/v1/verdict", NULL, &code);
+    cr_expect_eq(code, 200);
+    cr_expect_str_eq(verdict_of(r), "ROLLBACK", "%s", r);
+    free(r);
+    char *e = read_file("err1");
+    cr_expect(strstr(e, "recovered from Redis (cdtest:ledger)") != NULL, "%s", e);
+    free(e);
+    /* leader again once the dead one's lease expired: nothing owed is sent */
+    cr_assert(wait_for("err1", "holds the lease", 20000));
+    kill(a, SIGTERM);
+    cr_assert_eq(wait_exit(a, 15000), 0);
+    cr_expect_eq(rollbacks(NULL), 1, "the receiver got %d ROLLBACKs", rollbacks(NULL));
 }
