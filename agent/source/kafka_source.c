@@ -833,6 +833,11 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         cd_log(CD_LOG_INFO, "kafka: worker %d assigned %d partition(s)", w->id, parts->cnt);
         track(w, parts, true);
         fresher_than_committed(w, parts);
+        /* Counted as assigned before the search below: the watermark
+         * (cd_kafka_source_watermark) then includes these partitions, not
+         * yet read (INT64_MIN, published by track), and no second is judged
+         * without them while this worker looks for their start. */
+        atomic_fetch_add_explicit(&w->assigned, parts->cnt, memory_order_relaxed);
         /* Start by time: partitions this process has not counted before
          * (track() left their offset unset) start at the first offset of
          * the history the windows need, whatever was committed. On a copy:
@@ -851,7 +856,6 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         }
         if (at) rd_kafka_topic_partition_list_destroy(at);
         store_recalled(w, parts);
-        atomic_fetch_add_explicit(&w->assigned, parts->cnt, memory_order_relaxed);
         atomic_store_explicit(&w->caught_up, false, memory_order_relaxed);
         return;
     }

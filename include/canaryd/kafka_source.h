@@ -33,6 +33,7 @@ typedef struct cd_kafka_conf {
     int threads;                            /* worker threads; 0 = number of online CPUs */
     int64_t max_lag_wait_ms;                /* longest judgement hold for a partition behind
                                                (live.c, "Watermark"); -1 = windows.slack, 0 = none */
+    bool start_committed;                   /* kafka.start "committed": no start by time */
     int nprops;                             /* "properties", passed to librdkafka as is */
     char prop_names[CD_KAFKA_MAX_PROPS][128];
     char prop_values[CD_KAFKA_MAX_PROPS][1024];
