@@ -15,7 +15,12 @@
  *    agent started; the rebuilt rule goes pending at the event time the
  *    6th error made the count exceed 5 (a record marked "catchup":true),
  *    and fires `for` 20 s after that, in event time -- not 20 s after the
- *    start, as a fresh agent's would.
+ *    start, as a fresh agent's would;
+ *  - while catching up the agent says so: the broker leading one partition
+ *    is down at the start, so that partition is not read (its start search
+ *    fails after 10 s: it starts at the committed offset); /readyz answers
+ *    503 "catching up: ..." and /metrics canaryd_catchup 1 until the broker
+ *    is back and the partition read, then 200 and canaryd_catchup 0.
  *
  * Each test works in its own folder under /tmp, removed afterwards; every
  * child is waited for (killed by the teardown when a test fails early).
@@ -102,8 +107,13 @@ static void setup(void)
     rd_kafka_conf_set(c, "log_level", "0", e, sizeof(e));
     mrk = rd_kafka_new(RD_KAFKA_PRODUCER, c, e, sizeof(e));
     cr_assert_not_null(mrk, "%s", e);
-    mc = rd_kafka_mock_cluster_new(mrk, 1);
+    mc = rd_kafka_mock_cluster_new(mrk, 2);
     cr_assert_not_null(mc);
+    /* groups coordinated by broker 1: broker 2 going down stalls only the
+     * partitions it leads */
+    static const char *const groups[] = {"new-pod", "replay", "held"};
+    for (int i = 0; i < 3; i++)
+        cr_assert_eq(rd_kafka_mock_coordinator_set(mc, "group", groups[i], 1), 0);
     snprintf(boot, sizeof(boot), "%s", rd_kafka_mock_cluster_bootstraps(mc));
 }
 
@@ -342,9 +352,18 @@ Test(live_restart, pending_rule_replayed_in_event_time)
      * canary error a second, each 500 ms into its second */
     int64_t now = now_ms() / 1000 * 1000, onset = now - 12000;
     long n = 0;
-    for (int64_t t = now - 40000; t <= now; t += EVERY_MS, n++)
+    int k = 0;
+    /* in time order in every partition, as producers write them (the
+     * watermark is the newest event time read: an error written after
+     * newer events would count as late as it is) */
+    for (int64_t t = now - 40000; t <= now; t += EVERY_MS, n++) {
         produce_at(pr, "REQUEST_COMPLETED", (n % 5) ? "stable" : "canary", (int)(n % 4), t);
-    for (int k = 0; k < 12; k++) produce_at(pr, "ERROR_OCCURRED", "canary", k % 4, onset + k * 1000 + 500);
+        if (t == onset + k * 1000 + 500) {
+            produce_at(pr, "ERROR_OCCURRED", "canary", k % 4, t);
+            k++;
+        }
+    }
+    cr_assert_eq(k, 12);
     cr_assert_eq(rd_kafka_flush(pr, 30000), 0);
     rd_kafka_destroy(pr);
 
@@ -382,4 +401,52 @@ Test(live_restart, pending_rule_replayed_in_event_time)
     cr_assert_not_null(strstr(log, want), "want %s in:\n%s", want, log);
     cr_assert_lt(pending_at + 20000, spawned + 20000);
     free(log);
+}
+
+Test(live_restart, readyz_says_catching_up_until_current)
+{
+    cr_assert_eq(rd_kafka_mock_topic_create(mc, TOPIC, 4, 1), 0);
+    for (int p = 0; p < 4; p++)
+        cr_assert_eq(rd_kafka_mock_partition_set_leader(mc, TOPIC, p, p == 0 ? 2 : 1), 0);
+    rd_kafka_t *pr = producer();
+    int64_t now = now_ms() / 1000 * 1000;
+    long n = 0;
+    for (int64_t t = now - 30000; t <= now; t += EVERY_MS, n++)
+        produce_at(pr, "REQUEST_COMPLETED", (n % 5) ? "stable" : "canary", (int)(n % 4), t);
+    cr_assert_eq(rd_kafka_flush(pr, 30000), 0);
+    rd_kafka_destroy(pr);
+    cr_assert_eq(rd_kafka_mock_broker_set_down(mc, 2), 0);
+
+    write_config("held");
+    pid_t pid = start_agent();
+    int port = http_port();
+    long code = 0;
+    char *body = NULL;
+    bool seen = false;
+    for (int64_t until = now_ms() + 40000; now_ms() < until && !seen; sleep_ms(50)) {
+        free(body);
+        body = http_get(port, "/readyz", &code);
+        seen = code == 503 && strstr(body, "\"catching up: rebuilding the windows from Kafka");
+    }
+    cr_assert(seen, "never 503 catching up within 40 s; last: %ld %s", code, body);
+    cr_assert_not_null(strstr(body, "messages behind"), "%s", body);
+    free(body);
+    char *m = http_get(port, "/metrics", &code);
+    cr_assert_eq(metric_of(m, "canaryd_catchup"), 1, "%s", m);
+    free(m);
+    cr_assert_eq(rd_kafka_mock_broker_set_up(mc, 2), 0);
+    bool ready = false;
+    for (int64_t until = now_ms() + 60000; now_ms() < until && !ready; sleep_ms(50)) {
+        free(http_get(port, "/readyz", &code));
+        ready = code == 200;
+    }
+    char *err = read_file("err");
+    cr_assert(ready, "not ready within 60 s of the broker's return; stderr:\n%s", err);
+    m = http_get(port, "/metrics", &code);
+    cr_assert_eq(metric_of(m, "canaryd_catchup"), 0);
+    cr_assert_gt(metric_of(m, "canaryd_catchup_duration_seconds"), 0);
+    free(m);
+    cr_assert_not_null(strstr(err, "live clock: caught up:"), "stderr:\n%s", err);
+    free(err);
+    stop_agent(pid);
 }
