@@ -283,6 +283,7 @@ struct cd_kafka_source {
      * this process has not counted before starts; 0 = at the committed
      * offset. Written before the workers start. */
     int64_t history_ms;
+    int64_t history_from; /* wall time of cd_kafka_source_set_history - history_ms */
     cd_kafka_start_t *start;
 };
 
@@ -845,7 +846,15 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         rd_kafka_topic_partition_list_t *at = w->s->start ? rd_kafka_topic_partition_list_copy(parts)
                                                           : NULL;
         if (at) {
+            /* While nothing is judged yet or the start's catch-up runs, the
+             * history the grid starts from is the one at the start (an
+             * assignment late by a slow group join must not leave the first
+             * judged seconds' windows without their beginning); afterwards
+             * the present's. */
             int64_t t = wall_ms() - w->s->history_ms;
+            if ((cd_pipeline_catchup(w->s->p) || cd_pipeline_last_eval(w->s->p) == INT64_MIN) &&
+                w->s->history_from < t)
+                t = w->s->history_from;
             cd_kafka_start_find(w->s->start, at, t, START_SEARCH_WAIT_MS);
         }
         if (coop) {
@@ -1552,6 +1561,7 @@ int cd_kafka_source_set_history(cd_kafka_source_t *s, const cd_kafka_conf_t *kc,
     s->start = cd_kafka_start_new(kc, cfg, errbuf, errsize);
     if (!s->start) return -1;
     s->history_ms = history_ms;
+    s->history_from = wall_ms() - history_ms;
     return 0;
 }
 

@@ -94,7 +94,9 @@ cd_kafka_source_t *cd_kafka_source_new(const cd_kafka_conf_t *kc, const cd_confi
 /*
  * Start by time (issue 11): on every assignment, each partition this
  * process has not counted before starts at the first offset whose event
- * time is at or after (the wall clock then - history_ms), or at its end
+ * time is at or after (the wall clock then - history_ms; the wall clock of
+ * this call instead while the pipeline has judged nothing or catches up,
+ * cd_pipeline_catchup: the grid starts from that history), or at its end
  * when it has nothing that recent -- never at the topic's beginning, never
  * merely at the committed offset (found by kafka_start.c: the broker's
  * offsets-for-times where it answers, checked by reading, else a search
