@@ -23,6 +23,7 @@
  * bytes each); reading it whole at start is cheap at that size, and one
  * file with appends only cannot be left half-rewritten by a crash.
  */
+#include "canaryd/clock.h"
 #include "canaryd/ledger.h"
 
 #include <errno.h>
@@ -232,13 +233,6 @@ static bool apply(cd_ledger_t *l, const json_t *j)
 
 /* ---- the Redis mirror (under mu) ---- */
 
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static void mirror_failed(cd_ledger_t *l, const char *what)
 {
     cd_log_ratelimited("ledger-redis", CD_LOG_WARN,
@@ -247,13 +241,13 @@ static void mirror_failed(cd_ledger_t *l, const char *what)
                        l->path, l->cc.host, l->cc.port, what, MIRROR_PAUSE_MS / 1000);
     if (l->rc) redisFree(l->rc);
     l->rc = NULL;
-    l->retry_at = mono_ms() + MIRROR_PAUSE_MS;
+    l->retry_at = cd_mono_ms() + MIRROR_PAUSE_MS;
 }
 
 static bool mirror_connect(cd_ledger_t *l)
 {
     if (l->rc) return true;
-    if (mono_ms() < l->retry_at) return false;
+    if (cd_mono_ms() < l->retry_at) return false;
     struct timeval tv = {MIRROR_TIMEOUT_MS / 1000, (MIRROR_TIMEOUT_MS % 1000) * 1000};
     l->rc = redisConnectWithTimeout(l->cc.host, l->cc.port, tv);
     if (!l->rc || l->rc->err) {

@@ -104,6 +104,8 @@ static void publish(run_t *r, int64_t now)
     r->snap->lag_ms = st.lag_ms;
     r->snap->held = st.held;
     snprintf(r->snap->held_reason, sizeof(r->snap->held_reason), "%s", st.reason);
+    r->snap->catchup = st.catchup;
+    r->snap->catchup_ms = st.catchup_ms;
     cd_http_publish(r->http, r->snap);
     r->published_ms = now;
 }
@@ -139,6 +141,7 @@ static void http_tick(run_t *r)
     cd_live_wm_t st;
     cd_live_watermark_state(r->live, &st);
     if (cd_snapshot_stale(r->snap, r->p) || st.held != r->snap->held ||
+        st.catchup != r->snap->catchup ||
         now - r->published_ms >= SNAPSHOT_EVERY_MS)
         publish(r, now);
 }
@@ -556,7 +559,14 @@ int cd_cli_run(int argc, char **argv)
         goto out;
     }
 
-    cd_live_config(cfg, lcfg);
+    /* Restart without forgetting (issue 11; live.c, "Catch-up"): each
+     * partition starts at the history the rules need, read into a ring that
+     * reaches back that far, and judged in event time. */
+    int64_t history = kc->start_committed ? 0 : cd_live_history_ms(cfg);
+    if (history > 0)
+        cd_live_config_rebuild(cfg, lcfg);
+    else
+        cd_live_config(cfg, lcfg);
     /* Live: events may be up to max_future_skew ahead of the wall clock. */
     p = cd_pipeline_new(lcfg, cfg->max_future_skew_ms, kc->threads, on_record, &r, err,
                         sizeof(err));
@@ -573,6 +583,10 @@ int cd_cli_run(int argc, char **argv)
         rc = EXIT_USAGE;
         goto out;
     }
+    if (cd_kafka_source_set_history(src, kc, cfg, history, err, sizeof(err)) != 0) {
+        fprintf(stderr, "canaryd run: %s\n", err);
+        goto out;
+    }
     live = cd_live_new(p, on_tick, &r, err, sizeof(err));
     if (!live) {
         fprintf(stderr, "canaryd run: %s\n", err);
@@ -582,6 +596,25 @@ int cd_cli_run(int argc, char **argv)
      * most kafka.max_lag_wait (default windows.slack; live.c, "Watermark"). */
     int64_t max_wait = kc->max_lag_wait_ms < 0 ? cfg->slack_ms : kc->max_lag_wait_ms;
     cd_live_set_watermark(live, source_watermark, src, max_wait);
+    if (history > 0) {
+        char d[32];
+        cd_duration_format(history, d, sizeof(d));
+        if (max_wait > 0) {
+            /* held at most as far back as the rebuilt ring reaches */
+            cd_live_set_catchup(live, cfg, cd_live_now_ms(),
+                                lcfg->slack_ms - cfg->allowed_lateness_ms);
+            cd_log(CD_LOG_INFO,
+                   "rebuilding from Kafka: each partition starts at its events of the last %s "
+                   "(the longest window, for and allowed_lateness), judged in event time "
+                   "until current",
+                   d);
+        } else {
+            cd_log(CD_LOG_INFO,
+                   "each partition starts at its events of the last %s; kafka.max_lag_wait 0: "
+                   "judged on the wall clock at once, rule states are not replayed",
+                   d);
+        }
+    }
     if (max_wait > 0) {
         char d[32];
         cd_log(CD_LOG_INFO,

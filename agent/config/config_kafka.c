@@ -26,7 +26,7 @@
 #include "config_internal.h"
 
 static const char *const KNOWN[] = {"brokers",    "topics",       "group", "cohort_header",
-                                    "threads",    "max_lag_wait", "properties", NULL};
+                                    "threads",    "max_lag_wait", "properties", "start", NULL};
 
 /* Set by canaryd: the key to use instead, or why it cannot be changed. */
 static const struct {
@@ -242,6 +242,18 @@ bool cd_kafka_conf_parse(const cd_config_t *cfg, cd_kafka_conf_t *kc, cd_diag_t 
                 kc->max_lag_wait_ms = ms;
             }
         }
+    }
+    if ((v = json_object_get(k, "start"))) {
+        /* where a partition starts (issue 11, kafka_source.h:
+         * cd_kafka_source_set_history) */
+        if (json_is_string(v) && strcmp(json_string_value(v), "by_time") == 0)
+            kc->start_committed = false;
+        else if (json_is_string(v) && strcmp(json_string_value(v), "committed") == 0)
+            kc->start_committed = true;
+        else
+            cd_cfg_bad(&x, "kafka.start", v, "is not a start position",
+                       "\"by_time\" (the history the rules need, rebuilt) or \"committed\" "
+                       "(the group's committed offset)");
     }
     if ((v = json_object_get(k, "properties"))) parse_props(&x, v, kc);
     return diag->count == before;

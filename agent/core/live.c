@@ -128,6 +128,11 @@ struct cd_live {
     cd_live_wm_t st;
     int64_t held_since; /* wall time the current hold began; 0 when not held */
     bool held_logged;
+    /* catch-up (see the top): the evaluating thread's */
+    bool catching;
+    int64_t catchup_from;     /* first judged instant (cd_pipeline_begin) */
+    int64_t catchup_start;    /* wall time the rebuild began */
+    int64_t catchup_wait_ms;  /* longest hold while catching up */
 };
 
 /* A hold longer than this is logged (shorter ones are a probe's or a
@@ -138,6 +143,42 @@ void cd_live_config(const cd_config_t *cfg, cd_config_t *out)
 {
     *out = *cfg;
     out->eval_interval_ms = CD_LIVE_GRID_MS;
+}
+
+/* The longest `for` of the rules. */
+static int64_t longest_for(const cd_config_t *cfg)
+{
+    int64_t f = 0;
+    for (int i = 0; i < cfg->nrules; i++)
+        if (cfg->rules[i].for_ms > f) f = cfg->rules[i].for_ms;
+    return f;
+}
+
+/* The windows' look-back: the ring's span without its slack. */
+static int64_t lookback(const cd_config_t *cfg)
+{
+    return cd_config_span_ms(cfg) - cfg->slack_ms;
+}
+
+int64_t cd_live_history_ms(const cd_config_t *cfg)
+{
+    return lookback(cfg) + longest_for(cfg) + cfg->allowed_lateness_ms;
+}
+
+void cd_live_config_rebuild(const cd_config_t *cfg, cd_config_t *out)
+{
+    cd_live_config(cfg, out);
+    out->slack_ms = cfg->slack_ms + longest_for(cfg) + 2 * cfg->allowed_lateness_ms;
+}
+
+void cd_live_set_catchup(cd_live_t *l, const cd_config_t *cfg, int64_t start_ms,
+                         int64_t max_wait_ms)
+{
+    l->catching = true;
+    l->catchup_start = start_ms;
+    /* where every window first reads whole history: start - longest `for` */
+    l->catchup_from = start_ms - cd_live_history_ms(cfg) + lookback(cfg) + cfg->allowed_lateness_ms;
+    l->catchup_wait_ms = max_wait_ms;
 }
 
 int64_t cd_live_now_ms(void)
@@ -265,11 +306,52 @@ static int64_t watermark_until(cd_live_t *l, int64_t now)
     return until;
 }
 
+/* Catch-up (see the top): judge up to the watermark itself, in event time,
+ * until it reaches the present (within the leeway); then the ordinary
+ * watermark rule. Evaluating thread. */
+static int64_t catchup_until(cd_live_t *l, int64_t now)
+{
+    char who[160] = "", t[40];
+    cd_live_wm_t *st = &l->st;
+    int64_t wm = l->wm(l->wm_opaque, who, sizeof(who));
+    st->known = wm != INT64_MIN;
+    st->lag_ms = st->known && wm < now ? now - wm : 0;
+    if (st->known && wm >= now - CD_LIVE_WATERMARK_LEEWAY_MS) {
+        l->catching = false;
+        st->catchup = false;
+        st->catchup_ms = now - l->catchup_start;
+        cd_pipeline_set_catchup(l->p, false);
+        cd_log(CD_LOG_INFO,
+               "live clock: caught up: %.1f s of history judged in event time in %.1f s; judging "
+               "the present",
+               (double)(now - l->catchup_from) / 1000.0, (double)st->catchup_ms / 1000.0);
+        return watermark_until(l, now);
+    }
+    int64_t until = st->known ? (wm < now ? wm : now) : INT64_MIN;
+    int64_t floor = now - l->catchup_wait_ms;
+    if (until < floor) until = floor;
+    st->held = true;
+    st->catchup = true;
+    int64_t judged = cd_pipeline_judged(l->p);
+    if (st->known)
+        snprintf(st->reason, sizeof(st->reason),
+                 "catching up: rebuilding the windows from Kafka in event time, judged up to %s, "
+                 "%.1f s behind (slowest partition %s)",
+                 cd_time_format(judged > l->catchup_from ? judged : l->catchup_from, t, sizeof(t)),
+                 (double)st->lag_ms / 1000.0, who);
+    else
+        snprintf(st->reason, sizeof(st->reason),
+                 "catching up: rebuilding the windows from Kafka in event time; %s", who);
+    return until;
+}
+
 static void step(cd_live_t *l)
 {
     if (l->tick) l->tick(l->opaque);
     int64_t now = cd_live_now_ms();
-    cd_pipeline_advance_until(l->p, now, l->wm ? watermark_until(l, now) : now);
+    int64_t until = now;
+    if (l->wm) until = l->catching ? catchup_until(l, now) : watermark_until(l, now);
+    cd_pipeline_advance_until(l->p, now, until);
     l->st.judged_ms = cd_pipeline_judged(l->p);
     atomic_fetch_add_explicit(&l->steps, 1, memory_order_relaxed);
 }
@@ -302,6 +384,14 @@ int cd_live_start(cd_live_t *l, char *errbuf, size_t errsize)
 {
     cd_pipeline_set_lazy(l->p, true);
     cd_pipeline_set_waker(l->p, poke, l);
+    if (l->catching && l->wm) {
+        /* the grid starts where the rebuilt windows are whole */
+        cd_pipeline_begin(l->p, l->catchup_from);
+        cd_pipeline_set_catchup(l->p, true);
+        l->st.catchup = true;
+    } else {
+        l->catching = false;
+    }
     cd_pipeline_advance(l->p, cd_live_now_ms()); /* starts the grid; evaluates nothing */
     int e = pthread_create(&l->thread, NULL, run, l);
     if (e != 0) {

@@ -117,7 +117,7 @@ struct cd_pipeline {
     void *wake_opaque;
     cd_pipeline_eval_cb eval_hook; /* cd_pipeline_set_eval_hook */
     void *eval_opaque;
-    bool catchup; /* cd_pipeline_set_catchup: stamped on every record */
+    atomic_bool catchup; /* cd_pipeline_set_catchup: stamped on every record; relaxed, any thread reads it */
 };
 
 static void count(atomic_uint_fast64_t *c)
@@ -134,7 +134,7 @@ static void on_record(const cd_verdict_t *v, void *opaque)
      * and records are a few per evaluation at most). */
     cd_verdict_t w = *v;
     w.service = cd_pipeline_service(p);
-    w.catchup = p->catchup;
+    w.catchup = atomic_load_explicit(&p->catchup, memory_order_relaxed);
     p->cb(&w, p->opaque);
 }
 
@@ -843,10 +843,10 @@ bool cd_pipeline_rule_sample(const cd_pipeline_t *p, int i, cd_rule_sample_t *ou
 
 void cd_pipeline_set_catchup(cd_pipeline_t *p, bool catchup)
 {
-    p->catchup = catchup;
+    atomic_store_explicit(&p->catchup, catchup, memory_order_relaxed);
 }
 
 bool cd_pipeline_catchup(const cd_pipeline_t *p)
 {
-    return p->catchup;
+    return atomic_load_explicit(&((cd_pipeline_t *)p)->catchup, memory_order_relaxed);
 }

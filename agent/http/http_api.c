@@ -260,6 +260,7 @@ static enum MHD_Result get_readyz(cd_http_t *h, struct MHD_Connection *c, const 
      * partition's watermark (live.c) */
     char held[400];
     bool judged = h->snap->stats.evaluations > 0;
+    bool catchup = h->snap->catchup;
     snprintf(held, sizeof(held), "%s", h->snap->held_reason);
     pthread_mutex_unlock(&h->mu);
     cd_kafka_stats_t ks = {0};
@@ -268,6 +269,17 @@ static enum MHD_Result get_readyz(cd_http_t *h, struct MHD_Connection *c, const 
         snprintf(why, sizeof(why), "the analysis has not started");
     } else if (k && ks.assigned <= 0) {
         snprintf(why, sizeof(why), "no Kafka partition is assigned yet");
+    } else if (catchup) {
+        /* rebuilding after the start (live.c, "Catch-up"): how far, in time
+         * (the reason) and in messages (the consumers' lag) */
+        enum { MAXP = 256 };
+        long long behind = 0;
+        cd_kafka_lag_t *lag = k ? malloc(MAXP * sizeof(*lag)) : NULL;
+        int n = lag ? cd_kafka_source_lag(k, lag, MAXP) : 0;
+        for (int i = 0; i < n && i < MAXP; i++)
+            if (lag[i].lag > 0) behind += lag[i].lag;
+        free(lag);
+        snprintf(why, sizeof(why), "%.380s; %lld messages behind", held, behind);
     } else if (!judged) {
         snprintf(why, sizeof(why), "no second has been judged yet%s%s", held[0] ? ": " : "", held);
     } else if (k) {

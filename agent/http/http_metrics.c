@@ -157,7 +157,28 @@ static void watermark(FILE *f, const cd_snapshot_t *s, const cd_kafka_source_t *
          "1 while judgement is held back because a partition is behind (the verdict is the last "
          "one judged), else 0.");
     fprintf(f, "canaryd_verdict_held %d\n", s->held ? 1 : 0);
+    head(f, "catchup", "gauge",
+         "1 while the agent rebuilds its windows from Kafka after its start, judging history in "
+         "event time (its records carry \"catchup\":true), else 0.");
+    fprintf(f, "canaryd_catchup %d\n", s->catchup ? 1 : 0);
+    head(f, "catchup_duration_seconds", "gauge",
+         "How long the rebuild after the start took (0 until it is done).");
+    fputs("canaryd_catchup_duration_seconds ", f);
+    num(f, (double)s->catchup_ms / 1000.0);
+    fputc('\n', f);
     if (!k) return;
+    cd_kafka_stats_t ks;
+    cd_kafka_source_stats(k, &ks);
+    head(f, "kafka_start_searches_total", "counter",
+         "Partitions whose start offset was looked for by time (start by time).");
+    fprintf(f, "canaryd_kafka_start_searches_total %llu\n", (unsigned long long)ks.start_searches);
+    head(f, "kafka_start_probes_total", "counter",
+         "Messages read (not counted) to find the partitions' start offsets by time.");
+    fprintf(f, "canaryd_kafka_start_probes_total %llu\n", (unsigned long long)ks.start_probes);
+    head(f, "kafka_start_failed_total", "counter",
+         "Partitions whose start by time was not found in time (started at the committed "
+         "offset).");
+    fprintf(f, "canaryd_kafka_start_failed_total %llu\n", (unsigned long long)ks.start_failed);
     head(f, "watermark_probes_failed_total", "counter",
          "End-offset probes of the watermark prober that failed (broker unreachable or slow).");
     fprintf(f, "canaryd_watermark_probes_failed_total %llu\n",

@@ -284,6 +284,7 @@ struct cd_kafka_source {
      * this process has not counted before starts; 0 = at the committed
      * offset. Written before the workers start. */
     int64_t history_ms;
+    int64_t history_from; /* wall time of cd_kafka_source_set_history - history_ms */
     cd_kafka_start_t *start;
 };
 
@@ -823,6 +824,11 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         cd_log(CD_LOG_INFO, "kafka: worker %d assigned %d partition(s)", w->id, parts->cnt);
         track(w, parts, true);
         fresher_than_committed(w, parts);
+        /* Counted as assigned before the search below: the watermark
+         * (cd_kafka_source_watermark) then includes these partitions, not
+         * yet read (INT64_MIN, published by track), and no second is judged
+         * without them while this worker looks for their start. */
+        atomic_fetch_add_explicit(&w->assigned, parts->cnt, memory_order_relaxed);
         /* Start by time: partitions this process has not counted before
          * (track() left their offset unset) start at the first offset of
          * the history the windows need, whatever was committed. On a copy:
@@ -830,7 +836,15 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         rd_kafka_topic_partition_list_t *at = w->s->start ? rd_kafka_topic_partition_list_copy(parts)
                                                           : NULL;
         if (at) {
+            /* While nothing is judged yet or the start's catch-up runs, the
+             * history the grid starts from is the one at the start (an
+             * assignment late by a slow group join must not leave the first
+             * judged seconds' windows without their beginning); afterwards
+             * the present's. */
             int64_t t = cd_wall_ms() - w->s->history_ms;
+            if ((cd_pipeline_catchup(w->s->p) || cd_pipeline_last_eval(w->s->p) == INT64_MIN) &&
+                w->s->history_from < t)
+                t = w->s->history_from;
             cd_kafka_start_find(w->s->start, at, t, START_SEARCH_WAIT_MS);
         }
         if (coop) {
@@ -841,7 +855,6 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         }
         if (at) rd_kafka_topic_partition_list_destroy(at);
         store_recalled(w, parts);
-        atomic_fetch_add_explicit(&w->assigned, parts->cnt, memory_order_relaxed);
         atomic_store_explicit(&w->caught_up, false, memory_order_relaxed);
         return;
     }
@@ -1538,6 +1551,7 @@ int cd_kafka_source_set_history(cd_kafka_source_t *s, const cd_kafka_conf_t *kc,
     s->start = cd_kafka_start_new(kc, cfg, errbuf, errsize);
     if (!s->start) return -1;
     s->history_ms = history_ms;
+    s->history_from = cd_wall_ms() - history_ms;
     return 0;
 }
 

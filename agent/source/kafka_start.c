@@ -22,7 +22,8 @@
  *     the last message). A broker's correct answer is thus confirmed in two
  *     probes, one of -1 on a partition whose history is older than t in one
  *     (the partition starts at its end), and a wrong one (the mock's)
- *     narrows nothing and the search goes on.
+ *     narrows nothing and the search goes on. The first message is read
+ *     next: a partition whose whole retention is recent starts there.
  *  3. A lower-bound search over [lo, hi): each probe reads the one message
  *     at an offset and compares its event time with t (decoded from the
  *     payload with the agent's own decoder, so "event time" means the same
@@ -81,7 +82,7 @@ typedef struct srch {
     int idx;                 /* element of the caller's list */
     int64_t lo, hi, a, b;
     int64_t ta, tb;          /* event times at a - 1 and at b; INT64_MIN = unknown */
-    int64_t hints[2];        /* the broker's answer to check first (-1 = none) */
+    int64_t hints[3];        /* offsets to read first: the broker's answer, the beginning */
     int nhints, round;
     int64_t probe;           /* offset asked this round */
     bool got, done, fail;
@@ -171,7 +172,7 @@ static int64_t next_probe(srch_t *s, int64_t t)
 {
     while (s->nhints > 0) {
         int64_t h = s->hints[0];
-        s->hints[0] = s->hints[1];
+        memmove(s->hints, s->hints + 1, sizeof(s->hints) - sizeof(s->hints[0]));
         s->nhints--;
         if (h >= s->a && h < s->b) return h;
     }
@@ -239,7 +240,6 @@ int cd_kafka_start_find(cd_kafka_start_t *k, rd_kafka_topic_partition_list_t *l,
     for (int j = 0; j < n; j++) {
         srch_t *s = &ss[j];
         s->ta = s->tb = INT64_MIN;
-        s->hints[0] = s->hints[1] = -1;
         if (e1 || e2 || lo->elems[j].err || hi->elems[j].err || lo->elems[j].offset < 0 ||
             hi->elems[j].offset < 0) {
             s->fail = s->done = true;
@@ -256,6 +256,9 @@ int cd_kafka_start_find(cd_kafka_start_t *k, rd_kafka_topic_partition_list_t *l,
                 s->hints[s->nhints++] = s->hi - 1;
             }
         }
+        /* then the first: a partition whose whole retention is recent (a
+         * new topic, a benchmark's preload) is answered in one probe */
+        s->hints[s->nhints++] = s->lo;
         if (s->a >= s->b)
             s->done = true; /* empty: its end */
         else

@@ -33,6 +33,7 @@ typedef struct cd_kafka_conf {
     int threads;                            /* worker threads; 0 = number of online CPUs */
     int64_t max_lag_wait_ms;                /* longest judgement hold for a partition behind
                                                (live.c, "Watermark"); -1 = windows.slack, 0 = none */
+    bool start_committed;                   /* kafka.start "committed": no start by time */
     int nprops;                             /* "properties", passed to librdkafka as is */
     char prop_names[CD_KAFKA_MAX_PROPS][128];
     char prop_values[CD_KAFKA_MAX_PROPS][1024];
@@ -93,7 +94,9 @@ cd_kafka_source_t *cd_kafka_source_new(const cd_kafka_conf_t *kc, const cd_confi
 /*
  * Start by time (issue 11): on every assignment, each partition this
  * process has not counted before starts at the first offset whose event
- * time is at or after (the wall clock then - history_ms), or at its end
+ * time is at or after (the wall clock then - history_ms; the wall clock of
+ * this call instead while the pipeline has judged nothing or catches up,
+ * cd_pipeline_catchup: the grid starts from that history), or at its end
  * when it has nothing that recent -- never at the topic's beginning, never
  * merely at the committed offset (found by kafka_start.c: the broker's
  * offsets-for-times where it answers, checked by reading, else a search

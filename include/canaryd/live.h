@@ -86,6 +86,36 @@ typedef int64_t (*cd_live_watermark_cb)(void *opaque, char *who, size_t size);
 void cd_live_set_watermark(cd_live_t *l, cd_live_watermark_cb cb, void *opaque,
                            int64_t max_wait_ms);
 
+/*
+ * Catch-up (live.c, "Catch-up"; issue 11): the history the rules need, in
+ * ms -- the longest look-back of the windows (cd_config_span_ms without its
+ * slack: the rules' windows, or promote_after when the canary-evidence
+ * check counts over it), plus the longest `for` (a rule pending at a
+ * restart then replays its pending span), plus allowed_lateness. The Kafka
+ * source starts each partition that far back (cd_kafka_source_set_history).
+ */
+int64_t cd_live_history_ms(const cd_config_t *cfg);
+
+/* The live config for a rebuild: cd_live_config's, with the window ring
+ * reaching back the extra history (cfg's slack + the longest `for` + twice
+ * allowed_lateness), so that the seconds replayed are read from the ring
+ * while its clock follows the wall clock. */
+void cd_live_config_rebuild(const cd_config_t *cfg, cd_config_t *out);
+
+/*
+ * Rebuild at the start (before cd_live_start; needs a watermark source):
+ * the evaluation grid starts at start_ms - history_ms + look-back
+ * (cd_pipeline_begin), where every window first reads whole history, and
+ * until the watermark reaches the present the clock judges each second
+ * only once every partition is read past it -- the watermark itself, no
+ * leeway -- in event time, as fast as the partitions are read, with every
+ * record marked catchup (cd_pipeline_set_catchup). A partition behind for
+ * longer than max_wait_ms is judged without, as in the ordinary hold.
+ * cfg: the agent's own config (not the live copy).
+ */
+void cd_live_set_catchup(cd_live_t *l, const cd_config_t *cfg, int64_t start_ms,
+                         int64_t max_wait_ms);
+
 /* What the last step saw (evaluating thread, e.g. from the tick callback;
  * all zero without a watermark source). */
 typedef struct cd_live_wm {
@@ -94,6 +124,8 @@ typedef struct cd_live_wm {
     int64_t lag_ms;    /* wall time minus the watermark (>= 0) when known */
     bool held;         /* judgement is held back: judged_ms < wall time */
     char reason[320];  /* why, when held */
+    bool catchup;      /* rebuilding after the start (cd_live_set_catchup), not yet current */
+    int64_t catchup_ms; /* how long the rebuild took (0 while catching up or without one) */
 } cd_live_wm_t;
 void cd_live_watermark_state(const cd_live_t *l, cd_live_wm_t *out);
 

@@ -261,7 +261,8 @@ bool cd_pipeline_rule_sample(const cd_pipeline_t *p, int i, cd_rule_sample_t *ou
  * Catch-up (live.c, "Catch-up"): while set, every record handed to cb has
  * cd_verdict_t.catchup set -- it was judged on history read back from
  * Kafka after a start, and may repeat a decision delivered before it.
- * Evaluating thread.
+ * Set on the evaluating thread; cd_pipeline_catchup from any thread (the
+ * Kafka source asks it at an assignment).
  */
 void cd_pipeline_set_catchup(cd_pipeline_t *p, bool catchup);
 bool cd_pipeline_catchup(const cd_pipeline_t *p);

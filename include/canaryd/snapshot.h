@@ -51,6 +51,10 @@ typedef struct cd_snapshot {
     int64_t lag_ms;    /* wall time minus the slowest partition's watermark, >= 0 */
     bool held;         /* judgement held back: the verdict is the last one judged */
     char held_reason[320];
+    /* catch-up after the start (live.h, cd_live_set_catchup): held_reason
+     * then says how far behind */
+    bool catchup;       /* rebuilding the windows from Kafka, not yet current */
+    int64_t catchup_ms; /* how long the rebuild took, once done (0 before) */
     int ntypes;
     const char *type_names[CD_MAX_TYPES]; /* borrowed from the config (immutable) */
 } cd_snapshot_t;

@@ -60,6 +60,11 @@ static void teardown(void)
  * short session timeout lets a new member in soon after one stopped (the mock
  * cluster of librdkafka 2.0 keeps a member that left until its session
  * expires). */
+/* kafka_extra for the tests of the committed offsets: the next member must
+ * start where the last one committed, not at the history the rules need
+ * (kafka.start by_time, the default: test_kafka_start, test_live_restart). */
+#define START_COMMITTED ", \"start\": \"committed\""
+
 static void write_config(const char *name, const char *kafka_extra, const char *props)
 {
     FILE *f = fopen(path_of(name), "w");
@@ -423,7 +428,9 @@ Test(live, two_agents_split_the_group)
 Test(live, sigterm_commits_and_next_run_resumes)
 {
     int seq = 0;
-    write_config("c.json", NULL, NULL);
+    /* the committed offset is what this test is about (kafka.start by_time,
+     * the default, rebuilds the history whatever was committed) */
+    write_config("c.json", START_COMMITTED, NULL);
     rd_kafka_t *pr = producer();
     produce(pr, 150, "REQUEST_COMPLETED", "stable", NULL, &seq);
     flush_all(pr);
@@ -500,7 +507,7 @@ Test(live, broker_down_10s_then_up_loses_nothing)
 Test(live, injected_fetch_and_commit_errors_lose_nothing)
 {
     int seq = 0;
-    write_config("c.json", NULL, ", \"auto.commit.interval.ms\": 100");
+    write_config("c.json", START_COMMITTED, ", \"auto.commit.interval.ms\": 100");
     rd_kafka_t *pr = producer();
     produce(pr, 100, "REQUEST_COMPLETED", "stable", NULL, &seq);
     flush_all(pr);
@@ -626,7 +633,7 @@ Test(live, sigterm_with_broker_gone_exits_within_5s)
 Test(live, positions_resumed_after_a_refused_revoke_commit_are_committed)
 {
     int seq = 0;
-    write_config("c.json", NULL, NULL);
+    write_config("c.json", START_COMMITTED, NULL);
     rd_kafka_t *pr = producer();
     produce(pr, 400, "REQUEST_COMPLETED", "stable", NULL, &seq);
     flush_all(pr);
@@ -700,7 +707,9 @@ static void shared_group_handover(const char *props, const char *a_threads, json
     int seq = 0;
     char extra[256];
     snprintf(extra, sizeof extra, ", \"auto.commit.interval.ms\": 200%s", props);
-    write_config("c.json", NULL, extra);
+    /* counted once over the group: the committed offsets' guarantee (with
+     * kafka.start by_time each member reads the history its rules need) */
+    write_config("c.json", START_COMMITTED, extra);
     rd_kafka_t *pr = producer();
     produce(pr, 400, "REQUEST_COMPLETED", "stable", NULL, &seq);
     flush_all(pr);
@@ -793,7 +802,7 @@ Test(live, cooperative_sticky_handover_counts_once, .timeout = 150)
 Test(live, lost_assignment_resumes_after_what_was_counted, .timeout = 150)
 {
     int seq = 0;
-    write_config("c.json", NULL, ", \"auto.commit.interval.ms\": 60000");
+    write_config("c.json", START_COMMITTED, ", \"auto.commit.interval.ms\": 60000");
     rd_kafka_t *pr = producer();
     produce(pr, 200, "REQUEST_COMPLETED", "stable", NULL, &seq);
     flush_all(pr);
@@ -864,7 +873,7 @@ static long long committed_total(void)
 Test(live, offsets_stored_in_runs_are_committed_while_running)
 {
     int seq = 0;
-    write_config("c.json", NULL, ", \"auto.commit.interval.ms\": 200");
+    write_config("c.json", START_COMMITTED, ", \"auto.commit.interval.ms\": 200");
     pid_t a = start("outa", "erra", ARGS("--config", path_of("c.json"), "--threads", "1"));
     cr_assert(wait_for("erra", "worker 0 assigned", 20000));
     rd_kafka_t *pr = producer();

@@ -408,3 +408,31 @@ Test(config_env, kafka_max_lag_wait)
                              "(\"30s\"); raise windows.slack to wait longer\n");
     cd_config_free(c);
 }
+
+/* kafka.start (issue 11): "by_time" by default (rebuild the history the
+ * rules need), "committed" keeps the group's committed offset; anything
+ * else is refused with the key path and what is accepted. */
+Test(config_env, kafka_start)
+{
+    cd_kafka_conf_t kc;
+    cd_config_t *c = load_ok("");
+    kafka(c, &kc);
+    cr_assert_not(kc.start_committed);
+    cd_config_free(c);
+    c = load_ok(", 'kafka': {'start': 'committed'}");
+    kafka(c, &kc);
+    cr_assert(kc.start_committed);
+    cd_config_free(c);
+    c = load_ok(", 'kafka': {'start': 'by_time'}");
+    kafka(c, &kc);
+    cr_assert_not(kc.start_committed);
+    cd_config_free(c);
+    c = load_ok(", 'kafka': {'start': 'earliest'}");
+    cd_diag_t d;
+    cd_diag_init(&d);
+    cr_assert_not(cd_kafka_conf_parse(c, &kc, &d));
+    cr_assert_str_eq(d.text, "kafka.start: \"earliest\" is not a start position; accepted: "
+                             "\"by_time\" (the history the rules need, rebuilt) or \"committed\" "
+                             "(the group's committed offset)\n");
+    cd_config_free(c);
+}
