@@ -11,10 +11,12 @@
  *
  * Decoding and bad-input accounting are the pipeline's (cd_pipeline_decode
  * counts and samples every rejected line exactly as replay does), and the
- * stream's clock follows replay's rules: the last event time is the highest
- * accepted event time, and an event more than max_future_skew ahead of it is
- * dropped as "future" (until 64 in a row, when the stream has moved on), so
- * one bogus timestamp cannot move the capture window off the data.
+ * stream's clock is replay's own (agent/source/event_clock.c): the last
+ * event time is the highest accepted event time, an event more than
+ * max_future_skew ahead of it is dropped as "future" (until 64 in a row,
+ * when the stream has moved on), and a first event is judged against the
+ * median of the first 64 (the look-ahead), so one bogus timestamp, the
+ * first one included, cannot move the capture window off the data.
  *
  * Counting is our own, not the window ring's: the capture window may be
  * longer than the ring (`--window 30m`, `--window all`), and it ends where
@@ -46,23 +48,21 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "../config/config_env.h"
+#include "../config/config_internal.h"
+#include "../source/event_clock.h"
+#include "../source/linereader.h"
 #include "canaryd/config.h"
 #include "canaryd/log.h"
 #include "canaryd/pipeline.h"
 #include "canaryd/timeutil.h"
 #include "cli.h"
-#include "../config/config_env.h"
-#include "../config/config_internal.h"
-#include "../source/linereader.h"
 
 /* Exit statuses (also in `canaryd help` and the README). */
 enum { EXIT_OK = 0, EXIT_IO = 1, EXIT_USAGE = 2, EXIT_NONE_CAPTURED = 3 };
 
 /* Longest --window: the ring holds one bucket per resolution step. */
 #define MAX_WINDOW_MS (24 * 3600 * 1000LL)
-/* Consecutive "future" events after which the clock follows the stream
- * (replay's rule, agent/source/replay.c). */
-#define REANCHOR_RUN 64
 
 typedef struct args {
     const char *config_path, *input, *output;
@@ -83,7 +83,7 @@ typedef struct counts {
 } counts_t;
 
 typedef struct run_stats {
-    uint64_t lines, events, stable, canary, future, followed;
+    uint64_t lines, events, stable, canary, future, late, followed;
     int64_t first_ms, last_ms;
     bool have;
 } run_stats_t;
@@ -248,55 +248,74 @@ static uint64_t counts_sum(const counts_t *k, int type, int64_t len_ms)
     return sum;
 }
 
-/* Reads the stream: decode (pipeline), clock (replay's future rule), count. */
+/* One line: decode (the pipeline's), clock (event_clock.c: replay's rules,
+ * look-ahead included), count. */
+static void take_line(cd_pipeline_t *p, cd_event_clock_t *ec, counts_t *k, run_stats_t *st,
+                      cd_lr_status_t s, const char *line, size_t len, uint64_t lineno)
+{
+    cd_event_t ev;
+    if (s == CD_LR_TOO_LONG) {
+        cd_pipeline_count_bad(p, CD_BAD_LINE_TOO_LONG, line, len, lineno);
+        return;
+    }
+    if (cd_pipeline_decode(p, line, len, lineno, &ev) != CD_BAD_NONE) return;
+    int64_t ref;
+    switch (cd_event_clock_judge(ec, ev.ts_ms, lineno, &ref)) {
+    case CD_EC_FUTURE:
+        cd_pipeline_count_future(p, &ev, ref, lineno);
+        st->future++;
+        return;
+    case CD_EC_LATE:
+        cd_pipeline_count_late(p, &ev, ref, lineno);
+        st->late++;
+        return;
+    case CD_EC_TAKE:
+        break;
+    }
+    st->last_ms = ec->max_ts;
+    if (!st->have || ev.ts_ms < st->first_ms) st->first_ms = ev.ts_ms;
+    st->have = true;
+    st->events++;
+    counts_clock(k, ev.ts_ms);
+    if (ev.cohort != CD_COHORT_STABLE) {
+        st->canary++; /* a baseline is the stable fleet's */
+        return;
+    }
+    st->stable++;
+    counts_add(k, ev.type, ev.ts_ms);
+}
+
+/* Reads the stream: the look-ahead's lines, then the rest, each through
+ * take_line. */
 static int read_stream(const args_t *a, const cd_config_t *cfg, cd_pipeline_t *p,
                        cd_linereader_t *lr, counts_t *k, run_stats_t *st)
 {
-    uint64_t future_run = 0;
+    cd_event_clock_t ec;
+    cd_event_clock_init(&ec, cfg->max_future_skew_ms, cd_config_span_ms(cfg));
+    cd_held_line_t *held = NULL;
+    long nheld = cd_event_clock_look_ahead(&ec, lr, &cfg->decode, NULL, &held);
+    if (nheld < 0) {
+        cd_log(CD_LOG_ERROR, "reading %s: %s", a->input, strerror(errno));
+        return EXIT_IO;
+    }
+    for (long i = 0; i < nheld; i++) {
+        take_line(p, &ec, k, st, held[i].st, held[i].text, held[i].len, held[i].lineno);
+        free(held[i].text);
+    }
+    free(held);
+    cd_event_clock_unanchor(&ec); /* only the look-ahead's events are held to it */
     for (;;) {
         const char *line;
         size_t len;
-        cd_event_t ev;
         cd_lr_status_t s = cd_linereader_next(lr, &line, &len);
         if (s == CD_LR_EOF) break;
         if (s == CD_LR_ERROR) {
             cd_log(CD_LOG_ERROR, "reading %s: %s", a->input, strerror(errno));
             return EXIT_IO;
         }
-        uint64_t lineno = cd_linereader_lineno(lr);
-        if (s == CD_LR_TOO_LONG) {
-            cd_pipeline_count_bad(p, CD_BAD_LINE_TOO_LONG, line, len, lineno);
-            continue;
-        }
-        if (cd_pipeline_decode(p, line, len, lineno, &ev) != CD_BAD_NONE) continue;
-        if (st->have && ev.ts_ms > st->last_ms &&
-            (uint64_t)ev.ts_ms - (uint64_t)st->last_ms > (uint64_t)cfg->max_future_skew_ms) {
-            if (++future_run < REANCHOR_RUN) {
-                cd_pipeline_count_future(p, &ev, st->last_ms, lineno);
-                st->future++;
-                continue;
-            }
-            char from[40], to[40];
-            cd_log(CD_LOG_WARN,
-                   "line %" PRIu64 ": %d events in a row more than max_future_skew after %s; "
-                   "following the stream to %s",
-                   lineno, REANCHOR_RUN, cd_time_format(st->last_ms, from, sizeof(from)),
-                   cd_time_format(ev.ts_ms, to, sizeof(to)));
-            st->followed++;
-        }
-        future_run = 0;
-        if (!st->have || ev.ts_ms > st->last_ms) st->last_ms = ev.ts_ms;
-        if (!st->have || ev.ts_ms < st->first_ms) st->first_ms = ev.ts_ms;
-        st->have = true;
-        st->events++;
-        counts_clock(k, ev.ts_ms);
-        if (ev.cohort != CD_COHORT_STABLE) {
-            st->canary++; /* a baseline is the stable fleet's */
-            continue;
-        }
-        st->stable++;
-        counts_add(k, ev.type, ev.ts_ms);
+        take_line(p, &ec, k, st, s, line, len, cd_linereader_lineno(lr));
     }
+    st->followed = ec.followed;
     st->lines = cd_linereader_lineno(lr);
     return -1;
 }
@@ -410,6 +429,8 @@ static void summary(const cd_pipeline_t *p, const run_stats_t *st)
             "canaryd baseline: %" PRIu64 " lines, %" PRIu64 " events (%" PRIu64 " stable, %" PRIu64
             " canary: not counted), %" PRIu64 " bad, %" PRIu64 " future",
             st->lines, st->events, st->stable, st->canary, s.bad_total, st->future);
+    /* late: a first event far before the stream's start (event_clock.c) */
+    if (st->late) fprintf(stderr, ", %" PRIu64 " late", st->late);
     /* events.service: the baseline is that service's stable fleet only */
     if (cd_pipeline_service_configured(p))
         fprintf(stderr, ", %" PRIu64 " of other services (events.service \"%s\": not counted)",

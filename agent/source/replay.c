@@ -2,28 +2,19 @@
  * replay.c - `canaryd replay`: runs a recorded event stream (JSONL) through
  * the pipeline in event time and writes the verdict records.
  *
- * Event-time clock: max_ts is the highest event time seen; the clock trails
- * it by allowed_lateness, so events up to that much out of order still land
- * before any evaluation reads their second, and the verdicts are the same
- * on every run. An event more than max_future_skew after max_ts (after the
- * first event) is dropped as "future" without moving the clock: one bad
- * timestamp must not fast-forward the analysis. But when REANCHOR_RUN such
- * events come in a row, it is the stream that moved on (a pause longer than
- * the skew, or a bogus first timestamp far in the past that every real event
- * now looks "future" against): the clock follows the stream again from the
- * last of them, with a warning. The first event has no such reference, so
- * before it sets the clock replay looks ahead at up to 64 decodable events
- * (look_ahead(): held in memory, counted only once, when replayed) and
- * takes their median time as the stream's start: a first event more than
- * max_future_skew after it is dropped as future, one further before it than
- * the window ring reaches (and more than max_future_skew before the next
- * event) as late, so one bogus timestamp at the head of a file changes no
- * verdict either. The clock is advanced before
- * the event is added (the window only accepts events up to allowed_lateness
- * after its clock); this evaluates exactly what advancing after the add
- * would, since every boundary evaluated is <= clock <= the event's time and
- * a window ending at b excludes b itself. At the end of input the clock goes
- * to max_ts, so the last boundaries are evaluated too.
+ * Event-time clock: which events move the stream's time, which are dropped
+ * as "future" or "late", the look-ahead that anchors a first event, and
+ * following the stream after a jump are event_clock.c's, shared with
+ * `canaryd baseline`. Replay's evaluation clock trails the highest
+ * accepted event time (max_ts) by allowed_lateness, so events up to that
+ * much out of order still land before any evaluation reads their second,
+ * and the verdicts are the same on every run. The look-ahead's lines are
+ * held in memory and counted once, when taken here. The clock is advanced
+ * before the event is added (the window only accepts events up to
+ * allowed_lateness after its clock); this evaluates exactly what advancing
+ * after the add would, since every boundary evaluated is <= clock <= the
+ * event's time and a window ending at b excludes b itself. At the end of
+ * input the clock goes to max_ts, so the last boundaries are evaluated too.
  *
  * Output: every record goes to the sink dispatcher (sinks/dispatcher.c),
  * which renders it once as JSON. --verdict-log and stdout are log sinks
@@ -56,6 +47,7 @@
 #include "canaryd/log.h"
 #include "canaryd/pipeline.h"
 #include "canaryd/timeutil.h"
+#include "event_clock.h"
 #include "linereader.h"
 #include "replay.h"
 
@@ -292,31 +284,12 @@ static int exit_status(const cd_pipeline_t *p, FILE *f, bool show_exit)
     return rc;
 }
 
-/* Consecutive "future" events after which the clock follows the stream. */
-#define REANCHOR_RUN 64
-/* The first event is checked against the median time of the first
- * ANCHOR_EVENTS decodable events, looked ahead at (at most ANCHOR_LINES
- * lines); see run(). */
-#define ANCHOR_EVENTS 64
-#define ANCHOR_LINES 4096
-#define ANCHOR_BYTES (1 << 20) /* held text: long bad lines must not pile up */
-
-/* Event-time clock state of run(). */
+/* Event-time clock state of run(): the shared clock (event_clock.h) and
+ * where replay's evaluations stand. */
 typedef struct rclock {
-    int64_t max_ts, clock, wall0, ev0;
-    bool have;           /* an event has set the clock */
-    uint64_t future_run; /* consecutive "future" events */
-    bool anchored;       /* anchor is the look-ahead's median */
-    int64_t anchor;
-    int64_t span;        /* how far back the window ring reaches */
-    int64_t second;      /* time of the look-ahead's second decodable event */
+    cd_event_clock_t ec;
+    int64_t clock, wall0, ev0;
 } rclock_t;
-
-static bool after_skew(int64_t ts, int64_t ref, const cd_config_t *cfg)
-{
-    /* unsigned difference: exact when ts > ref, no overflow at the extremes */
-    return ts > ref && (uint64_t)ts - (uint64_t)ref > (uint64_t)cfg->max_future_skew_ms;
-}
 
 /* One input line through the pipeline (see the top of the file). */
 static void take(replay_t *r, cd_pipeline_t *p, const cd_config_t *cfg, rclock_t *k,
@@ -328,132 +301,29 @@ static void take(replay_t *r, cd_pipeline_t *p, const cd_config_t *cfg, rclock_t
         return;
     }
     if (cd_pipeline_decode(p, line, len, lineno, &ev) != CD_BAD_NONE) return;
-    if (!k->have && k->anchored) {
-        /* A first event far ahead of the stream's start must not set the
-         * clock (every real event after it would be late); one far before
-         * it, and more than max_future_skew before the event after it,
-         * would make the real events "future" until the clock follows them
-         * (REANCHOR_RUN of them lost). The second condition keeps a sparse
-         * stream's legitimate first events, far before the median of 64
-         * but close to each other. */
-        if (after_skew(ev.ts_ms, k->anchor, cfg)) {
-            cd_pipeline_count_future(p, &ev, k->anchor, lineno);
-            return;
-        }
-        if (ev.ts_ms < k->anchor && (uint64_t)k->anchor - (uint64_t)ev.ts_ms > (uint64_t)k->span &&
-            after_skew(k->second, ev.ts_ms, cfg)) {
-            cd_pipeline_count_late(p, &ev, k->anchor, lineno);
-            return;
-        }
+    bool first = !k->ec.have;
+    int64_t ref;
+    switch (cd_event_clock_judge(&k->ec, ev.ts_ms, lineno, &ref)) {
+    case CD_EC_FUTURE:
+        cd_pipeline_count_future(p, &ev, ref, lineno);
+        return;
+    case CD_EC_LATE:
+        cd_pipeline_count_late(p, &ev, ref, lineno);
+        return;
+    case CD_EC_TAKE:
+        break;
     }
-    if (k->have && after_skew(ev.ts_ms, k->max_ts, cfg)) {
-        if (++k->future_run < REANCHOR_RUN) {
-            cd_pipeline_count_future(p, &ev, k->max_ts, lineno);
-            return;
-        }
-        char from[40], to[40];
-        cd_log(CD_LOG_WARN,
-               "line %llu: %d events in a row more than max_future_skew after %s; "
-               "following the stream to %s",
-               (unsigned long long)lineno, REANCHOR_RUN,
-               cd_time_format(k->max_ts, from, sizeof(from)),
-               cd_time_format(ev.ts_ms, to, sizeof(to)));
-    }
-    k->future_run = 0;
-    if (!k->have || ev.ts_ms > k->max_ts) {
-        k->max_ts = ev.ts_ms;
-        k->clock = k->max_ts - cfg->allowed_lateness_ms;
-    }
+    k->clock = k->ec.max_ts - cfg->allowed_lateness_ms;
     if (r->speed > 0) {
-        if (!k->have) {
+        if (first) {
             k->wall0 = cd_mono_ms();
             k->ev0 = k->clock;
         }
         sleep_until(k->wall0 + (int64_t)((double)(k->clock - k->ev0) / r->speed));
     }
-    if (!k->have) cd_pipeline_begin(p, ev.ts_ms);
-    k->have = true;
+    if (first) cd_pipeline_begin(p, ev.ts_ms);
     cd_pipeline_advance(p, k->clock);
     cd_pipeline_add(p, &ev, 0);
-}
-
-static int cmp_i64(const void *a, const void *b)
-{
-    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
-    return (x > y) - (x < y);
-}
-
-typedef struct held_line {
-    char *text;
-    size_t len;
-    uint64_t lineno;
-    cd_lr_status_t st;
-} held_line_t;
-
-/*
- * The look-ahead: reads up to ANCHOR_LINES lines (ANCHOR_BYTES of text), until ANCHOR_EVENTS of
- * them decode, keeping copies in *out, and sets k->anchor to the median
- * event time among them. Decoded here with a decoder of its own, which
- * counts nothing: every line is counted once, when take() replays it. A
- * bogus first timestamp (say 2099 in a 2026 stream) is then more than
- * max_future_skew after the anchor and counted as future, instead of
- * fast-forwarding the clock past every real event. Returns the number of
- * lines held, or -1 on a read error (errno set).
- */
-static long look_ahead(cd_linereader_t *lr, const cd_config_t *cfg, rclock_t *k,
-                       held_line_t **out)
-{
-    char err[256];
-    held_line_t *held = calloc(ANCHOR_LINES, sizeof(*held));
-    int64_t ts[ANCHOR_EVENTS];
-    int nts = 0;
-    long n = 0;
-    size_t bytes = 0;
-    cd_decoder_t *d = cd_decoder_new(&cfg->decode, err, sizeof(err));
-    if (!held || !d) {
-        /* no look-ahead: the first event sets the clock, as before */
-        free(held);
-        cd_decoder_destroy(d);
-        *out = NULL;
-        return 0;
-    }
-    while (nts < ANCHOR_EVENTS && n < ANCHOR_LINES && bytes < ANCHOR_BYTES && !stop) {
-        const char *line;
-        size_t len;
-        cd_lr_status_t st = cd_linereader_next(lr, &line, &len);
-        if (st == CD_LR_EOF) break;
-        if (st == CD_LR_ERROR) {
-            int e = errno;
-            for (long i = 0; i < n; i++)
-                free(held[i].text);
-            free(held);
-            cd_decoder_destroy(d);
-            errno = e;
-            return -1;
-        }
-        held_line_t *h = &held[n];
-        h->text = malloc(len ? len : 1);
-        if (!h->text) break; /* the rest is read by the main loop, unanchored */
-        memcpy(h->text, line, len);
-        bytes += len;
-        h->len = len;
-        h->st = st;
-        h->lineno = cd_linereader_lineno(lr);
-        n++;
-        cd_event_t ev;
-        if (st == CD_LR_LINE && cd_decode(d, h->text, len, &ev) == CD_BAD_NONE) {
-            ts[nts++] = ev.ts_ms;
-            if (nts == 2) k->second = ev.ts_ms;
-        }
-    }
-    cd_decoder_destroy(d);
-    if (nts > 0) {
-        qsort(ts, (size_t)nts, sizeof(ts[0]), cmp_i64);
-        k->anchor = ts[nts / 2];
-        k->anchored = true;
-    }
-    *out = held;
-    return n;
 }
 
 /* Reads every line; returns EXIT_IO on a read error, else -1. */
@@ -463,10 +333,10 @@ static int run(replay_t *r, cd_pipeline_t *p, cd_linereader_t *lr, const cd_conf
     bool tty = isatty(STDERR_FILENO);
     uint64_t n = 0;
     rclock_t k = {0};
-    k.span = cd_config_span_ms(cfg);
+    cd_event_clock_init(&k.ec, cfg->max_future_skew_ms, cd_config_span_ms(cfg));
 
-    held_line_t *held = NULL;
-    long nheld = look_ahead(lr, cfg, &k, &held);
+    cd_held_line_t *held = NULL;
+    long nheld = cd_event_clock_look_ahead(&k.ec, lr, &cfg->decode, &stop, &held);
     if (nheld < 0) {
         cd_log(CD_LOG_ERROR, "reading %s: %s", r->input, strerror(errno));
         return EXIT_IO;
@@ -477,7 +347,7 @@ static int run(replay_t *r, cd_pipeline_t *p, cd_linereader_t *lr, const cd_conf
         free(held[i].text);
     }
     free(held);
-    k.anchored = false; /* only the look-ahead's events are held to it */
+    cd_event_clock_unanchor(&k.ec); /* only the look-ahead's events are held to it */
 
     while (!stop && !r->io_failed) {
         if (hup) {
@@ -496,13 +366,13 @@ static int run(replay_t *r, cd_pipeline_t *p, cd_linereader_t *lr, const cd_conf
         if (tty && (++n & 1023) == 0) {
             int64_t now = cd_mono_ms();
             if (now - start >= 1000 && now - last_progress >= 250) {
-                progress(r, lr, k.clock, k.have);
+                progress(r, lr, k.clock, k.ec.have);
                 last_progress = now;
             }
         }
         take(r, p, cfg, &k, st, line, len, cd_linereader_lineno(lr));
     }
-    if (k.have && !stop && !r->io_failed) cd_pipeline_advance(p, k.max_ts);
+    if (k.ec.have && !stop && !r->io_failed) cd_pipeline_advance(p, k.ec.max_ts);
     clear_progress(r);
     return -1;
 }

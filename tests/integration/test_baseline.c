@@ -179,6 +179,55 @@ Test(baseline, insufficient_rule_is_reported_and_left_out)
     free(o);
 }
 
+/* write_stream's events with one more line before them. */
+static void write_stream_after(const char *name, const char *first)
+{
+    write_stream("plain.jsonl");
+    char *body = read_file("plain.jsonl");
+    FILE *f = fopen(path_of(name), "w");
+    cr_assert_not_null(f);
+    fputs(first, f);
+    fputs(body, f);
+    fclose(f);
+    free(body);
+}
+
+/* A bogus first timestamp far ahead (2099 in a 2026 stream) is judged
+ * against the median of the first 64 events (agent/source/event_clock.c,
+ * replay's clock) and counted as future: the capture is the same as
+ * without it. Before baseline shared replay's clock the first event set
+ * the last event time, every real event fell outside the capture windows
+ * and nothing was captured (exit 3). */
+Test(baseline, bogus_first_timestamp_ahead_changes_no_value)
+{
+    write_text("config.json", CONFIG);
+    write_stream_after("events.jsonl", "{\"event_type\":\"REQUEST_COMPLETED\",\"timestamp\":"
+                                       "\"2099-01-01T00:00:00Z\",\"cohort\":\"stable\"}\n");
+    cr_assert_eq(
+        run(NULL, ARGS("baseline", "--config", path_of("config.json"), path_of("events.jsonl"))), 0,
+        "%s", read_file("err"));
+    out_is(EXPECTED);
+    err_has("canaryd baseline: 614 lines, 611 events (161 stable, 450 canary: not counted), "
+            "1 bad, 2 future\n");
+    err_has("  event time: 2026-11-27T12:00:00.250Z .. 2026-11-27T12:00:29.250Z\n");
+}
+
+/* One far behind (2001): counted as late, the capture unchanged. Before,
+ * every real event looked "future" against it until 64 came in a row, and
+ * those 63 were lost from the counts. */
+Test(baseline, bogus_first_timestamp_behind_changes_no_value)
+{
+    write_text("config.json", CONFIG);
+    write_stream_after("events.jsonl", "{\"event_type\":\"ERROR_OCCURRED\",\"timestamp\":"
+                                       "\"2001-01-01T00:00:00Z\",\"cohort\":\"stable\"}\n");
+    cr_assert_eq(
+        run(NULL, ARGS("baseline", "--config", path_of("config.json"), path_of("events.jsonl"))), 0,
+        "%s", read_file("err"));
+    out_is(EXPECTED);
+    err_has("canaryd baseline: 614 lines, 611 events (161 stable, 450 canary: not counted), "
+            "1 bad, 1 future, 1 late\n");
+}
+
 /* The same stream from stdin, over the whole stream: ratios over all of it,
  * the count still over its own window (and said so). */
 Test(baseline, window_all_from_stdin)
