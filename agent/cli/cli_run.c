@@ -16,10 +16,12 @@
  * Shutdown (SIGINT/SIGTERM, --exit-after-events, --exit-when-idle): stop
  * consuming (every worker commits what it counted and leaves the group, with
  * a deadline), evaluate once more, flush, print the summary and a
- * machine-readable stats line on stderr, exit 0. The whole takes well under
- * the 5 s budget: STOP_DEADLINE_MS for Kafka, one evaluation, then at most
- * SINK_DRAIN_MS for the sinks to deliver what is queued (what is still
- * pending then is abandoned, counted and logged).
+ * machine-readable stats line on stderr, exit 0, within the shutdown
+ * budget whose shares are named in include/canaryd/shutdown.h:
+ * CD_STOP_KAFKA_MS for Kafka, then at most CD_STOP_SINKS_MS for the sinks
+ * to deliver what is queued (what is still pending then is abandoned,
+ * counted and logged), CD_KAFKA_DESTROY_WAIT_MS for librdkafka's handles,
+ * and CD_SHUTDOWN_SLACK_MS for the rest (the last evaluation, the summary).
  */
 #include <errno.h>
 #include <signal.h>
@@ -44,16 +46,13 @@
 #include "canaryd/live.h"
 #include "canaryd/log.h"
 #include "canaryd/pipeline.h"
+#include "canaryd/shutdown.h"
 #include "canaryd/snapshot.h"
 #include "canaryd/timeutil.h"
 #include "cli.h"
 #include "outputs.h"
 
 enum { EXIT_OK = 0, EXIT_IO = 1, EXIT_USAGE = 2 };
-
-/* Kafka's and the sinks' shares of the 5 s shutdown budget. */
-#define STOP_DEADLINE_MS 3500
-#define SINK_DRAIN_MS 1000
 
 typedef struct run {
     const char *config_path, *log_path, *brokers, *topic, *group;
@@ -672,7 +671,7 @@ int cd_cli_run(int argc, char **argv)
         cd_kafka_source_start(src, err, sizeof(err)) != 0 ||
         (r.http && cd_http_start(r.http, err, sizeof(err)) != 0)) {
         fprintf(stderr, "canaryd run: %s\n", err);
-        cd_kafka_source_stop(src, STOP_DEADLINE_MS);
+        cd_kafka_source_stop(src, CD_STOP_KAFKA_MS);
         cd_live_stop(live);
         goto out;
     }
@@ -681,7 +680,7 @@ int cd_cli_run(int argc, char **argv)
 
     rc = wait_for_stop(&r, src);
     cd_http_stop(r.http); /* first: its handlers read the consumers' state */
-    cd_kafka_source_stop(src, STOP_DEADLINE_MS); /* stop consuming, commit, leave */
+    cd_kafka_source_stop(src, CD_STOP_KAFKA_MS); /* stop consuming, commit, leave */
     /* evaluate once more: with --exit-after-events the N events are the
      * whole input, judged whatever the watermark; on a signal a second no
      * partition was read past stays unjudged (live.h) */
@@ -689,7 +688,7 @@ int cd_cli_run(int argc, char **argv)
         cd_live_finish(live);
     else
         cd_live_stop(live);
-    uint64_t left = cd_dispatcher_drain(r.out.disp, SINK_DRAIN_MS);
+    uint64_t left = cd_dispatcher_drain(r.out.disp, CD_STOP_SINKS_MS);
     if (cd_outputs_builtin_failed(&r.out)) atomic_store(&r.io_failed, true);
     fflush(stdout);
     summary(p, src, cd_live_steps(live), stderr);

@@ -870,8 +870,9 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     } else {
         /* Bounded: with the coordinator unreachable a synchronous commit
          * waits as long as librdkafka does, and a stop must not wait that. */
-        rd_kafka_resp_err_t ce = final_commit(
-            w, stopping(w->s) ? deadline(w->s) - 1500 : cd_mono_ms() + REVOKE_COMMIT_WAIT_MS);
+        rd_kafka_resp_err_t ce =
+            final_commit(w, stopping(w->s) ? deadline(w->s) - CD_STOP_COMMIT_END_MS
+                                           : cd_mono_ms() + REVOKE_COMMIT_WAIT_MS);
         if (ce && ce != RD_KAFKA_RESP_ERR__NO_OFFSET)
             cd_log(CD_LOG_WARN, "kafka: worker %d: commit before revoke failed: %s", w->id,
                    rd_kafka_err2str(ce));
@@ -1487,12 +1488,14 @@ static void *worker_run(void *arg)
     w->cq = NULL;
 
     /* Stop: commit what was counted, then leave the group, within the deadline. */
-    /* Retried until half the deadline: an injected or transient coordinator
-     * error must not make the next member count these events again. */
+    /* Retried until CD_STOP_COMMIT_END_MS before the deadline (shutdown.h):
+     * an injected or transient coordinator error must not make the next
+     * member count these events again. */
     rd_kafka_resp_err_t ce;
     const int64_t until = deadline(s); /* the loop above ended on stopping() */
-    while ((ce = final_commit(w, until - 1500)) && ce != RD_KAFKA_RESP_ERR__NO_OFFSET &&
-           ce != RD_KAFKA_RESP_ERR__TIMED_OUT && cd_mono_ms() < until - 1500) {
+    while ((ce = final_commit(w, until - CD_STOP_COMMIT_END_MS)) &&
+           ce != RD_KAFKA_RESP_ERR__NO_OFFSET && ce != RD_KAFKA_RESP_ERR__TIMED_OUT &&
+           cd_mono_ms() < until - CD_STOP_COMMIT_END_MS) {
         cd_log_ratelimited("kafka:final-commit", CD_LOG_WARN,
                            "kafka: worker %d: final commit failed: %s; retrying", w->id,
                            rd_kafka_err2str(ce));
@@ -1508,7 +1511,7 @@ static void *worker_run(void *arg)
      * a rebalance that makes the others' commits fail. */
     atomic_fetch_add_explicit(&s->committed, 1, memory_order_acq_rel);
     while (atomic_load_explicit(&s->committed, memory_order_acquire) < s->nstarted &&
-           cd_mono_ms() < until - 1000) {
+           cd_mono_ms() < until - CD_STOP_CLOSE_MS) {
         struct timespec ts = {0, 5 * 1000000L};
         nanosleep(&ts, NULL);
     }

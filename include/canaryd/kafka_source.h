@@ -18,6 +18,7 @@
 
 #include "canaryd/config.h"
 #include "canaryd/pipeline.h"
+#include "canaryd/shutdown.h"
 
 #define CD_KAFKA_MAX_TOPICS 16
 #define CD_KAFKA_MAX_PROPS 64
@@ -123,8 +124,8 @@ int cd_kafka_source_start(cd_kafka_source_t *s, char *errbuf, size_t errsize);
  */
 void cd_kafka_source_stop(cd_kafka_source_t *s, int64_t deadline_ms);
 
-/* How long cd_kafka_source_destroy() waits for librdkafka to shut down. */
-#define CD_KAFKA_DESTROY_WAIT_MS 500
+/* How long cd_kafka_source_destroy() waits for librdkafka to shut down:
+ * CD_KAFKA_DESTROY_WAIT_MS, a share of the shutdown budget (shutdown.h). */
 
 /*
  * Stops (deadline 0 if not stopped yet) and frees. librdkafka's handles are
