@@ -35,9 +35,9 @@
  * boundary a sum of the pipeline's counters; the thread sleeps with
  * clock_nanosleep between boundaries.
  *
- * Idle steps. Each wake-up itself cost ~32 us of CPU on the project's VM
- * (kernel context switch), so waking 100 times a second was the largest
- * part of an idle agent's CPU (97 ms per 30 s, 0.32 % of a core). When
+ * Idle steps. Each wake-up costs a kernel context switch, so waking 100
+ * times a second would be the largest part of an idle agent's CPU
+ * (measured: docs/performance-history.md). When
  * nothing can change before the next multiple of CD_LIVE_IDLE_MS (100 ms:
  * no event accepted since the last step nor for CD_LIVE_QUIET_MS before, no
  * bucket edge, engine deadline or release change before it;
@@ -45,11 +45,9 @@
  * that multiple instead, and the first event after a quiet spell wakes it:
  * a source calls cd_pipeline_poke after counting the first event that
  * follows a poll of its own that returned nothing (the Kafka workers do),
- * so the hot path is untouched -- an earlier version loaded the wake flag
- * in cd_pipeline_add, per event, and in same-run A/B pairs of bench_kafka
- * its 2 workers read 1 M events 4-14 % slower in 4 of 6 (faster in 2), its
- * 1 worker in ~1.05 s instead of ~0.7 s in 4 of 10, for reasons not found
- * (the load itself is of a line written rarely). After a poke the
+ * so the hot path is untouched (a wake flag loaded per event in
+ * cd_pipeline_add measurably slowed bench_kafka, for reasons not found:
+ * docs/performance-history.md). After a poke the
  * thread sleeps to the next 10 ms boundary and steps as when busy, so the
  * event is judged as before, within 10 ms. The boundaries evaluated, and
  * their times, are the same as with 100 steps a second (a bucket edge or a

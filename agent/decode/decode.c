@@ -44,8 +44,8 @@
  * Build: CMakeLists.txt compiles this file with -fno-jump-tables and (but
  * for Debug builds) -O3, both portable. Otherwise GCC turns jsmn's switch on
  * every byte outside strings into a jump table, an indirect branch that
- * mispredicts. With both, bench_decode went from 361-378 to 334-336 ns per
- * event. Code placement matters as much as any change here: where jsmn's
+ * mispredicts (the gain measured: docs/performance-history.md). Code
+ * placement matters as much as any change here: where jsmn's
  * string loop falls relative to 64-byte lines moves bench_decode by up to
  * 15-20 ns with identical code (measured by shifting cd_decode in 16-byte
  * steps; best when the loop starts a line). Check `objdump -d` after editing

@@ -16,8 +16,8 @@
  * Counting shares nothing but the lock-free windows: each worker counts into
  * its own stripe (its id) of the window's counters and of the pipeline's
  * statistics, and keeps its own message count, all on cache lines no other
- * worker writes (with one shared line per count, 2 workers were slower than
- * 1 in bench_kafka). The cost: one set of broker connections per
+ * worker writes (a shared line per count made 2 workers slower than 1). The
+ * cost: one set of broker connections per
  * worker, and workers beyond the partition count stay idle (a topic should
  * have at least as many partitions as canaryd has threads).
  *
@@ -53,18 +53,16 @@
  * until its last message is destroyed, plus librdkafka's bookkeeping (an
  * op structure) per queued message. So canaryd's defaults keep the queue
  * small: 512 KB / 2500 messages per worker (librdkafka's are 65536 KB /
- * 100000). Measured with bench/bench_kafka.c (docs/live.md "Sizing"): peak
- * RSS 23-32 MB with 1-2 workers, against 26-34 MB at 1024 KB / 5000,
- * 38-44 MB at 2048 KB / 10000 and 111-137 MB at the former 16384 KB, with
- * no measurable loss of throughput (the machine's noise is larger).
+ * 100000): bench_kafka's peak RSS stays under the 32 MB target with no
+ * measurable loss of throughput (larger queues and their figures:
+ * docs/performance-history.md).
  *
  * A small queue is slow on librdkafka < 2.1 (Debian 12 has 2.0.2): once the
  * queue is over a limit the broker thread stops fetching and looks again
  * only when something wakes it -- a request or answer on its connection, or
  * its 1 s timer; the application draining the queue does not. Every full
- * queue then costs up to a second (a 16 MB queue read 0.19 / 0.31 M
- * events/s with 1 / 2 workers, 0.17-0.28x the bare consumer; a 2 MB one
- * 17 k / 37 k events/s). librdkafka 2.1 added
+ * queue then costs up to a second (a fraction of the bare consumer's
+ * throughput: docs/performance-history.md). librdkafka 2.1 added
  * fetch.queue.backoff.ms for this: where the library is >= 2.1 at run time
  * canaryd sets it (DEFAULT_QUEUE_BACKOFF_MS) and does nothing else. Below
  * 2.1 the fetcher is nudged: a worker samples its consumer queue's length
@@ -89,11 +87,8 @@
  * on a worker, and does not wait for the answer: only the request matters
  * (it is what wakes the broker thread), and librdkafka sends the requests
  * before it starts waiting, so the call is given NUDGE_TIMEOUT_MS (1 ms) and
- * a late answer is dropped by librdkafka. Waiting for each round trip
- * (500 ms allowed before) delayed the next worker's nudge behind it: with
- * 2 workers, bench_kafka read the 1 M events in 0.61-0.64 s against
- * 0.53-0.55 s without the wait (2026-11-27). It
- * stops with the workers in cd_kafka_source_stop and logs how many nudges
+ * a late answer is dropped by librdkafka (waiting for each round trip would
+ * delay the next worker's nudge behind it). It stops with the workers in cd_kafka_source_stop and logs how many nudges
  * it made ("kafka: N fetch nudges"; also cd_kafka_stats_t.fetch_nudges).
  * CANARYD_KAFKA_NUDGE=0 turns it off (for comparing). User-set
  * kafka.properties win over every default here; the nudge thresholds follow
