@@ -519,6 +519,11 @@ static bool ledger_takes(cd_dispatcher_t *d, sink_t *s, const item_t *it)
     if (!d->ledger || !it->decision) return true;
     cd_ledger_state_t st = cd_ledger_sink_state(d->ledger, it->decision_id, it->decision_once,
                                                 it->v.time_ms, s->name);
+    /* A repeating decision (ALERT) made again while catching up is the past
+     * decided again, on the rebuild's evaluation grid rather than the one
+     * it was first made on: any copy the sink has makes it old news. */
+    if (st == CD_LEDGER_NEW && it->v.catchup && !it->decision_once)
+        st = cd_ledger_sink_state(d->ledger, it->decision_id, false, INT64_MIN + 1, s->name);
     if (st == CD_LEDGER_NEW) return true;
     cd_log(CD_LOG_INFO, "sink %s: %s %s already %s; not again (ledger %s)", s->name,
            cd_verdict_kind_name(it->v.verdict), it->decision_id,

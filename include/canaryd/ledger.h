@@ -14,8 +14,8 @@
  * has it. An ALERT (and a dry-run ROLLBACK) repeats while its rule keeps
  * firing; each repeat is a notification of its own, so for those a sink has
  * the record when it delivered that identity at the same or a later event
- * time (a rebuild that decides again from the same events makes the same
- * times, hence no second delivery).
+ * time; the dispatcher also treats a repeating one flagged catchup (the
+ * past decided again on the rebuild's grid) as had by a sink with any copy.
  *
  * The file: JSON lines, appended with one write(2) and fsync(2) each (the
  * verdict log's discipline, verdict_log.h), read whole at open:

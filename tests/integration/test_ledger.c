@@ -366,3 +366,43 @@ Test(ledger, redis_mirror_recovers_a_new_pods_decision, .fini = redis_teardown)
     cr_expect(strstr(log, "Redis 127.0.0.1:") != NULL, "%s", log);
     free(log);
 }
+
+/* An ALERT repeat is news; the same ALERT made again while catching up
+ * (flagged catchup, on the rebuild's grid: a later time) is not, once the
+ * sink has any copy of it; a firing ALERT the sink never had is news even
+ * while catching up. */
+Test(ledger, alert_again_while_catching_up_is_old_news)
+{
+    cd_ledger_t *l = open_ledger();
+    char json[512];
+    snprintf(json, sizeof(json),
+             "{\"outputs\":[{\"type\":\"log\",\"name\":\"audit\",\"path\":\"%s\"}]}",
+             st_path("a.log"));
+    cd_dispatcher_t *d = st_dispatcher(json, false);
+    cd_dispatcher_set_ledger(d, l);
+    char err[256];
+    cr_assert_eq(cd_dispatcher_start(d, err, sizeof(err)), 0, "%s", err);
+    cd_verdict_t a = st_verdict(CD_VERDICT_ALERT, "errors", CD_ACTION_ALERT, 5);
+    cr_assert(cd_dispatcher_submit(d, &a));
+    cr_assert_eq(cd_dispatcher_drain(d, 5000), 0);
+    cd_verdict_t rebuilt = st_verdict(CD_VERDICT_ALERT, "errors", CD_ACTION_ALERT, 6);
+    rebuilt.catchup = true;
+    cr_assert(cd_dispatcher_submit(d, &rebuilt));
+    cr_assert_eq(cd_dispatcher_drain(d, 5000), 0);
+    cr_expect_eq(st_stats(d, 0).delivered, 1);
+    cr_expect_eq(st_stats(d, 0).filtered, 1);
+    cd_verdict_t repeat = st_verdict(CD_VERDICT_ALERT, "errors", CD_ACTION_ALERT, 305);
+    cr_assert(cd_dispatcher_submit(d, &repeat));
+    cd_verdict_t other = st_verdict(CD_VERDICT_ALERT, "fatal", CD_ACTION_ALERT, 306);
+    other.catchup = true;
+    cr_assert(cd_dispatcher_submit(d, &other));
+    cr_assert_eq(cd_dispatcher_drain(d, 5000), 0);
+    cr_expect_eq(st_stats(d, 0).delivered, 3);
+    cd_dispatcher_destroy(d);
+    cd_ledger_close(l);
+    char want[16384];
+    snprintf(want, sizeof(want), "%s%s%s", st_json(&a), st_json(&repeat), st_json(&other));
+    char *got = st_read(st_path("a.log"));
+    cr_expect_str_eq(got, want);
+    free(got);
+}

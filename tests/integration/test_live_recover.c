@@ -282,9 +282,11 @@ Test(live_recover, restart_after_rollback_answers_rollback_first)
     cr_assert(wait_for("v.log.ledger", "\"sink\":\"--verdict-log\"", 5000));
     sigkill(a);
 
+    int64_t t0 = mono_ms();
     a = agent(1);
     /* the first answers, before anything else was asked */
     r = request("err1", "/api/v1/verdict", NULL, &code);
+    cr_log_info("restart to the first /api/v1/verdict answer: %lld ms", (long long)(mono_ms() - t0));
     cr_expect_eq(code, 200);
     cr_expect_str_eq(verdict_of(r), "ROLLBACK", "%s", r);
     free(r);
@@ -330,8 +332,12 @@ Test(live_recover, crash_between_decide_and_deliver_delivers_once)
     free(led);
 
     cr_assert(rx_resume(rx));
+    int64_t t0 = mono_ms();
     a = agent(1);
     cr_assert(rx_wait(rx, 1, 20000), "the ROLLBACK was not delivered after the restart");
+    rx_request_t q = rx_get(rx, 0);
+    cr_log_info("restart to the undelivered ROLLBACK's arrival: %lld ms", (long long)(q.at_ms - t0));
+    rx_request_free(&q);
     long c2 = 0;
     char *r = request("err1", "/api/v1/verdict", NULL, &c2);
     cr_expect_str_eq(verdict_of(r), "ROLLBACK", "%s", r);
