@@ -109,6 +109,19 @@ static void publish(run_t *r, int64_t now)
     r->published_ms = now;
 }
 
+/* Evaluating thread, from on_record: publishes the snapshot with the
+ * verdict just decided (the engine's own verdict follows at the end of the
+ * evaluation; the next fill keeps this since_ms). */
+static void publish_decided(run_t *r, cd_verdict_kind_t decided)
+{
+    cd_snapshot_fill(r->snap, r->p, cd_live_now_ms());
+    if (r->snap->verdict != decided) {
+        r->snap->verdict = decided;
+        r->snap->since_ms = cd_live_now_ms();
+    }
+    cd_http_publish(r->http, r->snap);
+}
+
 /* Evaluating thread: applies a POST /api/v1/release, and publishes a
  * snapshot for the HTTP API when something changed or every 100 ms (the
  * tick runs before each evaluation step, so it shows the previous one). */
@@ -166,6 +179,16 @@ static void on_tick(void *opaque)
 static void on_record(const cd_verdict_t *v, void *opaque)
 {
     run_t *r = opaque;
+    /* A decision is on the HTTP API before any sink is handed it: a Flagger
+     * hook asked as soon as a webhook arrived must not be answered from the
+     * snapshot of the step before (the next tick publishes after the whole
+     * step, which during a catch-up judges many seconds; test_live_recover
+     * saw a 409 ANALYZING 29 ms after its receiver had the ROLLBACK). The
+     * engine sets its release verdict after an evaluation's rule verdicts,
+     * so the ROLLBACK (final) is applied to the snapshot here. */
+    if (r->http && r->snap && v->record == CD_RECORD_VERDICT && !v->dry_run &&
+        (v->verdict == CD_VERDICT_ROLLBACK || v->verdict == CD_VERDICT_PROMOTE))
+        publish_decided(r, v->verdict);
     /* A full queue is counted and logged by the dispatcher (the live agent
      * never blocks on its sinks); a failed write to stdout or the verdict
      * log is the run's I/O failure. */
