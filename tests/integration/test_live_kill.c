@@ -345,6 +345,26 @@ static int rollbacks_received(void)
     return n;
 }
 
+/* ROLLBACK verdict records in file name; *catchup gets those marked as
+ * written while catching up (a decision the rebuild met again). Lines cut
+ * by SIGKILL (no newline) are not counted. */
+static int rollback_records(const char *name, int *catchup)
+{
+    char *s = read_file(name);
+    int n = 0;
+    *catchup = 0;
+    for (char *line = s, *nl; (nl = strchr(line, '\n')); line = nl + 1) {
+        *nl = '\0';
+        if (!strstr(line, "\"verdict\":\"ROLLBACK\"")) continue;
+        if (strstr(line, "\"catchup\":true"))
+            (*catchup)++;
+        else
+            n++;
+    }
+    free(s);
+    return n;
+}
+
 static bool rollback_delivered(void *arg)
 {
     (void)arg;
@@ -436,7 +456,14 @@ Test(live_kill, kill9_at_five_points_windows_and_verdicts_match_the_control)
     cr_assert_str_eq(sub.first_verdict, "ROLLBACK", "after kill 3: the first answer");
     cr_assert(wait_for(sub.err, "assigned", 30000), "subject not assigned:\n%s",
               read_file(sub.err));
+    /* what the subject said of itself then (h11start: "catching up: ...") */
+    long rst = 0;
+    json_t *ready = agent_get(&sub, "/readyz", &rst);
+    char *rtext = ready ? json_dumps(ready, JSON_COMPACT) : NULL;
     int64_t k4 = agent_kill(&sub);
+    cr_log_info("kill 4: the subject's /readyz just before: %ld %s", rst, rtext ? rtext : "-");
+    free(rtext);
+    json_decref(ready);
     cr_log_info("kill 3 at %lld ms after the subject's ROLLBACK, kill 4 %lld ms after it",
                 (long long)(k3 - rb_sub), (long long)(k4 - k3));
     restart_and_compare(&ctl, &sub, k4, "kill 3 (a second after the ROLLBACK) and 4 (during a "
@@ -467,6 +494,13 @@ Test(live_kill, kill9_at_five_points_windows_and_verdicts_match_the_control)
      * was delivered (the decision ledger beside the verdict log) */
     cr_assert_eq(rollbacks_received(), 1, "ROLLBACK notifications received: %d",
                  rollbacks_received());
+    /* and one ROLLBACK record in the verdict log: a restart recovers it
+     * silently, a rebuild that meets it again marks it catchup */
+    int caught = 0, written = rollback_records("sub.vlog", &caught);
+    cr_log_info("the subject's verdict log: %d ROLLBACK record(s), %d more marked catchup", written,
+                caught);
+    cr_assert_eq(written, 1, "ROLLBACK records not marked catchup in the verdict log: %d",
+                 written);
 #if WINDOWS_REBUILT
     /* the rule's pending state survived kill 2: ROLLBACK when the control's */
     cr_assert_leq(llabs(rb_sub - rb_ctl), 2000, "subject's ROLLBACK %lld ms from the control's",
