@@ -3,7 +3,8 @@
  * process, with a pipeline) against librdkafka's mock cluster started here
  * on loopback. Each partition starts at the first offset whose event time
  * is within the history the rules need, whatever the group committed and
- * never at the topic's beginning; a partition without history starts at its
+ * never at the topic's beginning, with eager and with cooperative-sticky
+ * (incremental) assignment; a partition without history starts at its
  * end. Counts are exact: the history has a 100 s gap around the start time,
  * so any start time the wall clock gives (the search runs a few ms to
  * seconds after the events were made, up to 50 s on a loaded machine)
@@ -140,7 +141,17 @@ static void commit_for(const char *group, int nparts, int64_t off)
     rd_kafka_destroy(k);
 }
 
+static cd_kafka_source_t *source_with(const char *group, int threads, int64_t history_ms,
+                                      const char *strategy);
+
 static cd_kafka_source_t *source(const char *group, int threads, int64_t history_ms)
+{
+    return source_with(group, threads, history_ms, NULL);
+}
+
+/* strategy: partition.assignment.strategy, or NULL for librdkafka's (eager) */
+static cd_kafka_source_t *source_with(const char *group, int threads, int64_t history_ms,
+                                      const char *strategy)
 {
     char err[512];
     cd_kafka_conf_t kc;
@@ -158,6 +169,11 @@ static cd_kafka_source_t *source(const char *group, int threads, int64_t history
         snprintf(kc.prop_values[i], sizeof(kc.prop_values[i]), "%s", props[i][1]);
     }
     kc.nprops = 2;
+    if (strategy) {
+        snprintf(kc.prop_names[2], sizeof(kc.prop_names[2]), "partition.assignment.strategy");
+        snprintf(kc.prop_values[2], sizeof(kc.prop_values[2]), "%s", strategy);
+        kc.nprops = 3;
+    }
     cd_kafka_source_t *s = cd_kafka_source_new(&kc, cfg, pl, err, sizeof(err));
     cr_assert_not_null(s, "%s", err);
     cr_assert_eq(cd_kafka_source_set_history(s, &kc, cfg, history_ms, err, sizeof(err)), 0, "%s",
@@ -275,5 +291,29 @@ Test(kafka_start, no_history_keeps_the_committed_offset)
     cd_kafka_source_stats(s, &st);
     cr_assert_eq(st.start_searches, 0);
     finish(s);
+    rd_kafka_destroy(p);
+}
+
+/* Cooperative-sticky: the partitions come in incremental assigns (each
+ * worker its own, as it joins); every one starts by time all the same. */
+Test(kafka_start, cooperative_sticky_incremental_assigns_start_by_time)
+{
+    cr_assert_eq(rd_kafka_mock_topic_create(mc, TOPIC, 4, 1), 0);
+    int64_t now = now_ms() / 1000 * 1000;
+    rd_kafka_t *p = producer();
+    int recent = 0;
+    for (int part = 0; part < 4; part++) {
+        produce(p, part, now - 600000, now - 200000);
+        recent += produce(p, part, now - 100000, now);
+    }
+    flush(p);
+    cd_kafka_source_t *s = source_with("coop", 2, 150000, "cooperative-sticky");
+    uint64_t got = read_to_end(s, 4);
+    cd_kafka_stats_t st;
+    cd_kafka_source_stats(s, &st);
+    finish(s);
+    cr_assert_eq(got, (uint64_t)recent, "read %llu, want %d", (unsigned long long)got, recent);
+    cr_assert_geq(st.start_searches, 4);
+    cr_assert_eq(st.start_failed, 0);
     rd_kafka_destroy(p);
 }
