@@ -19,9 +19,10 @@
  * crash; one still in the submit queue at the crash is the rebuild's to
  * make again (docs/operations.md).
  *
- * Trade-off: the file only grows (a few lines per release, a few hundred
- * bytes each); reading it whole at start is cheap at that size, and one
- * file with appends only cannot be left half-rewritten by a crash.
+ * Trade-off: appends only while running (a few lines per release, a few
+ * hundred bytes each), so no crash can leave it half-rewritten; at open, a
+ * file past COMPACT_LINES is rewritten as the current judgement alone
+ * (compact(): a new file renamed over the old one).
  */
 #include "canaryd/clock.h"
 #include "canaryd/ledger.h"
@@ -47,6 +48,8 @@
 #define MIRROR_KEEP 10000
 #define MIRROR_TIMEOUT_MS 1000
 #define MIRROR_PAUSE_MS 10000
+/* A file longer than this is rewritten as its current meaning at open. */
+#define COMPACT_LINES 1000
 
 typedef struct sink_rec {
     char id[CD_DECISION_ID_MAX];
@@ -356,6 +359,79 @@ static bool load(cd_ledger_t *l, char *errbuf, size_t errsize)
     return true;
 }
 
+/* One line of the compacted file (steals j). false: out of memory. */
+static bool put_line(FILE *f, json_t *j)
+{
+    char *line = j ? json_dumps(j, JSON_PRESERVE_ORDER | JSON_COMPACT | JSON_REAL_PRECISION(15))
+                   : NULL;
+    json_decref(j);
+    if (!line) return false;
+    bool ok = fputs(line, f) >= 0 && fputc('\n', f) != EOF;
+    free(line);
+    return ok;
+}
+
+/*
+ * Rewrites the file as what it means now, when it has grown past
+ * COMPACT_LINES: the current judgement (its release, its decisions and
+ * their deliveries) and the Flagger runs; older releases' lines go. Written
+ * to PATH.tmp, fsync'ed and renamed over PATH, then the folder fsync'ed: a
+ * crash leaves the old file or the new one, never half of either. A failure
+ * is logged and keeps the old file.
+ */
+static void compact(cd_ledger_t *l)
+{
+    char tmp[4096], dir[4096];
+    snprintf(tmp, sizeof(tmp), "%s.tmp", l->path);
+    FILE *f = fopen(tmp, "w");
+    bool ok = f != NULL;
+    if (ok)
+        ok = put_line(f, json_pack("{s:s,s:s,s:I}", "t", "judgement", "release", l->cur_release,
+                                   "at", (json_int_t)0));
+    for (size_t i = 0; ok && i < l->nruns; i++)
+        ok = put_line(f, json_pack("{s:s,s:s,s:s}", "t", "flagger", "key", l->runs[i].key,
+                                   "checksum", l->runs[i].checksum));
+    for (size_t i = 0; ok && i < l->ndec; i++) {
+        const decided_t *d = &l->dec[i];
+        json_t *rec = json_loads(d->json, 0, NULL);
+        ok = rec && put_line(f, json_pack("{s:s,s:s,s:I,s:o}", "t", "decided", "id", d->id, "at",
+                                          (json_int_t)d->at_ms, "record", rec));
+        for (size_t k = 0; ok && k < l->nrecs; k++)
+            if (strcmp(l->recs[k].id, d->id) == 0 && l->recs[k].delivered != INT64_MIN)
+                ok = put_line(f, json_pack("{s:s,s:s,s:s,s:I}", "t", "delivered", "id", d->id,
+                                           "sink", l->recs[k].sink, "time",
+                                           (json_int_t)l->recs[k].delivered));
+    }
+    if (ok) ok = fflush(f) == 0 && fsync(fileno(f)) == 0;
+    if (f && fclose(f) != 0) ok = false;
+    if (ok) ok = rename(tmp, l->path) == 0;
+    if (!ok) {
+        cd_log(CD_LOG_WARN, "ledger %s: not compacted (%s); kept as it is", l->path,
+               strerror(errno));
+        unlink(tmp);
+        return;
+    }
+    snprintf(dir, sizeof(dir), "%s", l->path);
+    char *slash = strrchr(dir, '/');
+    if (slash)
+        *(slash == dir ? slash + 1 : slash) = '\0';
+    else
+        snprintf(dir, sizeof(dir), ".");
+    int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd >= 0) {
+        fsync(dfd); /* the rename itself is durable */
+        close(dfd);
+    }
+    /* what this process knows is what the next one will read */
+    size_t kept = 0;
+    for (size_t k = 0; k < l->nrecs; k++)
+        if (dec_find(l, l->recs[k].id) && l->recs[k].delivered != INT64_MIN)
+            l->recs[kept++] = l->recs[k];
+    l->nrecs = kept;
+    cd_log(CD_LOG_INFO, "ledger %s: compacted from %llu lines to the current judgement's", l->path,
+           (unsigned long long)l->file_lines);
+}
+
 cd_ledger_t *cd_ledger_open(const char *path, char *errbuf, size_t errsize)
 {
     cd_ledger_t *l = calloc(1, sizeof(*l));
@@ -368,6 +444,7 @@ cd_ledger_t *cd_ledger_open(const char *path, char *errbuf, size_t errsize)
     l->fd = -1;
     if (!path) return l; /* memory (and the Redis mirror) only */
     if (!load(l, errbuf, errsize)) goto err;
+    if (l->file_lines > COMPACT_LINES) compact(l);
     l->fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
     if (l->fd < 0) {
         snprintf(errbuf, errsize, "ledger %s: %s", path, strerror(errno));

@@ -25,7 +25,8 @@
  *   {"t":"flagger","key":"NS/NAME","checksum":SUM}    Flagger's last canary run
  * "decided" is written by the dispatcher thread before any sink is handed
  * the record, "delivered" once a sink acknowledged it (OK). A line cut short
- * by a crash is skipped at open (counted, logged). Decisions of the current
+ * by a crash is skipped at open (counted, logged); a file of more than 1,000
+ * lines is rewritten at open as the current judgement alone. Decisions of the current
  * judgement are those after the last "judgement" line, of the release of
  * the latest decision.
  *

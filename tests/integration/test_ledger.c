@@ -406,3 +406,62 @@ Test(ledger, alert_again_while_catching_up_is_old_news)
     cr_expect_str_eq(got, want);
     free(got);
 }
+
+/* A ledger past 1,000 lines is rewritten at open as the current judgement
+ * alone: the same decision, deliveries and Flagger run, in 6 lines; an
+ * older release's lines are gone. */
+Test(ledger, long_ledger_compacted_at_open)
+{
+    cd_ledger_t *l = open_ledger();
+    for (int i = 0; i < 600; i++)
+        cd_ledger_flagger(l, "prod/checkout", i % 2 ? "odd" : "even");
+    cd_verdict_t old = st_verdict(CD_VERDICT_ROLLBACK, "fatal", CD_ACTION_ROLLBACK, 1);
+    old.release = "2.4.0";
+    cd_ledger_decided(l, &old, st_json(&old), 10);
+    cd_ledger_delivered(l, "-:2.4.0:ROLLBACK:fatal", true, 0, "chat");
+    cd_verdict_t al;
+    for (int i = 0; i < 500; i++) {
+        al = st_verdict(CD_VERDICT_ALERT, "errors", CD_ACTION_ALERT, 10 + i);
+        cd_ledger_decided(l, &al, st_json(&al), 1000 + i);
+        cd_ledger_delivered(l, "-:2.5.0:ALERT:errors", false, al.time_ms, "chat");
+    }
+    cd_verdict_t rb = st_verdict(CD_VERDICT_ROLLBACK, "fatal", CD_ACTION_ROLLBACK, 600);
+    cd_ledger_decided(l, &rb, st_json(&rb), 2000);
+    cd_ledger_delivered(l, "-:2.5.0:ROLLBACK:fatal", true, rb.time_ms, "chat");
+    cd_ledger_close(l);
+    char *text = st_read(st_path("v.log.ledger"));
+    cr_assert_eq(st_count_lines(text), 600 + 2 + 1000 + 2);
+    free(text);
+
+    for (int round = 0; round < 2; round++) { /* compacted, then read as it is */
+        l = open_ledger();
+        text = st_read(st_path("v.log.ledger"));
+        cr_expect_eq(st_count_lines(text), 6, "%s", text);
+        free(text);
+        cd_ledger_decision_t d;
+        cr_assert(cd_ledger_decision(l, &d));
+        cr_expect_eq(d.verdict, CD_VERDICT_ROLLBACK);
+        cr_expect_str_eq(d.release, "2.5.0");
+        cr_expect_eq(d.at_ms, 2000);
+        cr_expect_eq(cd_ledger_sink_state(l, "-:2.5.0:ROLLBACK:fatal", true, 0, "chat"),
+                     CD_LEDGER_DELIVERED);
+        cr_expect_eq(cd_ledger_sink_state(l, "-:2.5.0:ALERT:errors", false, al.time_ms, "chat"),
+                     CD_LEDGER_DELIVERED);
+        cr_expect_eq(cd_ledger_sink_state(l, "-:2.5.0:ALERT:errors", false, al.time_ms + 1, "chat"),
+                     CD_LEDGER_NEW);
+        cr_expect_eq(cd_ledger_sink_state(l, "-:2.4.0:ROLLBACK:fatal", true, 0, "chat"),
+                     CD_LEDGER_NEW);
+        ngot = 0;
+        cr_expect_eq(cd_ledger_each_decided(l, collect, NULL), 2);
+        cr_expect_str_eq(got_json[0], st_json(&al));
+        cr_expect_str_eq(got_json[1], st_json(&rb));
+        runs[0] = '\0';
+        cd_ledger_each_flagger(l, collect_run, NULL);
+        cr_expect_str_eq(runs, "prod/checkout=odd;");
+        cd_ledger_close(l);
+    }
+    char *log = st_log_text();
+    cr_expect(strstr(log, "compacted from 1604 lines to the current judgement's") != NULL, "%s",
+              log);
+    free(log);
+}
