@@ -14,4 +14,10 @@ int cd_cli_run(int argc, char **argv);          /* agent/cli/cli_run.c */
 int cd_cli_simulate(int argc, char **argv);     /* agent/cli/cli_simulate.c */
 int cd_cli_report(int argc, char **argv);       /* agent/cli/cli_report.c */
 
+/* Installs stop on SIGINT and SIGTERM and hup on SIGHUP (hup NULL: SIGHUP
+ * keeps its disposition), no SA_RESTART, so a blocking read returns EINTR
+ * and the loop sees the flag the handler set. agent/cli/signals.c; the
+ * commands' main thread, before it starts any other. */
+void cd_cli_on_signals(void (*stop)(int), void (*hup)(int));
+
 #endif

@@ -254,19 +254,13 @@ static void take_line(cd_pipeline_t *p, cd_event_clock_t *ec, counts_t *k, run_s
                       cd_lr_status_t s, const char *line, size_t len, uint64_t lineno)
 {
     cd_event_t ev;
-    if (s == CD_LR_TOO_LONG) {
-        cd_pipeline_count_bad(p, CD_BAD_LINE_TOO_LONG, line, len, lineno);
+    switch (cd_event_clock_take_line(ec, p, s, line, len, lineno, &ev)) {
+    case CD_EC_BAD:
         return;
-    }
-    if (cd_pipeline_decode(p, line, len, lineno, &ev) != CD_BAD_NONE) return;
-    int64_t ref;
-    switch (cd_event_clock_judge(ec, ev.ts_ms, lineno, &ref)) {
     case CD_EC_FUTURE:
-        cd_pipeline_count_future(p, &ev, ref, lineno);
         st->future++;
         return;
     case CD_EC_LATE:
-        cd_pipeline_count_late(p, &ev, ref, lineno);
         st->late++;
         return;
     case CD_EC_TAKE:

@@ -682,13 +682,7 @@ int cd_cli_run(int argc, char **argv)
         publish(&r, cd_mono_ms());
     }
 
-    struct sigaction sa;
-    memset(&sa, 0, sizeof(sa));
-    sa.sa_handler = on_signal;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGHUP, &sa, NULL);
+    cd_cli_on_signals(on_signal, on_signal);
 
     if (cd_live_start(live, err, sizeof(err)) != 0 ||
         cd_kafka_source_start(src, err, sizeof(err)) != 0 ||

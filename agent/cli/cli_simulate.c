@@ -604,12 +604,7 @@ int cd_cli_simulate(int argc, char **argv)
     s.rk = producer_new(&o, &s);
     if (!s.rk) goto out;
 
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
+    cd_cli_on_signals(on_signal, NULL);
 
     char tbuf[40], dbuf[32], obuf[32];
     cd_time_format(start, tbuf, sizeof tbuf);

@@ -73,6 +73,22 @@ cd_ec_verdict_t cd_event_clock_judge(cd_event_clock_t *k, int64_t ts, uint64_t l
     return CD_EC_TAKE;
 }
 
+cd_ec_verdict_t cd_event_clock_take_line(cd_event_clock_t *k, cd_pipeline_t *p, cd_lr_status_t st,
+                                         const char *line, size_t len, uint64_t lineno,
+                                         cd_event_t *ev)
+{
+    if (st == CD_LR_TOO_LONG) {
+        cd_pipeline_count_bad(p, CD_BAD_LINE_TOO_LONG, line, len, lineno);
+        return CD_EC_BAD;
+    }
+    if (cd_pipeline_decode(p, line, len, lineno, ev) != CD_BAD_NONE) return CD_EC_BAD;
+    int64_t ref;
+    cd_ec_verdict_t v = cd_event_clock_judge(k, ev->ts_ms, lineno, &ref);
+    if (v == CD_EC_FUTURE) cd_pipeline_count_future(p, ev, ref, lineno);
+    if (v == CD_EC_LATE) cd_pipeline_count_late(p, ev, ref, lineno);
+    return v;
+}
+
 void cd_event_clock_unanchor(cd_event_clock_t *k)
 {
     k->anchored = false;

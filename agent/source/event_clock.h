@@ -29,6 +29,7 @@
 #include <stdint.h>
 
 #include "canaryd/event.h"
+#include "canaryd/pipeline.h"
 #include "linereader.h"
 
 /* Consecutive "future" events after which the clock follows the stream. */
@@ -40,6 +41,7 @@
 
 typedef enum cd_ec_verdict {
     CD_EC_TAKE,   /* accepted; max_ts is updated */
+    CD_EC_BAD,    /* not an event (too long, not decodable): counted as bad */
     CD_EC_FUTURE, /* drop, counted as future against *ref */
     CD_EC_LATE,   /* drop, counted as late against *ref (the look-ahead's anchor) */
 } cd_ec_verdict_t;
@@ -87,5 +89,12 @@ void cd_event_clock_unanchor(cd_event_clock_t *k);
  * (max_ts updated), or FUTURE / LATE with the reference time in *ref. */
 cd_ec_verdict_t cd_event_clock_judge(cd_event_clock_t *k, int64_t ts, uint64_t lineno,
                                      int64_t *ref);
+
+/* One line as read (st, line, len, lineno): decoded by p, which counts and
+ * samples it when it is bad (BAD), or judged, p counting it as future or
+ * late when so (FUTURE, LATE). TAKE: *ev holds the event to use. */
+cd_ec_verdict_t cd_event_clock_take_line(cd_event_clock_t *k, cd_pipeline_t *p, cd_lr_status_t st,
+                                         const char *line, size_t len, uint64_t lineno,
+                                         cd_event_t *ev);
 
 #endif

@@ -296,23 +296,8 @@ static void take(replay_t *r, cd_pipeline_t *p, const cd_config_t *cfg, rclock_t
                  cd_lr_status_t st, const char *line, size_t len, uint64_t lineno)
 {
     cd_event_t ev;
-    if (st == CD_LR_TOO_LONG) {
-        cd_pipeline_count_bad(p, CD_BAD_LINE_TOO_LONG, line, len, lineno);
-        return;
-    }
-    if (cd_pipeline_decode(p, line, len, lineno, &ev) != CD_BAD_NONE) return;
     bool first = !k->ec.have;
-    int64_t ref;
-    switch (cd_event_clock_judge(&k->ec, ev.ts_ms, lineno, &ref)) {
-    case CD_EC_FUTURE:
-        cd_pipeline_count_future(p, &ev, ref, lineno);
-        return;
-    case CD_EC_LATE:
-        cd_pipeline_count_late(p, &ev, ref, lineno);
-        return;
-    case CD_EC_TAKE:
-        break;
-    }
+    if (cd_event_clock_take_line(&k->ec, p, st, line, len, lineno, &ev) != CD_EC_TAKE) return;
     k->clock = k->ec.max_ts - cfg->allowed_lateness_ms;
     if (r->speed > 0) {
         if (first) {
@@ -446,14 +431,7 @@ int cd_replay_main(int argc, char **argv, const cd_replay_hooks_t *hooks)
         goto out;
     }
 
-    struct sigaction sa;
-    memset(&sa, 0, sizeof(sa));
-    sa.sa_handler = on_signal;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
-    sa.sa_handler = on_hup;
-    sigaction(SIGHUP, &sa, NULL);
+    cd_cli_on_signals(on_signal, on_hup);
 
     rc = run(&r, p, lr, cfg);
     uint64_t left = 0;

@@ -263,12 +263,7 @@ int cd_cli_tail(int argc, char **argv)
     const char *nc = getenv("NO_COLOR");
     t.colour = isatty(STDOUT_FILENO) && !(nc && *nc);
 
-    struct sigaction sa;
-    memset(&sa, 0, sizeof(sa));
-    sa.sa_handler = on_signal;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
+    cd_cli_on_signals(on_signal, NULL);
 
     if (open_file(&t, false) < 0) return 1;
     struct stat st;

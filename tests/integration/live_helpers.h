@@ -48,6 +48,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "canaryd/clock.h"
+
 #define LH_MAX_KIDS 16
 
 /* A NULL-terminated argument list: ARGS("replay", "--config", path) */
@@ -72,17 +74,13 @@ static inline void sleep_ms(long ms)
 /* Wall-clock ms: event timestamps the agent compares with its own clock. */
 static inline int64_t now_ms(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    return cd_wall_ms();
 }
 
 /* Monotonic ms: deadlines and durations. */
 static inline int64_t mono_ms(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    return cd_mono_ms();
 }
 
 /* ---- the scratch folder --------------------------------------------------- */
