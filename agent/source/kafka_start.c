@@ -289,6 +289,19 @@ int cd_kafka_start_find(cd_kafka_start_t *k, rd_kafka_topic_partition_list_t *l,
                 if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
                     if (m->offset < s->probe) break; /* a stale end from an earlier round */
                     s->b = s->probe; /* nothing at or after the offset asked */
+                } else if ((m->err == RD_KAFKA_RESP_ERR__AUTO_OFFSET_RESET ||
+                            m->err == RD_KAFKA_RESP_ERR_OFFSET_OUT_OF_RANGE) &&
+                           m->offset == s->probe) {
+                    /* Retention removed the offset asked: the log's start
+                     * moved past it during the search (a probe is below the
+                     * end, which only grows). Nothing at or before it can be
+                     * read any more, so the answer lies above it; its time
+                     * is unknown (bisect). Found by test_live_kill: the mock
+                     * cluster drops a partition's oldest messages one by one
+                     * past ~5 MB, and a restart then started at the
+                     * committed offset instead. */
+                    s->a = s->probe + 1 < s->b ? s->probe + 1 : s->b;
+                    s->ta = INT64_MIN;
                 } else if (m->err) {
                     cd_log_ratelimited("kafka:start-search", CD_LOG_WARN,
                                        "kafka: finding %s[%d]'s start by time: %s",
