@@ -33,7 +33,11 @@
  * 300 / 1200 (the SOP's 1m / 5m would make the suite take 10 minutes; the
  * semantics exercised are the same: a duration the condition must hold
  * through, and a band to clear), beside a percentile alert rule whose
- * observation counts are compared too. promote_after 10m: no PROMOTE.
+ * observation counts are compared too. promote_after 10m: no PROMOTE;
+ * min_canary_events 0, so the history a restart rebuilds is the rule's
+ * window + for + allowed_lateness (32 s: each partition's start is found
+ * by the search, mid-partition) rather than the 10 minutes the promotion
+ * evidence would need (the whole topic, every time).
  *
  * Timing: the kill points follow the agents' records (the control's
  * stdout, the subject's verdict log), polled; every wait is bounded
@@ -118,7 +122,7 @@ static void write_config(const char *name, bool webhook)
             "   \"numeric_fields\": {\"latency_ms\": \"data.latency_ms\"}},\n"
             " \"windows\": {\"resolution\": \"1s\", \"allowed_lateness\": \"%ds\",\n"
             "   \"max_future_skew\": \"30s\", \"slack\": \"30s\"},\n"
-            " \"verdicts\": {\"promote_after\": \"10m\", \"min_canary_events\": 100},\n"
+            " \"verdicts\": {\"promote_after\": \"10m\", \"min_canary_events\": 0},\n"
             " \"rules\": [{\"name\": \"error-rate\", \"kind\": \"relative\",\n"
             "   \"numerator\": [\"ERROR_OCCURRED\"], \"denominator\": [\"REQUEST_COMPLETED\"],\n"
             "   \"op\": \">\", \"factor\": 2, \"floor\": 0.002, \"window\": \"%ds\",\n"
