@@ -40,29 +40,20 @@
 #include <unistd.h>
 
 #include "../../agent/config/config_internal.h"
+#include "kafka_mock.h"
 #include "live_helpers.h"
 
 #define TOPIC "events"
 #define PARTS 4
 #define TOKEN "t0k3n-for-tests"
 
-static rd_kafka_t *mock_rk;
-static rd_kafka_mock_cluster_t *mock;
 static pid_t kid; /* the agent, 0 when reaped */
 static int port;  /* its HTTP port */
 
 static void setup(void)
 {
-    char e[256];
     scratch_make("cd_http_");
-    rd_kafka_conf_t *c = rd_kafka_conf_new();
-    rd_kafka_conf_set(c, "log_level", "0", e, sizeof(e));
-    mock_rk = rd_kafka_new(RD_KAFKA_PRODUCER, c, e, sizeof(e));
-    cr_assert_not_null(mock_rk, "%s", e);
-    mock = rd_kafka_mock_cluster_new(mock_rk, 1);
-    cr_assert_not_null(mock);
-    cr_assert_eq(rd_kafka_mock_topic_create(mock, TOPIC, PARTS, 1), 0);
-    snprintf(bootstraps, sizeof(bootstraps), "%s", rd_kafka_mock_cluster_bootstraps(mock));
+    mock_start(TOPIC, PARTS);
     curl_global_init(CURL_GLOBAL_DEFAULT);
 }
 
@@ -70,10 +61,7 @@ static void teardown(void)
 {
     kill_children();
     kid = 0;
-    if (mock) rd_kafka_mock_cluster_destroy(mock);
-    if (mock_rk) rd_kafka_destroy(mock_rk);
-    mock = NULL;
-    mock_rk = NULL;
+    mock_stop();
     curl_global_cleanup();
     scratch_remove();
 }
@@ -360,17 +348,6 @@ static void wait_metric(const char *series, double want, long limit_ms)
 
 /* ---- producing -------------------------------------------------------------- */
 
-static rd_kafka_t *producer(void)
-{
-    char e[256];
-    rd_kafka_conf_t *c = rd_kafka_conf_new();
-    cr_assert_eq(rd_kafka_conf_set(c, "bootstrap.servers", bootstraps, e, sizeof(e)), 0);
-    rd_kafka_conf_set(c, "log_level", "0", e, sizeof(e));
-    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, c, e, sizeof(e));
-    cr_assert_not_null(rk, "%s", e);
-    return rk;
-}
-
 static void produce_raw(rd_kafka_t *rk, const char *payload, int *seq)
 {
     cr_assert_eq(rd_kafka_producev(rk, RD_KAFKA_V_TOPIC(TOPIC),
@@ -406,11 +383,6 @@ static void produce_v(rd_kafka_t *rk, int n, const char *type, const char *cohor
                  type, (long long)(now_ms() + ahead_ms), cohort, version);
         produce_raw(rk, payload, seq);
     }
-}
-
-static void flush_all(rd_kafka_t *rk)
-{
-    cr_assert_eq(rd_kafka_flush(rk, 20000), 0, "flush timed out");
 }
 
 static void expect_flagger(const char *hook, long status, const char *verdict)

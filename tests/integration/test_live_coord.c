@@ -29,14 +29,13 @@
 #include <unistd.h>
 
 #include "http_receiver.c"
+#include "kafka_mock.h"
 #include "live_helpers.h"
 #include "redis_server.h"
 
 #define TOPIC "events"
 #define PARTS 4
 
-static rd_kafka_t *mock_rk;
-static rd_kafka_mock_cluster_t *mock;
 static pid_t redis_pid = -1;
 static int redis_port;
 static rx_t *rx;
@@ -45,16 +44,8 @@ static rx_t *rx;
 
 static void setup(void)
 {
-    char e[256];
     scratch_make("cd_coordlive_");
-    rd_kafka_conf_t *c = rd_kafka_conf_new();
-    rd_kafka_conf_set(c, "log_level", "0", e, sizeof(e));
-    mock_rk = rd_kafka_new(RD_KAFKA_PRODUCER, c, e, sizeof(e));
-    cr_assert_not_null(mock_rk, "%s", e);
-    mock = rd_kafka_mock_cluster_new(mock_rk, 1);
-    cr_assert_not_null(mock);
-    cr_assert_eq(rd_kafka_mock_topic_create(mock, TOPIC, PARTS, 1), 0);
-    snprintf(bootstraps, sizeof(bootstraps), "%s", rd_kafka_mock_cluster_bootstraps(mock));
+    mock_start(TOPIC, PARTS);
     rx = rx_start(0);
     cr_assert_not_null(rx);
     redis_port = 0;
@@ -66,27 +57,11 @@ static void teardown(void)
     redis_server_kill(&redis_pid);
     rx_stop(rx);
     rx = NULL;
-    if (mock) rd_kafka_mock_cluster_destroy(mock);
-    if (mock_rk) rd_kafka_destroy(mock_rk);
-    mock = NULL;
-    mock_rk = NULL;
+    mock_stop();
     scratch_remove();
 }
 
 /* ---- producing -------------------------------------------------------------- */
-
-static rd_kafka_t *producer(void)
-{
-    char e[256];
-    rd_kafka_conf_t *c = rd_kafka_conf_new();
-    cr_assert_eq(rd_kafka_conf_set(c, "bootstrap.servers", bootstraps, e, sizeof(e)), 0);
-    rd_kafka_conf_set(c, "log_level", "0", e, sizeof(e));
-    /* no duplicates from producer retries when the broker goes down */
-    cr_assert_eq(rd_kafka_conf_set(c, "enable.idempotence", "true", e, sizeof(e)), 0);
-    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, c, e, sizeof(e));
-    cr_assert_not_null(rk, "%s", e);
-    return rk;
-}
 
 /* n events of type/cohort (cohort NULL: none in the payload) with the
  * current time, round-robin over the partitions; header: cohort header
@@ -119,11 +94,6 @@ static void produce(rd_kafka_t *rk, int n, const char *type, const char *cohort,
                                   RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
         cr_assert_eq(e, 0, "produce: %s", rd_kafka_err2str(e));
     }
-}
-
-static void flush_all(rd_kafka_t *rk)
-{
-    cr_assert_eq(rd_kafka_flush(rk, 20000), 0, "flush timed out");
 }
 
 /* ---- tests ------------------------------------------------------------------ */
