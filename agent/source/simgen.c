@@ -422,7 +422,7 @@ static int draw_cohort(cd_sim_t *sim, cd_cohort_t cohort, int64_t index)
  * events), and the replay suites generate ~200 M events per CI run. The
  * bytes are the same as the former "%s"/"%010llu"/"%.1f" format (the
  * generated streams' sha256 were compared before and after, every scenario
- * and fault; test_simgen pins lines too). */
+ * and fault; test_simgen stream_bytes_pinned pins two streams). */
 
 static char *put_lit(char *p, const char *s, size_t n)
 {

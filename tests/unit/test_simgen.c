@@ -546,7 +546,7 @@ Test(simgen, payment_success_overrides)
     char err[256];
     cd_sim_conf_init(&conf);
     conf.scenario = CD_SIM_PAYMENT_DROP;
-    conf.pay_success = 1.0;       /* before the onset (4m): no canary failure */
+    conf.pay_success = 1.0;        /* before the onset (4m): no canary failure */
     conf.pay_success_after = 0.90; /* after it: 10 % */
     cd_sim_t *sim = cd_sim_new(&conf, err, sizeof err);
     cr_assert_not_null(sim, "%s", err);
@@ -586,4 +586,65 @@ Test(simgen, payment_success_overrides)
     conf.pay_success = 1.5;
     cr_assert_null(cd_sim_new(&conf, err, sizeof err));
     cr_assert_str_eq(err, "payment success 1.5 / 0 is outside the accepted range [0, 1]");
+}
+
+/* The bytes of a stream, pinned: FNV-1a 64 of every line and its '\n', as
+ * `canaryd generate` writes them, computed from the output of the
+ * snprintf-based formatter this file's lines were written with before the
+ * hand-written one (agent/source/simgen.c, "formatting"). A change to any
+ * digit, rounding of latency_ms ("%.1f"), padding or order fails here. */
+typedef struct fnv {
+    uint64_t h;
+    size_t bytes, lines;
+} fnv_t;
+
+static void fnv_add(fnv_t *f, const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        f->h ^= (unsigned char)s[i];
+        f->h *= 0x100000001b3ull;
+    }
+    f->bytes += n;
+}
+
+static void fnv_line(const char *line, size_t len, int64_t ts, void *opaque)
+{
+    (void)ts;
+    fnv_t *f = opaque;
+    fnv_add(f, line, len);
+    fnv_add(f, "\n", 1);
+    f->lines++;
+}
+
+static fnv_t stream_hash(cd_sim_scenario_t scen, uint64_t seed, double rate, int64_t onset_ms,
+                         int seconds)
+{
+    cd_sim_conf_t c;
+    cd_sim_conf_init(&c);
+    c.scenario = scen;
+    c.seed = seed;
+    if (rate > 0) c.rate = rate;
+    if (onset_ms >= 0) c.onset_ms = onset_ms;
+    char err[256];
+    cd_sim_t *sim = cd_sim_new(&c, err, sizeof err);
+    cr_assert_not_null(sim, "%s", err);
+    fnv_t f = {.h = 0xcbf29ce484222325ull};
+    for (int s = 0; s < seconds; s++)
+        cr_assert_geq(cd_sim_second(sim, c.start_ms + s * 1000LL, fnv_line, &f), 0);
+    cd_sim_destroy(sim);
+    return f;
+}
+
+Test(simgen, stream_bytes_pinned)
+{
+    /* canaryd generate --scenario healthy --seed 1 --duration 2m --rate 600 */
+    fnv_t a = stream_hash(CD_SIM_HEALTHY, 1, 600, -1, 120);
+    cr_assert_eq(a.lines, 83658);
+    cr_assert_eq(a.bytes, 18504042);
+    cr_assert_eq(a.h, 0x186033bd212b9cbdull, "hash %#llx", (unsigned long long)a.h);
+    /* canaryd generate --scenario latency-regression --seed 7 --duration 6m --onset 1m */
+    fnv_t b = stream_hash(CD_SIM_LATENCY_REGRESSION, 7, 0, 60000, 360);
+    cr_assert_eq(b.lines, 166967);
+    cr_assert_eq(b.bytes, 36922221);
+    cr_assert_eq(b.h, 0x5dc945445bc48e7bull, "hash %#llx", (unsigned long long)b.h);
 }
