@@ -407,6 +407,38 @@ Test(evidence, flatline_reports_lowest_type)
     cr_assert_str_eq(ev.ctx, "(window 5m; samples canary 1000 >= 500, stable 20000 >= 2000)");
 }
 
+/* The onset of a flatline: when the type stopped, not when the window
+ * crossed. Every second: canary 10 requests, stable 200 requests and 80
+ * logins (0.4 per request: 4 expected canary logins a second). The canary
+ * publishes its 4 logins in the window's first 20 s only: 80 of 1200
+ * expected <= 10 %. A silent second adds (1 - 0.1) x 4 = 3.6 nats, a
+ * flowing one 4 ln 0.1 + 3.6 = -5.61: the best start is the first silent
+ * second (NOW - 280 s); the next one is 3.6 below it, within the margin of
+ * 4.6, the one after 7.2 below: the onset is NOW - 279 s. */
+Test(evidence, flatline_onset_is_when_the_type_stopped)
+{
+    for (int i = 300; i > 0; i--) {
+        int64_t ts = NOW - i * 1000LL + 500;
+        put(REQ, STA, 200, ts);
+        put(LOGIN, STA, 80, ts);
+        put(REQ, CAN, 10, ts);
+        if (i > 280) put(LOGIN, CAN, 4, ts);
+    }
+    cd_rule_conf_t r = flatline();
+    cd_evidence_eval(&r, &names, w, NOW, scratch, &ev);
+    cr_assert(ev.breach);
+    cr_assert_float_eq(ev.threshold, 1200.0, 1e-9);
+    cr_assert_eq(ev.canary.numerator, 80);
+    cr_assert_eq(ev.onset_ms, NOW - 279 * 1000LL);
+    /* still flowing: no onset */
+    memset(&ev, 0, sizeof ev);
+    for (int i = 280; i > 0; i--)
+        put(LOGIN, CAN, 4, NOW - i * 1000LL + 500);
+    cd_evidence_eval(&r, &names, w, NOW, scratch, &ev);
+    cr_assert_not(ev.breach);
+    cr_assert_eq(ev.onset_ms, 0);
+}
+
 Test(evidence, flatline_rare_types_are_not_judged)
 {
     put(REQ, STA, 20000, LAST);
