@@ -18,12 +18,14 @@
  * interleaved by rule, so a reader sees every state change before the
  * verdicts they caused.
  *
- * `for`: a rule fires once its condition has held for `for`. For most rules
- * that is counted from the evaluation where it started to hold (the
- * crossing, kept in pending_since). A sequential rule (evidence_seq.c)
- * counts it from the onset its change-point estimate gives at each
- * evaluation, and can therefore fire at the crossing itself; pending_since
- * still records the crossing, for the reason, which names both times.
+ * `for`: a rule fires once its condition has held for `for`. For threshold,
+ * relative (without sequential), spike and percentile rules that is counted
+ * from the evaluation where it started to hold (the crossing, kept in
+ * pending_since). A sequential rule (evidence_seq.c) and the silence and
+ * flatline kinds (evidence_onset.c) count it from the onset their
+ * change-point estimate gives at each evaluation, and can therefore fire at
+ * the crossing itself; pending_since still records the crossing, for the
+ * reason, which names both times.
  *
  * Threading: one thread at a time calls cd_engine_eval() and the getters
  * (the HTTP API must serialise with the evaluating thread).
@@ -173,8 +175,7 @@ int64_t cd_engine_next_deadline(const cd_engine_t *e)
         const rule_rt_t *rt = &e->rules[i];
         if (rt->conf.window_ms > longest) longest = rt->conf.window_ms;
         if (rt->state == CD_STATE_PENDING)
-            d = min64(d, add_sat(rt->conf.sequential && rt->ev.onset_ms > 0 ? rt->ev.onset_ms
-                                                                           : rt->pending_since,
+            d = min64(d, add_sat(rt->ev.onset_ms > 0 ? rt->ev.onset_ms : rt->pending_since,
                                  rt->conf.for_ms));
         if (rt->state != CD_STATE_FIRING) continue;
         if (rt->clear_since >= 0) d = min64(d, add_sat(rt->clear_since, rt->conf.resolve_for_ms));
@@ -229,6 +230,14 @@ int64_t cd_engine_hist_span_ms(const cd_rule_conf_t *rules, int nrules)
     return span;
 }
 
+/* Does rt's `for` count from its evidence's estimated onset (sequential
+ * rules, silence, flatline: evidence_seq.c, evidence_onset.c) rather than
+ * from the crossing? Only while the evidence has one. */
+static bool from_onset(const rule_rt_t *rt)
+{
+    return rt->ev.onset_ms > 0;
+}
+
 /* ---- records ---- */
 
 /* Fills v with rule rt's evidence at now (reason left empty). */
@@ -266,7 +275,7 @@ static void set_reason(cd_verdict_t *v, const rule_rt_t *rt, const char *prefix,
     if (with_for && rt->conf.for_ms > 0) {
         char d[32];
         cd_sb_printf(&sb, " for %s", cd_duration_format(rt->conf.for_ms, d, sizeof d));
-        if (rt->conf.sequential && rt->ev.onset_ms > 0) {
+        if (from_onset(rt)) {
             /* `for` counted from the estimated onset: say both times */
             cd_sb_printf(&sb, " since the estimated onset ");
             cd_evfmt_clock(&sb, rt->ev.onset_ms);
@@ -287,7 +296,7 @@ static void emit_state(cd_engine_t *e, rule_rt_t *rt, cd_rule_state_t from, int6
     char d[32], tail[96];
     switch (rt->state) {
     case CD_STATE_PENDING:
-        if (rt->conf.sequential)
+        if (from_onset(rt))
             snprintf(tail, sizeof tail,
                      "; pending: fires if it holds until %s after the estimated onset",
                      cd_duration_format(rt->conf.for_ms, d, sizeof d));
@@ -297,9 +306,10 @@ static void emit_state(cd_engine_t *e, rule_rt_t *rt, cd_rule_state_t from, int6
         set_reason(v, rt, "", false, tail);
         break;
     case CD_STATE_FIRING:
-        /* A sequential rule can fire at its crossing (the onset is already
-         * `for` ago): its reason gives the duration and both times too. */
-        set_reason(v, rt, "", from == CD_STATE_PENDING || rt->conf.sequential, "");
+        /* A rule counting from its onset can fire at its crossing (the
+         * onset is already `for` ago): its reason gives the duration and
+         * both times too. */
+        set_reason(v, rt, "", from == CD_STATE_PENDING || from_onset(rt), "");
         break;
     case CD_STATE_INACTIVE:
         set_reason(v, rt, rt->ev.insufficient ? "" : "cleared before firing: ", false, "");
@@ -334,15 +344,16 @@ static void step_rule(cd_engine_t *e, rule_rt_t *rt, int64_t now, cd_record_cb c
     cd_rule_state_t from = rt->state, to = from;
 
     if (ev->breach) rt->outcome = ev->fleet ? CD_ACTION_ALERT : r->action;
-    /* Where `for` counts from: the crossing, or for a sequential rule the
-     * onset its change-point estimate gives (re-estimated at every
-     * evaluation; pending_since keeps the crossing for the reason). */
+    /* Where `for` counts from: the crossing, or for a sequential, silence
+     * or flatline rule the onset its change-point estimate gives
+     * (re-estimated at every evaluation; pending_since keeps the crossing
+     * for the reason). */
     switch (from) {
     case CD_STATE_INACTIVE:
     case CD_STATE_RESOLVED:
         if (ev->breach) {
             rt->pending_since = now;
-            bool held = r->for_ms == 0 || (r->sequential && now - ev->onset_ms >= r->for_ms);
+            bool held = r->for_ms == 0 || (ev->onset_ms > 0 && now - ev->onset_ms >= r->for_ms);
             to = held ? CD_STATE_FIRING : CD_STATE_PENDING;
         }
         break;
@@ -353,7 +364,7 @@ static void step_rule(cd_engine_t *e, rule_rt_t *rt, int64_t now, cd_record_cb c
         if (ev->insufficient || ev->clear)
             to = CD_STATE_INACTIVE;
         else if (ev->breach &&
-                 now - (r->sequential ? ev->onset_ms : rt->pending_since) >= r->for_ms)
+                 now - (ev->onset_ms > 0 ? ev->onset_ms : rt->pending_since) >= r->for_ms)
             to = CD_STATE_FIRING;
         break;
     case CD_STATE_FIRING:

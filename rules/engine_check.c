@@ -77,6 +77,9 @@ static bool check_rule(const cd_rule_conf_t *r, int i, int ntypes, int nhists, c
             !(r->seq_onset_llr >= 0.0 && isfinite(r->seq_onset_llr)))
             FAIL("sequential llr %g must be > 0 and onset_llr %g >= 0, both finite", r->seq_llr,
                  r->seq_onset_llr);
+        if (!(r->seq_onset_h0 >= 0.0 && r->seq_onset_h0 < r->seq_h1))
+            FAIL("sequential onset_h0 %g: accepted 0 (= h0) or 0 < onset_h0 < h1 %g",
+                 r->seq_onset_h0, r->seq_h1);
     }
 
     switch (r->kind) {

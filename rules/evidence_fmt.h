@@ -45,6 +45,28 @@ void cd_evidence_flatline(const cd_rule_conf_t *r, const cd_evidence_names_t *n,
  * canary_start_ms: as cd_evidence_eval_since. */
 void cd_evidence_seq(const cd_rule_conf_t *r, const cd_evidence_names_t *n, const cd_window_t *w,
                      int64_t now_ms, int64_t canary_start_ms, double t, cd_evidence_t *ev);
+/* The fall of a canary count (silence, flatline; evidence_onset.c): canary
+ * `types` per bucket against expected = scale x `base` (in base_cohort)
+ * of the same bucket, fallen to at most ratio x expected. */
+typedef struct cd_onset_drop {
+    const int *types;
+    int ntypes;
+    const int *base;
+    int nbase;
+    cd_cohort_t base_cohort;
+    double scale, ratio;
+    double margin; /* nats: the onset is early with probability <= e^-margin */
+} cd_onset_drop_t;
+
+/* The estimated onset (start of a bucket) of the fall within [now - len,
+ * now), or 0 when the counts show none. */
+int64_t cd_evidence_drop_onset(const cd_window_t *w, int64_t now_ms, int64_t len_ms,
+                               const cd_onset_drop_t *d);
+
+/* Onset margin of the silence and flatline kinds: early with probability
+ * at most e^-4.6 = 1 % (docs/config.md). */
+#define CD_DROP_ONSET_MARGIN 4.6
+
 /* Time of day of an epoch-ms instant: "12:04:03Z", "12:04:03.250Z". */
 void cd_evfmt_clock(cd_sb_t *sb, int64_t ms);
 

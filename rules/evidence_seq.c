@@ -97,7 +97,7 @@ void cd_evidence_seq(const cd_rule_conf_t *r, const cd_evidence_names_t *n, cons
         uint64_t num = bucket_sum(s->num, s->nnum, w, start, res);
         uint64_t den = bucket_sum(s->den, s->nden, w, start, res);
         if (num > den) num = den; /* a "share" above 1 is counted as all bad */
-        if (den > UINT32_MAX) { /* over 4 G events in one bucket: keep the share */
+        if (den > UINT32_MAX) {   /* over 4 G events in one bucket: keep the share */
             uint64_t f = den / UINT32_MAX + 1;
             num /= f;
             den /= f;
@@ -108,6 +108,37 @@ void cd_evidence_seq(const cd_rule_conf_t *r, const cd_evidence_names_t *n, cons
     }
     cd_cusum_t c;
     cd_stats_cusum(inc, m, r->seq_onset_llr, &c);
+    /* The onset: the same CUSUM with the share before the change taken as
+     * onset_h0 x B (a relative rule's baseline), which separates before
+     * from after more sharply than the detection's h0 (see the top). For a
+     * relative rule B is here stable's over the whole look-back, not over
+     * the last window: the onset is re-estimated every second, and a
+     * threshold that moves with each minute of stable noise moves it too
+     * (the first second where it happens to be `for` ago would fire). The
+     * increments are rewritten in place: the detection's are not needed
+     * any more. Kept only when it finds an exceedance too. */
+    double oh0 = r->seq_onset_h0 > 0.0 ? r->seq_onset_h0 : r->seq_h0;
+    double ob = b;
+    if (r->kind == CD_RULE_RELATIVE && ev->stable_source &&
+        strcmp(ev->stable_source, "stable") == 0) {
+        cd_obs_t lb;
+        cd_evidence_signal(s, w, CD_COHORT_STABLE, now, span, &lb);
+        if (lb.valid && lb.denominator > 0) {
+            double scaled = r->factor * lb.value;
+            double ot = scaled > r->floor ? scaled : r->floor;
+            ob = gt ? ot : 1.0 - ot;
+        }
+    }
+    if (c.onset >= 0 && (oh0 != r->seq_h0 || ob != b)) {
+        double oq0 = clampq(oh0 * ob), oq1 = clampq(r->seq_h1 * ob);
+        if (oq0 < oq1) {
+            for (int i = 0; i < m; i++)
+                inc[i] = cd_stats_bernoulli_llr(bad[i], trials[i], oq0, oq1);
+            cd_cusum_t o;
+            cd_stats_cusum(inc, m, r->seq_onset_llr, &o);
+            if (o.onset >= 0) c.onset = o.onset;
+        }
+    }
 
     ev->seq = true;
     ev->seq_stat = c.stat;

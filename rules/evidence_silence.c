@@ -142,6 +142,12 @@ void cd_evidence_silence(const cd_rule_conf_t *r, const cd_evidence_names_t *n,
     ev->compared = ev->canary.value;
     ev->breach = (double)cc <= limit;
     ev->clear = !ev->breach && (r->hysteresis <= 0.0 || (double)cc > limit * (1.0 + r->hysteresis));
+    if (ev->breach) {
+        /* When the canary fell silent: `for` counts from there (engine.c). */
+        cd_onset_drop_t od = {s->num,           s->nnum, s->num,       s->nnum,
+                              CD_COHORT_STABLE, share,   r->max_ratio, CD_DROP_ONSET_MARGIN};
+        ev->onset_ms = cd_evidence_drop_onset(w, now, clen, &od);
+    }
 
     /* The reference is given as counts: early in a stream the ring holds
      * less than reference_window of it, so a rate over the full length

@@ -9,11 +9,21 @@
  * Both have no hysteresis band: clear == !breach.
  *
  * A spike needs two tests to pass, the factor test (above the other side by
- * at least `factor` x) and the significance test (z >= the rule's z), and
+ * at least `factor` x) and the significance test, and
  * each comparison prints both with their numbers. When one is not a spike,
  * the sentence names the test that failed: a large z next to "no spike"
  * otherwise reads like a contradiction (a 6 % vs 5 % difference over
  * thousands of logins is very significant and still not a 2x spike).
+ *
+ * The significance test is Fisher's exact one-sided test (stats.c): its
+ * p-value is exact at any sample size, and the rule's `z` is read as the
+ * level 1 - Phi(z) (z 3: p <= 0.00135). Until issue 10 it was the pooled
+ * two-proportion z statistic, whose normal approximation is not calibrated
+ * at the ~200 canary logins of a 5-minute window: 19/195 failed logins
+ * against stable's 185/3869 gave z 3.10 (a ROLLBACK of a healthy canary in
+ * a fleet-wide traffic drop) where the exact p is 0.0037. The trade-off: a
+ * sum of hypergeometric terms per evaluation instead of a square root (the
+ * terms fall geometrically above the mean; a few hundred at most here).
  *
  * Pure, allocation-free; reads the window only (see evidence.h).
  */
@@ -29,15 +39,16 @@
  * above b, and by at least factor x b) and the significance test (z >= the
  * rule's z). Kept apart so a reason can say which one failed. */
 typedef struct spike_test {
-    double z;
+    double p, alpha;
     bool factor_ok, signif_ok;
 } spike_test_t;
 
 static bool is_spike(const cd_rule_conf_t *r, const cd_obs_t *a, const cd_obs_t *b, spike_test_t *t)
 {
-    t->z = cd_stats_z_two_prop(a->numerator, a->denominator, b->numerator, b->denominator);
+    t->p = cd_stats_fisher_greater(a->numerator, a->denominator, b->numerator, b->denominator);
+    t->alpha = cd_stats_norm_tail(r->z);
     t->factor_ok = a->value > b->value && a->value >= r->factor * b->value;
-    t->signif_ok = t->z >= r->z;
+    t->signif_ok = t->p <= t->alpha;
     return t->factor_ok && t->signif_ok;
 }
 
@@ -64,12 +75,13 @@ static void fmt_factor(cd_sb_t *sb, const cd_rule_conf_t *r, const cd_obs_t *a, 
     cd_evfmt_value(sb, true, t);
 }
 
-/* ", z 21.48 >= 3.00: no canary spike (factor test fails)": the z test and
- * the outcome, naming every test that failed. */
+/* ", exact p 2.1e-05 <= 0.0013 (z 3): no canary spike (factor test fails)":
+ * the significance test and the outcome, naming every test that failed. */
 static void fmt_outcome(cd_sb_t *sb, const cd_rule_conf_t *r, const spike_test_t *t,
                         const char *spike, const char *no_spike)
 {
-    cd_sb_printf(sb, ", z %.2f %s %.2f: ", t->z, t->signif_ok ? ">=" : "<", r->z);
+    cd_sb_printf(sb, ", exact p %.2g %s %.2g (z %g): ", t->p, t->signif_ok ? "<=" : ">", t->alpha,
+                 r->z);
     if (t->factor_ok && t->signif_ok)
         cd_sb_printf(sb, "%s", spike);
     else if (!t->factor_ok && !t->signif_ok)
@@ -222,6 +234,18 @@ void cd_evidence_flatline(const cd_rule_conf_t *r, const cd_evidence_names_t *n,
     /* The lowest canary/expected is flat iff any judged type is. */
     ev->breach = (double)best_cc <= r->max_ratio * best_expected;
     ev->clear = !ev->breach;
+    if (ev->breach) {
+        /* When the type stopped: `for` counts from there (engine.c). */
+        cd_onset_drop_t od = {&r->flat_types[best],
+                              1,
+                              s->den,
+                              s->nden,
+                              CD_COHORT_CANARY,
+                              (double)best_sc / (double)ts,
+                              r->max_ratio,
+                              CD_DROP_ONSET_MARGIN};
+        ev->onset_ms = cd_evidence_drop_onset(w, now, clen, &od);
+    }
 
     cd_sb_printf(&sb, "canary ");
     cd_evfmt_type(&sb, n, type);

@@ -25,6 +25,43 @@ double cd_stats_z_two_prop(uint64_t x1, uint64_t n1, uint64_t x2, uint64_t n2)
     return (p1 - p2) / se;
 }
 
+static double lchoose(double n, double k)
+{
+    int sg; /* lgamma_r: lgamma's sign lives in a global (a data race between engines) */
+    return lgamma_r(n + 1.0, &sg) - lgamma_r(k + 1.0, &sg) - lgamma_r(n - k + 1.0, &sg);
+}
+
+double cd_stats_fisher_greater(uint64_t x1, uint64_t n1, uint64_t x2, uint64_t n2)
+{
+    if (n1 == 0 || n2 == 0) return 1.0;
+    if (x1 > n1) x1 = n1;
+    if (x2 > n2) x2 = n2;
+    /* x1/n1 <= x2/n2 in exact integer arithmetic (products fit in double
+     * exactly enough for any window's counts; compared as long double). */
+    if ((long double)x1 * (long double)n2 <= (long double)x2 * (long double)n1) return 1.0;
+    double n = (double)n1 + (double)n2, k = (double)x1 + (double)x2, d = (double)n1;
+    double hi = k < d ? k : d; /* the largest possible X */
+    /* P(X = x1), then the ratio recurrence P(j+1)/P(j) = (k-j)(d-j) /
+     * ((j+1)(n-k-d+j+1)): above the mean every ratio is < 1 and shrinking,
+     * so the terms fall geometrically and the sum stops once they no longer
+     * change it. */
+    double j = (double)x1;
+    double term = exp(lchoose(k, j) + lchoose(n - k, d - j) - lchoose(n, d));
+    double sum = 0.0;
+    while (term > 0.0) {
+        sum += term;
+        if (j >= hi || term < sum * 1e-17) break;
+        term *= (k - j) * (d - j) / ((j + 1.0) * (n - k - d + j + 1.0));
+        j += 1.0;
+    }
+    return sum > 1.0 ? 1.0 : sum;
+}
+
+double cd_stats_norm_tail(double z)
+{
+    return 0.5 * erfc(z / sqrt(2.0));
+}
+
 /* Returns the centre of the Wilson interval in *centre and its half-width. */
 static double wilson_half(uint64_t x, uint64_t n, double z, double *centre)
 {

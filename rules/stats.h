@@ -3,8 +3,12 @@
  *
  * Rules decide on counts of events, so every test here takes counts, not
  * pre-rounded proportions: x successes (or failures) out of n trials.
- *   - cd_stats_z_two_prop: the pooled two-proportion z statistic, used by
- *     spike rules as a one-sided test "is p1 above p2?".
+ *   - cd_stats_z_two_prop: the pooled two-proportion z statistic (kept
+ *     for comparison; no rule decides on it any more: its normal
+ *     approximation is not calibrated at a few hundred samples).
+ *   - cd_stats_fisher_greater: the exact one-sided p-value of "is p1 above
+ *     p2?" (Fisher's exact test, conditional on the total count), used by
+ *     spike rules.
  *   - cd_stats_wilson_*: one-sided Wilson score bounds, used by threshold
  *     rules so a small sample is not taken for a breach (96 % of 600 payments
  *     is not evidence of < 95 %).
@@ -32,6 +36,20 @@
  * denominator) are clamped to x = n.
  */
 double cd_stats_z_two_prop(uint64_t x1, uint64_t n1, uint64_t x2, uint64_t n2);
+
+/*
+ * One-sided p-value of x1/n1 > x2/n2 conditional on the total x1 + x2:
+ * P(X >= x1) for X hypergeometric (x1 + x2 "successes" among n1 + n2, n1
+ * drawn), Fisher's exact test. It is exact at any sample size (no normal
+ * approximation), so rejecting at p <= alpha gives a false-alarm rate of at
+ * most alpha when both cohorts share one proportion (conservative: the
+ * discreteness only lowers it). Returns 1 when either n is 0 or x1/n1 <=
+ * x2/n2 (no evidence of "above"). x > n is clamped to n.
+ */
+double cd_stats_fisher_greater(uint64_t x1, uint64_t n1, uint64_t x2, uint64_t n2);
+
+/* The one-sided level of a normal quantile: 1 - Phi(z). */
+double cd_stats_norm_tail(double z);
 
 /*
  * One-sided Wilson score bounds of the proportion x/n at z (z >= 0):

@@ -92,9 +92,10 @@ static void condition_text(const cd_config_t *c, const cd_rule_conf_t *r, char *
     case CD_RULE_SPIKE:
         signal_text(c, &r->signal, sig, sizeof(sig));
         snprintf(buf, size,
-                 "fires when canary %s >= %g x stable's with z >= %g; alert instead when "
-                 "stable spikes too against its previous %s",
-                 sig, r->factor, r->z, dur(r->reference_ms, d, sizeof(d)));
+                 "fires when canary %s >= %g x stable's with Fisher's exact one-sided p <= %.2g "
+                 "(z %g); alert instead when stable spikes too against its previous %s",
+                 sig, r->factor, 0.5 * erfc(r->z / sqrt(2.0)), r->z,
+                 dur(r->reference_ms, d, sizeof(d)));
         break;
     case CD_RULE_FLATLINE:
         type_sum(c, r->flat_types, r->nflat, " or ", false, types, sizeof(types));
@@ -175,8 +176,9 @@ static void print_summary(FILE *out, const char *file, const cd_config_t *c)
                     "    sequential: CUSUM of the canary's bad share, in control %g x and tested "
                     "%g x the threshold's, llr %g (on average at least %.0f buckets between false "
                     "crossings at the in-control share); for counted from the estimated onset "
-                    "(margin %g)\n",
-                    r->seq_h0, r->seq_h1, r->seq_llr, exp(r->seq_llr), r->seq_onset_llr);
+                    "(margin %g, in control %g x there)\n",
+                    r->seq_h0, r->seq_h1, r->seq_llr, exp(r->seq_llr), r->seq_onset_llr,
+                    r->seq_onset_h0 > 0 ? r->seq_onset_h0 : r->seq_h0);
     }
 }
 

@@ -104,11 +104,11 @@ static bool is_proportion(const cd_signal_t *s)
 #define SEQ_LLR 9.0
 #define SEQ_ONSET_LLR 2.0
 #define SEQ_ACCEPTED                                                                               \
-    "true, false, or an object with any of h0 (in (0, 1], default 0.7), h1 (> h0, default 2), "   \
-    "llr (> 0, default 9), onset_llr (>= 0, default 2)"
-static const char *const SEQ_KEYS[] = {"h0", "h1", "llr", "onset_llr", NULL};
+    "true, false, or an object with any of h0 (in (0, 1], default 0.7), h1 (> h0, default 2), "    \
+    "llr (> 0, default 9), onset_llr (>= 0, default 2), onset_h0 (in (0, h1), default h0)"
+static const char *const SEQ_KEYS[] = {"h0", "h1", "llr", "onset_llr", "onset_h0", NULL};
 
-/* "sequential": true / false / {h0, h1, llr, onset_llr}. Called after the
+/* "sequential": true / false / {h0, h1, llr, onset_llr, onset_h0}. Called after the
  * kind's other keys, so the signal, op, scope and z are known. */
 static void parse_sequential(cd_cfgctx_t *x, const char *path, const json_t *r, cd_rule_conf_t *rc)
 {
@@ -129,6 +129,8 @@ static void parse_sequential(cd_cfgctx_t *x, const char *path, const json_t *r, 
         cd_cfg_opt_number(x, p, v, "h1", 0, true, NAN, false, &rc->seq_h1);
         cd_cfg_opt_number(x, p, v, "llr", 0, true, NAN, false, &rc->seq_llr);
         cd_cfg_opt_number(x, p, v, "onset_llr", 0, false, NAN, false, &rc->seq_onset_llr);
+        rc->seq_onset_h0 = rc->seq_h0;
+        cd_cfg_opt_number(x, p, v, "onset_h0", 0, true, NAN, false, &rc->seq_onset_h0);
         json_t *h1 = json_object_get(v, "h1");
         if (rc->seq_h1 <= rc->seq_h0) {
             char hp[CD_CFG_PATH_MAX];
@@ -136,6 +138,12 @@ static void parse_sequential(cd_cfgctx_t *x, const char *path, const json_t *r, 
             snprintf(acc, sizeof(acc), "h1 > h0 (here h0 %g, h1 %g): the tested bad share above "
                      "the in-control one", rc->seq_h0, rc->seq_h1);
             cd_cfg_bad(x, hp, h1 ? h1 : json_object_get(v, "h0"), "is not above h0", acc);
+        } else if (rc->seq_onset_h0 >= rc->seq_h1) {
+            char hp[CD_CFG_PATH_MAX];
+            cd_cfg_subpath(hp, sizeof(hp), p, "onset_h0");
+            snprintf(acc, sizeof(acc), "onset_h0 < h1 (here h1 %g): the share before the onset "
+                     "below the tested one", rc->seq_h1);
+            cd_cfg_bad(x, hp, json_object_get(v, "onset_h0"), "is not below h1", acc);
         }
     } else {
         cd_cfg_bad(x, p, v, "is not a boolean or an object", SEQ_ACCEPTED);

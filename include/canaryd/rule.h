@@ -59,8 +59,8 @@ typedef struct cd_rule_conf {
      * to withhold HEALTHY when the other rules have their evidence. */
     bool guard;
 
-    int64_t window_ms;     /* look-back of the signal */
-    int64_t for_ms;        /* condition must hold continuously this long to fire (0: at once) */
+    int64_t window_ms;      /* look-back of the signal */
+    int64_t for_ms;         /* condition must hold continuously this long to fire (0: at once) */
     int64_t resolve_for_ms; /* condition must be clear this long to resolve */
     /* Hysteresis band as a fraction of the threshold: once pending or firing,
      * the condition only counts as clear when the value is beyond
@@ -128,11 +128,15 @@ typedef struct cd_rule_conf {
      * counts tests bad share seq_h0 x B (in control) against seq_h1 x B
      * over the last window + for, breaches at seq_llr, and `for` counts
      * from the estimated onset (margin seq_onset_llr) instead of from the
-     * crossing. */
+     * crossing. The onset is estimated with in-control share seq_onset_h0 x
+     * B (0 = seq_h0): the rate before the change, e.g. a relative rule's
+     * baseline (1 / factor), which locates the change more sharply than the
+     * detection's h0. */
     bool sequential;
     double seq_h0, seq_h1; /* multiples of B: 0 < h0 < h1 */
     double seq_llr;        /* decision threshold, nats (> 0) */
     double seq_onset_llr;  /* onset margin, nats (>= 0) */
+    double seq_onset_h0;   /* onset's in-control multiple of B: 0 < it < h1; 0 = seq_h0 */
 } cd_rule_conf_t;
 
 const char *cd_rule_kind_name(cd_rule_kind_t k); /* "threshold", ... */

@@ -55,6 +55,14 @@ Test(config_seq, true_means_the_defaults)
     cr_assert_float_eq(r->seq_h0, 0.7, 1e-12);
     cr_assert_float_eq(r->seq_h1, 3.0, 1e-12);
     cr_assert_float_eq(r->seq_onset_llr, 0.0, 1e-12);
+    /* onset_h0: the onset's in-control share, h0's unless given */
+    cr_assert_float_eq(r->seq_onset_h0, 0.7, 1e-12);
+    cd_config_free(c);
+    c = parse(REL(", 'sequential': {'h0': 0.7, 'h1': 1.5, 'onset_h0': 0.5, 'onset_llr': 4.2}"));
+    cr_assert_not_null(c, "%s", diag.text);
+    r = &c->rules[0];
+    cr_assert_float_eq(r->seq_onset_h0, 0.5, 1e-12);
+    cr_assert_float_eq(r->seq_onset_llr, 4.2, 1e-12);
     cd_config_free(c);
 
     c = parse(REL(", 'sequential': false"));
@@ -68,14 +76,20 @@ Test(config_seq, bad_values_name_the_key)
     expect(REL(", 'sequential': 'yes'"),
            "rules[0].sequential: \"yes\" is not a boolean or an object; accepted: true, false, or "
            "an object with any of h0 (in (0, 1], default 0.7), h1 (> h0, default 2), llr (> 0, "
-           "default 9), onset_llr (>= 0, default 2)\n");
+           "default 9), onset_llr (>= 0, default 2), onset_h0 (in (0, h1), default h0)\n");
     expect(REL(", 'sequential': {'h0': 0.5, 'h1': 0.4}"),
            "rules[0].sequential.h1: 0.4 is not above h0; accepted: h1 > h0 (here h0 0.5, h1 0.4): "
            "the tested bad share above the in-control one\n");
     expect(REL(", 'sequential': {'llr': 0}"),
            "rules[0].sequential.llr: 0 is out of range; accepted: a number > 0\n");
     expect(REL(", 'sequential': {'lrr': 3}"),
-           "rules[0].sequential: unknown key \"lrr\"; known keys: h0, h1, llr, onset_llr\n");
+           "rules[0].sequential: unknown key \"lrr\"; known keys: h0, h1, llr, onset_llr, "
+           "onset_h0\n");
+    expect(REL(", 'sequential': {'h1': 1.5, 'onset_h0': 1.5}"),
+           "rules[0].sequential.onset_h0: 1.5 is not below h1; accepted: onset_h0 < h1 (here h1 "
+           "1.5): the share before the onset below the tested one\n");
+    expect(REL(", 'sequential': {'onset_h0': 0}"),
+           "rules[0].sequential.onset_h0: 0 is out of range; accepted: a number > 0\n");
 }
 
 Test(config_seq, what_the_test_needs)

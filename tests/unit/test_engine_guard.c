@@ -53,27 +53,30 @@ Test(guard, silent_canary_rolls_back_with_both_rates, .fini = stop)
     /* k0-4: no reference yet (insufficient); k5 on: share 10/100 */
     verdict_at(0, CD_VERDICT_ANALYZING, NULL, 0);
     verdict_at(1, CD_VERDICT_HEALTHY, NULL, 5);
-    /* k24: the 5 s window (k20-24) holds 0 <= 0.1 x expected */
-    state_at(2, "silence", CD_STATE_INACTIVE, CD_STATE_PENDING, 24);
-    state_at(3, "silence", CD_STATE_PENDING, CD_STATE_FIRING, 26);
-    const cd_verdict_t *v = verdict_at(4, CD_VERDICT_ROLLBACK, "silence", 26);
-    /* reference k12-21: canary 80 (k12-19), stable 1000: share 0.08,
-     * expected 0.08 x 500 = 40 in 5 s = 8/s, limit 0.8/s */
+    /* k24: the 5 s window (k20-24) holds 0 <= 0.1 x expected; the canary
+     * fell silent at k20 (estimated onset: every bucket from k20 adds 0.9
+     * x 8 = 7.2 nats), 5 s >= for 2 s ago: fires at the crossing (it fired
+     * at k26, 2 s after the crossing, before `for` counted from the onset) */
+    state_at(2, "silence", CD_STATE_INACTIVE, CD_STATE_FIRING, 24);
+    const cd_verdict_t *v = verdict_at(3, CD_VERDICT_ROLLBACK, "silence", 24);
+    /* reference k10-19: canary 100, stable 1000: share 0.1, expected 0.1 x
+     * 500 = 50 in 5 s = 10/s, limit 1/s */
     cr_assert_str_eq(v->reason,
-                     "canary REQUEST_COMPLETED 0.00/s (0 in 5s) <= 0.1 x expected 8.00/s = "
-                     "0.80/s; stable 100.00/s (500 in 5s) still flowing; expected = the canary's "
-                     "7.41% share of the traffic in the 10s before (canary 80, stable 1000) x "
-                     "stable now: the canary went silent while stable did not for 2s (window "
-                     "5s, reference 10s before it; samples canary 80 >= 10 in the reference, "
-                     "stable 500 >= 50)");
+                     "canary REQUEST_COMPLETED 0.00/s (0 in 5s) <= 0.1 x expected 10.00/s = "
+                     "1.00/s; stable 100.00/s (500 in 5s) still flowing; expected = the canary's "
+                     "9.09% share of the traffic in the 10s before (canary 100, stable 1000) x "
+                     "stable now: the canary went silent while stable did not for 2s since the "
+                     "estimated onset 08:00:20Z (threshold crossed 08:00:25Z) (window 5s, "
+                     "reference 10s before it; samples canary 100 >= 10 in the reference, stable "
+                     "500 >= 50)");
     cr_assert_float_eq(v->canary.value, 0.0, 1e-12);
     cr_assert_float_eq(v->stable.value, 100.0, 1e-12);
-    cr_assert_float_eq(v->threshold, 0.8, 1e-12);
+    cr_assert_float_eq(v->threshold, 1.0, 1e-12);
     /* after ROLLBACK the rule is no longer judged: clear, resolves */
-    state_at(5, "silence", CD_STATE_FIRING, CD_STATE_RESOLVED, 27 + 5);
-    cr_assert(strstr(sim.rec[5].reason, "not judged after the release's ROLLBACK") != NULL, "%s",
-              sim.rec[5].reason);
-    no_more(6);
+    state_at(4, "silence", CD_STATE_FIRING, CD_STATE_RESOLVED, 25 + 5);
+    cr_assert(strstr(sim.rec[4].reason, "not judged after the release's ROLLBACK") != NULL, "%s",
+              sim.rec[4].reason);
+    no_more(5);
 }
 
 Test(guard, fleet_wide_drop_is_not_silence, .fini = stop)

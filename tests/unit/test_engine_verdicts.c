@@ -45,8 +45,8 @@ Test(engine, spike_canary_only_rolls_back, .fini = stop)
     run(15); /* k0-14: 5% everywhere */
     logins(CAN, 80, 20);
     run(6);
-    /* k15: canary 40/500 = 8% < 2 x 5%; k16: 55/500 = 11% >= 10%, z = .06 /
-     * sqrt(.08 x .92 x 2/500) = 3.50 >= 3: fires (for 0) */
+    /* k15: canary 40/500 = 8% < 2 x 5%; k16: 55/500 = 11% >= 10%, Fisher's
+     * exact one-sided p 0.00032 <= 1 - Phi(3) = 0.00135: fires (for 0) */
     verdict_at(0, CD_VERDICT_HEALTHY, NULL, 0);
     const cd_verdict_t *f = state_at(1, "spike", CD_STATE_INACTIVE, CD_STATE_FIRING, 16);
     cr_assert_eq(f->action, CD_ACTION_ROLLBACK);
@@ -55,12 +55,14 @@ Test(engine, spike_canary_only_rolls_back, .fini = stop)
     cr_assert_eq(v->canary.denominator, 500);
     cr_assert_eq(v->stable.numerator, 25);
     cr_assert_float_eq(v->threshold, 0.10, 1e-12);
-    cr_assert_str_eq(v->reason,
-                     "canary spike 11.00% (USER_LOGIN_FAILED/(USER_LOGIN+USER_LOGIN_FAILED) "
-                     "55/500) >= 2 x stable 5.00% (25/500) = 10.00%, z 3.50 >= 3.00: canary "
-                     "spike; stable 5.00% < 2 x its preceding 10s 5.00% (50/1000) = 10.00%, z "
-                     "0.00 < 3.00: no fleet-wide spike (factor and significance tests fail) "
-                     "(window 5s; samples canary 500 >= 100, stable 500 >= 100)");
+    cr_assert_str_eq(
+        v->reason,
+        "canary spike 11.00% (USER_LOGIN_FAILED/(USER_LOGIN+USER_LOGIN_FAILED) "
+        "55/500) >= 2 x stable 5.00% (25/500) = 10.00%, exact p 0.00032 <= 0.0013 (z 3): canary "
+        "spike; stable 5.00% < 2 x its preceding 10s 5.00% (50/1000) = 10.00%, exact p 1 > 0.0013 "
+        "(z 3)"
+        ": no fleet-wide spike (factor and significance tests fail) "
+        "(window 5s; samples canary 500 >= 100, stable 500 >= 100)");
     no_more(3);
     cr_assert_eq(cd_engine_verdict(sim.e), CD_VERDICT_ROLLBACK);
 }
@@ -74,21 +76,22 @@ Test(engine, spike_fleet_wide_alerts_then_canary_only_rolls_back, .fini = stop)
     run(15);
     logins(STA, 80, 20); /* both cohorts: user behaviour */
     logins(CAN, 80, 20);
-    run(6); /* k15-20. k16: stable 55/500 vs its reference (k2-11) 50/1000: z 4.29 */
+    run(6); /* k15-20. k16: stable 55/500 vs its reference (k2-11) 50/1000: p 2.3e-05 */
     verdict_at(0, CD_VERDICT_HEALTHY, NULL, 0);
     const cd_verdict_t *f = state_at(1, "spike", CD_STATE_INACTIVE, CD_STATE_FIRING, 16);
     cr_assert_eq(f->action, CD_ACTION_ALERT);
     const cd_verdict_t *a = verdict_at(2, CD_VERDICT_ALERT, "spike", 16);
     cr_assert_eq(a->action, CD_ACTION_ALERT);
-    cr_assert(strstr(a->reason, "z 4.29 >= 3.00: fleet-wide spike, user behaviour, not the "
-                                "deployment") != NULL,
+    cr_assert(strstr(a->reason,
+                     "exact p 2.3e-05 <= 0.0013 (z 3): fleet-wide spike, user behaviour, not the "
+                     "deployment") != NULL,
               "%s", a->reason);
     no_more(3);
     cr_assert_eq(cd_engine_verdict(sim.e), CD_VERDICT_ALERT);
 
     /* Stable recovers, the canary does not. k21: stable 85/500 = 17% vs
      * 80/1000: still fleet-wide; k22, k23: neither test passes (clear, but
-     * resolve_for is 60 s); k24: canary 20% vs stable 40/500 = 8%, z 5.47,
+     * resolve_for is 60 s); k24: canary 20% vs stable 40/500 = 8%, p < 0.0013,
      * and stable is below its reference: canary-only -> ROLLBACK now. */
     logins(STA, 95, 5);
     run(4);

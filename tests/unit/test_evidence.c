@@ -273,8 +273,9 @@ Test(evidence, spike_canary_only)
     cr_assert_str_eq(ev.what,
                      "canary login-spike 12.00% "
                      "(USER_LOGIN_FAILED/(USER_LOGIN+USER_LOGIN_FAILED) 60/500) >= 2 x stable "
-                     "5.00% (100/2000) = 10.00%, z 5.72 >= 3.00: canary spike; stable 5.00% < 2 "
-                     "x its preceding 10m 5.00% (100/2000) = 10.00%, z 0.00 < 3.00: no "
+                     "5.00% (100/2000) = 10.00%, exact p 8.3e-08 <= 0.0013 (z 3): canary spike; "
+                     "stable 5.00% < 2 "
+                     "x its preceding 10m 5.00% (100/2000) = 10.00%, exact p 1 > 0.0013 (z 3): no "
                      "fleet-wide spike (factor and significance tests fail)");
 }
 
@@ -299,9 +300,10 @@ Test(evidence, spike_factor_fails_while_z_is_large)
     cr_assert_str_eq(ev.what,
                      "canary login-spike 8.00% "
                      "(USER_LOGIN_FAILED/(USER_LOGIN+USER_LOGIN_FAILED) 400/5000) < 2 x stable "
-                     "5.00% (1000/20000) = 10.00%, z 8.25 >= 3.00: no canary spike (factor test "
+                     "5.00% (1000/20000) = 10.00%, exact p 1.6e-15 <= 0.0013 (z 3): no canary "
+                     "spike (factor test "
                      "fails); stable 5.00% < 2 x its preceding 10m 4.00% (800/20000) = 8.00%, "
-                     "z 4.82 >= 3.00: no fleet-wide spike (factor test fails)");
+                     "exact p 7.8e-07 <= 0.0013 (z 3): no fleet-wide spike (factor test fails)");
 }
 
 /* 12 failures in 100 attempts are 2.4x stable's 5% but could be chance:
@@ -319,13 +321,14 @@ Test(evidence, spike_significance_fails)
     cr_assert_not(ev.breach);
     cr_assert(ev.clear);
     /* z = .07 / sqrt(62/1100 x 1038/1100 x (1/100 + 1/1000)) = 2.89 */
-    cr_assert_str_eq(ev.what,
-                     "canary login-spike 12.00% "
-                     "(USER_LOGIN_FAILED/(USER_LOGIN+USER_LOGIN_FAILED) 12/100) >= 2 x stable "
-                     "5.00% (50/1000) = 10.00%, z 2.89 < 3.00: no canary spike (significance "
-                     "test fails); stable 5.00% < 2 x its preceding 10m 5.00% (25/500) = "
-                     "10.00%, z 0.00 < 3.00: no fleet-wide spike (factor and significance tests "
-                     "fail)");
+    cr_assert_str_eq(
+        ev.what,
+        "canary login-spike 12.00% "
+        "(USER_LOGIN_FAILED/(USER_LOGIN+USER_LOGIN_FAILED) 12/100) >= 2 x stable "
+        "5.00% (50/1000) = 10.00%, exact p 0.0074 > 0.0013 (z 3): no canary spike (significance "
+        "test fails); stable 5.00% < 2 x its preceding 10m 5.00% (25/500) = "
+        "10.00%, exact p 1 > 0.0013 (z 3): no fleet-wide spike (factor and significance tests "
+        "fail)");
 }
 
 Test(evidence, spike_fleet_wide)
@@ -341,13 +344,14 @@ Test(evidence, spike_fleet_wide)
     cr_assert(ev.breach);
     cr_assert(ev.fleet);
     /* z = 0 (12% vs 12%); stable: .07 / sqrt(.085 x .915 x 2/2000) = 7.94 */
-    cr_assert_str_eq(ev.what,
-                     "canary login-spike 12.00% "
-                     "(USER_LOGIN_FAILED/(USER_LOGIN+USER_LOGIN_FAILED) 60/500) < 2 x stable "
-                     "12.00% (240/2000) = 24.00%, z 0.00 < 3.00: no canary spike (factor and "
-                     "significance tests fail); stable 12.00% >= 2 x its preceding 10m 5.00% "
-                     "(100/2000) = 10.00%, z 7.94 >= 3.00: fleet-wide spike, user behaviour, not "
-                     "the deployment");
+    cr_assert_str_eq(
+        ev.what,
+        "canary login-spike 12.00% "
+        "(USER_LOGIN_FAILED/(USER_LOGIN+USER_LOGIN_FAILED) 60/500) < 2 x stable "
+        "12.00% (240/2000) = 24.00%, exact p 1 > 0.0013 (z 3): no canary spike (factor and "
+        "significance tests fail); stable 12.00% >= 2 x its preceding 10m 5.00% "
+        "(100/2000) = 10.00%, exact p 7e-16 <= 0.0013 (z 3): fleet-wide spike, user behaviour, not "
+        "the deployment");
 }
 
 Test(evidence, spike_without_reference_and_zero_vs_zero)
@@ -359,11 +363,12 @@ Test(evidence, spike_without_reference_and_zero_vs_zero)
     cr_assert_not(ev.breach); /* 0 failures vs 0 failures */
     cr_assert(ev.clear);
     cr_assert_not(ev.fleet);
-    cr_assert_str_eq(ev.what, "canary login-spike 0.00% "
-                              "(USER_LOGIN_FAILED/(USER_LOGIN+USER_LOGIN_FAILED) 0/500) is not "
-                              "above stable 0.00% (0/2000), z 0.00 < 3.00: no canary spike "
-                              "(factor and significance tests fail); the fleet check had no "
-                              "reference: stable has 0 samples in the preceding 10m, needs 500");
+    cr_assert_str_eq(ev.what,
+                     "canary login-spike 0.00% "
+                     "(USER_LOGIN_FAILED/(USER_LOGIN+USER_LOGIN_FAILED) 0/500) is not "
+                     "above stable 0.00% (0/2000), exact p 1 > 0.0013 (z 3): no canary spike "
+                     "(factor and significance tests fail); the fleet check had no "
+                     "reference: stable has 0 samples in the preceding 10m, needs 500");
 }
 
 static cd_rule_conf_t flatline(void)
@@ -400,6 +405,38 @@ Test(evidence, flatline_reports_lowest_type)
                               "per 20000 REQUEST_COMPLETED, canary 1000 REQUEST_COMPLETED): flat "
                               "in the canary");
     cr_assert_str_eq(ev.ctx, "(window 5m; samples canary 1000 >= 500, stable 20000 >= 2000)");
+}
+
+/* The onset of a flatline: when the type stopped, not when the window
+ * crossed. Every second: canary 10 requests, stable 200 requests and 80
+ * logins (0.4 per request: 4 expected canary logins a second). The canary
+ * publishes its 4 logins in the window's first 20 s only: 80 of 1200
+ * expected <= 10 %. A silent second adds (1 - 0.1) x 4 = 3.6 nats, a
+ * flowing one 4 ln 0.1 + 3.6 = -5.61: the best start is the first silent
+ * second (NOW - 280 s); the next one is 3.6 below it, within the margin of
+ * 4.6, the one after 7.2 below: the onset is NOW - 279 s. */
+Test(evidence, flatline_onset_is_when_the_type_stopped)
+{
+    for (int i = 300; i > 0; i--) {
+        int64_t ts = NOW - i * 1000LL + 500;
+        put(REQ, STA, 200, ts);
+        put(LOGIN, STA, 80, ts);
+        put(REQ, CAN, 10, ts);
+        if (i > 280) put(LOGIN, CAN, 4, ts);
+    }
+    cd_rule_conf_t r = flatline();
+    cd_evidence_eval(&r, &names, w, NOW, scratch, &ev);
+    cr_assert(ev.breach);
+    cr_assert_float_eq(ev.threshold, 1200.0, 1e-9);
+    cr_assert_eq(ev.canary.numerator, 80);
+    cr_assert_eq(ev.onset_ms, NOW - 279 * 1000LL);
+    /* still flowing: no onset */
+    memset(&ev, 0, sizeof ev);
+    for (int i = 280; i > 0; i--)
+        put(LOGIN, CAN, 4, NOW - i * 1000LL + 500);
+    cd_evidence_eval(&r, &names, w, NOW, scratch, &ev);
+    cr_assert_not(ev.breach);
+    cr_assert_eq(ev.onset_ms, 0);
 }
 
 Test(evidence, flatline_rare_types_are_not_judged)

@@ -233,3 +233,35 @@ Test(evidence_seq, relative_against_stable)
                   NULL,
               "%s", ev.what);
 }
+
+/* onset_h0: the onset is estimated against the share before the change
+ * (here 0.4 B = 2 %), not the detection's in-control 3.5 %. 60 s at 2 %,
+ * 10 s at 6 %, 20 s at 12 %. Detection (3.5 % vs 10 %): a 6 % second adds
+ * 6 ln(10/3.5) + 94 ln(.9/.965) = -0.258 (in control), so the change is at
+ * the first 12 % second. Against 2 % (2 % vs 10 %) it adds 6 ln 5 + 94
+ * ln(.9/.98) = +1.651: the 6 % seconds are already the exceedance, and the
+ * onset is 10 s earlier. The detection's statistic is the same. */
+Test(evidence_seq, onset_h0_locates_the_change_against_the_share_before_it)
+{
+    cd_rule_conf_t r = payment();
+    pay(90, 30, 98, 2);
+    pay(30, 20, 94, 6);
+    pay(20, 0, 88, 12);
+    cd_evidence_eval(&r, &names, w, NOW, scratch, &ev);
+    double s = 20 * INC_12;
+    cr_assert_float_eq(ev.seq_stat, s, 1e-9);
+    cr_assert_eq(ev.onset_ms, NOW - 20 * SEC);
+    cr_assert_eq(ev.seg_bad, 240);
+    cr_assert_eq(ev.seg_trials, 2000);
+
+    memset(&ev, 0, sizeof ev);
+    r.seq_onset_h0 = 0.4;
+    cd_evidence_eval(&r, &names, w, NOW, scratch, &ev);
+    cr_assert_float_eq(ev.seq_stat, s, 1e-9); /* detection unchanged */
+    cr_assert_float_eq(6 * log(5.0) + 94 * log(0.90 / 0.98), 1.651, 1e-3);
+    cr_assert_eq(ev.onset_ms, NOW - 30 * SEC);
+    cr_assert_eq(ev.seg_bad, 300);
+    cr_assert_eq(ev.seg_trials, 3000);
+    cr_assert(ev.breach);
+    cr_assert(strstr(ev.what, "10.00% (300/3000) since 07:59:30Z") != NULL, "%s", ev.what);
+}

@@ -9,6 +9,45 @@
 
 #define EPS 1e-6
 
+/* Fisher's exact one-sided test: 3/10 vs 1/10 is R's
+ * fisher.test(matrix(c(3, 7, 1, 9), 2), alternative = "greater")$p.value
+ * = 0.2910217 (sum of the hypergeometric terms P(X >= 3), N 20, K 4, n 10:
+ * (C(4,3) C(16,7) + C(4,4) C(16,6)) / C(20,10) = (45760 + 8008) / 184756). */
+Test(stats, fisher_greater_small_table)
+{
+    cr_assert_float_eq(cd_stats_fisher_greater(3, 10, 1, 10), 53768.0 / 184756.0, EPS);
+    /* P(X >= 4) alone: C(4,4) C(16,6) / C(20,10) */
+    cr_assert_float_eq(cd_stats_fisher_greater(4, 10, 0, 10), 8008.0 / 184756.0, EPS);
+}
+
+/* The false ROLLBACK of fleet-drop seed 105 (issue 10): 19/195 failed canary
+ * logins against stable's 185/3869 gave z 3.10 >= 3 with the normal
+ * approximation; the exact p is 0.0037, well above 1 - Phi(3). */
+Test(stats, fisher_greater_fleet_drop_seed_105)
+{
+    cr_assert_gt(cd_stats_z_two_prop(19, 195, 185, 3869), 3.0);
+    double p = cd_stats_fisher_greater(19, 195, 185, 3869);
+    cr_assert(p > 0.0036 && p < 0.0038, "p %g", p);
+    cr_assert_gt(p, cd_stats_norm_tail(3.0));
+    cr_assert_float_eq(cd_stats_norm_tail(3.0), 0.001349898, EPS);
+}
+
+Test(stats, fisher_greater_degenerate)
+{
+    cr_assert_eq(cd_stats_fisher_greater(0, 0, 5, 100), 1.0); /* no trials */
+    cr_assert_eq(cd_stats_fisher_greater(5, 100, 0, 0), 1.0);
+    cr_assert_eq(cd_stats_fisher_greater(5, 100, 10, 200), 1.0); /* equal: not above */
+    cr_assert_eq(cd_stats_fisher_greater(1, 100, 5, 100), 1.0);  /* below */
+    /* x > n is clamped: 20/10 is 10/10 */
+    cr_assert_float_eq(cd_stats_fisher_greater(20, 10, 0, 10),
+                       cd_stats_fisher_greater(10, 10, 0, 10), EPS);
+    /* all-failure canary against a clean stable: 1 / C(20,10) */
+    cr_assert_float_eq(cd_stats_fisher_greater(10, 10, 0, 10), 1.0 / 184756.0, 1e-12);
+    /* large counts stay finite and tiny, not NaN */
+    double p = cd_stats_fisher_greater(1000, 1000000, 0, 1000000);
+    cr_assert(p >= 0.0 && p < 1e-200, "p %g", p);
+}
+
 Test(stats, z_two_prop_spike)
 {
     /* p1 = 60/500 = .12, p2 = 100/2000 = .05, pooled 160/2500 = .064;
@@ -79,7 +118,8 @@ Test(stats, bernoulli_llr_exact)
     /* 3 bad of 100 under q1 = .05 against q0 = .02:
      * 3 ln(2.5) + 97 ln(.95 / .98) = 2.748872 - 3.015787 = -0.266915 */
     cr_assert_float_eq(cd_stats_bernoulli_llr(3, 100, 0.02, 0.05), -0.266914750, EPS);
-    /* 12 of 100, q0 .035, q1 .10: 12 ln(10/3.5) + 88 ln(.9/.965) = 12.597865 - 6.136533 = 6.461332 */
+    /* 12 of 100, q0 .035, q1 .10: 12 ln(10/3.5) + 88 ln(.9/.965) = 12.597865 - 6.136533 = 6.461332
+     */
     cr_assert_float_eq(cd_stats_bernoulli_llr(12, 100, 0.035, 0.10),
                        12 * log(0.10 / 0.035) + 88 * log(0.90 / 0.965), 1e-12);
     cr_assert_float_eq(cd_stats_bernoulli_llr(12, 100, 0.035, 0.10), 6.461332, 1e-6);
