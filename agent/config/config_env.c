@@ -51,6 +51,7 @@ enum {
     V_BROKERS,
     V_TOPIC,
     V_GROUP,
+    V_GROUP_INSTANCE_ID,
     V_CANARY_VERSION,
     V_SERVICE,
     V_WEBHOOK_URL,
@@ -63,6 +64,7 @@ static const char *const VARS[V__COUNT] = {
     [V_BROKERS] = "CANARYD_BROKERS",
     [V_TOPIC] = "CANARYD_TOPIC",
     [V_GROUP] = "CANARYD_GROUP",
+    [V_GROUP_INSTANCE_ID] = "CANARYD_GROUP_INSTANCE_ID",
     [V_CANARY_VERSION] = "CANARYD_CANARY_VERSION",
     [V_SERVICE] = "CANARYD_SERVICE",
     [V_WEBHOOK_URL] = "CANARYD_WEBHOOK_URL",
@@ -220,6 +222,9 @@ void cd_cfg_env_overlay(cd_cfgctx_t *x, json_t *root, cd_cfg_env_t *env)
     if (v[V_BROKERS]) set_string(x, root, env, V_BROKERS, "kafka", "brokers", v[V_BROKERS]);
     if (v[V_TOPIC]) set_topics(x, root, env, v[V_TOPIC]);
     if (v[V_GROUP]) set_string(x, root, env, V_GROUP, "kafka", "group", v[V_GROUP]);
+    if (v[V_GROUP_INSTANCE_ID])
+        set_string(x, root, env, V_GROUP_INSTANCE_ID, "kafka", "group_instance_id",
+                   v[V_GROUP_INSTANCE_ID]);
     if (v[V_CANARY_VERSION])
         set_string(x, root, env, V_CANARY_VERSION, "events", "canary_version", v[V_CANARY_VERSION]);
     if (v[V_SERVICE]) set_string(x, root, env, V_SERVICE, "events", "service", v[V_SERVICE]);

@@ -20,7 +20,7 @@
 #define CD_CFG_ENV 0x100
 
 /* Most overrides one document can receive (one per variable). */
-#define CD_CFG_ENV_MAX 8
+#define CD_CFG_ENV_MAX 9
 
 /* What the overlay changed, for naming the variable in messages. */
 typedef struct cd_cfg_env {

@@ -25,8 +25,9 @@
 #include "canaryd/timeutil.h"
 #include "config_internal.h"
 
-static const char *const KNOWN[] = {"brokers",    "topics",       "group", "cohort_header",
-                                    "threads",    "max_lag_wait", "properties", "start", NULL};
+static const char *const KNOWN[] = {"brokers",    "topics",       "group", "group_instance_id",
+                                    "cohort_header", "threads",    "max_lag_wait", "properties",
+                                    "start",      NULL};
 
 /* Set by canaryd: the key to use instead, or why it cannot be changed. */
 static const struct {
@@ -35,6 +36,7 @@ static const struct {
     {"bootstrap.servers", "set it with kafka.brokers (or --brokers)"},
     {"metadata.broker.list", "set it with kafka.brokers (or --brokers)"},
     {"group.id", "set it with kafka.group (or --group)"},
+    {"group.instance.id", "set it with kafka.group_instance_id (one id per worker thread)"},
     {"enable.auto.offset.store",
      "canaryd stores an offset only after its event was counted (always false)"},
     {"enable.auto.commit", "canaryd commits stored offsets periodically (always true)"},
@@ -203,6 +205,10 @@ bool cd_kafka_conf_parse(const cd_config_t *cfg, cd_kafka_conf_t *kc, cd_diag_t 
     if ((v = json_object_get(k, "group")))
         cd_cfg_string(&x, "kafka.group", v, kc->group, sizeof(kc->group), false,
                       "a consumer group id");
+    if ((v = json_object_get(k, "group_instance_id")))
+        cd_cfg_string(&x, "kafka.group_instance_id", v, kc->group_instance_id,
+                      sizeof(kc->group_instance_id), true,
+                      "a stable identity of this agent, e.g. the StatefulSet pod's name");
     if ((v = json_object_get(k, "cohort_header"))) {
         if (cd_cfg_string(&x, "kafka.cohort_header", v, kc->cohort_header,
                           sizeof(kc->cohort_header), false, "a message header name") &&

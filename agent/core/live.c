@@ -257,7 +257,7 @@ void cd_live_watermark_state(const cd_live_t *l, cd_live_wm_t *out)
  * the state shown for it. Evaluating thread. */
 static int64_t watermark_until(cd_live_t *l, int64_t now)
 {
-    char who[160] = "", t[40], d[32];
+    char who[200] = "", t[40], d[32];
     cd_live_wm_t *st = &l->st;
     int64_t wm = l->wm(l->wm_opaque, who, sizeof(who));
     int64_t until = now;
@@ -309,7 +309,7 @@ static int64_t watermark_until(cd_live_t *l, int64_t now)
  * watermark rule. Evaluating thread. */
 static int64_t catchup_until(cd_live_t *l, int64_t now)
 {
-    char who[160] = "", t[40];
+    char who[200] = "", t[40];
     cd_live_wm_t *st = &l->st;
     int64_t wm = l->wm(l->wm_opaque, who, sizeof(who));
     st->known = wm != INT64_MIN;

@@ -269,6 +269,9 @@ static enum MHD_Result get_readyz(cd_http_t *h, struct MHD_Connection *c, const 
         snprintf(why, sizeof(why), "the analysis has not started");
     } else if (k && ks.assigned <= 0) {
         snprintf(why, sizeof(why), "no Kafka partition is assigned yet");
+    } else if (k && !ks.covered) {
+        /* part of the topic: judged as none of it (kafka_source.c, "Coverage") */
+        snprintf(why, sizeof(why), "%s", ks.coverage);
     } else if (catchup) {
         /* rebuilding after the start (live.c, "Catch-up"): how far, in time
          * (the reason) and in messages (the consumers' lag) */

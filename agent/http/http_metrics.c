@@ -129,6 +129,10 @@ static void kafka(FILE *f, const cd_kafka_source_t *k)
     fprintf(f, "canaryd_kafka_rebalances_total %llu\n", (unsigned long long)ks.rebalances);
     head(f, "kafka_assigned_partitions", "gauge", "Partitions assigned to this agent now.");
     fprintf(f, "canaryd_kafka_assigned_partitions %d\n", ks.assigned);
+    head(f, "kafka_topic_partitions", "gauge",
+         "Partitions of the consumed topic(s), from the broker's metadata (-1 unknown); "
+         "judged only while all are assigned.");
+    fprintf(f, "canaryd_kafka_topic_partitions %d\n", ks.topic_partitions);
     cd_kafka_lag_t *lag = malloc(MAX_PARTS * sizeof(*lag));
     if (!lag) return;
     int n = cd_kafka_source_lag(k, lag, MAX_PARTS);

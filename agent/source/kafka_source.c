@@ -133,6 +133,20 @@
  * ListOffsets requests per leader broker and second, and one more
  * librdkafka handle (its threads and connections, outside any group).
  *
+ * Coverage (issue 11). Every agent reads the whole stream in a consumer
+ * group of its own (coordinated replicas too: docs/operations.md), so its
+ * assignment must be every partition of its topics. After a SIGKILL the
+ * dead process stays a member until its session expires, and a rebalance
+ * meanwhile gives the restarted one only part of them: the watermark, a
+ * minimum over ASSIGNED partitions only, would judge half the stream. So
+ * the prober also asks for the topics' partition count (metadata on its
+ * own handle, at start and every META_EVERY_MS: a topic that grows is
+ * seen), and while the workers' assignment covers fewer partitions,
+ * cd_kafka_source_watermark answers "unknown" with the reason
+ * (cd_kafka_coverage): the live clock holds the verdict exactly as for a
+ * partition not yet read, and /readyz answers 503 with it. Until the
+ * first metadata answer the count is unknown and nothing is held for it.
+ *
  * Benchmark trace (bench/bench_kafka_delay.c): with CANARYD_TRACE_CONSUME=1
  * in the environment, every consumed message also writes one line
  * "canaryd trace: consumed TOPIC [PARTITION] @OFFSET mono_ns NS" on stderr,
@@ -270,6 +284,11 @@ struct cd_kafka_source {
     int ntopics;
     int64_t fetch_wait_ms; /* fetch.wait.max.ms in effect */
     rd_kafka_t *prk; /* the prober's own handle (no group) */
+    /* coverage (see the top): the subscribed topics' partition count from
+     * the prober's metadata, -1 unknown; the group, for the reason text */
+    atomic_int topic_parts;
+    int64_t meta_at; /* prober thread: wall time of the last metadata answer */
+    char group[256];
     pthread_t prober;
     bool prober_started;
     pthread_mutex_t prmu;
@@ -288,6 +307,8 @@ struct cd_kafka_source {
  * (CD_LIVE_WATERMARK_LEEWAY_MS, 2 s) covers the interval plus a round trip. */
 #define PROBE_EVERY_MS 500
 #define PROBE_TIMEOUT_MS 1000
+/* How often the prober asks for the topics' partition count (coverage). */
+#define META_EVERY_MS 5000
 /* A partition not confirmed for this long was unreachable; once it answers
  * again, confirmations wait RECOVERY_MS for the producers (confirm()). */
 #define STALL_GAP_MS 5000
@@ -960,6 +981,13 @@ static rd_kafka_t *make_consumer(worker_t *w, const cd_kafka_conf_t *kc,
         set(c, "(canaryd)", "enable.auto.offset.store", "false", errbuf, errsize) ||
         set(c, "(canaryd)", "enable.auto.commit", "true", errbuf, errsize))
         goto err;
+    if (kc->group_instance_id[0]) {
+        /* static membership: one identity per worker (each is a member),
+         * the same after a restart, so it takes its partitions back at once */
+        char id[300];
+        snprintf(id, sizeof(id), "%s-%d", kc->group_instance_id, w->id);
+        if (set(c, "kafka.group_instance_id", "group.instance.id", id, errbuf, errsize)) goto err;
+    }
     if (prefetch_limits(w->s, c, errbuf, errsize) != 0) goto err;
     rd_kafka_conf_set_log_cb(c, log_cb);
     rd_kafka_conf_set_error_cb(c, error_cb);
@@ -1056,6 +1084,8 @@ cd_kafka_source_t *cd_kafka_source_new(const cd_kafka_conf_t *kc, const cd_confi
     cond_init_monotonic(&s->prcv);
     atomic_init(&s->probes_failed, 0);
     s->ntopics = kc->ntopics;
+    atomic_init(&s->topic_parts, -1);
+    snprintf(s->group, sizeof(s->group), "%s", kc->group);
     for (int i = 0; i < kc->ntopics && i < CD_KAFKA_MAX_TOPICS; i++)
         snprintf(s->topics[i], sizeof(s->topics[i]), "%s", kc->topics[i]);
     /* Nudging is for librdkafka < 2.1 (which has no fetch.queue.backoff.ms);
@@ -1331,9 +1361,48 @@ static void probe_all(cd_kafka_source_t *s)
     rd_kafka_topic_partition_list_destroy(all);
 }
 
+/* Prober thread: the subscribed topics' partition count, from a metadata
+ * request on the prober's handle every META_EVERY_MS (a topic that gains
+ * partitions is seen within that). A topic the broker does not know, or a
+ * failed request, leaves the count as it was (unknown at first: no hold). */
+static void refresh_partitions(cd_kafka_source_t *s)
+{
+    int64_t now = cd_wall_ms();
+    if (s->meta_at && now - s->meta_at < META_EVERY_MS) return;
+    const struct rd_kafka_metadata *md = NULL;
+    if (rd_kafka_metadata(s->prk, 1, NULL, &md, PROBE_TIMEOUT_MS) != RD_KAFKA_RESP_ERR_NO_ERROR)
+        return;
+    int total = 0, found = 0;
+    for (int t = 0; t < s->ntopics; t++)
+        for (int i = 0; i < md->topic_cnt; i++)
+            if (strcmp(md->topics[i].topic, s->topics[t]) == 0 && !md->topics[i].err &&
+                md->topics[i].partition_cnt > 0) {
+                total += md->topics[i].partition_cnt;
+                found++;
+            }
+    rd_kafka_metadata_destroy(md);
+    if (found < s->ntopics) return; /* not every topic answered: keep what was known */
+    s->meta_at = now;
+    int was = atomic_exchange_explicit(&s->topic_parts, total, memory_order_relaxed);
+    if (was != total)
+        cd_log(CD_LOG_INFO, "kafka: the subscribed topic(s) have %d partition(s)", total);
+}
+
+bool cd_kafka_coverage(int assigned, int total, const char *group, char *why, size_t size)
+{
+    if (total <= 0 || assigned >= total) return true; /* unknown, or all of them */
+    if (why && size)
+        snprintf(why, size,
+                 "%d of %d partitions assigned: another member of group %.60s holds the rest "
+                 "(a previous process's session, until it expires?)",
+                 assigned, total, group);
+    return false;
+}
+
 static void *prober_run(void *arg)
 {
     cd_kafka_source_t *s = arg;
+    refresh_partitions(s);
     pthread_mutex_lock(&s->prmu);
     while (!atomic_load_explicit(&s->stop, memory_order_relaxed)) {
         struct timespec until = cd_deadline_after(CLOCK_MONOTONIC, PROBE_EVERY_MS);
@@ -1343,6 +1412,7 @@ static void *prober_run(void *arg)
             ;
         if (atomic_load_explicit(&s->stop, memory_order_relaxed)) break;
         pthread_mutex_unlock(&s->prmu);
+        refresh_partitions(s);
         probe_all(s);
         pthread_mutex_lock(&s->prmu);
     }
@@ -1381,6 +1451,10 @@ int64_t cd_kafka_source_watermark(const cd_kafka_source_t *s, char *who, size_t 
         if (who && size) snprintf(who, size, "no partition is assigned");
         return INT64_MIN;
     }
+    /* coverage (see the top): part of the topic is judged as none of it */
+    if (!cd_kafka_coverage(assigned, atomic_load_explicit(&q->topic_parts, memory_order_relaxed),
+                           s->group, who, size))
+        return INT64_MIN;
     if (who && size) {
         /* read after wm: may name a partition that became the slowest since
          * (only the reason text) */
@@ -1730,6 +1804,9 @@ void cd_kafka_source_stats(const cd_kafka_source_t *s, cd_kafka_stats_t *out)
         out->assigned += atomic_load_explicit(&q->w[i].assigned, memory_order_relaxed);
         out->messages += atomic_load_explicit(&q->w[i].messages, memory_order_relaxed);
     }
+    out->topic_partitions = atomic_load_explicit(&q->topic_parts, memory_order_relaxed);
+    out->covered = cd_kafka_coverage(out->assigned, out->topic_partitions, s->group,
+                                     out->coverage, sizeof(out->coverage));
 }
 
 bool cd_kafka_source_caught_up(const cd_kafka_source_t *s)

@@ -30,6 +30,8 @@ typedef struct cd_kafka_conf {
     char topics[CD_KAFKA_MAX_TOPICS][256];  /* at least one needed to run */
     int ntopics;
     char group[256];                        /* group.id; default "canaryd" */
+    char group_instance_id[200];            /* static membership: worker i's group.instance.id
+                                               is "<this>-<i>"; "" = dynamic (default) */
     char cohort_header[128];                /* message header holding the cohort; "" = none */
     int threads;                            /* worker threads; 0 = number of online CPUs */
     int64_t max_lag_wait_ms;                /* longest judgement hold for a partition behind
@@ -73,6 +75,9 @@ typedef struct cd_kafka_stats {
     uint64_t redelivered;    /* messages skipped: already counted by this process */
     uint64_t fetch_nudges;   /* fetchers woken after a full prefetch queue drained (librdkafka < 2.1) */
     int assigned;            /* partitions assigned now, over all workers */
+    int topic_partitions;    /* the subscribed topics' partitions (metadata); -1 unknown */
+    bool covered;            /* assigned covers them all (or the count is unknown) */
+    char coverage[200];      /* why not, when !covered (cd_kafka_coverage) */
     /* start by time (cd_kafka_source_set_history) */
     uint64_t start_searches; /* partitions whose start offset was looked for by time */
     uint64_t start_probes;   /* messages read (not counted) to find them */
@@ -158,12 +163,18 @@ typedef struct cd_kafka_lag {
  * stopped (cd_kafka_source_stop closes the consumers). */
 int cd_kafka_source_lag(const cd_kafka_source_t *s, cd_kafka_lag_t *out, int max);
 
+/* The coverage decision (kafka_source.c, "Coverage"): true when `assigned`
+ * partitions cover the topics' `total` (or total is unknown, <= 0); else
+ * false, with the reason naming `group` in why. Pure; any thread. */
+bool cd_kafka_coverage(int assigned, int total, const char *group, char *why, size_t size);
+
 /*
  * The source's watermark (kafka_source.c, "Watermark"): epoch ms up to which
  * every assigned partition is known to be read (the minimum over them of
  * the newest event time counted and the last time the broker confirmed the
- * partition read to its end); INT64_MIN while a partition's is unknown or
- * nothing is assigned. who (may be NULL) receives the slowest partition,
+ * partition read to its end); INT64_MIN while a partition's is unknown,
+ * nothing is assigned, or the assignment does not cover every partition of
+ * the topics (cd_kafka_coverage). who (may be NULL) receives the slowest partition,
  * "events[2]", or why it is unknown. Any thread; reads what the workers
  * publish per run of messages (a live clock's cd_live_watermark_cb).
  */

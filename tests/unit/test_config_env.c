@@ -27,7 +27,7 @@ static void setup(void)
     static const char *const vars[] = {
         "CANARYD_BROKERS",        "CANARYD_TOPIC",       "CANARYD_GROUP",
         "CANARYD_CANARY_VERSION", "CANARYD_WEBHOOK_URL", "CANARYD_WEBHOOK_FORMAT",
-        "CANARYD_HTTP_BIND",      "CANARYD_SERVICE",     NULL};
+        "CANARYD_HTTP_BIND",      "CANARYD_SERVICE",     "CANARYD_GROUP_INSTANCE_ID", NULL};
     for (int i = 0; vars[i]; i++)
         unsetenv(vars[i]);
     setenv("CANARYD_LOG_LEVEL", "error", 1);
@@ -434,5 +434,35 @@ Test(config_env, kafka_start)
     cr_assert_str_eq(d.text, "kafka.start: \"earliest\" is not a start position; accepted: "
                              "\"by_time\" (the history the rules need, rebuilt) or \"committed\" "
                              "(the group's committed offset)\n");
+    cd_config_free(c);
+}
+
+/* kafka.group_instance_id (issue 11, static membership): unset by default,
+ * set by the file or by CANARYD_GROUP_INSTANCE_ID (which wins); librdkafka's
+ * group.instance.id in kafka.properties is refused with the key to use. */
+Test(config_env, kafka_group_instance_id)
+{
+    cd_kafka_conf_t kc;
+    cd_config_t *c = load_ok("");
+    kafka(c, &kc);
+    cr_assert_str_eq(kc.group_instance_id, "");
+    cd_config_free(c);
+    c = load_ok(", 'kafka': {'group_instance_id': 'checkout-0'}");
+    kafka(c, &kc);
+    cr_assert_str_eq(kc.group_instance_id, "checkout-0");
+    cd_config_free(c);
+    setenv("CANARYD_GROUP_INSTANCE_ID", "checkout-1", 1);
+    c = load_ok(", 'kafka': {'group_instance_id': 'checkout-0'}");
+    kafka(c, &kc);
+    cr_assert_str_eq(kc.group_instance_id, "checkout-1");
+    cd_config_free(c);
+    unsetenv("CANARYD_GROUP_INSTANCE_ID");
+    c = load_ok(", 'kafka': {'properties': {'group.instance.id': 'x'}}");
+    cd_diag_t d;
+    cd_diag_init(&d);
+    cr_assert_not(cd_kafka_conf_parse(c, &kc, &d));
+    cr_assert(strstr(d.text, "kafka.properties.group.instance.id") &&
+                  strstr(d.text, "set it with kafka.group_instance_id"),
+              "%s", d.text);
     cd_config_free(c);
 }
