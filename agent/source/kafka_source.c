@@ -1369,19 +1369,19 @@ static void refresh_partitions(cd_kafka_source_t *s)
 {
     int64_t now = cd_wall_ms();
     if (s->meta_at && now - s->meta_at < META_EVERY_MS) return;
-    const struct rd_kafka_metadata *md = NULL;
-    if (rd_kafka_metadata(s->prk, 1, NULL, &md, PROBE_TIMEOUT_MS) != RD_KAFKA_RESP_ERR_NO_ERROR)
-        return;
-    int total = 0, found = 0;
-    for (int t = 0; t < s->ntopics; t++)
-        for (int i = 0; i < md->topic_cnt; i++)
-            if (strcmp(md->topics[i].topic, s->topics[t]) == 0 && !md->topics[i].err &&
-                md->topics[i].partition_cnt > 0) {
-                total += md->topics[i].partition_cnt;
-                found++;
-            }
-    rd_kafka_metadata_destroy(md);
-    if (found < s->ntopics) return; /* not every topic answered: keep what was known */
+    int total = 0;
+    for (int t = 0; t < s->ntopics; t++) {
+        /* one topic per request: never the whole cluster's topic list */
+        rd_kafka_topic_t *rkt = rd_kafka_topic_new(s->prk, s->topics[t], NULL);
+        const struct rd_kafka_metadata *md = NULL;
+        rd_kafka_resp_err_t e =
+            rkt ? rd_kafka_metadata(s->prk, 0, rkt, &md, PROBE_TIMEOUT_MS) : RD_KAFKA_RESP_ERR__FAIL;
+        int n = !e && md->topic_cnt == 1 && !md->topics[0].err ? md->topics[0].partition_cnt : 0;
+        if (md) rd_kafka_metadata_destroy(md);
+        if (rkt) rd_kafka_topic_destroy(rkt);
+        if (n <= 0) return; /* not known (yet): keep what was */
+        total += n;
+    }
     s->meta_at = now;
     int was = atomic_exchange_explicit(&s->topic_parts, total, memory_order_relaxed);
     if (was != total)
