@@ -27,12 +27,10 @@
  * Data: `canaryd simulate` (healthy) at 400 events/s over 4 partitions. Every
  * wait is on a condition, bounded generously; the suite runs in about 40 s.
  */
+#include "kafka_mock.h"
 #include "live_helpers.h"
 
 #include <criterion/logging.h>
-
-#include <librdkafka/rdkafka.h>
-#include <librdkafka/rdkafka_mock.h>
 
 #include "canaryd/timeutil.h"
 
@@ -40,31 +38,17 @@
 #define PARTS 4
 #define SESSION_MS 10000
 
-static rd_kafka_t *mock_rk;
-static rd_kafka_mock_cluster_t *mock;
-
 static void setup(void)
 {
-    char e[256];
     scratch_make("cd_ghost_");
-    rd_kafka_conf_t *conf = rd_kafka_conf_new();
-    rd_kafka_conf_set(conf, "log_level", "0", e, sizeof e);
-    mock_rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, e, sizeof e);
-    cr_assert_not_null(mock_rk, "%s", e);
-    mock = rd_kafka_mock_cluster_new(mock_rk, 1);
-    cr_assert_not_null(mock);
-    cr_assert_eq(rd_kafka_mock_topic_create(mock, TOPIC, PARTS, 1), 0);
-    snprintf(bootstraps, sizeof bootstraps, "%s", rd_kafka_mock_cluster_bootstraps(mock));
+    mock_start(TOPIC, PARTS);
     curl_global_init(CURL_GLOBAL_DEFAULT);
 }
 
 static void teardown(void)
 {
     kill_children();
-    if (mock) rd_kafka_mock_cluster_destroy(mock);
-    if (mock_rk) rd_kafka_destroy(mock_rk);
-    mock = NULL;
-    mock_rk = NULL;
+    mock_stop();
     curl_global_cleanup();
     scratch_remove();
 }
