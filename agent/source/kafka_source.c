@@ -1374,8 +1374,8 @@ static void refresh_partitions(cd_kafka_source_t *s)
         /* one topic per request: never the whole cluster's topic list */
         rd_kafka_topic_t *rkt = rd_kafka_topic_new(s->prk, s->topics[t], NULL);
         const struct rd_kafka_metadata *md = NULL;
-        rd_kafka_resp_err_t e =
-            rkt ? rd_kafka_metadata(s->prk, 0, rkt, &md, PROBE_TIMEOUT_MS) : RD_KAFKA_RESP_ERR__FAIL;
+        rd_kafka_resp_err_t e = RD_KAFKA_RESP_ERR__FAIL;
+        if (rkt) e = rd_kafka_metadata(s->prk, 0, rkt, &md, PROBE_TIMEOUT_MS);
         int n = !e && md->topic_cnt == 1 && !md->topics[0].err ? md->topics[0].partition_cnt : 0;
         if (md) rd_kafka_metadata_destroy(md);
         if (rkt) rd_kafka_topic_destroy(rkt);
