@@ -432,11 +432,17 @@ void cd_engine_eval(cd_engine_t *e, const cd_window_t *w, int64_t now_ms, cd_rec
                     void *opaque)
 {
     CD_ASSERT(e != NULL && w != NULL && cb != NULL);
+    e->nqueued = 0;
+    /* A new release starts at canary_start_ms, the pipeline's clock when it
+     * was declared. A pipeline whose boundaries trail its clock (live.c's
+     * watermark holds judgement back while a partition catches up) still
+     * evaluates boundaries before that instant: none of the release's
+     * evidence is there yet, so nothing is judged and no time is taken. */
+    if (!e->evaluated && e->canary_start_ms > 0 && now_ms < e->canary_start_ms) return;
     /* Going back in time would replay `for` and resolve_for against the
      * wrong instants: a verdict-corrupting caller bug, not bad input. */
     CD_ASSERT((!e->evaluated && e->canary_start_ms == 0) || now_ms >= e->last_now);
 
-    e->nqueued = 0;
     for (int i = 0; i < e->nrules; i++) {
         rule_rt_t *rt = &e->rules[i];
         cd_rule_state_t before = rt->state;

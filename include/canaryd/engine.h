@@ -68,8 +68,10 @@ void cd_engine_eval(cd_engine_t *e, const cd_window_t *w, int64_t now_ms, cd_rec
  * rule's state, alert and `for` clocks and the promotion clock, and makes
  * the canary side of every window start at now_ms (so the previous
  * release's canary events never judge the new one; no window memory is
- * wiped, the stable side keeps its history). The next evaluation announces
- * the new release's verdict as a first evaluation does. Evaluating thread
+ * wiped, the stable side keeps its history). The next evaluation at or
+ * after now_ms announces the new release's verdict as a first evaluation
+ * does; evaluations before now_ms (boundaries trailing the clock that
+ * declared it) judge nothing and emit nothing. Evaluating thread
  * only (between cd_engine_eval calls).
  */
 void cd_engine_new_release(cd_engine_t *e, const char *release, int64_t now_ms);

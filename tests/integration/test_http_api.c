@@ -59,6 +59,17 @@ static void setup(void)
 
 static void teardown(void)
 {
+    /* An agent that died under a test shows only as refused or failed
+     * requests: say how it ended, with its stderr (where an assertion or a
+     * sanitizer names the cause), before the folder holding it goes. */
+    int st;
+    if (kid && waitpid(kid, &st, WNOHANG) == kid) {
+        char *err = read_file("err");
+        fprintf(stderr, "canaryd (pid %d) ended during the test, status 0x%x; its stderr:\n%s\n",
+                (int)kid, st, err);
+        free(err);
+        reaped(kid);
+    }
     kill_children();
     kid = 0;
     mock_stop();

@@ -358,6 +358,33 @@ Test(engine, restored_rollback_is_sticky_and_silent, .fini = stop)
     no_more(3);
 }
 
+/* A release declared at the pipeline's clock while its boundaries trail it
+ * (live.c's watermark holds judgement back during a rebuild): the
+ * boundaries before the declaration judge nothing and emit nothing, the
+ * first one at or after it judges the new release. Before the fix the first
+ * of them aborted the agent (CD_ASSERT now_ms >= last_now): seen as
+ * http_api::hostile_requests_and_tokens losing its agent under load. */
+Test(engine, boundaries_before_a_declared_release_judge_nothing, .fini = stop)
+{
+    cd_rule_conf_t r = errors("errors", 0, 0);
+    start(&r, 1, 0, 0);
+    rate(CAN, REQ, 100);
+    rate(CAN, ERR, 10);
+    run(2); /* k0: fires, ROLLBACK */
+    int before = sim.n;
+    cr_assert_eq(cd_engine_verdict(sim.e), CD_VERDICT_ROLLBACK);
+    cd_engine_new_release(sim.e, "v3", AT(5)); /* the clock is 4 s past the boundaries */
+    cr_assert_eq(cd_engine_verdict(sim.e), CD_VERDICT_ANALYZING);
+    run(3); /* k2-4: before the release's start */
+    no_more(before);
+    cr_assert_eq(cd_engine_verdict(sim.e), CD_VERDICT_ANALYZING);
+    cr_assert_eq(cd_engine_rule_state(sim.e, 0, NULL), CD_STATE_INACTIVE);
+    run(3); /* k5-7: the new release's canary errors fire it */
+    cr_assert_gt(sim.n, before, "no record after the release's start");
+    cr_assert_eq(cd_engine_verdict(sim.e), CD_VERDICT_ROLLBACK);
+    cr_assert_str_eq(sim.rec[sim.n - 1].release, "v3");
+}
+
 /* A restored PROMOTE is not announced again; a later ROLLBACK supersedes
  * it as it would have before the restart. */
 Test(engine, restored_promote_then_rollback, .fini = stop)
