@@ -69,6 +69,11 @@ typedef struct cd_pipeline_stats {
  */
 cd_pipeline_t *cd_pipeline_new(const cd_config_t *cfg, int64_t ahead_ms, int nstripes,
                                cd_record_cb cb, void *opaque, char *errbuf, size_t errsize);
+/* Frees p. Every thread that writes into p (a Kafka source's workers, a
+ * tail or replay reader) must be stopped and joined first
+ * (cd_kafka_source_stop/_destroy): the pipeline keeps no count of its
+ * writers, so destroying it under a running source frees the windows they
+ * are writing into. Caller's thread. */
 void cd_pipeline_destroy(cd_pipeline_t *p);
 
 /*

@@ -18,6 +18,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "canaryd/clock.h"
 #include "canaryd/config.h"
 #include "canaryd/kafka_source.h"
 #include "canaryd/pipeline.h"
@@ -40,6 +41,15 @@ static rd_kafka_mock_cluster_t *mc;
 static char boot[256];
 static cd_config_t *cfg;
 static cd_pipeline_t *pl;
+/* The source a test has running, NULL once finish()ed: teardown stops and
+ * joins it before destroying the pipeline its workers write into, so a test
+ * that fails an assertion mid-way (which leaves the test at once) never
+ * frees the windows under running workers. */
+static cd_kafka_source_t *running;
+/* Bound on every wait for the source: generous, the source's progress is
+ * the condition (under TSan on a loaded 2-core machine the start search of
+ * a few partitions has taken longer than 30 s). */
+#define WAIT_LIMIT_MS 90000
 
 static int64_t now_ms(void)
 {
@@ -78,15 +88,18 @@ static void setup(void)
     cd_pipeline_advance(pl, now_ms()); /* the window clock: events are not "future" */
 }
 
+static void finish(cd_kafka_source_t *s);
+
 static void teardown(void)
 {
+    if (running) finish(running);
     cd_pipeline_destroy(pl);
     cd_config_free(cfg);
     if (mc) rd_kafka_mock_cluster_destroy(mc);
     if (mrk) rd_kafka_destroy(mrk);
 }
 
-TestSuite(kafka_start, .init = setup, .fini = teardown, .timeout = 120);
+TestSuite(kafka_start, .init = setup, .fini = teardown, .timeout = 240);
 
 /* Produces one event per second of [from, to] (epoch ms, inclusive) into
  * partition part, message timestamp = event time. Returns how many. */
@@ -178,6 +191,7 @@ static cd_kafka_source_t *source_with(const char *group, int threads, int64_t hi
     cr_assert_not_null(s, "%s", err);
     cr_assert_eq(cd_kafka_source_set_history(s, &kc, cfg, history_ms, err, sizeof(err)), 0, "%s",
                  err);
+    running = s; /* from here teardown stops it should the test fail */
     cr_assert_eq(cd_kafka_source_start(s, err, sizeof(err)), 0, "%s", err);
     return s;
 }
@@ -187,20 +201,24 @@ static void finish(cd_kafka_source_t *s)
 {
     cd_kafka_source_stop(s, 5000);
     cd_kafka_source_destroy(s);
+    if (s == running) running = NULL;
 }
 
-/* Waits (30 s at most) until every partition is assigned and read to its
- * end; returns the messages counted then. */
+/* Waits (WAIT_LIMIT_MS at most, on the monotonic clock) until every
+ * partition is assigned and read to its end; returns the messages counted
+ * then. */
 static uint64_t read_to_end(cd_kafka_source_t *s, int nparts)
 {
     cd_kafka_stats_t st;
-    for (int i = 0; i < 3000; i++) {
+    int64_t t0 = cd_mono_ms();
+    for (;;) {
         cd_kafka_source_stats(s, &st);
         if (st.assigned == nparts && cd_kafka_source_caught_up(s)) return st.messages;
+        if (cd_mono_ms() - t0 > WAIT_LIMIT_MS) break;
         sleep_ms(10);
     }
-    cr_assert_fail("not read to the end within 30 s: %d of %d partitions assigned, %llu messages",
-                   st.assigned, nparts, (unsigned long long)st.messages);
+    cr_assert_fail("not read to the end within %d s: %d of %d partitions assigned, %llu messages",
+                   WAIT_LIMIT_MS / 1000, st.assigned, nparts, (unsigned long long)st.messages);
     return 0;
 }
 
@@ -265,10 +283,9 @@ Test(kafka_start, partition_without_history_starts_at_its_end)
     int64_t t = now_ms() / 1000 * 1000;
     int n = produce(p, 0, t, t + 4000) + produce(p, 1, t, t + 4000);
     flush(p);
-    for (int i = 0; i < 3000; i++) {
+    for (int64_t t0 = cd_mono_ms(); cd_mono_ms() - t0 <= WAIT_LIMIT_MS; sleep_ms(10)) {
         cd_kafka_source_stats(s, &st);
         if (st.messages >= (uint64_t)n && cd_kafka_source_caught_up(s)) break;
-        sleep_ms(10);
     }
     cd_kafka_source_stats(s, &st);
     cr_assert_eq(st.messages, (uint64_t)n);
