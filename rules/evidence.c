@@ -286,7 +286,9 @@ void cd_evidence_eval_since(const cd_rule_conf_t *r, const cd_evidence_names_t *
         cd_evidence_spike(r, names, w, now_ms, clen, ev);
         break;
     case CD_RULE_FLATLINE:
-        cd_evidence_flatline(r, names, w, now_ms, clen, ev);
+        cd_evidence_flatline(
+            r, names, w, now_ms, clen,
+            cd_evidence_canary_len(r->window_ms + r->for_ms, now_ms, canary_start_ms), ev);
         break;
     case CD_RULE_PERCENTILE:
         eval_percentile(r, names, w, now_ms, clen, scratch, ev);

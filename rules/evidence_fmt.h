@@ -36,8 +36,12 @@ uint64_t cd_evfmt_min(uint64_t configured, bool ratio);
  * length (cd_evidence_canary_len). */
 void cd_evidence_spike(const cd_rule_conf_t *r, const cd_evidence_names_t *n, const cd_window_t *w,
                        int64_t now_ms, int64_t clen, cd_evidence_t *ev);
+/* olen: how far back the flatline's onset is looked for (window + `for`,
+ * clipped like clen): a drop that started before the window must still
+ * date itself, or a `for` longer than the window could never be met. */
 void cd_evidence_flatline(const cd_rule_conf_t *r, const cd_evidence_names_t *n,
-                          const cd_window_t *w, int64_t now_ms, int64_t clen, cd_evidence_t *ev);
+                          const cd_window_t *w, int64_t now_ms, int64_t clen, int64_t olen,
+                          cd_evidence_t *ev);
 
 /* Sequential test of a threshold / relative rule whose window evidence is
  * sufficient (evidence_seq.c): sets ev's seq fields, breach and clear from

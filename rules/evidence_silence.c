@@ -146,7 +146,10 @@ void cd_evidence_silence(const cd_rule_conf_t *r, const cd_evidence_names_t *n,
         /* When the canary fell silent: `for` counts from there (engine.c). */
         cd_onset_drop_t od = {s->num,           s->nnum, s->num,       s->nnum,
                               CD_COHORT_STABLE, share,   r->max_ratio, CD_DROP_ONSET_MARGIN};
-        ev->onset_ms = cd_evidence_drop_onset(w, now, clen, &od);
+        /* Looked for over window + `for`, not the window alone: a `for`
+         * longer than the window must be reachable from the onset. */
+        ev->onset_ms = cd_evidence_drop_onset(
+            w, now, cd_evidence_canary_len(win + r->for_ms, now, canary_start_ms), &od);
     }
 
     /* The reference is given as counts: early in a stream the ring holds

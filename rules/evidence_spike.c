@@ -166,7 +166,8 @@ static void fmt_traffic(cd_sb_t *sb, const cd_evidence_names_t *n, const cd_sign
 }
 
 void cd_evidence_flatline(const cd_rule_conf_t *r, const cd_evidence_names_t *n,
-                          const cd_window_t *w, int64_t now, int64_t clen, cd_evidence_t *ev)
+                          const cd_window_t *w, int64_t now, int64_t clen, int64_t olen,
+                          cd_evidence_t *ev)
 {
     const cd_signal_t *s = &r->signal;
     uint64_t tc = 0, ts = 0; /* traffic: the signal's denominator types */
@@ -244,7 +245,7 @@ void cd_evidence_flatline(const cd_rule_conf_t *r, const cd_evidence_names_t *n,
                               (double)best_sc / (double)ts,
                               r->max_ratio,
                               CD_DROP_ONSET_MARGIN};
-        ev->onset_ms = cd_evidence_drop_onset(w, now, clen, &od);
+        ev->onset_ms = cd_evidence_drop_onset(w, now, olen, &od);
     }
 
     cd_sb_printf(&sb, "canary ");

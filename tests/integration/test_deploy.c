@@ -576,7 +576,8 @@ Test(yaml, every_variable_set_is_one_canaryd_reads)
 {
     char vars[MAX_VARS][64], seen[MAX_VARS][64];
     int nv = read_vars(vars), ns = 0;
-    cr_assert_eq(nv, 9, "8 overrides in config_env.c + CANARYD_LOG_LEVEL in log.c, got %d", nv);
+    cr_assert_eq(nv, 10, "9 overrides in config_env.c + CANARYD_LOG_LEVEL in log.c, got %d", nv);
+    cr_assert(in_list("CANARYD_GROUP_INSTANCE_ID", vars, nv));
     cr_assert(in_list("CANARYD_LOG_LEVEL", vars, nv));
     cr_assert(in_list("CANARYD_SERVICE", vars, nv));
     cr_assert(in_list("CANARYD_WEBHOOK_URL", vars, nv));

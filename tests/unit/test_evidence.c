@@ -439,6 +439,32 @@ Test(evidence, flatline_onset_is_when_the_type_stopped)
     cr_assert_eq(ev.onset_ms, 0);
 }
 
+/* A `for` longer than the window: the onset is looked for over window +
+ * `for`, so a type that stopped 150 s ago dates itself there although the
+ * window is 60 s (looked for in the window alone, the onset could never be
+ * more than 60 s old and a 120 s `for` never met: a flatline rule of window
+ * 10s, for 15s never fired in test_live_lag's wall-clock agent). Same
+ * arithmetic as above: onset NOW - 149 s. */
+Test(evidence, flatline_onset_older_than_the_window_is_found)
+{
+    for (int i = 300; i > 0; i--) {
+        int64_t ts = NOW - i * 1000LL + 500;
+        put(REQ, STA, 200, ts);
+        put(LOGIN, STA, 80, ts);
+        put(REQ, CAN, 10, ts);
+        if (i > 150) put(LOGIN, CAN, 4, ts);
+    }
+    cd_rule_conf_t r = flatline();
+    r.window_ms = 60000;
+    r.for_ms = 120000;
+    cd_evidence_eval(&r, &names, w, NOW, scratch, &ev);
+    cr_assert(ev.breach);
+    cr_assert_eq(ev.canary.numerator, 0);
+    cr_assert_eq(ev.onset_ms, NOW - 149 * 1000LL, "onset %lld s before NOW",
+                 (long long)((NOW - ev.onset_ms) / 1000));
+    cr_assert_geq(NOW - ev.onset_ms, r.for_ms);
+}
+
 Test(evidence, flatline_rare_types_are_not_judged)
 {
     put(REQ, STA, 20000, LAST);
