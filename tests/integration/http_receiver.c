@@ -18,6 +18,7 @@
 #include <string.h>
 #include <strings.h>
 #include <time.h>
+#include <unistd.h>
 
 struct rx {
     struct MHD_Daemon *mhd;
@@ -156,13 +157,45 @@ static bool rx_listen(rx_t *r, uint16_t port)
     return true;
 }
 
+/* The first port of the kernel's ephemeral range (outgoing connections and
+ * bind(0) take their ports from it). */
+static unsigned ephemeral_low(void)
+{
+    unsigned lo = 32768, hi;
+    FILE *f = fopen("/proc/sys/net/ipv4/ip_local_port_range", "r");
+    if (f) {
+        if (fscanf(f, "%u %u", &lo, &hi) != 2) lo = 32768;
+        fclose(f);
+    }
+    return lo;
+}
+
+/* Port 0 means "any free one", taken BELOW the ephemeral range: rx_pause
+ * frees the port for seconds and rx_resume binds it again, and a port from
+ * the ephemeral range can meanwhile become another process's outgoing
+ * connection or bind(0) listener (a mock Kafka broker of a suite running
+ * beside this one: the webhook then talked to it; failed once in CI). */
+static bool rx_listen_any(rx_t *r)
+{
+    unsigned lo = ephemeral_low();
+    if (lo > 20000) {
+        unsigned span = lo - 20000;
+        unsigned seed = (unsigned)getpid() * 2654435761u ^ (unsigned)time(NULL);
+        for (int i = 0; i < 200; i++) {
+            seed = seed * 1103515245u + 12345u;
+            if (rx_listen(r, (uint16_t)(20000 + (seed >> 8) % span))) return true;
+        }
+    }
+    return rx_listen(r, 0);
+}
+
 rx_t *rx_start(uint16_t port)
 {
     rx_t *r = calloc(1, sizeof(*r));
     if (!r) return NULL;
     pthread_mutex_init(&r->mu, NULL);
     pthread_cond_init(&r->cv, NULL);
-    if (!rx_listen(r, port)) {
+    if (!(port == 0 ? rx_listen_any(r) : rx_listen(r, port))) {
         free(r);
         return NULL;
     }
