@@ -25,8 +25,15 @@
  * target, 1 otherwise.
  * BENCH_SEQ_CASES=TEXT runs only the cases whose name contains TEXT, and
  * BENCH_SEQ_FIXED=0 skips the fixed-window runs (both for tuning).
+ * BENCH_SEQ_ONSET_LLR=3,4,5 runs the sequential mode once per margin, with
+ * the error-rate rule's sequential.onset_llr set to it in the loaded config
+ * (no temporary config files): the onset sweep of docs/config.md is
+ *   BENCH_SEQ_CASES=error BENCH_SEQ_FIXED=0 BENCH_SEQ_ONSET_LLR=3,3.5,4,4.5,5,6 \
+ *     build/release/bench_seq 40
+ * (bench_onset gives the same trade-off over thousands of synthetic trials).
  * Single-threaded; about 1 s of CPU per seed, case and mode on this machine.
  */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -78,33 +85,63 @@ static void fixed_window(cd_config_t *c)
     }
 }
 
-int main(int argc, char **argv)
+/* Sets the error-rate rule's onset margin; false when there is no such
+ * sequential rule (the sweep would measure nothing). */
+static bool set_onset_llr(cd_config_t *c, double margin)
 {
-    int seeds = argc > 1 ? atoi(argv[1]) : 20;
-    const char *path = argc > 2 ? argv[2] : CANARYD_SOURCE_DIR "/config/sop.json";
-    if (seeds < 1 || seeds > MAX_SEEDS) {
-        fprintf(stderr, "usage: bench_seq [SEEDS 1..%d] [CONFIG]\n", MAX_SEEDS);
-        return 2;
+    for (int i = 0; i < c->nrules; i++) {
+        cd_rule_conf_t *r = &c->rules[i];
+        if (strcmp(r->name, "error-rate") != 0 || !r->sequential) continue;
+        r->seq_onset_llr = margin;
+        return true;
     }
-    cd_diag_t d;
-    cd_diag_init(&d);
-    cd_config_t *cfg[2] = {cd_config_load(path, &d), NULL};
-    if (cfg[0]) cfg[1] = cd_config_load(path, &d);
-    if (!cfg[0] || !cfg[1]) {
-        fprintf(stderr, "bench_seq: %s: %s", path, d.text);
-        return 2;
+    return false;
+}
+
+#define MAX_MARGINS 16
+
+/* BENCH_SEQ_ONSET_LLR: comma-separated margins >= 0, at most MAX_MARGINS.
+ * Returns how many, 0 when unset, -1 (printed) when malformed. */
+static int parse_margins(const char *text, double *out)
+{
+    if (!text || !*text) return 0;
+    int n = 0;
+    const char *p = text;
+    for (;;) {
+        char *end;
+        double v = strtod(p, &end);
+        if (end == p || !(v >= 0.0) || !isfinite(v) || n == MAX_MARGINS ||
+            (*end != ',' && *end != 0)) {
+            fprintf(stderr,
+                    "bench_seq: BENCH_SEQ_ONSET_LLR \"%s\": expected up to %d comma-separated "
+                    "margins in nats, each >= 0 (e.g. 3,4,5)\n",
+                    text, MAX_MARGINS);
+            return -1;
+        }
+        out[n++] = v;
+        if (*end == 0) return n;
+        p = end + 1;
     }
-    fixed_window(cfg[1]);
+}
+
+/* The sequential mode's error-rate case, for the margin sweep's summary. */
+typedef struct err_sum {
+    bool run;
+    int64_t min, med, p90, max; /* delays after the onset, ms */
+    int early, late, missed, n; /* seeds before 5m, after 5m10s, not rolled back; of n */
+} err_sum_t;
+
+/* Runs every selected case over seeds 1..seeds with cfg[0] (sequential)
+ * and, when modes is 2, cfg[1] (fixed window); prints the results and
+ * fills *sum. Returns 1 when the sequential mode meets every target, 0 when
+ * not, -1 on an error (printed). */
+static int run_cases(cd_config_t *const cfg[2], int seeds, int modes, const char *only,
+                     err_sum_t *sum)
+{
     static const char *const MODE[2] = {"sequential", "fixed window"};
     bool ok = true;
     char err[256], a[48], b[48], c2[48], e[48];
 
-    /* BENCH_SEQ_CASES=substring: only the cases whose name contains it;
-     * BENCH_SEQ_FIXED=0: skip the fixed-window runs (for tuning). */
-    const char *only = getenv("BENCH_SEQ_CASES");
-    const char *fx = getenv("BENCH_SEQ_FIXED");
-    int modes = fx && strcmp(fx, "0") == 0 ? 1 : 2;
-    printf("bench_seq: %d seeds, %s, 600 requests/s, canary 5 %%, onset 4m\n", seeds, path);
     for (int ci = 0; ci < NCASES; ci++) {
         const bcase_t *bc = &CASES[ci];
         if (only && !strstr(bc->name, only)) continue;
@@ -123,7 +160,7 @@ int main(int argc, char **argv)
                 sop_run_t r;
                 if (sop_run(cfg[m], &sc, bc->duration_ms, &r, err, sizeof err) < 0) {
                     fprintf(stderr, "bench_seq: %s\n", err);
-                    return 2;
+                    return -1;
                 }
                 rollbacks += r.rollbacks > 0;
                 if (r.rollbacks && bc->want_rule && strcmp(r.rule, bc->want_rule) != 0)
@@ -171,9 +208,22 @@ int main(int argc, char **argv)
                 ok &= met;
             }
             if (bc->scen == CD_SIM_ERROR_REGRESSION) {
-                int late = 0;
-                for (int i = missed; i < nd; i++)
+                int late = 0, before = 0;
+                for (int i = missed; i < nd; i++) {
                     late += sorted[i] > 5 * MIN_MS + 10000;
+                    before += sorted[i] < 5 * MIN_MS;
+                }
+                if (n > 0)
+                    *sum = (err_sum_t){
+                        true,
+                        sorted[missed],
+                        med,
+                        sorted[missed + (n * 9) / 10 < nd ? missed + (n * 9) / 10 : nd - 1],
+                        sorted[nd - 1],
+                        before,
+                        late,
+                        missed,
+                        nd};
                 bool early = n == 0 || sorted[missed] < 5 * MIN_MS;
                 bool med_ok = n > 0 && med <= 5 * MIN_MS + 10000;
                 printf("  target never before 5m: %s; within 5m10s: median %s, %d of %d seeds "
@@ -184,6 +234,73 @@ int main(int argc, char **argv)
                  * uncertainty); the seeds later than 5m10s are printed. */
                 ok &= !early && med_ok;
             }
+        }
+    }
+    return ok;
+}
+
+int main(int argc, char **argv)
+{
+    int seeds = argc > 1 ? atoi(argv[1]) : 20;
+    const char *path = argc > 2 ? argv[2] : CANARYD_SOURCE_DIR "/config/sop.json";
+    if (seeds < 1 || seeds > MAX_SEEDS) {
+        fprintf(stderr, "usage: bench_seq [SEEDS 1..%d] [CONFIG]\n", MAX_SEEDS);
+        return 2;
+    }
+    cd_diag_t d;
+    cd_diag_init(&d);
+    cd_config_t *cfg[2] = {cd_config_load(path, &d), NULL};
+    if (cfg[0]) cfg[1] = cd_config_load(path, &d);
+    if (!cfg[0] || !cfg[1]) {
+        fprintf(stderr, "bench_seq: %s: %s", path, d.text);
+        return 2;
+    }
+    fixed_window(cfg[1]);
+    double margins[MAX_MARGINS];
+    int nmargins = parse_margins(getenv("BENCH_SEQ_ONSET_LLR"), margins);
+    if (nmargins < 0) return 2;
+    if (nmargins > 0 && !set_onset_llr(cfg[0], margins[0])) {
+        fprintf(stderr,
+                "bench_seq: BENCH_SEQ_ONSET_LLR: %s has no sequential rule "
+                "\"error-rate\"\n",
+                path);
+        return 2;
+    }
+    /* BENCH_SEQ_CASES=substring: only the cases whose name contains it;
+     * BENCH_SEQ_FIXED=0: skip the fixed-window runs (for tuning). */
+    const char *only = getenv("BENCH_SEQ_CASES");
+    const char *fx = getenv("BENCH_SEQ_FIXED");
+    int modes = fx && strcmp(fx, "0") == 0 ? 1 : 2;
+    printf("bench_seq: %d seeds, %s, 600 requests/s, canary 5 %%, onset 4m\n", seeds, path);
+    bool ok = true;
+    err_sum_t sums[MAX_MARGINS] = {{0}};
+    for (int mi = 0; mi < (nmargins ? nmargins : 1); mi++) {
+        if (nmargins) {
+            set_onset_llr(cfg[0], margins[mi]);
+            printf("\n=== error-rate onset_llr %g\n", margins[mi]);
+        }
+        /* The fixed window has no onset: once is enough. */
+        int rc = run_cases(cfg, seeds, mi == 0 ? modes : 1, only, &sums[mi]);
+        if (rc < 0) return 2;
+        if (nmargins)
+            printf("\ntargets at onset_llr %g: %s\n", margins[mi], rc ? "all met" : "NOT met");
+        ok &= rc == 1;
+    }
+    if (nmargins) {
+        /* The sweep in one table (docs/config.md's onset_llr section). */
+        printf("\nerror rate 1 -> 3 %%, %d seeds, by error-rate onset_llr:\n\n", seeds);
+        printf("| onset_llr | min | median | p90 | max | seeds before 5m | seeds after 5m10s |\n");
+        printf("|---|---|---|---|---|---|---|\n");
+        for (int mi = 0; mi < nmargins; mi++) {
+            const err_sum_t *u = &sums[mi];
+            if (!u->run) continue;
+            char a[48], b[48], c[48], e[48];
+            fmt_delay(u->min, a, sizeof a);
+            fmt_delay(u->med, b, sizeof b);
+            fmt_delay(u->p90, c, sizeof c);
+            fmt_delay(u->max, e, sizeof e);
+            printf("| %g | %s | %s | %s | %s | %d of %d | %d of %d |%s\n", margins[mi], a, b, c, e,
+                   u->early, u->n, u->late, u->n, u->missed ? " (some not rolled back)" : "");
         }
     }
     printf("\ntargets (sequential): %s\n", ok ? "all met" : "NOT met");
