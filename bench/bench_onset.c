@@ -44,8 +44,9 @@
  * rule alone (its onset_llr set to each margin); the ROLLBACK's second must
  * equal the mirror's in every one, or the benchmark says so and exits 1.
  *
- * Data: each trial's per-second counts and prefix sums in static arrays;
- * the increments in stack arrays of CD_SEQ_MAX_BUCKETS. Single-threaded,
+ * Data: each trial's per-second counts and prefix sums in one heap
+ * struct, reused; the increments in static arrays of CD_SEQ_MAX_BUCKETS
+ * (judge() is not reentrant: nothing here needs it). Single-threaded,
  * deterministic for a (TRIALS, SEED): xoshiro256** seeded through
  * splitmix64 from SEED and the trial index, so trial i is the same whatever
  * TRIALS is. About 12 s of CPU at the default on this machine (5-6 ms a
@@ -53,10 +54,11 @@
  * trials (early shares to +-0.1 %) take about a minute.
  *
  * Trade-off: synthetic counts instead of simgen's events: the decision
- * depends only on the per-second counts, and drawing them directly is
- * ~100x cheaper than generating, decoding and windowing 70 M events, which
- * is what makes 2000 trials (early rates near 0.1 %) affordable. bench_seq
- * judges the real event streams, at 20-40 seeds.
+ * depends only on the per-second counts, and drawing them directly costs
+ * 5 ms a trial against about 1 s a seed for bench_seq's generated,
+ * decoded and windowed events, which is what makes thousands of trials
+ * (early shares of a few tenths of a percent) affordable. bench_seq judges
+ * the real event streams, at 20-40 seeds.
  */
 #include <math.h>
 #include <stdio.h>
