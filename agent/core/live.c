@@ -315,6 +315,13 @@ static int64_t catchup_until(cd_live_t *l, int64_t now)
     st->known = wm != INT64_MIN;
     st->lag_ms = st->known && wm < now ? now - wm : 0;
     if (st->known && wm >= now - CD_LIVE_WATERMARK_LEEWAY_MS) {
+        /* The seconds from before this process started are history however
+         * fast they were read: judged (and marked "catchup") here, before
+         * the present is. Without it, a rebuild read whole before the
+         * clock's first look at the watermark (a loaded start: the read
+         * ends within one grid step) left them to the present's rule, and
+         * a decision about a second before the start went out unmarked. */
+        cd_pipeline_advance_until(l->p, now, l->catchup_start < wm ? l->catchup_start : wm);
         l->catching = false;
         st->catchup = false;
         st->catchup_ms = now - l->catchup_start;

@@ -9,6 +9,9 @@
  * (without the wake-up it is spread over 0-100 ms, median ~50).
  */
 #include <criterion/criterion.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -68,4 +71,107 @@ Test(live_clock, idle_clock_looks_ten_times_a_second_and_an_event_wakes_it, .tim
                  (long long)lat[3], (long long)lat[0], (long long)lat[6]);
 
     live_fixture_free(&f);
+}
+
+/* Catch-up (live.c): every second from before the start is judged as
+ * history and its records are marked catchup, however fast the history
+ * was read. Here the whole history is counted before the clock's first look
+ * at the watermark, which then says "current" at once (a partition read to
+ * its end): the old code ended the catch-up on that look and judged those
+ * seconds by the present's rule, unmarked (test_live_restart's
+ * pending_rule_replayed_in_event_time failed so under load: "pending record
+ * not marked"). */
+static const char CATCHUP_CONFIG[] =
+    "{\"events\": {\"types\": [\"REQUEST_COMPLETED\", \"ERROR_OCCURRED\"]},"
+    " \"windows\": {\"resolution\": \"1s\", \"allowed_lateness\": \"1s\","
+    "  \"max_future_skew\": \"2m\", \"slack\": \"30s\"},"
+    " \"verdicts\": {\"promote_after\": \"10m\"},"
+    " \"rules\": [{\"name\": \"errors\", \"kind\": \"threshold\","
+    "  \"description\": \"Roll back on canary errors.\", \"numerator\": [\"ERROR_OCCURRED\"],"
+    "  \"scope\": \"canary\", \"op\": \">\", \"threshold\": 5, \"window\": \"30s\","
+    "  \"for\": \"20s\", \"action\": \"rollback\"}]}";
+
+typedef struct catchup_seen {
+    pthread_mutex_t mu;
+    int pending;           /* inactive -> pending records */
+    bool pending_catchup;  /* the first one's flag */
+    int64_t pending_ms;    /* the first one's time */
+} catchup_seen_t;
+
+static void catchup_record(const cd_verdict_t *v, void *opaque)
+{
+    catchup_seen_t *s = opaque;
+    if (v->record != CD_RECORD_STATE || v->to != CD_STATE_PENDING) return;
+    pthread_mutex_lock(&s->mu);
+    if (s->pending++ == 0) {
+        s->pending_catchup = v->catchup;
+        s->pending_ms = v->time_ms;
+    }
+    pthread_mutex_unlock(&s->mu);
+}
+
+static atomic_bool history_read;
+
+/* Unknown while the history is being counted, then every partition is read
+ * to its end: current (the wall clock itself). */
+static int64_t catchup_wm(void *opaque, char *who, size_t size)
+{
+    (void)opaque;
+    snprintf(who, size, "events[0]");
+    return atomic_load(&history_read) ? cd_live_now_ms() : INT64_MIN;
+}
+
+Test(live_clock, history_read_at_once_is_still_judged_as_catchup, .timeout = 60)
+{
+    cd_diag_t diag;
+    cd_diag_init(&diag);
+    cd_config_t *parsed = cd_config_parse(CATCHUP_CONFIG, sizeof(CATCHUP_CONFIG) - 1, NULL, &diag);
+    cr_assert_not_null(parsed, "config: %s", diag.text);
+    cd_config_t cfg;
+    cd_live_config_rebuild(parsed, &cfg);
+    catchup_seen_t seen = {.pending = 0};
+    pthread_mutex_init(&seen.mu, NULL);
+    char err[512] = "";
+    cd_pipeline_t *p = cd_pipeline_new(&cfg, cfg.max_future_skew_ms, 1, catchup_record, &seen, err,
+                                       sizeof err);
+    cr_assert_not_null(p, "%s", err);
+    cd_live_t *l = cd_live_new(p, NULL, NULL, err, sizeof err);
+    cr_assert_not_null(l, "%s", err);
+    atomic_store(&history_read, false);
+    cd_live_set_watermark(l, catchup_wm, NULL, 60000);
+    int64_t start = cd_live_now_ms();
+    cd_live_set_catchup(l, parsed, start, 60000);
+    cr_assert_eq(cd_live_start(l, err, sizeof err), 0, "%s", err);
+
+    /* one canary error a second from 12 s before the start, each 500 ms
+     * into its second: the 6th (onset + 5.5 s) makes the count exceed 5 */
+    int64_t onset = start / 1000 * 1000 - 12000;
+    for (int k = 0; k < 12; k++) {
+        cd_event_t ev;
+        memset(&ev, 0, sizeof ev);
+        ev.type = 1; /* ERROR_OCCURRED */
+        ev.cohort = CD_COHORT_CANARY;
+        ev.ts_ms = onset + k * 1000 + 500;
+        cr_assert_eq(cd_pipeline_add(p, &ev, 0), CD_WIN_OK, "error %d", k);
+    }
+    atomic_store(&history_read, true);
+
+    int64_t t0 = mono_ms();
+    for (;;) {
+        pthread_mutex_lock(&seen.mu);
+        int n = seen.pending;
+        pthread_mutex_unlock(&seen.mu);
+        if (n > 0 || mono_ms() - t0 > 30000) break;
+        sleep_ms(10);
+    }
+    cd_live_stop(l);
+    cr_assert_eq(seen.pending, 1, "%d pending records", seen.pending);
+    cr_assert(seen.pending_catchup, "the pending record (%lld ms after the onset) is not marked "
+              "catchup", (long long)(seen.pending_ms - onset));
+    cr_assert(seen.pending_ms >= onset + 5000 && seen.pending_ms <= onset + 6000,
+              "pending at onset + %lld ms", (long long)(seen.pending_ms - onset));
+    cd_live_destroy(l);
+    cd_pipeline_destroy(p);
+    cd_config_free(parsed);
+    pthread_mutex_destroy(&seen.mu);
 }
