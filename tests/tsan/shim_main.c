@@ -5,7 +5,8 @@
  * forked child like Criterion (globals fresh, a crash or a TSan report ends
  * only that test): suite .init, test .init, body, test .fini, suite .fini.
  * The parent kills a child past its .timeout (scaled by SHIM_TIMEOUT_SCALE,
- * default 3: TSan runs code 5-15x slower) and counts it failed.
+ * default 3: TSan runs code 5-15x slower) and counts it failed. Each
+ * [PASS]/[FAIL] line gives the test's wall time.
  * Arguments: substrings of the names of the tests to run (optional; a test
  * runs if its name contains any of them; CMakeLists.txt passes
  * CANARYD_TSAN_FILTER_<suite> for the suites run only in part under TSan).
@@ -82,6 +83,12 @@ void shim_fail(const char *file, int line, const char *expr, int fatal)
     if (shim_jmp) longjmp(*shim_jmp, 1);
     /* On a helper thread there is no way back into the runner. */
     _exit(1);
+}
+
+void shim_fail_fatal(const char *file, int line, const char *expr)
+{
+    shim_fail(file, line, expr, 1);
+    _exit(1); /* not reached: shim_fail(.., 1) longjmps or exits */
 }
 
 void shim_skip(void)
@@ -169,13 +176,15 @@ int main(int argc, char **argv)
         if (!wanted) continue;
         if (tests[i].o->disabled) continue;
         fprintf(stderr, "[RUN ] %s::%s\n", tests[i].suite, tests[i].name);
-        if (run_one(i)) {
+        int64_t t0 = cd_mono_ms();
+        bool ok = run_one(i);
+        /* each test's wall time: what CANARYD_TSAN_FILTER_* choices weigh */
+        fprintf(stderr, "[%s] %s::%s (%.1f s)\n", ok ? "PASS" : "FAIL", tests[i].suite,
+                tests[i].name, (double)(cd_mono_ms() - t0) / 1000.0);
+        if (ok)
             passed++;
-            fprintf(stderr, "[PASS] %s::%s\n", tests[i].suite, tests[i].name);
-        } else {
+        else
             failed++;
-            fprintf(stderr, "[FAIL] %s::%s\n", tests[i].suite, tests[i].name);
-        }
     }
     printf("concurrency: %d passed, %d failed\n", passed, failed);
     return failed == 0 && passed > 0 ? 0 : 1;

@@ -38,6 +38,10 @@ struct shim_opts {
 void shim_register(const char *suite, const char *name, shim_fn fn, const struct shim_opts *o);
 void shim_register_suite(const char *suite, const struct shim_opts *o);
 void shim_fail(const char *file, int line, const char *expr, int fatal);
+/* shim_fail(..., 1): never returns (longjmp to the runner or _exit), said
+ * so the compiler knows what follows a failed cr_assert is not reached
+ * (as with Criterion's own, e.g. a NULL checked by cr_assert, then used) */
+__attribute__((noreturn)) void shim_fail_fatal(const char *file, int line, const char *expr);
 void shim_msg(const char *fmt, ...);
 void shim_skip(void);
 extern _Thread_local jmp_buf *shim_jmp;
@@ -64,7 +68,8 @@ extern _Thread_local jmp_buf *shim_jmp;
     do {                                                                         \
         if (!(cond)) {                                                           \
             shim_msg("" __VA_ARGS__);                                            \
-            shim_fail(__FILE__, __LINE__, text, fatal);                          \
+            if (fatal) shim_fail_fatal(__FILE__, __LINE__, text);                \
+            shim_fail(__FILE__, __LINE__, text, 0);                              \
         }                                                                        \
     } while (0)
 
