@@ -83,6 +83,20 @@ static inline int64_t mono_ms(void)
     return cd_mono_ms();
 }
 
+/* A wall-clock bound on what a child agent does (how late a verdict may
+ * come, how soon it stops): LH_BOUND(20) is 20 in the plain and ASan
+ * builds, 60 under TSan, which runs canaryd 5-15x slower (a bound that
+ * holds with room plainly would measure the sanitizer there; the factor
+ * is tests/tsan/shim_main.c's for .timeout). Only the upper bounds of
+ * lateness: "not before" bounds follow from the config and stay exact. A
+ * constant expression, for initializers too. */
+#ifdef __SANITIZE_THREAD__
+#define LH_SANITIZER_SCALE 3
+#else
+#define LH_SANITIZER_SCALE 1
+#endif
+#define LH_BOUND(x) ((x) * LH_SANITIZER_SCALE)
+
 /* ---- the scratch folder --------------------------------------------------- */
 
 static inline int lh_rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)

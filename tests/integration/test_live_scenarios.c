@@ -65,7 +65,8 @@
 
 #define NSCEN 7
 #define ONSET_S 20
-#define SLACK_S 20        /* live noise on top of what the config implies */
+/* live noise on top of what the config implies (LH_BOUND: wider under TSan) */
+#define SLACK_S LH_BOUND(20)
 #define GRACE_MS 3000     /* keep watching after a final verdict */
 #define OBSERVE_S 100     /* how long an alert scenario is watched */
 #define SUITE_LIMIT_S 280 /* everything stops by then, pass or fail */
@@ -98,6 +99,24 @@ static const expect_t EXPECT[NSCEN] = {
     /* HEALTHY needs each rule's minimum samples in a 30s window, then 2m. */
     {"healthy", "PROMOTE", NULL, 0, 120, 30 + 120 + SLACK_S},
 };
+
+/* Under TSan (CMakeLists.txt, CANARYD_TSAN_SUITES) two of the seven run:
+ * every agent runs the same threads whatever its scenario (`canaryd run
+ * --threads 2`: workers, nudger, prober, clock, dispatcher; the simulator's
+ * producer), and what differs between scenarios is the rules, pure code
+ * the plain and ASan builds check. error-regression is the ratio rule's
+ * ROLLBACK, events flowing; canary-crash the silence rule's, judged by the
+ * clock while the canary's events stop. Seven TSan agents at 1000 events/s
+ * and the healthy one's 2m10s would cost the TSan stage minutes. */
+static bool wanted(const expect_t *e)
+{
+#ifdef __SANITIZE_THREAD__
+    return strcmp(e->scenario, "error-regression") == 0 || strcmp(e->scenario, "canary-crash") == 0;
+#else
+    (void)e;
+    return true;
+#endif
+}
 
 typedef struct rec {
     char kind[16], verdict[16], rule[64], from[16], to[16];
@@ -555,7 +574,8 @@ Test(live_scenarios, each_scenario_live_with_the_demo_config)
     start_broker(brokers, sizeof(brokers));
     for (int i = 0; i < NSCEN; i++) {
         sc[i].e = &EXPECT[i];
-        start_scenario(&sc[i], brokers);
+        sc[i].stopped = !wanted(sc[i].e);
+        if (!sc[i].stopped) start_scenario(&sc[i], brokers);
     }
 
     int64_t limit = now_ms() + SUITE_LIMIT_S * 1000LL;
@@ -590,6 +610,7 @@ Test(live_scenarios, each_scenario_live_with_the_demo_config)
               "canaryd-mock-kafka exit status 0x%x, expected exit 0", st);
 
     for (int i = 0; i < NSCEN; i++) {
+        if (!wanted(sc[i].e)) continue;
         check_results(&sc[i]);
         if (sc[i].failed) log_records(&sc[i]);
     }
