@@ -357,45 +357,6 @@ static void wait_metric(const char *series, double want, long limit_ms)
     cr_assert_fail("%s = %g, not %g", series, v, want);
 }
 
-/* ---- producing -------------------------------------------------------------- */
-
-static void produce_raw(rd_kafka_t *rk, const char *payload, int *seq)
-{
-    cr_assert_eq(rd_kafka_producev(rk, RD_KAFKA_V_TOPIC(TOPIC),
-                                   RD_KAFKA_V_PARTITION((*seq)++ % PARTS),
-                                   RD_KAFKA_V_VALUE((void *)payload, strlen(payload)),
-                                   RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END),
-                 0);
-}
-
-/* n events of type/cohort stamped now + ahead_ms. */
-static void produce(rd_kafka_t *rk, int n, const char *type, const char *cohort, int64_t ahead_ms,
-                    int *seq)
-{
-    for (int i = 0; i < n; i++) {
-        char payload[256];
-        snprintf(payload, sizeof(payload),
-                 "{\"event_type\":\"%s\",\"timestamp\":%lld,\"cohort\":\"%s\",\"version\":\"%s\"}",
-                 type, (long long)(now_ms() + ahead_ms), cohort,
-                 strcmp(cohort, "canary") == 0 ? "2.5.0" : "2.4.0");
-        produce_raw(rk, payload, seq);
-    }
-}
-
-/* n events of type/cohort with the given version, stamped now + ahead_ms
- * (ahead_ms may be negative). */
-static void produce_v(rd_kafka_t *rk, int n, const char *type, const char *cohort,
-                      const char *version, int64_t ahead_ms, int *seq)
-{
-    for (int i = 0; i < n; i++) {
-        char payload[256];
-        snprintf(payload, sizeof(payload),
-                 "{\"event_type\":\"%s\",\"timestamp\":%lld,\"cohort\":\"%s\",\"version\":\"%s\"}",
-                 type, (long long)(now_ms() + ahead_ms), cohort, version);
-        produce_raw(rk, payload, seq);
-    }
-}
-
 static void expect_flagger(const char *hook, long status, const char *verdict)
 {
     resp_t r;
@@ -475,9 +436,9 @@ Test(http_api, analyzing_rollback_release_reset_and_metrics)
     /* 60 canary requests, 30 canary errors (ratio 0.5 > 0.2), 100 stable
      * requests, two bad payloads. */
     rd_kafka_t *pr = producer();
-    produce(pr, 60, "REQUEST_COMPLETED", "canary", 0, &seq);
-    produce(pr, 30, "ERROR_OCCURRED", "canary", 0, &seq);
-    produce(pr, 100, "REQUEST_COMPLETED", "stable", 0, &seq);
+    produce(pr, 60, "REQUEST_COMPLETED", "canary", NULL, &seq);
+    produce(pr, 30, "ERROR_OCCURRED", "canary", NULL, &seq);
+    produce(pr, 100, "REQUEST_COMPLETED", "stable", NULL, &seq);
     produce_raw(pr, "not json", &seq);
     produce_raw(pr, "{\"event_type\":\"REQUEST_COMPLETED\",\"timestamp\":1}", &seq);
     flush_all(pr);
@@ -585,7 +546,7 @@ Test(http_api, analyzing_rollback_release_reset_and_metrics)
 
     /* The new release's own healthy traffic (stamped in the next second, the
      * first bucket wholly after the reset): HEALTHY, then PROMOTE. */
-    produce(pr, 60, "REQUEST_COMPLETED", "canary", 1100, &seq);
+    produce_events(pr, 60, "REQUEST_COMPLETED", "canary", NULL, 1100, NULL, &seq);
     flush_all(pr);
     rd_kafka_destroy(pr);
     v = wait_verdict("PROMOTE", 10000);
@@ -617,8 +578,8 @@ Test(http_api, analyzing_healthy_promote)
     cr_assert_str_eq(jstr(v, "verdict"), "ANALYZING");
     json_decref(v);
     rd_kafka_t *pr = producer();
-    produce(pr, 80, "REQUEST_COMPLETED", "canary", 0, &seq);
-    produce(pr, 4, "ERROR_OCCURRED", "canary", 0, &seq);
+    produce(pr, 80, "REQUEST_COMPLETED", "canary", NULL, &seq);
+    produce(pr, 4, "ERROR_OCCURRED", "canary", NULL, &seq);
     flush_all(pr);
     rd_kafka_destroy(pr);
     v = wait_verdict("HEALTHY", 10000);
@@ -704,8 +665,8 @@ Test(http_api, four_threads_thousand_requests_while_events_flow)
     int produced = 0;
     bool joined[4] = {false};
     for (int done = 0; !done;) {
-        produce(pr, 10, "REQUEST_COMPLETED", "stable", 0, &seq);
-        produce(pr, 10, "REQUEST_COMPLETED", "canary", 0, &seq);
+        produce(pr, 10, "REQUEST_COMPLETED", "stable", NULL, &seq);
+        produce(pr, 10, "REQUEST_COMPLETED", "canary", NULL, &seq);
         produced += 20;
         rd_kafka_poll(pr, 0);
         sleep_ms(5);
@@ -1015,7 +976,7 @@ Test(http_api, metrics_pass_promtool_and_feed_the_dashboard)
     start_agent();
     wait_ready();
     rd_kafka_t *pr = producer();
-    produce(pr, 20, "REQUEST_COMPLETED", "canary", 0, &seq);
+    produce(pr, 20, "REQUEST_COMPLETED", "canary", NULL, &seq);
     flush_all(pr);
     rd_kafka_destroy(pr);
     wait_metric("canaryd_events_total{type=\"REQUEST_COMPLETED\",cohort=\"canary\"}", 20, 10000);
@@ -1116,8 +1077,8 @@ Test(http_api, verdict_for_another_release_is_analyzing)
     json_decref(v);
 
     rd_kafka_t *pr = producer();
-    produce(pr, 60, "REQUEST_COMPLETED", "canary", 0, &seq);
-    produce(pr, 30, "ERROR_OCCURRED", "canary", 0, &seq);
+    produce(pr, 60, "REQUEST_COMPLETED", "canary", NULL, &seq);
+    produce(pr, 30, "ERROR_OCCURRED", "canary", NULL, &seq);
     flush_all(pr);
     v = wait_verdict("ROLLBACK", 10000);
     cr_assert_str_eq(jstr(v, "release"), "2.5.0");
@@ -1158,7 +1119,7 @@ Test(http_api, verdict_for_another_release_is_analyzing)
     cr_assert_str_eq(jstr(v, "verdict"), "ANALYZING");
     cr_assert(json_is_null(json_object_get(v, "reason")));
     json_decref(v);
-    produce_v(pr, 60, "REQUEST_COMPLETED", "canary", "2.6.0", 1100, &seq);
+    produce_events(pr, 60, "REQUEST_COMPLETED", "canary", "2.6.0", 1100, NULL, &seq);
     flush_all(pr);
     rd_kafka_destroy(pr);
     for (long t = 0;; t += 20) {
@@ -1190,8 +1151,8 @@ Test(http_api, flagger_new_checksum_starts_a_new_judgement)
     start_agent();
     wait_ready();
     rd_kafka_t *pr = producer();
-    produce(pr, 60, "REQUEST_COMPLETED", "canary", 0, &seq);
-    produce(pr, 30, "ERROR_OCCURRED", "canary", 0, &seq);
+    produce(pr, 60, "REQUEST_COMPLETED", "canary", NULL, &seq);
+    produce(pr, 30, "ERROR_OCCURRED", "canary", NULL, &seq);
     flush_all(pr);
     json_t *v = wait_verdict("ROLLBACK", 10000);
     json_decref(v);
@@ -1208,10 +1169,10 @@ Test(http_api, flagger_new_checksum_starts_a_new_judgement)
     json_decref(v);
     /* a straggler of the old run, stamped before the new run began, is
      * counted but names nothing; the new run's canary (2.6.0) is healthy */
-    produce_v(pr, 1, "REQUEST_COMPLETED", "canary", "2.5.0", -3000, &seq);
+    produce_events(pr, 1, "REQUEST_COMPLETED", "canary", "2.5.0", -3000, NULL, &seq);
     flush_all(pr);
     wait_metric("canaryd_events_total{type=\"REQUEST_COMPLETED\",cohort=\"canary\"}", 61, 10000);
-    produce_v(pr, 60, "REQUEST_COMPLETED", "canary", "2.6.0", 1100, &seq);
+    produce_events(pr, 60, "REQUEST_COMPLETED", "canary", "2.6.0", 1100, NULL, &seq);
     flush_all(pr);
     v = wait_verdict("PROMOTE", 10000);
     cr_assert_str_eq(jstr(v, "release"), "2.6.0");
@@ -1224,7 +1185,7 @@ Test(http_api, flagger_new_checksum_starts_a_new_judgement)
     request("POST", "/api/v1/release", "{\"release\": \"2.7.0\"}", NULL, &r);
     cr_assert_eq(r.status, 200, "%s", r.body);
     free(r.body);
-    produce_v(pr, 60, "REQUEST_COMPLETED", "canary", "2.7.0", 1100, &seq);
+    produce_events(pr, 60, "REQUEST_COMPLETED", "canary", "2.7.0", 1100, NULL, &seq);
     flush_all(pr);
     rd_kafka_destroy(pr);
     v = wait_verdict("PROMOTE", 10000);

@@ -54,41 +54,6 @@ static void teardown(void)
     scratch_remove();
 }
 
-/* ---- producing -------------------------------------------------------------- */
-
-/* n events of type/cohort (cohort NULL: none in the payload) with the
- * current time, round-robin over the partitions; header: cohort header
- * value or NULL. */
-static void produce(rd_kafka_t *rk, int n, const char *type, const char *cohort,
-                    const char *header, int *seq)
-{
-    for (int i = 0; i < n; i++) {
-        char payload[256];
-        if (cohort)
-            snprintf(payload, sizeof(payload),
-                     "{\"event_type\":\"%s\",\"timestamp\":%lld,\"cohort\":\"%s\","
-                     "\"version\":\"%s\"}",
-                     type, (long long)now_ms(), cohort,
-                     strcmp(cohort, "canary") == 0 ? "2.5.0" : "2.4.0");
-        else
-            snprintf(payload, sizeof(payload),
-                     "{\"event_type\":\"%s\",\"timestamp\":%lld,\"version\":\"2.5.0\"}", type,
-                     (long long)now_ms());
-        rd_kafka_resp_err_t e;
-        int part = (*seq)++ % PARTS;
-        if (header)
-            e = rd_kafka_producev(rk, RD_KAFKA_V_TOPIC(TOPIC), RD_KAFKA_V_PARTITION(part),
-                                  RD_KAFKA_V_VALUE(payload, strlen(payload)),
-                                  RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-                                  RD_KAFKA_V_HEADER("cohort", header, -1), RD_KAFKA_V_END);
-        else
-            e = rd_kafka_producev(rk, RD_KAFKA_V_TOPIC(TOPIC), RD_KAFKA_V_PARTITION(part),
-                                  RD_KAFKA_V_VALUE(payload, strlen(payload)),
-                                  RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
-        cr_assert_eq(e, 0, "produce: %s", rd_kafka_err2str(e));
-    }
-}
-
 /* The canary's errors over the threshold: a ROLLBACK. */
 static void decide(void)
 {
