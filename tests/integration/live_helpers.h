@@ -21,6 +21,8 @@
  * Waits poll their condition and are bounded by limit_ms on CLOCK_MONOTONIC,
  * not by counting sleeps (which stretches the bound by the time each poll
  * takes, more so on a loaded machine, and so hides how long a wait took).
+ * The clocks, sleep_ms and wait_until are ../wait_helpers.h's, shared with
+ * the suites that do not run the binary.
  */
 #ifndef CANARYD_TEST_LIVE_HELPERS_H
 #define CANARYD_TEST_LIVE_HELPERS_H
@@ -48,7 +50,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "canaryd/clock.h"
+#include "../wait_helpers.h"
 
 #define LH_MAX_KIDS 16
 
@@ -61,27 +63,6 @@ static char bootstraps[256];
 /* children not yet reaped: killed by kill_children when a test fails early */
 static pid_t lh_kids[LH_MAX_KIDS];
 static int lh_nkids;
-
-/* ---- clocks ------------------------------------------------------------- */
-
-static inline void sleep_ms(long ms)
-{
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-    while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-        ;
-}
-
-/* Wall-clock ms: event timestamps the agent compares with its own clock. */
-static inline int64_t now_ms(void)
-{
-    return cd_wall_ms();
-}
-
-/* Monotonic ms: deadlines and durations. */
-static inline int64_t mono_ms(void)
-{
-    return cd_mono_ms();
-}
 
 /* ---- the scratch folder --------------------------------------------------- */
 
@@ -334,15 +315,6 @@ static inline bool wait_count(const char *name, const char *needle, int n, long 
 static inline bool wait_for(const char *name, const char *needle, long limit_ms)
 {
     return wait_count(name, needle, 1, limit_ms);
-}
-
-/* Waits up to limit_ms for cond(arg) to hold. */
-static inline bool wait_until(bool (*cond)(void *), void *arg, long limit_ms)
-{
-    for (int64_t end = mono_ms() + limit_ms;; sleep_ms(20)) {
-        if (cond(arg)) return true;
-        if (mono_ms() >= end) return false;
-    }
 }
 
 /* ---- HTTP on loopback ------------------------------------------------------ */

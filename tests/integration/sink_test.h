@@ -17,6 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../wait_helpers.h"
 #include "canaryd/config.h"
 #include "canaryd/dispatcher.h"
 #include "canaryd/log.h"
@@ -27,9 +28,7 @@ static FILE *st_log;
 
 static inline int64_t st_now_ms(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    return mono_ms();
 }
 
 static inline const char *st_path(const char *name)

@@ -54,6 +54,7 @@
 #include <unistd.h>
 
 #include "../../agent/config/config_internal.h"
+#include "../wait_helpers.h"
 #include "canaryd/http_api.h"
 #include "http_receiver.c"
 
@@ -85,12 +86,6 @@ static char *slurp(const char *path)
     s[len] = '\0';
     fclose(f);
     return s;
-}
-
-static void sleep_ms(long ms)
-{
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
 }
 
 static bool in_list(const char *s, char list[][64], int n)
@@ -1374,7 +1369,7 @@ static void mount_secret(const char *cfg)
 static int wait_exit(long limit_ms)
 {
     int st;
-    for (long t = 0; t < limit_ms; t += 10) {
+    for (int64_t end = mono_ms() + limit_ms; mono_ms() < end;) {
         if (waitpid(kid, &st, WNOHANG) == kid) {
             kid = 0;
             cr_assert(WIFEXITED(st), "status 0x%x", st);
@@ -1447,7 +1442,7 @@ Test(image, entrypoint_with_the_configmap_and_the_deployments_environment)
      * and refuses commits meanwhile; a real broker completes it once the
      * members have rejoined. */
     long long sum = -1;
-    for (int t = 0; t < 450 && sum != NEVENTS; t++) {
+    for (int64_t end = mono_ms() + 45000; mono_ms() < end && sum != NEVENTS;) {
         sum = committed(POD);
         if (sum != NEVENTS) sleep_ms(100);
     }

@@ -114,7 +114,7 @@ static void start_agent(void)
      * (Criterion kills it before teardown runs) leaves no agent behind */
     kid = start("out", "err", ARGS("--config", path_of("c.json"), "--threads", "2"));
     port = 0;
-    for (long t = 0; t < 10000 && !port; t += 10) {
+    for (int64_t end = mono_ms() + 10000; mono_ms() < end && !port;) {
         char *s = read_file("err");
         const char *p = strstr(s, "\nhttp: listening on 127.0.0.1:");
         if (!p && strncmp(s, "http: listening on ", 19) == 0) p = s - 1;
@@ -251,10 +251,10 @@ static const char *jstr(json_t *j, const char *key)
 /* Polls /api/v1/verdict until its verdict is v (limit ms); returns it. */
 static json_t *wait_verdict(const char *v, long limit_ms)
 {
-    for (long t = 0;; t += 20) {
+    for (int64_t end = mono_ms() + limit_ms;;) {
         json_t *j = get_json("/api/v1/verdict", 200);
         if (strcmp(jstr(j, "verdict"), v) == 0) return j;
-        if (t >= limit_ms) cr_assert_fail("verdict still %s, not %s", jstr(j, "verdict"), v);
+        if (mono_ms() >= end) cr_assert_fail("verdict still %s, not %s", jstr(j, "verdict"), v);
         json_decref(j);
         sleep_ms(20);
     }
@@ -265,12 +265,12 @@ static json_t *wait_verdict(const char *v, long limit_ms)
  * returns it. */
 static json_t *wait_samples(long long n, long limit_ms)
 {
-    for (long t = 0;; t += 20) {
+    for (int64_t end = mono_ms() + limit_ms;;) {
         json_t *j = get_json("/api/v1/verdict", 200);
         json_t *rule = json_array_get(json_object_get(j, "rules"), 0);
         long long got = json_integer_value(json_object_get(rule, "samples"));
         if (got == n) return j;
-        if (t >= limit_ms) cr_assert_fail("samples still %lld, not %lld", got, n);
+        if (mono_ms() >= end) cr_assert_fail("samples still %lld, not %lld", got, n);
         json_decref(j);
         sleep_ms(20);
     }
@@ -293,7 +293,7 @@ static bool both_workers_assigned(void)
 static void wait_ready(void)
 {
     resp_t r;
-    for (long t = 0; t < 30000; t += 20) {
+    for (int64_t end = mono_ms() + 30000; mono_ms() < end;) {
         request("GET", "/readyz", NULL, NULL, &r);
         free(r.body);
         if (r.status == 200 && both_workers_assigned()) return;
@@ -347,7 +347,7 @@ static char *get_metrics(void)
 static void wait_metric(const char *series, double want, long limit_ms)
 {
     double v = NAN;
-    for (long t = 0; t < limit_ms; t += 20) {
+    for (int64_t end = mono_ms() + limit_ms; mono_ms() < end;) {
         char *m = get_metrics();
         v = metric(m, series);
         free(m);
@@ -1122,10 +1122,10 @@ Test(http_api, verdict_for_another_release_is_analyzing)
     produce_events(pr, 60, "REQUEST_COMPLETED", "canary", "2.6.0", 1100, NULL, &seq);
     flush_all(pr);
     rd_kafka_destroy(pr);
-    for (long t = 0;; t += 20) {
+    for (int64_t end = mono_ms() + 10000;;) {
         v = get_json("/api/v1/verdict?release=2.6.0", 200);
         if (strcmp(jstr(v, "verdict"), "PROMOTE") == 0) break;
-        cr_assert_lt(t, 10000, "2.6.0 still %s", jstr(v, "verdict"));
+        cr_assert_lt(mono_ms(), end, "2.6.0 still %s", jstr(v, "verdict"));
         json_decref(v);
         sleep_ms(20);
     }

@@ -18,6 +18,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "../wait_helpers.h"
 #include "canaryd/config.h"
 #include "canaryd/dispatcher.h"
 #include "canaryd/log.h"
@@ -33,13 +34,6 @@ extern const struct cd_sink_ops cd_sink_kafka;
 static rd_kafka_t *mock_rk;
 static rd_kafka_mock_cluster_t *mock;
 static char bootstraps[256];
-
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static void setup(void)
 {
@@ -139,8 +133,8 @@ static void on_done(void *opaque, uint64_t id, cd_sink_result_t r, int64_t retry
 static int poll_until(void *s, reports_t *rs, int want, int64_t deadline_ms)
 {
     int left = 0;
-    int64_t end = now_ms() + deadline_ms;
-    while (rs->n < want && now_ms() < end)
+    int64_t end = mono_ms() + deadline_ms;
+    while (rs->n < want && mono_ms() < end)
         left = cd_sink_kafka.poll(s, 100, on_done, rs);
     return left;
 }
@@ -160,8 +154,8 @@ static rd_kafka_message_t *consume_one(int64_t offset)
     cr_assert_eq(rd_kafka_assign(c, parts), 0);
     rd_kafka_topic_partition_list_destroy(parts);
     rd_kafka_message_t *m = NULL;
-    int64_t end = now_ms() + 10000;
-    while (now_ms() < end) {
+    int64_t end = mono_ms() + 10000;
+    while (mono_ms() < end) {
         m = rd_kafka_consumer_poll(c, 100);
         if (m && !m->err) break;
         if (m) rd_kafka_message_destroy(m);
@@ -267,18 +261,18 @@ Test(kafka_sink, broker_down_reports_retry_then_recovers)
     cr_assert_eq(rd_kafka_mock_broker_set_down(mock, 1), 0);
     r.m.id = 8;
     cr_assert_eq(cd_sink_kafka.deliver(s, &r.m, &ra), CD_SINK_PENDING);
-    int64_t t0 = now_ms();
+    int64_t t0 = mono_ms();
     poll_until(s, &rs, 2, 10000);
     cr_assert_eq(rs.n, 2);
     cr_assert_eq(rs.id[1], 8);
     cr_assert_eq(rs.r[1], CD_SINK_RETRY, "a message timeout is retriable");
-    cr_assert_lt(now_ms() - t0, 5000);
+    cr_assert_lt(mono_ms() - t0, 5000);
 
     /* Back up: redelivered as the dispatcher would on RETRY, until OK. */
     cr_assert_eq(rd_kafka_mock_broker_set_up(mock, 1), 0);
-    int64_t end = now_ms() + 20000;
+    int64_t end = mono_ms() + 20000;
     cd_sink_result_t res = CD_SINK_RETRY;
-    for (int attempt = 2; res == CD_SINK_RETRY && now_ms() < end; attempt++) {
+    for (int attempt = 2; res == CD_SINK_RETRY && mono_ms() < end; attempt++) {
         r.m.id = 100 + (uint64_t)attempt;
         r.m.attempt = attempt;
         cr_assert_eq(cd_sink_kafka.deliver(s, &r.m, &ra), CD_SINK_PENDING);
@@ -339,9 +333,9 @@ Test(kafka_sink, destroy_is_bounded_with_brokers_down)
         cr_assert_eq(cd_sink_kafka.deliver(s, &r.m, &ra), CD_SINK_PENDING);
     reports_t rs = {0};
     cr_assert_eq(cd_sink_kafka.poll(s, 0, on_done, &rs), 3);
-    int64_t t0 = now_ms();
+    int64_t t0 = mono_ms();
     cd_sink_kafka.destroy(s);
-    int64_t took = now_ms() - t0;
+    int64_t took = mono_ms() - t0;
     /* bounded by flush_timeout (300 ms), not the 300 s message timeout
      * librdkafka would wait for; 10 s leaves room for a loaded CI */
     cr_assert_lt(took, 10000, "destroy took %lld ms", (long long)took);

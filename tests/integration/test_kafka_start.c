@@ -18,6 +18,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "../wait_helpers.h"
 #include "canaryd/clock.h"
 #include "canaryd/config.h"
 #include "canaryd/kafka_source.h"
@@ -50,19 +51,6 @@ static cd_kafka_source_t *running;
  * the condition (under TSan on a loaded 2-core machine the start search of
  * a few partitions has taken longer than 30 s). */
 #define WAIT_LIMIT_MS 90000
-
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void sleep_ms(long ms)
-{
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
 
 static void on_record(const cd_verdict_t *v, void *opaque)
 {

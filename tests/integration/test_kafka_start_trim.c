@@ -27,6 +27,7 @@
 #include <string.h>
 
 #include "../../agent/source/kafka_start.h"
+#include "../wait_helpers.h"
 #include "canaryd/config.h"
 
 #define TOPIC "events"
@@ -95,7 +96,7 @@ static long long second_at(int64_t off)
     rd_kafka_assign(rk, l);
     rd_kafka_topic_partition_list_destroy(l);
     long long sec = -2;
-    for (int i = 0; i < 100 && sec == -2; i++) {
+    for (int64_t end = mono_ms() + 10000; mono_ms() < end && sec == -2;) {
         rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 100);
         if (!m) continue;
         if (m->err)

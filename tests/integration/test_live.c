@@ -128,23 +128,32 @@ static bool caught_up(const char *err)
     return caught_up_on(err, 0);
 }
 
+static bool caught_up_cond(void *err)
+{
+    return caught_up(err);
+}
+
 static bool wait_caught_up(const char *err, long limit_ms)
 {
-    for (long t = 0; t < limit_ms; t += 20) {
-        if (caught_up(err)) return true;
-        sleep_ms(20);
-    }
-    return false;
+    return wait_until(caught_up_cond, (void *)err, limit_ms);
+}
+
+typedef struct count_goal {
+    const char *err;
+    long long n;
+} count_goal_t;
+
+static bool counted_enough(void *arg)
+{
+    const count_goal_t *g = arg;
+    return counted(g->err) >= g->n;
 }
 
 /* Waits up to limit_ms until the agent has counted at least n events. */
 static bool wait_counted(const char *err, long long n, long limit_ms)
 {
-    for (long t = 0; t < limit_ms; t += 20) {
-        if (counted(err) >= n) return true;
-        sleep_ms(20);
-    }
-    return false;
+    count_goal_t g = {err, n};
+    return wait_until(counted_enough, &g, limit_ms);
 }
 
 /* ---- tests ------------------------------------------------------------------ */
@@ -642,7 +651,7 @@ static void shared_group_handover(const char *props, const char *a_threads, json
     cr_assert(wait_for("erra", "assigned", 20000));
     cr_assert(wait_counted("erra", 400, 20000), "a counted %lld of 400", counted("erra"));
     long long total = -1;
-    for (int64_t end = now_ms() + 15000; now_ms() < end; sleep_ms(100))
+    for (int64_t end = mono_ms() + 15000; mono_ms() < end; sleep_ms(100))
         if ((total = committed_total()) == 400) break;
     cr_assert_eq(total, 400, "committed %lld of 400", total);
     pid_t b = start("outb", "errb", ARGS("--config", path_of("c.json"), "--threads", "1"));
@@ -651,20 +660,20 @@ static void shared_group_handover(const char *props, const char *a_threads, json
     produce(pr, 400, "REQUEST_COMPLETED", "canary", NULL, &seq);
     flush_all(pr);
     long long n = -1;
-    for (int64_t end = now_ms() + 60000; now_ms() < end; sleep_ms(50))
+    for (int64_t end = mono_ms() + 60000; mono_ms() < end; sleep_ms(50))
         if ((n = counted2("erra", "errb")) >= 800) break;
     cr_assert_eq(n, 800, "a and b counted %lld of 800", n);
-    for (int64_t end = now_ms() + 15000; now_ms() < end; sleep_ms(100))
+    for (int64_t end = mono_ms() + 15000; mono_ms() < end; sleep_ms(100))
         if ((total = committed_total()) == 800) break;
     cr_assert_eq(total, 800, "committed %lld of 800", total);
     int before = assignments("erra");
     kill(b, SIGTERM);
     cr_assert_eq(wait_exit(b, 8000), 0);
-    for (int64_t end = now_ms() + 60000; now_ms() < end && assignments("erra") == before;)
+    for (int64_t end = mono_ms() + 60000; mono_ms() < end && assignments("erra") == before;)
         sleep_ms(50);
     cr_assert_gt(assignments("erra"), before, "a never got b's partitions");
     bool done = false;
-    for (int64_t end = now_ms() + 30000; now_ms() < end && !(done = caught_up_on("erra", PARTS));)
+    for (int64_t end = mono_ms() + 30000; mono_ms() < end && !(done = caught_up_on("erra", PARTS));)
         sleep_ms(50);
     cr_assert(done, "a never read all %d partitions to the end", PARTS);
     kill(a, SIGTERM);
@@ -813,7 +822,7 @@ Test(live, offsets_stored_in_runs_are_committed_while_running)
     }
     rd_kafka_destroy(pr);
     long long total = -1;
-    for (int64_t end = now_ms() + 15000; now_ms() < end; sleep_ms(100))
+    for (int64_t end = mono_ms() + 15000; mono_ms() < end; sleep_ms(100))
         if ((total = committed_total()) == 430) break;
     cr_assert_eq(total, 430, "committed offsets cover %lld of 430 events", total);
     kill(a, SIGKILL);

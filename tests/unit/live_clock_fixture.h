@@ -11,6 +11,7 @@
 #include <stdint.h>
 #include <time.h>
 
+#include "../wait_helpers.h"
 #include "canaryd/config.h"
 #include "canaryd/live.h"
 #include "canaryd/pipeline.h"
@@ -54,20 +55,6 @@ static void live_fixture_free(live_fixture_t *f)
     cd_live_destroy(f->l);
     cd_pipeline_destroy(f->p);
     cd_config_free(f->parsed);
-}
-
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void sleep_ms(long ms)
-{
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-    while (nanosleep(&ts, &ts) != 0)
-        ;
 }
 
 #endif
