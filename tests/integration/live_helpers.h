@@ -51,6 +51,7 @@
 #include <unistd.h>
 
 #include "../wait_helpers.h"
+#include "canaryd/timeutil.h"
 
 #define LH_MAX_KIDS 16
 
@@ -397,6 +398,39 @@ static inline json_t *http_get_json(const char *url, long want)
     cr_assert_not_null(j, "GET %s: not JSON (%s): %.200s", url, je.text, body);
     free(body);
     return j;
+}
+
+/* GET http://127.0.0.1:port path: the body (malloc'ed; "" when no answer
+ * came), the status in *status (when given; 0 without an answer). */
+static inline char *http_get_at(int port, const char *path, long *status)
+{
+    char url[256];
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d%s", port, path);
+    char *body = http_get(url, status);
+    return body ? body : strdup("");
+}
+
+/* The same answer as JSON (new reference); NULL when none came or it is not
+ * JSON (the status says which). */
+static inline json_t *http_json_at(int port, const char *path, long *status)
+{
+    char *body = http_get_at(port, path, status);
+    json_t *j = json_loads(body, 0, NULL);
+    free(body);
+    return j;
+}
+
+/* judged_until of the /api/v1/verdict of the agent on port (wall ms); 0
+ * while it has none (or gives no answer). */
+static inline int64_t judged_until_ms(int port)
+{
+    long st = 0;
+    json_t *j = http_json_at(port, "/api/v1/verdict", &st);
+    const char *t = j ? json_string_value(json_object_get(j, "judged_until")) : NULL;
+    int64_t ms = 0;
+    if (!t || !cd_time_parse_rfc3339(t, strlen(t), &ms)) ms = 0;
+    json_decref(j);
+    return ms;
 }
 
 /* A loopback TCP port free right now (bound, read, closed: another process
