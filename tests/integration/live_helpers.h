@@ -34,6 +34,7 @@
 #include <fcntl.h>
 #include <ftw.h>
 #include <jansson.h>
+#include <math.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
@@ -431,6 +432,16 @@ static inline int64_t judged_until_ms(int port)
     if (!t || !cd_time_parse_rfc3339(t, strlen(t), &ms)) ms = 0;
     json_decref(j);
     return ms;
+}
+
+/* The value of the sample line "series value" of a /metrics page; NAN when
+ * it has none. */
+static inline double metric_of(const char *page, const char *series)
+{
+    char needle[160];
+    snprintf(needle, sizeof(needle), "\n%s ", series);
+    const char *p = strstr(page, needle);
+    return p ? strtod(p + strlen(needle), NULL) : NAN;
 }
 
 /* A loopback TCP port free right now (bound, read, closed: another process
