@@ -85,29 +85,10 @@ static int rollbacks(int *first)
  * answer (malloc'ed) and the status in *code. */
 static char *request(const char *err, const char *path, const char *body, long *code)
 {
-    char url[160], *out = NULL;
-    size_t len = 0;
+    char url[160];
     snprintf(url, sizeof(url), "http://127.0.0.1:%d%s", http_port(err, 20000), path);
-    if (!body) {
-        out = http_get(url, code);
-        cr_assert_not_null(out, "no answer from %s", url);
-        return out;
-    }
-    FILE *f = open_memstream(&out, &len);
-    CURL *c = curl_easy_init();
-    struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
-    curl_easy_setopt(c, CURLOPT_URL, url);
-    curl_easy_setopt(c, CURLOPT_NOPROXY, "*");
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, lh_gather);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, f);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT, 10L);
-    curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
-    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
-    cr_assert_eq(curl_easy_perform(c), CURLE_OK);
-    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, code);
-    curl_easy_cleanup(c);
-    curl_slist_free_all(h);
-    fclose(f);
+    char *out = http_request(url, body, code);
+    cr_assert_not_null(out, "no answer from %s", url);
     return out;
 }
 
