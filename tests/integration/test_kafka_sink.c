@@ -18,7 +18,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "../wait_helpers.h"
+#include "kafka_mock.h"
 #include "canaryd/config.h"
 #include "canaryd/dispatcher.h"
 #include "canaryd/log.h"
@@ -31,29 +31,15 @@ extern const struct cd_sink_ops cd_sink_kafka;
 /* The Kafka protocol's ApiKey of Produce requests (internal to librdkafka). */
 #define KAFKA_API_PRODUCE 0
 
-static rd_kafka_t *mock_rk;
-static rd_kafka_mock_cluster_t *mock;
-static char bootstraps[256];
 
 static void setup(void)
 {
-    char err[256];
-    rd_kafka_conf_t *conf = rd_kafka_conf_new();
-    rd_kafka_conf_set(conf, "log_level", "0", err, sizeof(err)); /* the mock's own chatter */
-    mock_rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof(err));
-    cr_assert_not_null(mock_rk, "%s", err);
-    mock = rd_kafka_mock_cluster_new(mock_rk, 1);
-    cr_assert_not_null(mock);
-    snprintf(bootstraps, sizeof(bootstraps), "%s", rd_kafka_mock_cluster_bootstraps(mock));
-    cr_assert_eq(rd_kafka_mock_topic_create(mock, TOPIC, 1, 1), RD_KAFKA_RESP_ERR_NO_ERROR);
+    mock_start(TOPIC, 1);
 }
 
 static void teardown(void)
 {
-    if (mock) rd_kafka_mock_cluster_destroy(mock);
-    if (mock_rk) rd_kafka_destroy(mock_rk);
-    mock = NULL;
-    mock_rk = NULL;
+    mock_stop();
 }
 
 TestSuite(kafka_sink, .init = setup, .fini = teardown, .timeout = 60);
