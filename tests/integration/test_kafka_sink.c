@@ -19,6 +19,7 @@
 #include <time.h>
 
 #include "kafka_mock.h"
+#include "sink_test.h"
 #include "canaryd/config.h"
 #include "canaryd/dispatcher.h"
 #include "canaryd/log.h"
@@ -44,58 +45,16 @@ static void teardown(void)
 
 TestSuite(kafka_sink, .init = setup, .fini = teardown, .timeout = 60);
 
-typedef struct rec {
-    cd_verdict_t v;
-    char json[4096];
-    cd_sink_msg_t m;
-} rec_t;
+typedef st_rec_t rec_t;
 
 static void make_rec(rec_t *r, uint64_t id, cd_verdict_kind_t verdict, const char *release)
 {
-    memset(r, 0, sizeof(*r));
-    r->v.record = CD_RECORD_VERDICT;
-    r->v.time_ms = 1795780164000LL;
+    st_rec_fill(r, release);
     r->v.verdict = verdict;
-    r->v.rule = "error-rate";
-    r->v.rule_kind = "relative";
-    r->v.action = CD_ACTION_ROLLBACK;
-    r->v.release = release;
-    r->v.canary = (cd_obs_t){true, 0.0239, 29, 1214};
-    r->v.stable = (cd_obs_t){true, 0.0098, 225, 22964};
-    r->v.stable_source = "stable";
-    r->v.threshold = 0.0196;
-    r->v.window_ms = 60000;
-    r->v.for_ms = 300000;
-    snprintf(r->v.reason, sizeof(r->v.reason), "canary error-rate 2.39%% > 1.96%%");
-    snprintf(r->v.todo, sizeof(r->v.todo), "Roll back.");
-    int n = cd_verdict_to_json(&r->v, r->json, sizeof(r->json));
-    cr_assert_gt(n, 0);
-    r->m = (cd_sink_msg_t){.id = id,
-                           .v = &r->v,
-                           .json = r->json,
-                           .json_len = (size_t)n,
-                           .service = "checkout",
-                           .attempt = 1};
+    st_rec_seal(r, id, "checkout");
 }
 
-static void *sink_new(const char *fmt, ...)
-{
-    char text[2048];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(text, sizeof(text), fmt, ap);
-    va_end(ap);
-    json_error_t je;
-    json_t *conf = json_loads(text, 0, &je);
-    cr_assert_not_null(conf, "test config: %s", je.text);
-    cd_diag_t d;
-    cd_diag_init(&d);
-    void *s = cd_sink_kafka.init(conf, "sinks.outputs[1]", &d);
-    json_decref(conf);
-    cr_assert_not_null(s, "init: %s", d.text);
-    cr_assert_eq(d.count, 0);
-    return s;
-}
+#define sink_new(...) st_sink_new(&cd_sink_kafka, "sinks.outputs[1]", __VA_ARGS__)
 
 /* What poll() reported. */
 typedef struct reports {
