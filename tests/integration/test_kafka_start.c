@@ -18,6 +18,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "../pipeline_fixture.h"
 #include "../wait_helpers.h"
 #include "canaryd/clock.h"
 #include "canaryd/config.h"
@@ -67,12 +68,8 @@ static void setup(void)
     mc = rd_kafka_mock_cluster_new(mrk, 1);
     cr_assert_not_null(mc);
     snprintf(boot, sizeof(boot), "%s", rd_kafka_mock_cluster_bootstraps(mc));
-    cd_diag_t diag;
-    cd_diag_init(&diag);
-    cfg = cd_config_parse(CONFIG, sizeof(CONFIG) - 1, NULL, &diag);
-    cr_assert_not_null(cfg, "config: %s", diag.text);
-    pl = cd_pipeline_new(cfg, cfg->max_future_skew_ms, 2, on_record, NULL, e, sizeof(e));
-    cr_assert_not_null(pl, "%s", e);
+    cfg = fx_config(CONFIG);
+    pl = fx_pipeline(cfg, cfg->max_future_skew_ms, 2, on_record, NULL);
     cd_pipeline_advance(pl, now_ms()); /* the window clock: events are not "future" */
 }
 

@@ -26,6 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../pipeline_fixture.h"
 #include "../../agent/source/kafka_start.h"
 #include "../wait_helpers.h"
 #include "canaryd/config.h"
@@ -143,10 +144,7 @@ Test(kafka_start_trim, search_goes_on_above_offsets_retention_removed, .timeout 
         cr_assert_lt(i, 40, "the mock cluster kept %lld messages of 20 KB", (long long)hi);
     }
 
-    cd_diag_t diag;
-    cd_diag_init(&diag);
-    cd_config_t *cfg = cd_config_parse(CONFIG, sizeof(CONFIG) - 1, NULL, &diag);
-    cr_assert_not_null(cfg, "%s", diag.text);
+    cd_config_t *cfg = fx_config(CONFIG);
     cd_kafka_conf_t kc;
     cd_kafka_conf_init(&kc);
     snprintf(kc.brokers, sizeof kc.brokers, "%s", boot);

@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "../pipeline_fixture.h"
 #include "canaryd/config.h"
 #include "canaryd/pipeline.h"
 #include "canaryd/window.h"
@@ -100,13 +101,8 @@ static void *run_clock(void *arg)
 
 Test(pipeline_concurrency, four_ingesters_and_a_clock_count_exactly)
 {
-    cd_diag_t diag;
-    cd_diag_init(&diag);
-    cd_config_t *cfg = cd_config_parse(CONFIG, sizeof(CONFIG) - 1, NULL, &diag);
-    cr_assert_not_null(cfg, "config: %s", diag.text);
-    char err[512] = "";
-    cd_pipeline_t *p = cd_pipeline_new(cfg, cfg->max_future_skew_ms, 3, NULL, NULL, err, sizeof err);
-    cr_assert_not_null(p, "%s", err);
+    cd_config_t *cfg = fx_config(CONFIG);
+    cd_pipeline_t *p = fx_pipeline(cfg, cfg->max_future_skew_ms, 3, NULL, NULL);
     cd_pipeline_set_lazy(p, true);
     cd_pipeline_advance(p, T0);
 
