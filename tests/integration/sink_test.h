@@ -189,26 +189,49 @@ static inline cd_sink_stats_t st_stats(cd_dispatcher_t *d, int i)
 
 /* ---- one sink's ops, driven directly ------------------------------------ */
 
-/* The sink of ops made from the JSON entry printf'ed from fmt, as if at key
- * path (e.g. "sinks.outputs[0]"); it must be accepted without a problem. */
-static inline void *st_sink_new(const struct cd_sink_ops *ops, const char *path, const char *fmt,
-                                ...)
+/* ops->init on the JSON entry printf'ed from fmt, as if at key path (e.g.
+ * "sinks.outputs[0]"): the sink, or NULL with the problems in *d. */
+static inline void *st_sink_vinit(const struct cd_sink_ops *ops, const char *path, cd_diag_t *d,
+                                  const char *fmt, va_list ap)
 {
     char text[2048];
-    va_list ap;
-    va_start(ap, fmt);
     vsnprintf(text, sizeof(text), fmt, ap);
-    va_end(ap);
     json_error_t je;
     json_t *conf = json_loads(text, 0, &je);
     cr_assert_not_null(conf, "test config: %s", je.text);
-    cd_diag_t d;
-    cd_diag_init(&d);
-    void *s = ops->init(conf, path, &d);
+    cd_diag_init(d);
+    void *s = ops->init(conf, path, d);
     json_decref(conf);
+    return s;
+}
+
+/* The sink made from the entry (see st_sink_vinit); it must be accepted
+ * without a problem. */
+static inline void *st_sink_new(const struct cd_sink_ops *ops, const char *path, const char *fmt,
+                                ...)
+{
+    cd_diag_t d;
+    va_list ap;
+    va_start(ap, fmt);
+    void *s = st_sink_vinit(ops, path, &d, fmt, ap);
+    va_end(ap);
     cr_assert_not_null(s, "init: %s", d.text);
     cr_assert_eq(d.count, 0);
     return s;
+}
+
+/* The problems (static text) for which the entry is refused; it must be. */
+static inline const char *st_sink_refused(const struct cd_sink_ops *ops, const char *path,
+                                          const char *fmt, ...)
+{
+    static cd_diag_t d;
+    va_list ap;
+    va_start(ap, fmt);
+    void *s = st_sink_vinit(ops, path, &d, fmt, ap);
+    va_end(ap);
+    cr_assert_null(s);
+    cr_assert_gt(d.count, 0);
+    return d.text;
 }
 
 /* A record, its JSON line and the message a sink is handed. */

@@ -288,24 +288,7 @@ Test(kafka_sink, destroy_is_bounded_with_brokers_down)
 
 /* --- config -------------------------------------------------------------------- */
 
-static const char *init_error(const char *fmt, ...)
-{
-    static cd_diag_t d;
-    char text[2048];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(text, sizeof(text), fmt, ap);
-    va_end(ap);
-    json_error_t je;
-    json_t *conf = json_loads(text, 0, &je);
-    cr_assert_not_null(conf, "%s", je.text);
-    cd_diag_init(&d);
-    void *s = cd_sink_kafka.init(conf, "sinks.outputs[1]", &d);
-    json_decref(conf);
-    cr_assert_null(s);
-    cr_assert_gt(d.count, 0);
-    return d.text;
-}
+#define init_error(...) st_sink_refused(&cd_sink_kafka, "sinks.outputs[1]", __VA_ARGS__)
 
 Test(kafka_sink, invalid_property_fails_init_with_key_path)
 {

@@ -491,18 +491,10 @@ Test(redis_sink, silent_server_times_out)
 
 /* --- config ------------------------------------------------------------------------ */
 
+/* The problems for which the entry conf_text (no printf format) is refused. */
 static const char *init_error(const char *conf_text)
 {
-    static cd_diag_t d;
-    json_error_t je;
-    json_t *conf = json_loads(conf_text, 0, &je);
-    cr_assert_not_null(conf, "%s", je.text);
-    cd_diag_init(&d);
-    void *s = cd_sink_redis.init(conf, "sinks.outputs[2]", &d);
-    json_decref(conf);
-    cr_assert_null(s);
-    cr_assert_gt(d.count, 0);
-    return d.text;
+    return st_sink_refused(&cd_sink_redis, "sinks.outputs[2]", "%s", conf_text);
 }
 
 Test(redis_sink, config_errors_name_the_key_path)
