@@ -392,22 +392,11 @@ Test(kafka_sink, fatal_error_drops_then_new_producer)
 
 Test(kafka_sink, through_the_dispatcher)
 {
-    char text[4096];
-    snprintf(text, sizeof(text),
-             "{\"rules\":[{\"name\":\"fatal\",\"kind\":\"threshold\",\"numerator\":[\"FATAL\"],"
-             "\"op\":\">\",\"threshold\":0,\"window\":60000,\"action\":\"rollback\"}],"
-             "\"sinks\":{\"outputs\":[{\"type\":\"kafka\",\"brokers\":\"%s\",\"topic\":\"" TOPIC
-             "\"}]}}",
+    char sinks[1024];
+    snprintf(sinks, sizeof(sinks),
+             "{\"outputs\":[{\"type\":\"kafka\",\"brokers\":\"%s\",\"topic\":\"" TOPIC "\"}]}",
              bootstraps);
-    cd_diag_t d;
-    cd_diag_init(&d);
-    cd_config_t *c = cd_config_parse(text, strlen(text), NULL, &d);
-    cr_assert_not_null(c, "config: %s", d.text);
-    cd_dispatcher_t *x = cd_dispatcher_new(c, &d);
-    cd_config_free(c);
-    cr_assert_not_null(x, "sinks: %s", d.text);
-    char err[256];
-    cr_assert_eq(cd_dispatcher_start(x, err, sizeof(err)), 0, "%s", err);
+    cd_dispatcher_t *x = st_dispatcher(sinks, true);
 
     rec_t r;
     make_rec(&r, 1, CD_VERDICT_ROLLBACK, "2.6.1");

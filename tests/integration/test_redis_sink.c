@@ -544,28 +544,16 @@ Test(redis_sink, config_errors_name_the_key_path)
 
 /* --- end to end through the dispatcher -------------------------------------------- */
 
+/* sink_test.h's dispatcher (started) with the "sinks" section printf'ed
+ * from sinks_fmt. */
 static cd_dispatcher_t *dispatcher_new(const char *sinks_fmt, ...)
 {
-    char sinks[1024], text[4096];
+    char sinks[1024];
     va_list ap;
     va_start(ap, sinks_fmt);
     vsnprintf(sinks, sizeof(sinks), sinks_fmt, ap);
     va_end(ap);
-    snprintf(text, sizeof(text),
-             "{\"rules\":[{\"name\":\"fatal\",\"kind\":\"threshold\",\"numerator\":[\"FATAL\"],"
-             "\"op\":\">\",\"threshold\":0,\"window\":60000,\"action\":\"rollback\"}],"
-             "\"sinks\":%s}",
-             sinks);
-    cd_diag_t d;
-    cd_diag_init(&d);
-    cd_config_t *c = cd_config_parse(text, strlen(text), NULL, &d);
-    cr_assert_not_null(c, "config: %s", d.text);
-    cd_dispatcher_t *x = cd_dispatcher_new(c, &d);
-    cd_config_free(c);
-    cr_assert_not_null(x, "sinks: %s", d.text);
-    char err[256];
-    cr_assert_eq(cd_dispatcher_start(x, err, sizeof(err)), 0, "%s", err);
-    return x;
+    return st_dispatcher(sinks, true);
 }
 
 static void verdict_at(rec_t *r, cd_verdict_kind_t k, int64_t t_s)
