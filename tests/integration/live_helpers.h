@@ -434,6 +434,29 @@ static inline int64_t judged_until_ms(int port)
     return ms;
 }
 
+/* The "rules" of GET /api/v1/windows?at=S of the agent on port (new
+ * reference), waiting out 409 (that second not judged yet) for up to 30 s;
+ * any other answer fails the test, naming who. */
+static inline json_t *windows_rules_at(int port, int64_t s, const char *who)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/api/v1/windows?at=%lld", (long long)s);
+    for (int64_t end = mono_ms() + 30000;; sleep_ms(50)) {
+        long st = 0;
+        json_t *j = http_json_at(port, path, &st);
+        if (st == 200) {
+            json_t *r = json_incref(json_object_get(j, "rules"));
+            json_decref(j);
+            return r;
+        }
+        char *d = j ? json_dumps(j, JSON_COMPACT) : NULL;
+        cr_assert(st == 409 && mono_ms() < end, "%s %s: %ld %s", who, path, st,
+                  d ? d : "(no JSON)");
+        free(d);
+        json_decref(j);
+    }
+}
+
 /* The value of the sample line "series value" of a /metrics page; NAN when
  * it has none. */
 static inline double metric_of(const char *page, const char *series)

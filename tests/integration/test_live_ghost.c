@@ -134,22 +134,12 @@ static bool is_current(void *arg)
            judged_until_ms(c->a->port) > c->since_ms;
 }
 
-/* GET /api/v1/windows?at=S, waiting out 409 (not judged yet); its rules. */
+/* live_helpers.h's windows_rules_at for agent a. */
 static json_t *windows_at(const agent_t *a, int64_t s)
 {
-    char path[64];
-    snprintf(path, sizeof path, "/api/v1/windows?at=%lld", (long long)s);
-    for (int64_t end = mono_ms() + 30000;; sleep_ms(50)) {
-        long st = 0;
-        json_t *j = http_json_at(a->port, path, &st);
-        if (st == 200) {
-            json_t *r = json_incref(json_object_get(j, "rules"));
-            json_decref(j);
-            return r;
-        }
-        cr_assert(st == 409 && mono_ms() < end, "%s%d %s: %ld", a->name, a->incarnation, path, st);
-        json_decref(j);
-    }
+    char who[48];
+    snprintf(who, sizeof who, "%s%d", a->name, a->incarnation);
+    return windows_rules_at(a->port, s, who);
 }
 
 /* The subject's partial looks: 503 with the reason, judged_until still. */

@@ -219,25 +219,12 @@ static void wait_current(const agent_t *a, int64_t since_ms, const char *when)
                     when, a->name, a->incarnation, "part", PARTS, c.partial);
 }
 
-/* GET /api/v1/windows?at=S, waiting out 409 (not judged yet); 200's rules. */
+/* live_helpers.h's windows_rules_at for agent a. */
 static json_t *windows_at(const agent_t *a, int64_t s)
 {
-    char path[64];
-    snprintf(path, sizeof path, "/api/v1/windows?at=%lld", (long long)s);
-    for (int64_t end = mono_ms() + 30000;; sleep_ms(50)) {
-        long st = 0;
-        json_t *j = http_json_at(a->port, path, &st);
-        if (st == 200) {
-            json_t *r = json_incref(json_object_get(j, "rules"));
-            json_decref(j);
-            return r;
-        }
-        char *d = j ? json_dumps(j, JSON_COMPACT) : NULL;
-        cr_assert(st == 409 && mono_ms() < end, "%s%d %s: %ld %s", a->name, a->incarnation, path,
-                  st, d ? d : "(no JSON)");
-        free(d);
-        json_decref(j);
-    }
+    char who[48];
+    snprintf(who, sizeof who, "%s%d", a->name, a->incarnation);
+    return windows_rules_at(a->port, s, who);
 }
 
 static long long canary_requests(json_t *rules)
