@@ -85,20 +85,6 @@ static void *write_events(void *arg)
     return NULL;
 }
 
-static void *run_clock(void *arg)
-{
-    cd_pipeline_t *p = arg;
-    int64_t now = T0;
-    /* one advancing thread, as the live clock: 10 ms steps over the events'
-     * seconds, ahead of all of them only at the end */
-    while (!atomic_load(&writers_done)) {
-        now += 10;
-        if (now > T0 + SPREAD_MS) now = T0 + SPREAD_MS; /* never past them while writing */
-        cd_pipeline_advance(p, now);
-    }
-    return NULL;
-}
-
 Test(pipeline_concurrency, four_ingesters_and_a_clock_count_exactly)
 {
     cd_config_t *cfg = fx_config(CONFIG);
@@ -110,7 +96,8 @@ Test(pipeline_concurrency, four_ingesters_and_a_clock_count_exactly)
     pthread_t th[NTHREADS], clk;
     static const int stripes[NTHREADS] = {0, 1, 2, 2};
     atomic_store(&writers_done, false);
-    cr_assert_eq(pthread_create(&clk, NULL, run_clock, p), 0);
+    fx_clock_t ck = {p, T0, T0 + SPREAD_MS, &writers_done};
+    cr_assert_eq(pthread_create(&clk, NULL, fx_clock_run, &ck), 0);
     for (int i = 0; i < NTHREADS; i++) {
         memset(&w[i], 0, sizeof w[i]);
         w[i].p = p;
