@@ -86,20 +86,6 @@ static int write_config(const char *start, char *path)
     return rc;
 }
 
-/* Epoch ms of a log line "2026-11-27T09:25:01.123Z canaryd[...]", or -1. */
-static int64_t line_ms(const char *l)
-{
-    struct tm tm;
-    int ms;
-    memset(&tm, 0, sizeof tm);
-    if (sscanf(l, "%d-%d-%dT%d:%d:%d.%dZ", &tm.tm_year, &tm.tm_mon, &tm.tm_mday, &tm.tm_hour,
-               &tm.tm_min, &tm.tm_sec, &ms) != 7)
-        return -1;
-    tm.tm_year -= 1900;
-    tm.tm_mon -= 1;
-    return (int64_t)timegm(&tm) * 1000 + ms;
-}
-
 typedef struct result {
     double s;        /* first assignment -> current (or N counted) */
     long long read;  /* messages handed to the pipeline */
@@ -158,13 +144,13 @@ static int run(const char *bin, const char *config, long exit_after, int round, 
     }
     char *save = NULL, *copy = strdup(log);
     for (char *l = strtok_r(copy, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
-        if (first < 0 && strstr(l, "kafka: worker ") && strstr(l, " assigned ")) first = line_ms(l);
+        if (first < 0 && strstr(l, "kafka: worker ") && strstr(l, " assigned ")) first = kb_log_line_ms(l);
         const char *c = strstr(l, "live clock: caught up: ");
         if (done < 0 && !exit_after && c) {
-            done = line_ms(l);
+            done = kb_log_line_ms(l);
             snprintf(out->judged, sizeof out->judged, "%.*s", (int)strcspn(c + 23, ";"), c + 23);
         }
-        if (done < 0 && exit_after && strstr(l, "messages counted: stopping")) done = line_ms(l);
+        if (done < 0 && exit_after && strstr(l, "messages counted: stopping")) done = kb_log_line_ms(l);
     }
     free(copy);
     bool ok = rc == 0 && first > 0 && done >= first;

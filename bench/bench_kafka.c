@@ -272,20 +272,6 @@ static int run_bare(int nthreads, int round, crun_t *out)
 
 /* ---- canaryd --------------------------------------------------------------- */
 
-/* Epoch ms of a log line "2026-11-27T09:25:01.123Z canaryd[...]", or -1. */
-static int64_t line_ms(const char *l)
-{
-    struct tm tm;
-    int ms;
-    memset(&tm, 0, sizeof tm);
-    if (sscanf(l, "%d-%d-%dT%d:%d:%d.%dZ", &tm.tm_year, &tm.tm_mon, &tm.tm_mday, &tm.tm_hour,
-               &tm.tm_min, &tm.tm_sec, &ms) != 7)
-        return -1;
-    tm.tm_year -= 1900;
-    tm.tm_mon -= 1;
-    return (int64_t)timegm(&tm) * 1000 + ms;
-}
-
 /* Checks the `canaryd run: stats {...}` line: every event accepted, none
  * late, future or bad. */
 static int check_stats(const char *log, const char *what)
@@ -341,8 +327,8 @@ static int run_canaryd(const char *bin, const char *config, int threads, int rou
         fprintf(stderr, "bench_kafka: canaryd run exited %d; its stderr:\n%s\n", rc, log);
     char *save = NULL;
     for (char *l = strtok_r(log, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
-        if (first < 0 && strstr(l, "kafka: worker ") && strstr(l, " assigned ")) first = line_ms(l);
-        if (done < 0 && strstr(l, "messages counted: stopping")) done = line_ms(l);
+        if (first < 0 && strstr(l, "kafka: worker ") && strstr(l, " assigned ")) first = kb_log_line_ms(l);
+        if (done < 0 && strstr(l, "messages counted: stopping")) done = kb_log_line_ms(l);
     }
     ok = ok && first > 0 && done >= first;
     if (!ok) fprintf(stderr, "bench_kafka: canaryd run failed (exit %d)\n", rc);

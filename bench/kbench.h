@@ -35,6 +35,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "canaryd/timeutil.h"
+
 extern char **environ;
 
 static inline int64_t kb_mono_ns(void)
@@ -136,6 +138,14 @@ static inline int kb_set(rd_kafka_conf_t *c, const char *k, const char *v)
     if (rd_kafka_conf_set(c, k, v, err, sizeof err) == RD_KAFKA_CONF_OK) return 0;
     fprintf(stderr, "bench: %s: %s\n", k, err);
     return -1;
+}
+
+/* Epoch ms of a canaryd log line "2026-11-27T09:25:01.123Z canaryd[...]"
+ * (its first word, RFC 3339), or -1. */
+static inline int64_t kb_log_line_ms(const char *l)
+{
+    int64_t ms;
+    return cd_time_parse_rfc3339(l, strcspn(l, " \n"), &ms) ? ms : -1;
 }
 
 /*
