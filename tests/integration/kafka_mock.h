@@ -125,6 +125,32 @@ static inline void produce(rd_kafka_t *rk, int n, const char *type, const char *
     produce_events(rk, n, type, cohort, NULL, 0, header, seq);
 }
 
+/* Sum of the offsets group has committed on mock_start's topic (-1 while
+ * the coordinator cannot answer). Asked with a consumer handle of the group
+ * that never subscribes, so it does not join. */
+static inline long long mock_committed(const char *group)
+{
+    char e[256];
+    rd_kafka_conf_t *c = rd_kafka_conf_new();
+    cr_assert_eq(rd_kafka_conf_set(c, "bootstrap.servers", bootstraps, e, sizeof(e)), 0);
+    cr_assert_eq(rd_kafka_conf_set(c, "group.id", group, e, sizeof(e)), 0);
+    rd_kafka_conf_set(c, "log_level", "0", e, sizeof(e));
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, c, e, sizeof(e));
+    cr_assert_not_null(rk, "%s", e);
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(mock_parts);
+    for (int i = 0; i < mock_parts; i++)
+        rd_kafka_topic_partition_list_add(l, mock_topic, i);
+    long long total = -1;
+    if (rd_kafka_committed(rk, l, 5000) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+        total = 0;
+        for (int i = 0; i < l->cnt; i++)
+            if (l->elems[i].offset > 0) total += l->elems[i].offset;
+    }
+    rd_kafka_topic_partition_list_destroy(l);
+    rd_kafka_destroy(rk);
+    return total;
+}
+
 /* Waits (20 s at most) until everything produced is acknowledged. */
 static inline void flush_all(rd_kafka_t *rk)
 {

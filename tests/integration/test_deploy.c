@@ -1142,30 +1142,6 @@ static void produce_versions(void)
     rd_kafka_destroy(p);
 }
 
-/* Sum of the group's committed offsets on the topic (-1 while none). */
-static long long committed(const char *group)
-{
-    char e[256];
-    rd_kafka_conf_t *c = rd_kafka_conf_new();
-    rd_kafka_conf_set(c, "bootstrap.servers", bootstraps, e, sizeof(e));
-    rd_kafka_conf_set(c, "group.id", group, e, sizeof(e));
-    rd_kafka_conf_set(c, "log_level", "0", e, sizeof(e));
-    rd_kafka_t *k = rd_kafka_new(RD_KAFKA_CONSUMER, c, e, sizeof(e));
-    cr_assert_not_null(k, "%s", e);
-    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(PARTS);
-    for (int i = 0; i < PARTS; i++)
-        rd_kafka_topic_partition_list_add(l, TOPIC, i);
-    long long sum = -1;
-    if (rd_kafka_committed(k, l, 5000) == RD_KAFKA_RESP_ERR_NO_ERROR) {
-        sum = 0;
-        for (int i = 0; i < l->cnt; i++)
-            if (l->elems[i].offset > 0) sum += l->elems[i].offset;
-    }
-    rd_kafka_topic_partition_list_destroy(l);
-    rd_kafka_destroy(k);
-    return sum;
-}
-
 #if HAVE_YAML
 typedef struct envset {
     char *v[32];
@@ -1414,7 +1390,7 @@ Test(image, entrypoint_with_the_configmap_and_the_deployments_environment)
      * members have rejoined. */
     long long sum = -1;
     for (int64_t end = mono_ms() + 45000; mono_ms() < end && sum != NEVENTS;) {
-        sum = committed(POD);
+        sum = mock_committed(POD);
         if (sum != NEVENTS) sleep_ms(100);
     }
     if (sum != NEVENTS) {

@@ -772,30 +772,10 @@ Test(live, lost_assignment_resumes_after_what_was_counted, .timeout = 150)
     json_decref(sc);
 }
 
-/* Sum of the offsets group "g" has committed on the topic's partitions (-1
- * while the coordinator cannot answer). Asked with a consumer handle of the
- * group that never subscribes, so it does not join. */
+/* kafka_mock.h's mock_committed for group "g". */
 static long long committed_total(void)
 {
-    char e[256];
-    rd_kafka_conf_t *c = rd_kafka_conf_new();
-    cr_assert_eq(rd_kafka_conf_set(c, "bootstrap.servers", bootstraps, e, sizeof(e)), 0);
-    cr_assert_eq(rd_kafka_conf_set(c, "group.id", "g", e, sizeof(e)), 0);
-    rd_kafka_conf_set(c, "log_level", "0", e, sizeof(e));
-    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, c, e, sizeof(e));
-    cr_assert_not_null(rk, "%s", e);
-    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(PARTS);
-    for (int i = 0; i < PARTS; i++)
-        rd_kafka_topic_partition_list_add(l, TOPIC, i);
-    long long total = -1;
-    if (rd_kafka_committed(rk, l, 5000) == RD_KAFKA_RESP_ERR_NO_ERROR) {
-        total = 0;
-        for (int i = 0; i < l->cnt; i++)
-            if (l->elems[i].offset > 0) total += l->elems[i].offset;
-    }
-    rd_kafka_topic_partition_list_destroy(l);
-    rd_kafka_destroy(rk);
-    return total;
+    return mock_committed("g");
 }
 
 /* Offsets are stored per run of messages, not per message (kafka_source.c,
