@@ -24,6 +24,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "bench_clock.h"
 #include "canaryd/config.h"
 #include "canaryd/log.h"
 #include "canaryd/pipeline.h"
@@ -79,13 +80,6 @@ static void *worker(void *arg)
         }
     }
     return NULL;
-}
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
 /* Best of 3 runs: events per second over all threads. */

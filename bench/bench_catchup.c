@@ -44,60 +44,13 @@
 static char boot_g[256];
 static int partitions_g;
 
-typedef struct loader {
-    rd_kafka_t *rk;
-    long sent;
-    int failed;
-} loader_t;
-
-static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
-{
-    (void)rk;
-    if (m->err) ((loader_t *)opaque)->failed++;
-}
-
-static void load_cb(const char *line, size_t len, int64_t ts, void *opaque)
-{
-    loader_t *l = opaque;
-    for (;;) {
-        rd_kafka_resp_err_t e = rd_kafka_producev(
-            l->rk, RD_KAFKA_V_TOPIC(TOPIC), RD_KAFKA_V_PARTITION((int32_t)(l->sent % partitions_g)),
-            RD_KAFKA_V_VALUE((void *)line, len), RD_KAFKA_V_TIMESTAMP(ts),
-            RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
-        if (e == RD_KAFKA_RESP_ERR_NO_ERROR) break;
-        if (e != RD_KAFKA_RESP_ERR__QUEUE_FULL) {
-            l->failed++;
-            return;
-        }
-        rd_kafka_poll(l->rk, 50);
-    }
-    l->sent++;
-    if (l->sent % 10000 == 0) rd_kafka_poll(l->rk, 0);
-}
-
-/* Produces `seconds` of the healthy scenario at rate events/s ending now;
- * the number of events, or -1. */
+/* Produces `seconds` of the healthy scenario at rate events/s ending now
+ * (message timestamps the events' times); the number of events, or -1. */
 static long preload(int seconds, double rate)
 {
     char err[512];
-    rd_kafka_conf_t *c = rd_kafka_conf_new();
-    rd_kafka_conf_set_log_cb(c, kb_quiet_log);
-    if (kb_set(c, "bootstrap.servers", boot_g) || kb_set(c, "linger.ms", "100") ||
-        kb_set(c, "batch.num.messages", "10000") || kb_set(c, "batch.size", "1000000") ||
-        kb_set(c, "queue.buffering.max.messages", "2000000") ||
-        kb_set(c, "queue.buffering.max.kbytes", "1048576")) {
-        rd_kafka_conf_destroy(c);
-        return -1;
-    }
-    loader_t l = {0};
-    rd_kafka_conf_set_dr_msg_cb(c, dr_cb);
-    rd_kafka_conf_set_opaque(c, &l);
-    l.rk = rd_kafka_new(RD_KAFKA_PRODUCER, c, err, sizeof err);
-    if (!l.rk) {
-        fprintf(stderr, "bench_catchup: producer: %s\n", err);
-        rd_kafka_conf_destroy(c);
-        return -1;
-    }
+    kb_loader_t l = {.topic = TOPIC, .partitions = partitions_g, .stamp = true};
+    if (kb_loader_open(&l, boot_g, "bench_catchup")) return -1;
     cd_sim_conf_t sc;
     cd_sim_conf_init(&sc);
     sc.rate = rate / 1.16; /* simgen: ~1.16 events per request */
@@ -109,16 +62,9 @@ static long preload(int seconds, double rate)
         return -1;
     }
     for (int s = 0; s < seconds && !l.failed; s++)
-        cd_sim_second(sim, sc.start_ms + (int64_t)s * 1000, load_cb, &l);
+        cd_sim_second(sim, sc.start_ms + (int64_t)s * 1000, kb_load_cb, &l);
     cd_sim_destroy(sim);
-    rd_kafka_resp_err_t fe = rd_kafka_flush(l.rk, 120000);
-    rd_kafka_destroy(l.rk);
-    if (fe || l.failed) {
-        fprintf(stderr, "bench_catchup: preload failed: %d failed, flush: %s\n", l.failed,
-                rd_kafka_err2str(fe));
-        return -1;
-    }
-    return l.sent;
+    return kb_loader_close(&l, "bench_catchup") ? -1 : l.sent;
 }
 
 /* config/sop.json with the mock's session settings and kafka.start. */
@@ -138,20 +84,6 @@ static int write_config(const char *start, char *path)
     }
     json_decref(c);
     return rc;
-}
-
-/* Epoch ms of a log line "2026-11-27T09:25:01.123Z canaryd[...]", or -1. */
-static int64_t line_ms(const char *l)
-{
-    struct tm tm;
-    int ms;
-    memset(&tm, 0, sizeof tm);
-    if (sscanf(l, "%d-%d-%dT%d:%d:%d.%dZ", &tm.tm_year, &tm.tm_mon, &tm.tm_mday, &tm.tm_hour,
-               &tm.tm_min, &tm.tm_sec, &ms) != 7)
-        return -1;
-    tm.tm_year -= 1900;
-    tm.tm_mon -= 1;
-    return (int64_t)timegm(&tm) * 1000 + ms;
 }
 
 typedef struct result {
@@ -212,13 +144,13 @@ static int run(const char *bin, const char *config, long exit_after, int round, 
     }
     char *save = NULL, *copy = strdup(log);
     for (char *l = strtok_r(copy, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
-        if (first < 0 && strstr(l, "kafka: worker ") && strstr(l, " assigned ")) first = line_ms(l);
+        if (first < 0 && strstr(l, "kafka: worker ") && strstr(l, " assigned ")) first = kb_log_line_ms(l);
         const char *c = strstr(l, "live clock: caught up: ");
         if (done < 0 && !exit_after && c) {
-            done = line_ms(l);
+            done = kb_log_line_ms(l);
             snprintf(out->judged, sizeof out->judged, "%.*s", (int)strcspn(c + 23, ";"), c + 23);
         }
-        if (done < 0 && exit_after && strstr(l, "messages counted: stopping")) done = line_ms(l);
+        if (done < 0 && exit_after && strstr(l, "messages counted: stopping")) done = kb_log_line_ms(l);
     }
     free(copy);
     bool ok = rc == 0 && first > 0 && done >= first;

@@ -93,64 +93,12 @@ static int partitions_g;
 
 /* ---- preload ------------------------------------------------------------- */
 
-typedef struct loader {
-    rd_kafka_t *rk;
-    long want, sent;
-    size_t bytes;
-    int failed;
-} loader_t;
-
-static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
-{
-    (void)rk;
-    if (m->err) ((loader_t *)opaque)->failed++;
-}
-
-static void load_cb(const char *line, size_t len, int64_t ts, void *opaque)
-{
-    loader_t *l = opaque;
-    (void)ts;
-    if (l->sent >= l->want) return;
-    for (;;) {
-        rd_kafka_resp_err_t e =
-            rd_kafka_producev(l->rk, RD_KAFKA_V_TOPIC(TOPIC),
-                              RD_KAFKA_V_PARTITION((int32_t)(l->sent % partitions_g)),
-                              RD_KAFKA_V_VALUE((void *)line, len),
-                              RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
-        if (e == RD_KAFKA_RESP_ERR_NO_ERROR) break;
-        if (e != RD_KAFKA_RESP_ERR__QUEUE_FULL) {
-            l->failed++;
-            return;
-        }
-        rd_kafka_poll(l->rk, 50);
-    }
-    l->sent++;
-    l->bytes += len;
-    if (l->sent % 10000 == 0) rd_kafka_poll(l->rk, 0);
-}
-
 /* Produces events_g events; total payload bytes, or 0. */
 static size_t preload(void)
 {
     char err[512];
-    rd_kafka_conf_t *c = rd_kafka_conf_new();
-    rd_kafka_conf_set_log_cb(c, kb_quiet_log);
-    if (kb_set(c, "bootstrap.servers", boot_g) || kb_set(c, "linger.ms", "100") ||
-        kb_set(c, "batch.num.messages", "10000") || kb_set(c, "batch.size", "1000000") ||
-        kb_set(c, "queue.buffering.max.messages", "2000000") ||
-        kb_set(c, "queue.buffering.max.kbytes", "1048576")) {
-        rd_kafka_conf_destroy(c);
-        return 0;
-    }
-    loader_t l = {.want = events_g};
-    rd_kafka_conf_set_dr_msg_cb(c, dr_cb);
-    rd_kafka_conf_set_opaque(c, &l);
-    l.rk = rd_kafka_new(RD_KAFKA_PRODUCER, c, err, sizeof err);
-    if (!l.rk) {
-        fprintf(stderr, "bench_kafka: producer: %s\n", err);
-        rd_kafka_conf_destroy(c);
-        return 0;
-    }
+    kb_loader_t l = {.topic = TOPIC, .partitions = partitions_g, .want = events_g};
+    if (kb_loader_open(&l, boot_g, "bench_kafka")) return 0;
     cd_sim_conf_t sc;
     cd_sim_conf_init(&sc);
     /* KBENCH_RATE: requests/s of event time (default 8000: ~110 s for 1 M
@@ -169,16 +117,9 @@ static size_t preload(void)
         return 0;
     }
     for (int64_t s = sc.start_ms; l.sent < l.want && !l.failed; s += 1000)
-        cd_sim_second(sim, s, load_cb, &l);
+        cd_sim_second(sim, s, kb_load_cb, &l);
     cd_sim_destroy(sim);
-    rd_kafka_resp_err_t fe = rd_kafka_flush(l.rk, 120000);
-    rd_kafka_destroy(l.rk);
-    if (fe || l.failed || l.sent != l.want) {
-        fprintf(stderr, "bench_kafka: preload failed: %ld of %ld sent, %d failed, flush: %s\n",
-                l.sent, l.want, l.failed, rd_kafka_err2str(fe));
-        return 0;
-    }
-    return l.bytes;
+    return kb_loader_close(&l, "bench_kafka") ? 0 : l.bytes;
 }
 
 /* ---- bare consumer --------------------------------------------------------- */
@@ -331,20 +272,6 @@ static int run_bare(int nthreads, int round, crun_t *out)
 
 /* ---- canaryd --------------------------------------------------------------- */
 
-/* Epoch ms of a log line "2026-11-27T09:25:01.123Z canaryd[...]", or -1. */
-static int64_t line_ms(const char *l)
-{
-    struct tm tm;
-    int ms;
-    memset(&tm, 0, sizeof tm);
-    if (sscanf(l, "%d-%d-%dT%d:%d:%d.%dZ", &tm.tm_year, &tm.tm_mon, &tm.tm_mday, &tm.tm_hour,
-               &tm.tm_min, &tm.tm_sec, &ms) != 7)
-        return -1;
-    tm.tm_year -= 1900;
-    tm.tm_mon -= 1;
-    return (int64_t)timegm(&tm) * 1000 + ms;
-}
-
 /* Checks the `canaryd run: stats {...}` line: every event accepted, none
  * late, future or bad. */
 static int check_stats(const char *log, const char *what)
@@ -400,8 +327,8 @@ static int run_canaryd(const char *bin, const char *config, int threads, int rou
         fprintf(stderr, "bench_kafka: canaryd run exited %d; its stderr:\n%s\n", rc, log);
     char *save = NULL;
     for (char *l = strtok_r(log, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
-        if (first < 0 && strstr(l, "kafka: worker ") && strstr(l, " assigned ")) first = line_ms(l);
-        if (done < 0 && strstr(l, "messages counted: stopping")) done = line_ms(l);
+        if (first < 0 && strstr(l, "kafka: worker ") && strstr(l, " assigned ")) first = kb_log_line_ms(l);
+        if (done < 0 && strstr(l, "messages counted: stopping")) done = kb_log_line_ms(l);
     }
     ok = ok && first > 0 && done >= first;
     if (!ok) fprintf(stderr, "bench_kafka: canaryd run failed (exit %d)\n", rc);

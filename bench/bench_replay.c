@@ -31,6 +31,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench_clock.h"
 #include "canaryd/simgen.h"
 
 #define RUNS 3
@@ -43,13 +44,6 @@ typedef struct writer {
     long want, written;
     size_t bytes;
 } writer_t;
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
 
 static void write_cb(const char *line, size_t len, int64_t ts, void *opaque)
 {

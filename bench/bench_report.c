@@ -40,6 +40,7 @@
 #define TIME_TARGET_S 2.0
 #define SIZE_TARGET (1024 * 1024)
 
+#include "bench_clock.h"
 #include "canaryd/config.h"
 #include "canaryd/history.h"
 #include "canaryd/pipeline.h"
@@ -55,13 +56,6 @@ static double tap_ns;   /* cd_history_sample alone, ns per call (the last eval_n
 static void no_record(const cd_verdict_t *v, void *opaque)
 {
     (void)v, (void)opaque;
-}
-
-static double cpu_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
 /* ns of CPU per evaluation over EVALS 10 ms boundaries; hist may be NULL. */
@@ -98,13 +92,6 @@ static double eval_ns(const cd_config_t *cfg, cd_history_t *hist)
     }
     cd_pipeline_destroy(p);
     return t / EVALS * 1e9;
-}
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
 /* Runs argv with stdout into out (NULL: /dev/null); wall seconds, or -1 on

@@ -26,6 +26,7 @@
 #include <stdlib.h>
 #include <time.h>
 
+#include "bench_clock.h"
 #include "canaryd/window.h"
 
 #define ADDS 20000000L
@@ -38,25 +39,6 @@ static int64_t now_ms = INT64_C(1700000000000);
 static double values[NVALUES];
 static atomic_int ready;
 static volatile uint64_t sink;
-
-static double clock_s(clockid_t id)
-{
-    struct timespec ts;
-    clock_gettime(id, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-static double seconds(void)
-{
-    return clock_s(CLOCK_MONOTONIC);
-}
-
-/* CPU time of the calling thread: on a shared, loaded machine the wall clock
- * also counts the time other processes held our core. */
-static double cpu_seconds(void)
-{
-    return clock_s(CLOCK_THREAD_CPUTIME_ID);
-}
 
 static uint64_t xorshift(uint64_t *s)
 {
@@ -85,9 +67,9 @@ static void *adder(void *arg)
     atomic_fetch_add(&ready, 1);
     while (atomic_load(&ready) < 2) /* start together */
         ;
-    double c0 = cpu_seconds();
+    double c0 = cpu_s();
     add_loop(stripe, ADDS);
-    thread_cpu[stripe - 1] = cpu_seconds() - c0;
+    thread_cpu[stripe - 1] = cpu_s() - c0;
     return NULL;
 }
 
@@ -114,31 +96,31 @@ int main(void)
     }
 
     add_loop(0, ADDS / 10); /* warm up: pages, caches, CPU frequency */
-    double t0 = seconds(), c0 = cpu_seconds();
+    double t0 = now_s(), c0 = cpu_s();
     add_loop(0, ADDS);
-    double t1 = seconds(), c1 = cpu_seconds();
+    double t1 = now_s(), c1 = cpu_s();
     double ns_add1 = (t1 - t0) * 1e9 / ADDS;
     double cpu_add1 = (c1 - c0) * 1e9 / ADDS;
 
     pthread_t th[2];
     atomic_store(&ready, 0);
-    t0 = seconds();
+    t0 = now_s();
     for (int i = 0; i < 2; i++)
         pthread_create(&th[i], NULL, adder, (void *)(intptr_t)(i + 1));
     for (int i = 0; i < 2; i++)
         pthread_join(th[i], NULL);
-    t1 = seconds();
+    t1 = now_s();
     double ns_add2 = (t1 - t0) * 1e9 / (2.0 * ADDS); /* wall ns per add, both threads */
     double ratio = ns_add1 / ns_add2;
     double cpu_add2 = (thread_cpu[0] + thread_cpu[1]) * 1e9 / (2.0 * ADDS); /* per thread */
     double cpu_ratio = 2.0 * cpu_add1 / cpu_add2; /* scaling given two free cores */
 
     uint64_t bad = 0;
-    t0 = cpu_seconds();
+    t0 = cpu_s();
     for (long i = 0; i < OBSERVES; i++)
         bad += cd_window_observe(win, 0, CD_COHORT_CANARY, now_ms + (i & 511),
                                  values[i & (NVALUES - 1)]) != CD_WIN_OK;
-    t1 = cpu_seconds();
+    t1 = cpu_s();
     double ns_obs = (t1 - t0) * 1e9 / OBSERVES;
 
     /* 300 buckets of realistic latencies: move the clock 300 s on, one
@@ -155,12 +137,12 @@ int main(void)
     }
     int64_t end = now_ms + 301 * 1000;
     static cd_hist_t h;
-    t0 = cpu_seconds();
+    t0 = cpu_s();
     for (int i = 0; i < MERGES; i++) {
         cd_window_hist(win, 0, CD_COHORT_STABLE, end, 300000, &h);
         sink += h.count;
     }
-    t1 = cpu_seconds();
+    t1 = cpu_s();
     double us_merge = (t1 - t0) * 1e6 / MERGES;
     if (h.count != 300 * 2000) {
         fprintf(stderr, "bench_window: merge counted %llu, expected 600000\n",

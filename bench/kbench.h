@@ -1,8 +1,9 @@
 /*
  * kbench.h - helpers shared by the live-mode benchmarks (bench_kafka.c,
- * bench_kafka_delay.c): an in-process mock Kafka cluster, the canaryd binary
- * next to the benchmark, child processes with their output captured, and
- * /proc readings. Header-only (static functions) because every bench/bench_*.c
+ * bench_kafka_delay.c, bench_catchup.c): an in-process mock Kafka cluster,
+ * a bulk producer to preload it (kb_loader_t), the canaryd binary next to
+ * the benchmark, child processes with their output captured, and /proc
+ * readings. Header-only (static functions) because every bench/bench_*.c
  * is its own binary and CMake globs only those.
  *
  * The mock cluster (librdkafka's rdkafka_mock.h) runs on a librdkafka thread
@@ -24,6 +25,7 @@
 #include <librdkafka/rdkafka_mock.h>
 #include <signal.h>
 #include <spawn.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,6 +34,8 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+
+#include "canaryd/timeutil.h"
 
 extern char **environ;
 
@@ -134,6 +138,103 @@ static inline int kb_set(rd_kafka_conf_t *c, const char *k, const char *v)
     if (rd_kafka_conf_set(c, k, v, err, sizeof err) == RD_KAFKA_CONF_OK) return 0;
     fprintf(stderr, "bench: %s: %s\n", k, err);
     return -1;
+}
+
+/* Epoch ms of a canaryd log line "2026-11-27T09:25:01.123Z canaryd[...]"
+ * (its first word, RFC 3339), or -1. */
+static inline int64_t kb_log_line_ms(const char *l)
+{
+    int64_t ms;
+    return cd_time_parse_rfc3339(l, strcspn(l, " \n"), &ms) ? ms : -1;
+}
+
+/*
+ * A bulk producer preloading a topic: kb_loader_open, then kb_load_cb for
+ * each event (simgen's cd_sim_second callback), then kb_loader_close.
+ * Round-robin over the partitions; a full queue is waited out (polled), any
+ * other refusal or failed delivery is counted in failed. Batches of 10,000
+ * messages up to 1 MB, 100 ms linger: the preload is not what is measured.
+ */
+typedef struct kb_loader {
+    rd_kafka_t *rk;
+    const char *topic;
+    int partitions;
+    long want;    /* events to send at most; <= 0: no limit */
+    bool stamp;   /* the message timestamp is the event's time (else: now) */
+    long sent;
+    size_t bytes; /* payload bytes sent */
+    int failed;
+} kb_loader_t;
+
+static inline void kb_loader_dr(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
+{
+    (void)rk;
+    if (m->err) ((kb_loader_t *)opaque)->failed++;
+}
+
+/* Opens l->rk on boot (l's other settings filled by the caller); 0, or -1
+ * with a message naming who. */
+static inline int kb_loader_open(kb_loader_t *l, const char *boot, const char *who)
+{
+    char err[512];
+    rd_kafka_conf_t *c = rd_kafka_conf_new();
+    rd_kafka_conf_set_log_cb(c, kb_quiet_log);
+    if (kb_set(c, "bootstrap.servers", boot) || kb_set(c, "linger.ms", "100") ||
+        kb_set(c, "batch.num.messages", "10000") || kb_set(c, "batch.size", "1000000") ||
+        kb_set(c, "queue.buffering.max.messages", "2000000") ||
+        kb_set(c, "queue.buffering.max.kbytes", "1048576")) {
+        rd_kafka_conf_destroy(c);
+        return -1;
+    }
+    rd_kafka_conf_set_dr_msg_cb(c, kb_loader_dr);
+    rd_kafka_conf_set_opaque(c, l);
+    l->rk = rd_kafka_new(RD_KAFKA_PRODUCER, c, err, sizeof err);
+    if (!l->rk) {
+        fprintf(stderr, "%s: producer: %s\n", who, err);
+        rd_kafka_conf_destroy(c);
+        return -1;
+    }
+    return 0;
+}
+
+/* One event line (time ts) to the next partition; a cd_sim_second callback
+ * with the loader as opaque. */
+static inline void kb_load_cb(const char *line, size_t len, int64_t ts, void *opaque)
+{
+    kb_loader_t *l = opaque;
+    if (l->want > 0 && l->sent >= l->want) return;
+    for (;;) {
+        rd_kafka_resp_err_t e = rd_kafka_producev(
+            l->rk, RD_KAFKA_V_TOPIC(l->topic),
+            RD_KAFKA_V_PARTITION((int32_t)(l->sent % l->partitions)),
+            RD_KAFKA_V_VALUE((void *)line, len), RD_KAFKA_V_TIMESTAMP(l->stamp ? ts : 0),
+            RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
+        if (e == RD_KAFKA_RESP_ERR_NO_ERROR) break;
+        if (e != RD_KAFKA_RESP_ERR__QUEUE_FULL) {
+            l->failed++;
+            return;
+        }
+        rd_kafka_poll(l->rk, 50);
+    }
+    l->sent++;
+    l->bytes += len;
+    if (l->sent % 10000 == 0) rd_kafka_poll(l->rk, 0);
+}
+
+/* Flushes (2 minutes at most) and destroys l->rk; 0 when every event was
+ * delivered (and, with a want, all of them sent), else -1 with a message
+ * naming who. */
+static inline int kb_loader_close(kb_loader_t *l, const char *who)
+{
+    rd_kafka_resp_err_t fe = rd_kafka_flush(l->rk, 120000);
+    rd_kafka_destroy(l->rk);
+    l->rk = NULL;
+    if (fe || l->failed || (l->want > 0 && l->sent != l->want)) {
+        fprintf(stderr, "%s: preload failed: %ld sent (%ld wanted), %d failed, flush: %s\n", who,
+                l->sent, l->want, l->failed, rd_kafka_err2str(fe));
+        return -1;
+    }
+    return 0;
 }
 
 /*

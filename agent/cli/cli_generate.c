@@ -86,9 +86,9 @@ static void usage(FILE *f)
                "0.85).\n"
                "Exit: 0 done, 1 write error or out of memory, 2 usage or settings error.\n"
                "Scenarios:");
-    for (int i = 0; i < CD_SIM__COUNT; i++)
-        fprintf(f, "%s%s", i % 6 == 0 ? "\n  " : " ", cd_sim_scenario_name((cd_sim_scenario_t)i));
-    fprintf(f, "\n");
+    char names[1024];
+    cd_sim_scenario_names(names, sizeof(names), 6);
+    fprintf(f, "%s\n", names);
 }
 
 /* splitmix64 as a small PRNG for the fault streams. */
@@ -114,8 +114,7 @@ static int set_setting(gen_opts_t *o, const char *key, const char *val, char *er
     if (strcmp(key, "scenario") == 0) {
         if (!cd_sim_scenario_parse(val, &o->sim.scenario)) {
             int n = snprintf(err, esz, "scenario: \"%s\" is not a scenario; accepted:", val);
-            for (int i = 0; i < CD_SIM__COUNT && n > 0 && (size_t)n < esz; i++)
-                n += snprintf(err + n, esz - n, " %s", cd_sim_scenario_name((cd_sim_scenario_t)i));
+            if (n > 0 && (size_t)n < esz) cd_sim_scenario_names(err + n, esz - (size_t)n, 0);
             return -1;
         }
         o->have_scenario = true;

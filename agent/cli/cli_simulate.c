@@ -131,9 +131,9 @@ static void usage(FILE *f)
                "Prints a summary on stderr. Exit: 0 all delivered, 1 some not delivered,\n"
                "2 usage or settings error.\n"
                "Scenarios:");
-    for (int i = 0; i < CD_SIM__COUNT; i++)
-        fprintf(f, "%s%s", i % 6 == 0 ? "\n  " : " ", cd_sim_scenario_name((cd_sim_scenario_t)i));
-    fprintf(f, "\n");
+    char names[1024];
+    cd_sim_scenario_names(names, sizeof(names), 6);
+    fprintf(f, "%s\n", names);
 }
 
 /* ---- options ---- */
@@ -195,11 +195,11 @@ static int parse_args(sim_opts_t *o, int argc, char **argv)
             break;
         case 'S':
             if (!cd_sim_scenario_parse(optarg, &o->sim.scenario)) {
-                fprintf(stderr, "canaryd simulate: --scenario: \"%s\" is not a scenario; accepted:",
-                        optarg);
-                for (int i = 0; i < CD_SIM__COUNT; i++)
-                    fprintf(stderr, " %s", cd_sim_scenario_name((cd_sim_scenario_t)i));
-                fprintf(stderr, "\n");
+                char names[1024];
+                cd_sim_scenario_names(names, sizeof(names), 0);
+                fprintf(stderr,
+                        "canaryd simulate: --scenario: \"%s\" is not a scenario; accepted:%s\n",
+                        optarg, names);
                 return -1;
             }
             o->have_scenario = true;

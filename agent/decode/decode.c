@@ -317,6 +317,35 @@ static bool skip_comma(const char *buf, size_t len, size_t *p)
     return true;
 }
 
+/* After an element that is not its container's last: the ',' that must
+ * follow, in the next byte (compact JSON: one compare) or after whitespace
+ * (skip_comma); *p moves past it. */
+static inline bool next_comma(const char *buf, size_t len, size_t *p)
+{
+    if (buf[*p] == ',') {
+        (*p)++;
+        return true;
+    }
+    return skip_comma(buf, len, p);
+}
+
+/* A scalar value t (a string or a literal) inside a container: no children,
+ * no control character in a string, a literal that is JSON's; *p moves past
+ * it (a string's closing quote). False: invalid JSON. */
+static inline bool scalar_ok(const char *buf, const jsmntok_t *t, bool has_ctl, size_t *p)
+{
+    size_t n = (size_t)(t->end - t->start);
+    if (t->size != 0) return false;
+    if (t->type == JSMN_STRING) {
+        if (has_ctl && has_ctl_char(buf + t->start, n)) return false;
+        *p = (size_t)t->end + 1;
+    } else {
+        if (!literal_ok(buf + t->start, n)) return false;
+        *p = (size_t)t->end;
+    }
+    return true;
+}
+
 /*
  * Stage 3 over n >= 1 tokens: grammar check and path resolution. found[p] is
  * set to the value token of path p (last occurrence), -1 when absent.
@@ -407,15 +436,8 @@ static cd_bad_reason_t walk(const cd_decoder_t *d, const char *buf, size_t len,
                         }
                     }
                 }
-                if (t->type == JSMN_STRING) {
-                    if (t->size != 0) return CD_BAD_INVALID_JSON;
-                    if (has_ctl && has_ctl_char(buf + t->start, (size_t)(t->end - t->start)))
-                        return CD_BAD_INVALID_JSON;
-                    p = (size_t)t->end + 1;
-                } else if (t->type == JSMN_PRIMITIVE) {
-                    if (t->size != 0 || !literal_ok(buf + t->start, (size_t)(t->end - t->start)))
-                        return CD_BAD_INVALID_JSON;
-                    p = (size_t)t->end;
+                if (t->type == JSMN_STRING || t->type == JSMN_PRIMITIVE) {
+                    if (!scalar_ok(buf, t, has_ctl, &p)) return CD_BAD_INVALID_JSON;
                 } else {
                     /* Descend. sp < n <= CD_DECODE_MAX_TOKENS: each frame
                      * holds a token. */
@@ -429,12 +451,7 @@ static cd_bad_reason_t walk(const cd_decoder_t *d, const char *buf, size_t len,
                     goto next_container;
                 }
                 /* A finished value: a ',' must follow unless it was the last. */
-                if (left) {
-                    if (buf[p] == ',')
-                        p++;
-                    else if (!skip_comma(buf, len, &p))
-                        return CD_BAD_INVALID_JSON;
-                }
+                if (left && !next_comma(buf, len, &p)) return CD_BAD_INVALID_JSON;
             }
         } else {
             while (left) {
@@ -443,15 +460,8 @@ static cd_bad_reason_t walk(const cd_decoder_t *d, const char *buf, size_t len,
                 t = &tok[i++];
                 size_t vb = tok_begin(t);
                 if (vb != p && !gap_ok(buf, p, vb, 0)) return CD_BAD_INVALID_JSON;
-                if (t->type == JSMN_STRING) {
-                    if (t->size != 0) return CD_BAD_INVALID_JSON;
-                    if (has_ctl && has_ctl_char(buf + t->start, (size_t)(t->end - t->start)))
-                        return CD_BAD_INVALID_JSON;
-                    p = (size_t)t->end + 1;
-                } else if (t->type == JSMN_PRIMITIVE) {
-                    if (t->size != 0 || !literal_ok(buf + t->start, (size_t)(t->end - t->start)))
-                        return CD_BAD_INVALID_JSON;
-                    p = (size_t)t->end;
+                if (t->type == JSMN_STRING || t->type == JSMN_PRIMITIVE) {
+                    if (!scalar_ok(buf, t, has_ctl, &p)) return CD_BAD_INVALID_JSON;
                 } else {
                     CD_ASSERT(sp + 1 < CD_DECODE_MAX_TOKENS);
                     st[sp++] = (frame_t){.tok = ctok, .left = left, .mask = 0, .is_obj = false};
@@ -462,12 +472,7 @@ static cd_bad_reason_t walk(const cd_decoder_t *d, const char *buf, size_t len,
                     p = (size_t)t->start + 1;
                     goto next_container;
                 }
-                if (left) {
-                    if (buf[p] == ',')
-                        p++;
-                    else if (!skip_comma(buf, len, &p))
-                        return CD_BAD_INVALID_JSON;
-                }
+                if (left && !next_comma(buf, len, &p)) return CD_BAD_INVALID_JSON;
             }
         }
         /* Close the container: only whitespace before its bracket. Then the
@@ -483,10 +488,7 @@ static cd_bad_reason_t walk(const cd_decoder_t *d, const char *buf, size_t len,
             mask = st[sp].mask;
             is_obj = st[sp].is_obj;
             if (left) {
-                if (buf[p] == ',')
-                    p++;
-                else if (!skip_comma(buf, len, &p))
-                    return CD_BAD_INVALID_JSON;
+                if (!next_comma(buf, len, &p)) return CD_BAD_INVALID_JSON;
                 break;
             }
         }

@@ -60,6 +60,21 @@ static void head_raw(FILE *f, const char *name, const char *type, const char *he
     fprintf(f, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
+/* A series without labels: its HELP and TYPE, then "canaryd_NAME V". The
+ * name is written once, so the head and the sample cannot disagree. */
+static void series_u64(FILE *f, const char *name, const char *type, const char *help,
+                       unsigned long long v)
+{
+    head(f, name, type, help);
+    fprintf(f, "canaryd_%s %llu\n", name, v);
+}
+
+/* The same for a 0/1 gauge. */
+static void series_flag(FILE *f, const char *name, const char *type, const char *help, bool on)
+{
+    series_u64(f, name, type, help, on ? 1 : 0);
+}
+
 static void num(FILE *f, double v)
 {
     if (isnan(v))
@@ -102,18 +117,17 @@ static void events(FILE *f, const cd_snapshot_t *s)
     fputs("canaryd_service_info{service=\"", f);
     esc(f, s->service);
     fprintf(f, "\",source=\"%s\"} 1\n", s->service_configured ? "config" : "events");
-    head(f, "bad_numeric_fields_total", "counter",
-         "Numeric fields present but not a finite number (the event still counts).");
-    fprintf(f, "canaryd_bad_numeric_fields_total %llu\n", (unsigned long long)st->bad_numeric);
-    head(f, "late_events_total", "counter", "Events dropped: older than the window ring.");
-    fprintf(f, "canaryd_late_events_total %llu\n", (unsigned long long)st->late);
-    head(f, "future_events_total", "counter",
-         "Events dropped: more than max_future_skew ahead of the clock.");
-    fprintf(f, "canaryd_future_events_total %llu\n", (unsigned long long)st->future);
-    head(f, "evaluations_total", "counter", "Rule evaluations (10 ms grid, lazily: after events, bucket edges, deadlines).");
-    fprintf(f, "canaryd_evaluations_total %llu\n", (unsigned long long)st->evaluations);
-    head(f, "records_total", "counter", "Verdict and state records emitted.");
-    fprintf(f, "canaryd_records_total %llu\n", (unsigned long long)st->records);
+    series_u64(f, "bad_numeric_fields_total", "counter",
+               "Numeric fields present but not a finite number (the event still counts).",
+               st->bad_numeric);
+    series_u64(f, "late_events_total", "counter", "Events dropped: older than the window ring.",
+               st->late);
+    series_u64(f, "future_events_total", "counter",
+               "Events dropped: more than max_future_skew ahead of the clock.", st->future);
+    series_u64(f, "evaluations_total", "counter",
+               "Rule evaluations (10 ms grid, lazily: after events, bucket edges, deadlines).",
+               st->evaluations);
+    series_u64(f, "records_total", "counter", "Verdict and state records emitted.", st->records);
 }
 
 static void kafka(FILE *f, const cd_kafka_source_t *k)
@@ -121,12 +135,12 @@ static void kafka(FILE *f, const cd_kafka_source_t *k)
     if (!k) return;
     cd_kafka_stats_t ks;
     cd_kafka_source_stats(k, &ks);
-    head(f, "kafka_messages_total", "counter", "Kafka messages handed to the pipeline.");
-    fprintf(f, "canaryd_kafka_messages_total %llu\n", (unsigned long long)ks.messages);
-    head(f, "kafka_errors_total", "counter", "Consumer errors reported by librdkafka (retried).");
-    fprintf(f, "canaryd_kafka_errors_total %llu\n", (unsigned long long)ks.kafka_errors);
-    head(f, "kafka_rebalances_total", "counter", "Partition assignments and revocations.");
-    fprintf(f, "canaryd_kafka_rebalances_total %llu\n", (unsigned long long)ks.rebalances);
+    series_u64(f, "kafka_messages_total", "counter", "Kafka messages handed to the pipeline.",
+               ks.messages);
+    series_u64(f, "kafka_errors_total", "counter",
+               "Consumer errors reported by librdkafka (retried).", ks.kafka_errors);
+    series_u64(f, "kafka_rebalances_total", "counter", "Partition assignments and revocations.",
+               ks.rebalances);
     head(f, "kafka_assigned_partitions", "gauge", "Partitions assigned to this agent now.");
     fprintf(f, "canaryd_kafka_assigned_partitions %d\n", ks.assigned);
     head(f, "kafka_topic_partitions", "gauge",
@@ -157,14 +171,16 @@ static void watermark(FILE *f, const cd_snapshot_t *s, const cd_kafka_source_t *
     fputs("canaryd_watermark_lag_seconds ", f);
     num(f, s->lag_known ? (double)s->lag_ms / 1000.0 : NAN);
     fputc('\n', f);
-    head(f, "verdict_held", "gauge",
-         "1 while judgement is held back because a partition is behind (the verdict is the last "
-         "one judged), else 0.");
-    fprintf(f, "canaryd_verdict_held %d\n", s->held ? 1 : 0);
-    head(f, "catchup", "gauge",
-         "1 while the agent rebuilds its windows from Kafka after its start, judging history in "
-         "event time (its records carry \"catchup\":true), else 0.");
-    fprintf(f, "canaryd_catchup %d\n", s->catchup ? 1 : 0);
+    series_flag(
+        f, "verdict_held", "gauge",
+        "1 while judgement is held back because a partition is behind (the verdict is the last "
+        "one judged), else 0.",
+        s->held);
+    series_flag(
+        f, "catchup", "gauge",
+        "1 while the agent rebuilds its windows from Kafka after its start, judging history in "
+        "event time (its records carry \"catchup\":true), else 0.",
+        s->catchup);
     head(f, "catchup_duration_seconds", "gauge",
          "How long the rebuild after the start took (0 until it is done).");
     fputs("canaryd_catchup_duration_seconds ", f);
@@ -173,20 +189,20 @@ static void watermark(FILE *f, const cd_snapshot_t *s, const cd_kafka_source_t *
     if (!k) return;
     cd_kafka_stats_t ks;
     cd_kafka_source_stats(k, &ks);
-    head(f, "kafka_start_searches_total", "counter",
-         "Partitions whose start offset was looked for by time (start by time).");
-    fprintf(f, "canaryd_kafka_start_searches_total %llu\n", (unsigned long long)ks.start_searches);
-    head(f, "kafka_start_probes_total", "counter",
-         "Messages read (not counted) to find the partitions' start offsets by time.");
-    fprintf(f, "canaryd_kafka_start_probes_total %llu\n", (unsigned long long)ks.start_probes);
-    head(f, "kafka_start_failed_total", "counter",
-         "Partitions whose start by time was not found in time (started at the committed "
-         "offset).");
-    fprintf(f, "canaryd_kafka_start_failed_total %llu\n", (unsigned long long)ks.start_failed);
-    head(f, "watermark_probes_failed_total", "counter",
-         "End-offset probes of the watermark prober that failed (broker unreachable or slow).");
-    fprintf(f, "canaryd_watermark_probes_failed_total %llu\n",
-            (unsigned long long)cd_kafka_source_probes_failed(k));
+    series_u64(f, "kafka_start_searches_total", "counter",
+               "Partitions whose start offset was looked for by time (start by time).",
+               ks.start_searches);
+    series_u64(f, "kafka_start_probes_total", "counter",
+               "Messages read (not counted) to find the partitions' start offsets by time.",
+               ks.start_probes);
+    series_u64(f, "kafka_start_failed_total", "counter",
+               "Partitions whose start by time was not found in time (started at the committed "
+               "offset).",
+               ks.start_failed);
+    series_u64(
+        f, "watermark_probes_failed_total", "counter",
+        "End-offset probes of the watermark prober that failed (broker unreachable or slow).",
+        cd_kafka_source_probes_failed(k));
 }
 
 static void rules(FILE *f, const cd_snapshot_t *s)
@@ -289,10 +305,9 @@ static void sinks(FILE *f, cd_dispatcher_t *d)
         }
     }
     free(st);
-    head(f, "dispatcher_overflows_total", "counter",
-         "Records refused because the dispatcher's submit queue was full.");
-    fprintf(f, "canaryd_dispatcher_overflows_total %llu\n",
-            (unsigned long long)cd_dispatcher_overflows(d));
+    series_u64(f, "dispatcher_overflows_total", "counter",
+               "Records refused because the dispatcher's submit queue was full.",
+               cd_dispatcher_overflows(d));
 }
 
 /* Seconds since the epoch at which the machine booted (/proc/stat btime). */
@@ -394,37 +409,34 @@ static void coordination(FILE *f, cd_dispatcher_t *d)
     if (!c) return;
     cd_coord_stats_t st;
     cd_coord_stats(c, &st);
-    head(f, "coordination_leader", "gauge", "1 if this agent holds the notifier lease.");
-    fprintf(f, "canaryd_coordination_leader %d\n", st.leader ? 1 : 0);
+    series_flag(f, "coordination_leader", "gauge", "1 if this agent holds the notifier lease.",
+                st.leader);
     head(f, "coordination_lease_holder", "gauge",
          "The notifier lease's holder (agent_id) as last read from Redis.");
     fprintf(f, "canaryd_coordination_lease_holder{holder=\"");
     for (const char *p = st.holder; *p; p++) /* label escaping: \\ and \" */
         fprintf(f, (*p == '"' || *p == '\\') ? "\\%c" : "%c", *p);
     fprintf(f, "\"} 1\n");
-    head(f, "coordination_fencing_token", "gauge",
-         "This agent's fencing token while it holds the lease, else 0.");
-    fprintf(f, "canaryd_coordination_fencing_token %llu\n", (unsigned long long)st.token);
-    head(f, "coordination_lease_changes_total", "counter", "Lease holder changes seen.");
-    fprintf(f, "canaryd_coordination_lease_changes_total %llu\n",
-            (unsigned long long)st.lease_changes);
-    head(f, "coordination_claims_won_total", "counter",
-         "Decisive records this agent claimed (and so delivered).");
-    fprintf(f, "canaryd_coordination_claims_won_total %llu\n", (unsigned long long)st.claims_won);
-    head(f, "coordination_claims_lost_total", "counter",
-         "Decisive records this agent tried to claim and found claimed by a newer leader.");
-    fprintf(f, "canaryd_coordination_claims_lost_total %llu\n", (unsigned long long)st.claims_lost);
-    head(f, "coordination_redis_up", "gauge", "1 if the last coordination Redis command succeeded.");
-    fprintf(f, "canaryd_coordination_redis_up %d\n", st.redis_up ? 1 : 0);
-    head(f, "coordination_fallback", "gauge",
-         "1 while Redis has been unreachable past fallback_after: this agent delivers alone.");
-    fprintf(f, "canaryd_coordination_fallback %d\n", st.fallback ? 1 : 0);
-    head(f, "coordination_fallback_deliveries_total", "counter",
-         "Decisive records delivered without a claim (Redis unreachable).");
-    fprintf(f, "canaryd_coordination_fallback_deliveries_total %llu\n",
-            (unsigned long long)st.fallback_deliveries);
-    head(f, "coordination_pending", "gauge", "Decisive records not yet known delivered.");
-    fprintf(f, "canaryd_coordination_pending %llu\n", (unsigned long long)st.pending);
+    series_u64(f, "coordination_fencing_token", "gauge",
+               "This agent's fencing token while it holds the lease, else 0.", st.token);
+    series_u64(f, "coordination_lease_changes_total", "counter", "Lease holder changes seen.",
+               st.lease_changes);
+    series_u64(f, "coordination_claims_won_total", "counter",
+               "Decisive records this agent claimed (and so delivered).", st.claims_won);
+    series_u64(f, "coordination_claims_lost_total", "counter",
+               "Decisive records this agent tried to claim and found claimed by a newer leader.",
+               st.claims_lost);
+    series_flag(f, "coordination_redis_up", "gauge",
+                "1 if the last coordination Redis command succeeded.", st.redis_up);
+    series_flag(
+        f, "coordination_fallback", "gauge",
+        "1 while Redis has been unreachable past fallback_after: this agent delivers alone.",
+        st.fallback);
+    series_u64(f, "coordination_fallback_deliveries_total", "counter",
+               "Decisive records delivered without a claim (Redis unreachable).",
+               st.fallback_deliveries);
+    series_u64(f, "coordination_pending", "gauge", "Decisive records not yet known delivered.",
+               st.pending);
 }
 
 char *cd_http_metrics_render(const cd_snapshot_t *s, const cd_kafka_source_t *k, cd_dispatcher_t *d,

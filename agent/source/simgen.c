@@ -181,6 +181,18 @@ const char *cd_sim_scenario_name(cd_sim_scenario_t s)
     return (unsigned)s < CD_SIM__COUNT ? scenario_names[s] : "unknown";
 }
 
+int cd_sim_scenario_names(char *buf, size_t size, int per_line)
+{
+    int n = 0;
+    if (size) buf[0] = '\0';
+    for (int i = 0; i < CD_SIM__COUNT; i++) {
+        const char *sep = per_line > 0 && i % per_line == 0 ? "\n  " : " ";
+        size_t at = (size_t)n < size ? (size_t)n : size;
+        n += snprintf(buf + at, size - at, "%s%s", sep, scenario_names[i]);
+    }
+    return n;
+}
+
 bool cd_sim_scenario_parse(const char *name, cd_sim_scenario_t *out)
 {
     for (int i = 0; i < CD_SIM__COUNT; i++) {

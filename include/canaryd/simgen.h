@@ -60,6 +60,10 @@ typedef enum cd_sim_scenario {
 const char *cd_sim_scenario_name(cd_sim_scenario_t s);
 /* Name -> scenario; false if unknown. */
 bool cd_sim_scenario_parse(const char *name, cd_sim_scenario_t *out);
+/* Every scenario name into buf, each after a space, or (per_line > 0) after
+ * "\n  " every per_line names, as the commands' usage and errors list them;
+ * returns what snprintf would (the length, whether or not it fit). */
+int cd_sim_scenario_names(char *buf, size_t size, int per_line);
 
 typedef struct cd_sim_conf {
     uint64_t seed;    /* default 1 */

@@ -21,6 +21,8 @@
  * Waits poll their condition and are bounded by limit_ms on CLOCK_MONOTONIC,
  * not by counting sleeps (which stretches the bound by the time each poll
  * takes, more so on a loaded machine, and so hides how long a wait took).
+ * The clocks, sleep_ms and wait_until are ../wait_helpers.h's, shared with
+ * the suites that do not run the binary.
  */
 #ifndef CANARYD_TEST_LIVE_HELPERS_H
 #define CANARYD_TEST_LIVE_HELPERS_H
@@ -32,6 +34,7 @@
 #include <fcntl.h>
 #include <ftw.h>
 #include <jansson.h>
+#include <math.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
@@ -48,7 +51,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "canaryd/clock.h"
+#include "../wait_helpers.h"
+#include "canaryd/timeutil.h"
 
 #define LH_MAX_KIDS 16
 
@@ -61,27 +65,6 @@ static char bootstraps[256];
 /* children not yet reaped: killed by kill_children when a test fails early */
 static pid_t lh_kids[LH_MAX_KIDS];
 static int lh_nkids;
-
-/* ---- clocks ------------------------------------------------------------- */
-
-static inline void sleep_ms(long ms)
-{
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-    while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-        ;
-}
-
-/* Wall-clock ms: event timestamps the agent compares with its own clock. */
-static inline int64_t now_ms(void)
-{
-    return cd_wall_ms();
-}
-
-/* Monotonic ms: deadlines and durations. */
-static inline int64_t mono_ms(void)
-{
-    return cd_mono_ms();
-}
 
 /* A wall-clock bound on what a child agent does (how late a verdict may
  * come, how soon it stops): LH_BOUND(20) is 20 in the plain and ASan
@@ -350,15 +333,6 @@ static inline bool wait_for(const char *name, const char *needle, long limit_ms)
     return wait_count(name, needle, 1, limit_ms);
 }
 
-/* Waits up to limit_ms for cond(arg) to hold. */
-static inline bool wait_until(bool (*cond)(void *), void *arg, long limit_ms)
-{
-    for (int64_t end = mono_ms() + limit_ms;; sleep_ms(20)) {
-        if (cond(arg)) return true;
-        if (mono_ms() >= end) return false;
-    }
-}
-
 /* ---- HTTP on loopback ------------------------------------------------------ */
 
 #define LH_LISTENING "http: listening on 127.0.0.1:"
@@ -439,6 +413,72 @@ static inline json_t *http_get_json(const char *url, long want)
     cr_assert_not_null(j, "GET %s: not JSON (%s): %.200s", url, je.text, body);
     free(body);
     return j;
+}
+
+/* GET http://127.0.0.1:port path: the body (malloc'ed; "" when no answer
+ * came), the status in *status (when given; 0 without an answer). */
+static inline char *http_get_at(int port, const char *path, long *status)
+{
+    char url[256];
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d%s", port, path);
+    char *body = http_get(url, status);
+    return body ? body : strdup("");
+}
+
+/* The same answer as JSON (new reference); NULL when none came or it is not
+ * JSON (the status says which). */
+static inline json_t *http_json_at(int port, const char *path, long *status)
+{
+    char *body = http_get_at(port, path, status);
+    json_t *j = json_loads(body, 0, NULL);
+    free(body);
+    return j;
+}
+
+/* judged_until of the /api/v1/verdict of the agent on port (wall ms); 0
+ * while it has none (or gives no answer). */
+static inline int64_t judged_until_ms(int port)
+{
+    long st = 0;
+    json_t *j = http_json_at(port, "/api/v1/verdict", &st);
+    const char *t = j ? json_string_value(json_object_get(j, "judged_until")) : NULL;
+    int64_t ms = 0;
+    if (!t || !cd_time_parse_rfc3339(t, strlen(t), &ms)) ms = 0;
+    json_decref(j);
+    return ms;
+}
+
+/* The "rules" of GET /api/v1/windows?at=S of the agent on port (new
+ * reference), waiting out 409 (that second not judged yet) for up to 30 s;
+ * any other answer fails the test, naming who. */
+static inline json_t *windows_rules_at(int port, int64_t s, const char *who)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/api/v1/windows?at=%lld", (long long)s);
+    for (int64_t end = mono_ms() + 30000;; sleep_ms(50)) {
+        long st = 0;
+        json_t *j = http_json_at(port, path, &st);
+        if (st == 200) {
+            json_t *r = json_incref(json_object_get(j, "rules"));
+            json_decref(j);
+            return r;
+        }
+        char *d = j ? json_dumps(j, JSON_COMPACT) : NULL;
+        cr_assert(st == 409 && mono_ms() < end, "%s %s: %ld %s", who, path, st,
+                  d ? d : "(no JSON)");
+        free(d);
+        json_decref(j);
+    }
+}
+
+/* The value of the sample line "series value" of a /metrics page; NAN when
+ * it has none. */
+static inline double metric_of(const char *page, const char *series)
+{
+    char needle[160];
+    snprintf(needle, sizeof(needle), "\n%s ", series);
+    const char *p = strstr(page, needle);
+    return p ? strtod(p + strlen(needle), NULL) : NAN;
 }
 
 /* A loopback TCP port free right now (bound, read, closed: another process

@@ -3,8 +3,10 @@
  * the replay suites (test_scenarios, test_scenario_property): spawns both
  * through the built binary ($CANARYD_BIN) joined by a pipe, collects exit
  * codes, stdout and both stderrs in unlinked temp files, and reads the
- * replay summary's counts. Header-only, static: each test binary includes
- * it once. Processes: posix_spawn; nothing is left running (both are
+ * replay summary's counts; its temp-file helpers (tmpfile_fd, slurp_fd)
+ * serve test_generate too. Header-only, static inline: each test binary
+ * includes it once, and one that uses part of it compiles without
+ * warnings. Processes: posix_spawn; nothing is left running (both are
  * waited for).
  */
 #ifndef CANARYD_TESTS_REPLAY_PIPE_H
@@ -29,7 +31,7 @@ typedef struct run_out {
 
 /* An anonymous temp file (unlinked at once, so nothing is left behind when
  * an assertion ends the test early). */
-static int tmpfile_fd(void)
+static inline int tmpfile_fd(void)
 {
     char path[] = "/tmp/canaryd-test-XXXXXX";
     int fd = mkstemp(path);
@@ -39,7 +41,7 @@ static int tmpfile_fd(void)
 }
 
 /* The whole content of fd, NUL-terminated; *len counts NULs inside too. */
-static char *slurp_fd(int fd, size_t *len)
+static inline char *slurp_fd(int fd, size_t *len)
 {
     struct stat st;
     cr_assert_eq(fstat(fd, &st), 0);
@@ -50,14 +52,14 @@ static char *slurp_fd(int fd, size_t *len)
     return s;
 }
 
-static int exit_of(int status)
+static inline int exit_of(int status)
 {
     return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
 /* canaryd generate ARGS... | canaryd replay --config config -; collects the
  * outputs. gen_args: NULL-terminated, after "generate". */
-static void run_pipe(const char *const *gen_args, const char *config, run_out_t *r)
+static inline void run_pipe(const char *const *gen_args, const char *config, run_out_t *r)
 {
     const char *bin = getenv("CANARYD_BIN");
     cr_assert_not_null(bin, "CANARYD_BIN is not set (ctest sets it)");
@@ -99,13 +101,13 @@ static void run_pipe(const char *const *gen_args, const char *config, run_out_t 
     close(out_fd), close(err_fd), close(gerr_fd);
 }
 
-static void run_free(run_out_t *r)
+static inline void run_free(run_out_t *r)
 {
     free(r->out), free(r->err), free(r->gen_err);
 }
 
 /* The summary must count each kind of bad line the generator inserts. */
-static void check_bad_counts(const char *name, const char *summary)
+static inline void check_bad_counts(const char *name, const char *summary)
 {
     static const char *const reasons[] = {"truncated_json", "wrong_type",     "missing_timestamp",
                                           "bad_timestamp",  "unknown_cohort", "invalid_utf8",
@@ -122,7 +124,7 @@ static void check_bad_counts(const char *name, const char *summary)
 }
 
 /* The number at the end of the summary line that starts with prefix, or -1. */
-static long long summary_count(const char *summary, const char *prefix)
+static inline long long summary_count(const char *summary, const char *prefix)
 {
     const char *p = strstr(summary, prefix);
     if (!p) return -1;

@@ -1,7 +1,10 @@
 /*
  * sink_test.h - helpers shared by the sink integration suites: a scratch
  * folder per test, a config with a "sinks" section, verdict records, a
- * captured diagnostics log, reading files, waiting with a deadline.
+ * captured diagnostics log, reading files, waiting with a deadline; for the
+ * suites that drive one sink's ops directly (test_kafka_sink,
+ * test_redis_sink), the sink made from a JSON entry and the record and
+ * message handed to it.
  *
  * Header-only (static inline) because only test_*.c files become binaries.
  */
@@ -10,6 +13,8 @@
 
 #include <criterion/criterion.h>
 #include <ftw.h>
+#include <jansson.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,9 +22,11 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../wait_helpers.h"
 #include "canaryd/config.h"
 #include "canaryd/dispatcher.h"
 #include "canaryd/log.h"
+#include "canaryd/sink.h"
 #include "canaryd/verdict_fmt.h"
 
 static char st_dir[256];
@@ -27,9 +34,7 @@ static FILE *st_log;
 
 static inline int64_t st_now_ms(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    return mono_ms();
 }
 
 static inline const char *st_path(const char *name)
@@ -180,6 +185,97 @@ static inline cd_sink_stats_t st_stats(cd_dispatcher_t *d, int i)
     int n = cd_dispatcher_stats(d, s, 16);
     cr_assert_lt(i, n);
     return s[i];
+}
+
+/* ---- one sink's ops, driven directly ------------------------------------ */
+
+/* ops->init on the JSON entry printf'ed from fmt, as if at key path (e.g.
+ * "sinks.outputs[0]"): the sink, or NULL with the problems in *d. */
+static inline void *st_sink_vinit(const struct cd_sink_ops *ops, const char *path, cd_diag_t *d,
+                                  const char *fmt, va_list ap)
+{
+    char text[2048];
+    vsnprintf(text, sizeof(text), fmt, ap);
+    json_error_t je;
+    json_t *conf = json_loads(text, 0, &je);
+    cr_assert_not_null(conf, "test config: %s", je.text);
+    cd_diag_init(d);
+    void *s = ops->init(conf, path, d);
+    json_decref(conf);
+    return s;
+}
+
+/* The sink made from the entry (see st_sink_vinit); it must be accepted
+ * without a problem. */
+static inline void *st_sink_new(const struct cd_sink_ops *ops, const char *path, const char *fmt,
+                                ...)
+{
+    cd_diag_t d;
+    va_list ap;
+    va_start(ap, fmt);
+    void *s = st_sink_vinit(ops, path, &d, fmt, ap);
+    va_end(ap);
+    cr_assert_not_null(s, "init: %s", d.text);
+    cr_assert_eq(d.count, 0);
+    return s;
+}
+
+/* The problems (static text) for which the entry is refused; it must be. */
+static inline const char *st_sink_refused(const struct cd_sink_ops *ops, const char *path,
+                                          const char *fmt, ...)
+{
+    static cd_diag_t d;
+    va_list ap;
+    va_start(ap, fmt);
+    void *s = st_sink_vinit(ops, path, &d, fmt, ap);
+    va_end(ap);
+    cr_assert_null(s);
+    cr_assert_gt(d.count, 0);
+    return d.text;
+}
+
+/* A record, its JSON line and the message a sink is handed. */
+typedef struct st_rec {
+    cd_verdict_t v;
+    char json[4096];
+    cd_sink_msg_t m;
+} st_rec_t;
+
+/* The error-rate ROLLBACK verdict of release the direct sink tests deliver
+ * (a relative rule: canary 2.39 % of 1214, stable 0.98 %, threshold
+ * 1.96 %); the caller may change r->v, then st_rec_seal. */
+static inline void st_rec_fill(st_rec_t *r, const char *release)
+{
+    memset(r, 0, sizeof(*r));
+    r->v.record = CD_RECORD_VERDICT;
+    r->v.time_ms = 1795780164000LL; /* 2026-11-27T12:09:24Z */
+    r->v.verdict = CD_VERDICT_ROLLBACK;
+    r->v.rule = "error-rate";
+    r->v.rule_kind = "relative";
+    r->v.action = CD_ACTION_ROLLBACK;
+    r->v.release = release;
+    r->v.canary = (cd_obs_t){true, 0.0239, 29, 1214};
+    r->v.stable = (cd_obs_t){true, 0.0098, 225, 22964};
+    r->v.stable_source = "stable";
+    r->v.threshold = 0.0196;
+    r->v.window_ms = 60000;
+    r->v.for_ms = 300000;
+    snprintf(r->v.reason, sizeof(r->v.reason), "canary error-rate 2.39%% > 1.96%%");
+    snprintf(r->v.todo, sizeof(r->v.todo), "Roll back.");
+}
+
+/* Renders r->v into r->json and makes the message: id, the service named
+ * to the sink, first attempt. */
+static inline void st_rec_seal(st_rec_t *r, uint64_t id, const char *service)
+{
+    int n = cd_verdict_to_json(&r->v, r->json, sizeof(r->json));
+    cr_assert_gt(n, 0);
+    r->m = (cd_sink_msg_t){.id = id,
+                           .v = &r->v,
+                           .json = r->json,
+                           .json_len = (size_t)n,
+                           .service = service,
+                           .attempt = 1};
 }
 
 static inline int st_count_lines(const char *s)

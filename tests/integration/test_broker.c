@@ -37,6 +37,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../wait_helpers.h"
 #include "canaryd/event.h"
 #include "canaryd/simgen.h"
 
@@ -45,13 +46,6 @@
 #define MAX_CHILDREN 4
 
 static pid_t children[MAX_CHILDREN];
-
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static void kill_children(void)
 {

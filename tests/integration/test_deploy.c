@@ -54,8 +54,10 @@
 #include <unistd.h>
 
 #include "../../agent/config/config_internal.h"
+#include "../wait_helpers.h"
 #include "canaryd/http_api.h"
 #include "http_receiver.c"
+#include "kafka_mock.h"
 
 /* CMakeLists.txt links libyaml into this test and defines CANARYD_HAVE_YAML
  * when pkg-config finds yaml-0.1 (tools/setup installs libyaml-dev). */
@@ -72,25 +74,12 @@
 /* ---- small helpers --------------------------------------------------------- */
 
 /* Reads a whole file (also /proc files, whose size stat does not know). */
-static char *slurp(const char *path)
+/* The whole file, which must exist (live_helpers.h's slurp gives "" for a
+ * missing one). */
+static char *slurp_existing(const char *path)
 {
-    FILE *f = fopen(path, "rb");
-    cr_assert_not_null(f, "cannot open %s", path);
-    size_t len = 0, cap = 4096;
-    char *s = malloc(cap);
-    for (size_t got; (got = fread(s + len, 1, cap - len - 1, f)) > 0;) {
-        len += got;
-        if (cap - len < 2) s = realloc(s, cap *= 2);
-    }
-    s[len] = '\0';
-    fclose(f);
-    return s;
-}
-
-static void sleep_ms(long ms)
-{
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
+    cr_assert_eq(access(path, R_OK), 0, "cannot open %s", path);
+    return slurp(path);
 }
 
 static bool in_list(const char *s, char list[][64], int n)
@@ -109,7 +98,7 @@ static int read_vars(char vars[][64])
     int n = 0;
     cr_assert_eq(regcomp(&re, "\"(CANARYD_[A-Z0-9_]+)\"", REG_EXTENDED), 0);
     for (size_t f = 0; f < 2; f++) {
-        char *text = slurp(files[f]);
+        char *text = slurp_existing(files[f]);
         regmatch_t m[2];
         for (const char *p = text; regexec(&re, p, 2, m, 0) == 0; p += m[0].rm_eo) {
             char name[64];
@@ -132,7 +121,7 @@ typedef struct instr {
 
 static int dockerfile(instr_t *out)
 {
-    char *text = slurp(SRC "docker/Dockerfile");
+    char *text = slurp_existing(SRC "docker/Dockerfile");
     int n = 0;
     char *cur = NULL;
     size_t len = 0;
@@ -193,7 +182,7 @@ Test(dockerfile, every_copied_file_exists)
 {
     instr_t in[MAX_INSTR];
     int n = dockerfile(in), copies = 0;
-    char *ignore = slurp(SRC "docker/Dockerfile.dockerignore");
+    char *ignore = slurp_existing(SRC "docker/Dockerfile.dockerignore");
     for (int i = 0; i < n; i++) {
         if (strcmp(in[i].op, "COPY") != 0 || strstr(in[i].args, "--from=")) continue;
         char *words[16];
@@ -425,7 +414,7 @@ typedef struct yfile {
 /* Parses every document of a file; fails the test on a syntax error. */
 static void yload(const char *path, yfile_t *y)
 {
-    char *text = slurp(path);
+    char *text = slurp_existing(path);
     yaml_parser_t p;
     yaml_parser_initialize(&p);
     yaml_parser_set_input_string(&p, (const unsigned char *)text, strlen(text));
@@ -658,7 +647,7 @@ static void api_url(const char *url, const char *want_path)
 
 static void api_has_path(const char *path)
 {
-    char *h = slurp(SRC "include/canaryd/http_api.h");
+    char *h = slurp_existing(SRC "include/canaryd/http_api.h");
     char needle[128];
     snprintf(needle, sizeof(needle), " %s ", path);
     cr_assert_not_null(strstr(h, needle), "%s is not an endpoint of http_api.h", path);
@@ -1058,7 +1047,7 @@ static void config_from_yaml(const char *yfile, const char *repo_config, const c
                                : ystr(yp(d, root, "data", "sop.yaml", NULL));
     cr_assert_not_null(text);
     json_t *cm = config_tree(compose ? "compose.json" : "sop.yaml", text);
-    char *rtext = slurp(repo_config);
+    char *rtext = slurp_existing(repo_config);
     json_t *repo = config_tree(repo_config, rtext);
     free(rtext);
     static const char *const same[] = {"events", "windows", "verdicts", "rules", NULL};
@@ -1089,9 +1078,6 @@ static void config_from_yaml(const char *yfile, const char *repo_config, const c
 #define NCANARY 40
 
 static char root[64];
-static rd_kafka_t *mock_rk;
-static rd_kafka_mock_cluster_t *mock;
-static char bootstraps[256];
 static pid_t kid;
 static rx_t *rx;
 
@@ -1103,7 +1089,6 @@ static int rm_entry(const char *path, const struct stat *st, int flag, struct FT
 
 static void run_setup(void)
 {
-    char e[256];
     snprintf(root, sizeof(root), "/tmp/cd_deploy_XXXXXX");
     cr_assert_not_null(mkdtemp(root));
     char p[128];
@@ -1117,14 +1102,7 @@ static void run_setup(void)
     mkdir(p, 0755);
     snprintf(p, sizeof(p), "%s/var/lib/canaryd", root);
     mkdir(p, 0755);
-    rd_kafka_conf_t *c = rd_kafka_conf_new();
-    rd_kafka_conf_set(c, "log_level", "0", e, sizeof(e));
-    mock_rk = rd_kafka_new(RD_KAFKA_PRODUCER, c, e, sizeof(e));
-    cr_assert_not_null(mock_rk, "%s", e);
-    mock = rd_kafka_mock_cluster_new(mock_rk, 1);
-    cr_assert_not_null(mock);
-    cr_assert_eq(rd_kafka_mock_topic_create(mock, TOPIC, PARTS, 1), 0);
-    snprintf(bootstraps, sizeof(bootstraps), "%s", rd_kafka_mock_cluster_bootstraps(mock));
+    mock_start(TOPIC, PARTS);
     rx = rx_start(0);
     cr_assert_not_null(rx);
 }
@@ -1139,10 +1117,7 @@ static void run_teardown(void)
     kid = 0;
     if (rx) rx_stop(rx);
     rx = NULL;
-    if (mock) rd_kafka_mock_cluster_destroy(mock);
-    if (mock_rk) rd_kafka_destroy(mock_rk);
-    mock = NULL;
-    mock_rk = NULL;
+    mock_stop();
     nftw(root, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
 }
 
@@ -1150,54 +1125,21 @@ TestSuite(image, .init = run_setup, .fini = run_teardown, .timeout = 120);
 
 /* NEVENTS events with no cohort field: only the version tells the cohorts
  * apart, so they count only when CANARYD_CANARY_VERSION reached the agent. */
-static void produce(void)
+static void produce_versions(void)
 {
-    char e[256];
-    rd_kafka_conf_t *c = rd_kafka_conf_new();
-    cr_assert_eq(rd_kafka_conf_set(c, "bootstrap.servers", bootstraps, e, sizeof(e)), 0);
-    rd_kafka_t *p = rd_kafka_new(RD_KAFKA_PRODUCER, c, e, sizeof(e));
-    cr_assert_not_null(p, "%s", e);
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    long long now = (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    rd_kafka_t *p = producer();
+    long long now = (long long)now_ms();
+    int seq = 0;
     for (int i = 0; i < NEVENTS; i++) {
         char ev[256];
-        int n =
-            snprintf(ev, sizeof(ev),
-                     "{\"event_type\":\"REQUEST_COMPLETED\",\"timestamp\":%lld,"
-                     "\"service\":\"checkout\",\"version\":\"%s\",\"data\":{\"latency_ms\":12}}",
-                     now - NEVENTS + i, i % (NEVENTS / NCANARY) == 0 ? "2.5.0" : "2.4.3");
-        cr_assert_eq(rd_kafka_producev(p, RD_KAFKA_V_TOPIC(TOPIC), RD_KAFKA_V_PARTITION(i % PARTS),
-                                       RD_KAFKA_V_VALUE(ev, (size_t)n),
-                                       RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END),
-                     RD_KAFKA_RESP_ERR_NO_ERROR);
+        snprintf(ev, sizeof(ev),
+                 "{\"event_type\":\"REQUEST_COMPLETED\",\"timestamp\":%lld,"
+                 "\"service\":\"checkout\",\"version\":\"%s\",\"data\":{\"latency_ms\":12}}",
+                 now - NEVENTS + i, i % (NEVENTS / NCANARY) == 0 ? "2.5.0" : "2.4.3");
+        produce_raw(p, ev, &seq); /* partition i % PARTS */
     }
     cr_assert_eq(rd_kafka_flush(p, 10000), RD_KAFKA_RESP_ERR_NO_ERROR);
     rd_kafka_destroy(p);
-}
-
-/* Sum of the group's committed offsets on the topic (-1 while none). */
-static long long committed(const char *group)
-{
-    char e[256];
-    rd_kafka_conf_t *c = rd_kafka_conf_new();
-    rd_kafka_conf_set(c, "bootstrap.servers", bootstraps, e, sizeof(e));
-    rd_kafka_conf_set(c, "group.id", group, e, sizeof(e));
-    rd_kafka_conf_set(c, "log_level", "0", e, sizeof(e));
-    rd_kafka_t *k = rd_kafka_new(RD_KAFKA_CONSUMER, c, e, sizeof(e));
-    cr_assert_not_null(k, "%s", e);
-    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(PARTS);
-    for (int i = 0; i < PARTS; i++)
-        rd_kafka_topic_partition_list_add(l, TOPIC, i);
-    long long sum = -1;
-    if (rd_kafka_committed(k, l, 5000) == RD_KAFKA_RESP_ERR_NO_ERROR) {
-        sum = 0;
-        for (int i = 0; i < l->cnt; i++)
-            if (l->elems[i].offset > 0) sum += l->elems[i].offset;
-    }
-    rd_kafka_topic_partition_list_destroy(l);
-    rd_kafka_destroy(k);
-    return sum;
 }
 
 #if HAVE_YAML
@@ -1340,7 +1282,7 @@ static char *root_file(const char *name)
 {
     char p[128];
     snprintf(p, sizeof(p), "%s/%s", root, name);
-    return slurp(p);
+    return slurp_existing(p);
 }
 
 /* The Secret mounted at /run/secrets/canaryd, moved under root: its
@@ -1360,7 +1302,7 @@ static void mount_secret(const char *cfg)
     cr_assert_not_null(f);
     fprintf(f, "http://127.0.0.1:%u" SECRET_PATH "\n", rx_port(rx)); /* a newline, as echo leaves */
     fclose(f);
-    char *text = slurp(cfg);
+    char *text = slurp_existing(cfg);
     const char *at = strstr(text, "/run/secrets/canaryd/");
     cr_assert_not_null(at, "the ConfigMap reads no file from /run/secrets/canaryd");
     f = fopen(cfg, "w");
@@ -1371,10 +1313,10 @@ static void mount_secret(const char *cfg)
     free(text);
 }
 
-static int wait_exit(long limit_ms)
+static int wait_kid_exit(long limit_ms)
 {
     int st;
-    for (long t = 0; t < limit_ms; t += 10) {
+    for (int64_t end = mono_ms() + limit_ms; mono_ms() < end;) {
         if (waitpid(kid, &st, WNOHANG) == kid) {
             kid = 0;
             cr_assert(WIFEXITED(st), "status 0x%x", st);
@@ -1438,7 +1380,7 @@ Test(image, entrypoint_with_the_configmap_and_the_deployments_environment)
     envset_t env;
     container_env(&env);
     start_image(&env, NULL);
-    produce();
+    produce_versions();
 
     /* Consuming: the pod's own group commits every event. Up to 45 s: if
      * the second consumer thread joins after the mock cluster's first
@@ -1447,8 +1389,8 @@ Test(image, entrypoint_with_the_configmap_and_the_deployments_environment)
      * and refuses commits meanwhile; a real broker completes it once the
      * members have rejoined. */
     long long sum = -1;
-    for (int t = 0; t < 450 && sum != NEVENTS; t++) {
-        sum = committed(POD);
+    for (int64_t end = mono_ms() + 45000; mono_ms() < end && sum != NEVENTS;) {
+        sum = mock_committed(POD);
         if (sum != NEVENTS) sleep_ms(100);
     }
     if (sum != NEVENTS) {
@@ -1469,13 +1411,13 @@ Test(image, entrypoint_with_the_configmap_and_the_deployments_environment)
     /* Memory high-water mark of the running agent (for docs/operations.md). */
     char st[64];
     snprintf(st, sizeof(st), "/proc/%d/status", (int)kid);
-    char *status = slurp(st);
+    char *status = slurp_existing(st);
     const char *hwm = strstr(status, "VmHWM:");
     cr_log_info("canaryd run: %.*s", hwm ? (int)strcspn(hwm, "\n") : 0, hwm ? hwm : "");
     free(status);
 
     kill(kid, SIGTERM);
-    cr_assert_eq(wait_exit(10000), 0);
+    cr_assert_eq(wait_kid_exit(10000), 0);
     json_t *s = stats_line();
     cr_assert_eq(jint(s, "messages"), NEVENTS);
     cr_assert_eq(jint(s, "accepted"), NEVENTS, "cohorts need CANARYD_CANARY_VERSION");
@@ -1515,13 +1457,13 @@ Test(image, command_line_beats_the_environment)
     container_env(&env);
     env_put(&env, "CANARYD_BROKERS", "127.0.0.1:1"); /* nothing listens there */
     env_put(&env, "CANARYD_TOPIC", "no-such-topic");
-    produce();
+    produce_versions();
     char n[16];
     snprintf(n, sizeof(n), "%d", NEVENTS);
     const char *extra[] = {"--brokers",           bootstraps, "--topic", TOPIC,
                            "--exit-after-events", n,          NULL};
     start_image(&env, extra);
-    cr_assert_eq(wait_exit(30000), 0);
+    cr_assert_eq(wait_kid_exit(30000), 0);
     json_t *s = stats_line();
     cr_assert_eq(jint(s, "messages"), NEVENTS);
     cr_assert_eq(jint(s, "accepted"), NEVENTS);

@@ -18,31 +18,7 @@
 #include <unistd.h>
 
 #include "canaryd/timeutil.h"
-
-extern char **environ;
-
-/* An anonymous temp file (unlinked at once, so nothing is left behind when
- * an assertion ends the test early). */
-static int tmpfile_fd(void)
-{
-    char path[] = "/tmp/canaryd-test-XXXXXX";
-    int fd = mkstemp(path);
-    cr_assert(fd >= 0);
-    unlink(path);
-    return fd;
-}
-
-/* The whole content of fd, NUL-terminated; *len counts NULs inside too. */
-static char *slurp_fd(int fd, size_t *len)
-{
-    struct stat st;
-    cr_assert_eq(fstat(fd, &st), 0);
-    char *s = malloc((size_t)st.st_size + 1);
-    cr_assert_eq(pread(fd, s, (size_t)st.st_size, 0), st.st_size);
-    s[st.st_size] = '\0';
-    if (len) *len = (size_t)st.st_size;
-    return s;
-}
+#include "replay_pipe.h"
 
 typedef struct cmd_out {
     int status;

@@ -114,7 +114,7 @@ static void start_agent(void)
      * (Criterion kills it before teardown runs) leaves no agent behind */
     kid = start("out", "err", ARGS("--config", path_of("c.json"), "--threads", "2"));
     port = 0;
-    for (long t = 0; t < 10000 && !port; t += 10) {
+    for (int64_t end = mono_ms() + 10000; mono_ms() < end && !port;) {
         char *s = read_file("err");
         const char *p = strstr(s, "\nhttp: listening on 127.0.0.1:");
         if (!p && strncmp(s, "http: listening on ", 19) == 0) p = s - 1;
@@ -251,10 +251,10 @@ static const char *jstr(json_t *j, const char *key)
 /* Polls /api/v1/verdict until its verdict is v (limit ms); returns it. */
 static json_t *wait_verdict(const char *v, long limit_ms)
 {
-    for (long t = 0;; t += 20) {
+    for (int64_t end = mono_ms() + limit_ms;;) {
         json_t *j = get_json("/api/v1/verdict", 200);
         if (strcmp(jstr(j, "verdict"), v) == 0) return j;
-        if (t >= limit_ms) cr_assert_fail("verdict still %s, not %s", jstr(j, "verdict"), v);
+        if (mono_ms() >= end) cr_assert_fail("verdict still %s, not %s", jstr(j, "verdict"), v);
         json_decref(j);
         sleep_ms(20);
     }
@@ -265,12 +265,12 @@ static json_t *wait_verdict(const char *v, long limit_ms)
  * returns it. */
 static json_t *wait_samples(long long n, long limit_ms)
 {
-    for (long t = 0;; t += 20) {
+    for (int64_t end = mono_ms() + limit_ms;;) {
         json_t *j = get_json("/api/v1/verdict", 200);
         json_t *rule = json_array_get(json_object_get(j, "rules"), 0);
         long long got = json_integer_value(json_object_get(rule, "samples"));
         if (got == n) return j;
-        if (t >= limit_ms) cr_assert_fail("samples still %lld, not %lld", got, n);
+        if (mono_ms() >= end) cr_assert_fail("samples still %lld, not %lld", got, n);
         json_decref(j);
         sleep_ms(20);
     }
@@ -293,7 +293,7 @@ static bool both_workers_assigned(void)
 static void wait_ready(void)
 {
     resp_t r;
-    for (long t = 0; t < 30000; t += 20) {
+    for (int64_t end = mono_ms() + 30000; mono_ms() < end;) {
         request("GET", "/readyz", NULL, NULL, &r);
         free(r.body);
         if (r.status == 200 && both_workers_assigned()) return;
@@ -347,7 +347,7 @@ static char *get_metrics(void)
 static void wait_metric(const char *series, double want, long limit_ms)
 {
     double v = NAN;
-    for (long t = 0; t < limit_ms; t += 20) {
+    for (int64_t end = mono_ms() + limit_ms; mono_ms() < end;) {
         char *m = get_metrics();
         v = metric(m, series);
         free(m);
@@ -355,45 +355,6 @@ static void wait_metric(const char *series, double want, long limit_ms)
         sleep_ms(20);
     }
     cr_assert_fail("%s = %g, not %g", series, v, want);
-}
-
-/* ---- producing -------------------------------------------------------------- */
-
-static void produce_raw(rd_kafka_t *rk, const char *payload, int *seq)
-{
-    cr_assert_eq(rd_kafka_producev(rk, RD_KAFKA_V_TOPIC(TOPIC),
-                                   RD_KAFKA_V_PARTITION((*seq)++ % PARTS),
-                                   RD_KAFKA_V_VALUE((void *)payload, strlen(payload)),
-                                   RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END),
-                 0);
-}
-
-/* n events of type/cohort stamped now + ahead_ms. */
-static void produce(rd_kafka_t *rk, int n, const char *type, const char *cohort, int64_t ahead_ms,
-                    int *seq)
-{
-    for (int i = 0; i < n; i++) {
-        char payload[256];
-        snprintf(payload, sizeof(payload),
-                 "{\"event_type\":\"%s\",\"timestamp\":%lld,\"cohort\":\"%s\",\"version\":\"%s\"}",
-                 type, (long long)(now_ms() + ahead_ms), cohort,
-                 strcmp(cohort, "canary") == 0 ? "2.5.0" : "2.4.0");
-        produce_raw(rk, payload, seq);
-    }
-}
-
-/* n events of type/cohort with the given version, stamped now + ahead_ms
- * (ahead_ms may be negative). */
-static void produce_v(rd_kafka_t *rk, int n, const char *type, const char *cohort,
-                      const char *version, int64_t ahead_ms, int *seq)
-{
-    for (int i = 0; i < n; i++) {
-        char payload[256];
-        snprintf(payload, sizeof(payload),
-                 "{\"event_type\":\"%s\",\"timestamp\":%lld,\"cohort\":\"%s\",\"version\":\"%s\"}",
-                 type, (long long)(now_ms() + ahead_ms), cohort, version);
-        produce_raw(rk, payload, seq);
-    }
 }
 
 static void expect_flagger(const char *hook, long status, const char *verdict)
@@ -475,9 +436,9 @@ Test(http_api, analyzing_rollback_release_reset_and_metrics)
     /* 60 canary requests, 30 canary errors (ratio 0.5 > 0.2), 100 stable
      * requests, two bad payloads. */
     rd_kafka_t *pr = producer();
-    produce(pr, 60, "REQUEST_COMPLETED", "canary", 0, &seq);
-    produce(pr, 30, "ERROR_OCCURRED", "canary", 0, &seq);
-    produce(pr, 100, "REQUEST_COMPLETED", "stable", 0, &seq);
+    produce(pr, 60, "REQUEST_COMPLETED", "canary", NULL, &seq);
+    produce(pr, 30, "ERROR_OCCURRED", "canary", NULL, &seq);
+    produce(pr, 100, "REQUEST_COMPLETED", "stable", NULL, &seq);
     produce_raw(pr, "not json", &seq);
     produce_raw(pr, "{\"event_type\":\"REQUEST_COMPLETED\",\"timestamp\":1}", &seq);
     flush_all(pr);
@@ -585,7 +546,7 @@ Test(http_api, analyzing_rollback_release_reset_and_metrics)
 
     /* The new release's own healthy traffic (stamped in the next second, the
      * first bucket wholly after the reset): HEALTHY, then PROMOTE. */
-    produce(pr, 60, "REQUEST_COMPLETED", "canary", 1100, &seq);
+    produce_events(pr, 60, "REQUEST_COMPLETED", "canary", NULL, 1100, NULL, &seq);
     flush_all(pr);
     rd_kafka_destroy(pr);
     v = wait_verdict("PROMOTE", 10000);
@@ -617,8 +578,8 @@ Test(http_api, analyzing_healthy_promote)
     cr_assert_str_eq(jstr(v, "verdict"), "ANALYZING");
     json_decref(v);
     rd_kafka_t *pr = producer();
-    produce(pr, 80, "REQUEST_COMPLETED", "canary", 0, &seq);
-    produce(pr, 4, "ERROR_OCCURRED", "canary", 0, &seq);
+    produce(pr, 80, "REQUEST_COMPLETED", "canary", NULL, &seq);
+    produce(pr, 4, "ERROR_OCCURRED", "canary", NULL, &seq);
     flush_all(pr);
     rd_kafka_destroy(pr);
     v = wait_verdict("HEALTHY", 10000);
@@ -704,8 +665,8 @@ Test(http_api, four_threads_thousand_requests_while_events_flow)
     int produced = 0;
     bool joined[4] = {false};
     for (int done = 0; !done;) {
-        produce(pr, 10, "REQUEST_COMPLETED", "stable", 0, &seq);
-        produce(pr, 10, "REQUEST_COMPLETED", "canary", 0, &seq);
+        produce(pr, 10, "REQUEST_COMPLETED", "stable", NULL, &seq);
+        produce(pr, 10, "REQUEST_COMPLETED", "canary", NULL, &seq);
         produced += 20;
         rd_kafka_poll(pr, 0);
         sleep_ms(5);
@@ -1015,7 +976,7 @@ Test(http_api, metrics_pass_promtool_and_feed_the_dashboard)
     start_agent();
     wait_ready();
     rd_kafka_t *pr = producer();
-    produce(pr, 20, "REQUEST_COMPLETED", "canary", 0, &seq);
+    produce(pr, 20, "REQUEST_COMPLETED", "canary", NULL, &seq);
     flush_all(pr);
     rd_kafka_destroy(pr);
     wait_metric("canaryd_events_total{type=\"REQUEST_COMPLETED\",cohort=\"canary\"}", 20, 10000);
@@ -1116,8 +1077,8 @@ Test(http_api, verdict_for_another_release_is_analyzing)
     json_decref(v);
 
     rd_kafka_t *pr = producer();
-    produce(pr, 60, "REQUEST_COMPLETED", "canary", 0, &seq);
-    produce(pr, 30, "ERROR_OCCURRED", "canary", 0, &seq);
+    produce(pr, 60, "REQUEST_COMPLETED", "canary", NULL, &seq);
+    produce(pr, 30, "ERROR_OCCURRED", "canary", NULL, &seq);
     flush_all(pr);
     v = wait_verdict("ROLLBACK", 10000);
     cr_assert_str_eq(jstr(v, "release"), "2.5.0");
@@ -1158,13 +1119,13 @@ Test(http_api, verdict_for_another_release_is_analyzing)
     cr_assert_str_eq(jstr(v, "verdict"), "ANALYZING");
     cr_assert(json_is_null(json_object_get(v, "reason")));
     json_decref(v);
-    produce_v(pr, 60, "REQUEST_COMPLETED", "canary", "2.6.0", 1100, &seq);
+    produce_events(pr, 60, "REQUEST_COMPLETED", "canary", "2.6.0", 1100, NULL, &seq);
     flush_all(pr);
     rd_kafka_destroy(pr);
-    for (long t = 0;; t += 20) {
+    for (int64_t end = mono_ms() + 10000;;) {
         v = get_json("/api/v1/verdict?release=2.6.0", 200);
         if (strcmp(jstr(v, "verdict"), "PROMOTE") == 0) break;
-        cr_assert_lt(t, 10000, "2.6.0 still %s", jstr(v, "verdict"));
+        cr_assert_lt(mono_ms(), end, "2.6.0 still %s", jstr(v, "verdict"));
         json_decref(v);
         sleep_ms(20);
     }
@@ -1190,8 +1151,8 @@ Test(http_api, flagger_new_checksum_starts_a_new_judgement)
     start_agent();
     wait_ready();
     rd_kafka_t *pr = producer();
-    produce(pr, 60, "REQUEST_COMPLETED", "canary", 0, &seq);
-    produce(pr, 30, "ERROR_OCCURRED", "canary", 0, &seq);
+    produce(pr, 60, "REQUEST_COMPLETED", "canary", NULL, &seq);
+    produce(pr, 30, "ERROR_OCCURRED", "canary", NULL, &seq);
     flush_all(pr);
     json_t *v = wait_verdict("ROLLBACK", 10000);
     json_decref(v);
@@ -1208,10 +1169,10 @@ Test(http_api, flagger_new_checksum_starts_a_new_judgement)
     json_decref(v);
     /* a straggler of the old run, stamped before the new run began, is
      * counted but names nothing; the new run's canary (2.6.0) is healthy */
-    produce_v(pr, 1, "REQUEST_COMPLETED", "canary", "2.5.0", -3000, &seq);
+    produce_events(pr, 1, "REQUEST_COMPLETED", "canary", "2.5.0", -3000, NULL, &seq);
     flush_all(pr);
     wait_metric("canaryd_events_total{type=\"REQUEST_COMPLETED\",cohort=\"canary\"}", 61, 10000);
-    produce_v(pr, 60, "REQUEST_COMPLETED", "canary", "2.6.0", 1100, &seq);
+    produce_events(pr, 60, "REQUEST_COMPLETED", "canary", "2.6.0", 1100, NULL, &seq);
     flush_all(pr);
     v = wait_verdict("PROMOTE", 10000);
     cr_assert_str_eq(jstr(v, "release"), "2.6.0");
@@ -1224,7 +1185,7 @@ Test(http_api, flagger_new_checksum_starts_a_new_judgement)
     request("POST", "/api/v1/release", "{\"release\": \"2.7.0\"}", NULL, &r);
     cr_assert_eq(r.status, 200, "%s", r.body);
     free(r.body);
-    produce_v(pr, 60, "REQUEST_COMPLETED", "canary", "2.7.0", 1100, &seq);
+    produce_events(pr, 60, "REQUEST_COMPLETED", "canary", "2.7.0", 1100, NULL, &seq);
     flush_all(pr);
     rd_kafka_destroy(pr);
     v = wait_verdict("PROMOTE", 10000);

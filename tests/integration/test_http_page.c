@@ -24,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../pipeline_fixture.h"
 #include "canaryd/config.h"
 #include "canaryd/history.h"
 #include "canaryd/http_api.h"
@@ -50,11 +51,8 @@ static int port;
 
 static void start(const char *token)
 {
-    cd_diag_t diag;
     char err[256];
-    cd_diag_init(&diag);
-    cfg = cd_config_parse(CONFIG, sizeof(CONFIG) - 1, NULL, &diag);
-    cr_assert_not_null(cfg, "%s", diag.text);
+    cfg = fx_config(CONFIG);
     hist = cd_history_new(cfg->rules, cfg->nrules, 60, 16);
     cr_assert_not_null(hist);
     /* 30 seconds: canary 1 % then 5 % from +20 s, a pending, a firing, a ROLLBACK */
@@ -289,13 +287,9 @@ static int64_t counted(json_t *rule, const char *cohort, const char *type)
 
 Test(http_page, windows_counts_at_a_second)
 {
-    cd_diag_t diag;
     char err[256];
-    cd_diag_init(&diag);
-    cfg = cd_config_parse(CONFIG, sizeof(CONFIG) - 1, NULL, &diag);
-    cr_assert_not_null(cfg, "%s", diag.text);
-    cd_pipeline_t *p = cd_pipeline_new(cfg, 5000, 1, no_record, NULL, err, sizeof err);
-    cr_assert_not_null(p, "%s", err);
+    cfg = fx_config(CONFIG);
+    cd_pipeline_t *p = fx_pipeline(cfg, 5000, 1, no_record, NULL);
     cd_pipeline_begin(p, T0);
     /* seconds 0..19: canary 10 requests and an error on even seconds,
      * stable 20 requests and 1 error */

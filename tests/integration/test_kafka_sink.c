@@ -18,6 +18,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "kafka_mock.h"
+#include "sink_test.h"
 #include "canaryd/config.h"
 #include "canaryd/dispatcher.h"
 #include "canaryd/log.h"
@@ -30,92 +32,29 @@ extern const struct cd_sink_ops cd_sink_kafka;
 /* The Kafka protocol's ApiKey of Produce requests (internal to librdkafka). */
 #define KAFKA_API_PRODUCE 0
 
-static rd_kafka_t *mock_rk;
-static rd_kafka_mock_cluster_t *mock;
-static char bootstraps[256];
-
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static void setup(void)
 {
-    char err[256];
-    rd_kafka_conf_t *conf = rd_kafka_conf_new();
-    rd_kafka_conf_set(conf, "log_level", "0", err, sizeof(err)); /* the mock's own chatter */
-    mock_rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof(err));
-    cr_assert_not_null(mock_rk, "%s", err);
-    mock = rd_kafka_mock_cluster_new(mock_rk, 1);
-    cr_assert_not_null(mock);
-    snprintf(bootstraps, sizeof(bootstraps), "%s", rd_kafka_mock_cluster_bootstraps(mock));
-    cr_assert_eq(rd_kafka_mock_topic_create(mock, TOPIC, 1, 1), RD_KAFKA_RESP_ERR_NO_ERROR);
+    mock_start(TOPIC, 1);
 }
 
 static void teardown(void)
 {
-    if (mock) rd_kafka_mock_cluster_destroy(mock);
-    if (mock_rk) rd_kafka_destroy(mock_rk);
-    mock = NULL;
-    mock_rk = NULL;
+    mock_stop();
 }
 
 TestSuite(kafka_sink, .init = setup, .fini = teardown, .timeout = 60);
 
-typedef struct rec {
-    cd_verdict_t v;
-    char json[4096];
-    cd_sink_msg_t m;
-} rec_t;
+typedef st_rec_t rec_t;
 
 static void make_rec(rec_t *r, uint64_t id, cd_verdict_kind_t verdict, const char *release)
 {
-    memset(r, 0, sizeof(*r));
-    r->v.record = CD_RECORD_VERDICT;
-    r->v.time_ms = 1795780164000LL;
+    st_rec_fill(r, release);
     r->v.verdict = verdict;
-    r->v.rule = "error-rate";
-    r->v.rule_kind = "relative";
-    r->v.action = CD_ACTION_ROLLBACK;
-    r->v.release = release;
-    r->v.canary = (cd_obs_t){true, 0.0239, 29, 1214};
-    r->v.stable = (cd_obs_t){true, 0.0098, 225, 22964};
-    r->v.stable_source = "stable";
-    r->v.threshold = 0.0196;
-    r->v.window_ms = 60000;
-    r->v.for_ms = 300000;
-    snprintf(r->v.reason, sizeof(r->v.reason), "canary error-rate 2.39%% > 1.96%%");
-    snprintf(r->v.todo, sizeof(r->v.todo), "Roll back.");
-    int n = cd_verdict_to_json(&r->v, r->json, sizeof(r->json));
-    cr_assert_gt(n, 0);
-    r->m = (cd_sink_msg_t){.id = id,
-                           .v = &r->v,
-                           .json = r->json,
-                           .json_len = (size_t)n,
-                           .service = "checkout",
-                           .attempt = 1};
+    st_rec_seal(r, id, "checkout");
 }
 
-static void *sink_new(const char *fmt, ...)
-{
-    char text[2048];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(text, sizeof(text), fmt, ap);
-    va_end(ap);
-    json_error_t je;
-    json_t *conf = json_loads(text, 0, &je);
-    cr_assert_not_null(conf, "test config: %s", je.text);
-    cd_diag_t d;
-    cd_diag_init(&d);
-    void *s = cd_sink_kafka.init(conf, "sinks.outputs[1]", &d);
-    json_decref(conf);
-    cr_assert_not_null(s, "init: %s", d.text);
-    cr_assert_eq(d.count, 0);
-    return s;
-}
+#define sink_new(...) st_sink_new(&cd_sink_kafka, "sinks.outputs[1]", __VA_ARGS__)
 
 /* What poll() reported. */
 typedef struct reports {
@@ -139,8 +78,8 @@ static void on_done(void *opaque, uint64_t id, cd_sink_result_t r, int64_t retry
 static int poll_until(void *s, reports_t *rs, int want, int64_t deadline_ms)
 {
     int left = 0;
-    int64_t end = now_ms() + deadline_ms;
-    while (rs->n < want && now_ms() < end)
+    int64_t end = mono_ms() + deadline_ms;
+    while (rs->n < want && mono_ms() < end)
         left = cd_sink_kafka.poll(s, 100, on_done, rs);
     return left;
 }
@@ -160,8 +99,8 @@ static rd_kafka_message_t *consume_one(int64_t offset)
     cr_assert_eq(rd_kafka_assign(c, parts), 0);
     rd_kafka_topic_partition_list_destroy(parts);
     rd_kafka_message_t *m = NULL;
-    int64_t end = now_ms() + 10000;
-    while (now_ms() < end) {
+    int64_t end = mono_ms() + 10000;
+    while (mono_ms() < end) {
         m = rd_kafka_consumer_poll(c, 100);
         if (m && !m->err) break;
         if (m) rd_kafka_message_destroy(m);
@@ -267,18 +206,18 @@ Test(kafka_sink, broker_down_reports_retry_then_recovers)
     cr_assert_eq(rd_kafka_mock_broker_set_down(mock, 1), 0);
     r.m.id = 8;
     cr_assert_eq(cd_sink_kafka.deliver(s, &r.m, &ra), CD_SINK_PENDING);
-    int64_t t0 = now_ms();
+    int64_t t0 = mono_ms();
     poll_until(s, &rs, 2, 10000);
     cr_assert_eq(rs.n, 2);
     cr_assert_eq(rs.id[1], 8);
     cr_assert_eq(rs.r[1], CD_SINK_RETRY, "a message timeout is retriable");
-    cr_assert_lt(now_ms() - t0, 5000);
+    cr_assert_lt(mono_ms() - t0, 5000);
 
     /* Back up: redelivered as the dispatcher would on RETRY, until OK. */
     cr_assert_eq(rd_kafka_mock_broker_set_up(mock, 1), 0);
-    int64_t end = now_ms() + 20000;
+    int64_t end = mono_ms() + 20000;
     cd_sink_result_t res = CD_SINK_RETRY;
-    for (int attempt = 2; res == CD_SINK_RETRY && now_ms() < end; attempt++) {
+    for (int attempt = 2; res == CD_SINK_RETRY && mono_ms() < end; attempt++) {
         r.m.id = 100 + (uint64_t)attempt;
         r.m.attempt = attempt;
         cr_assert_eq(cd_sink_kafka.deliver(s, &r.m, &ra), CD_SINK_PENDING);
@@ -339,9 +278,9 @@ Test(kafka_sink, destroy_is_bounded_with_brokers_down)
         cr_assert_eq(cd_sink_kafka.deliver(s, &r.m, &ra), CD_SINK_PENDING);
     reports_t rs = {0};
     cr_assert_eq(cd_sink_kafka.poll(s, 0, on_done, &rs), 3);
-    int64_t t0 = now_ms();
+    int64_t t0 = mono_ms();
     cd_sink_kafka.destroy(s);
-    int64_t took = now_ms() - t0;
+    int64_t took = mono_ms() - t0;
     /* bounded by flush_timeout (300 ms), not the 300 s message timeout
      * librdkafka would wait for; 10 s leaves room for a loaded CI */
     cr_assert_lt(took, 10000, "destroy took %lld ms", (long long)took);
@@ -349,24 +288,7 @@ Test(kafka_sink, destroy_is_bounded_with_brokers_down)
 
 /* --- config -------------------------------------------------------------------- */
 
-static const char *init_error(const char *fmt, ...)
-{
-    static cd_diag_t d;
-    char text[2048];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(text, sizeof(text), fmt, ap);
-    va_end(ap);
-    json_error_t je;
-    json_t *conf = json_loads(text, 0, &je);
-    cr_assert_not_null(conf, "%s", je.text);
-    cd_diag_init(&d);
-    void *s = cd_sink_kafka.init(conf, "sinks.outputs[1]", &d);
-    json_decref(conf);
-    cr_assert_null(s);
-    cr_assert_gt(d.count, 0);
-    return d.text;
-}
+#define init_error(...) st_sink_refused(&cd_sink_kafka, "sinks.outputs[1]", __VA_ARGS__)
 
 Test(kafka_sink, invalid_property_fails_init_with_key_path)
 {
@@ -470,22 +392,11 @@ Test(kafka_sink, fatal_error_drops_then_new_producer)
 
 Test(kafka_sink, through_the_dispatcher)
 {
-    char text[4096];
-    snprintf(text, sizeof(text),
-             "{\"rules\":[{\"name\":\"fatal\",\"kind\":\"threshold\",\"numerator\":[\"FATAL\"],"
-             "\"op\":\">\",\"threshold\":0,\"window\":60000,\"action\":\"rollback\"}],"
-             "\"sinks\":{\"outputs\":[{\"type\":\"kafka\",\"brokers\":\"%s\",\"topic\":\"" TOPIC
-             "\"}]}}",
+    char sinks[1024];
+    snprintf(sinks, sizeof(sinks),
+             "{\"outputs\":[{\"type\":\"kafka\",\"brokers\":\"%s\",\"topic\":\"" TOPIC "\"}]}",
              bootstraps);
-    cd_diag_t d;
-    cd_diag_init(&d);
-    cd_config_t *c = cd_config_parse(text, strlen(text), NULL, &d);
-    cr_assert_not_null(c, "config: %s", d.text);
-    cd_dispatcher_t *x = cd_dispatcher_new(c, &d);
-    cd_config_free(c);
-    cr_assert_not_null(x, "sinks: %s", d.text);
-    char err[256];
-    cr_assert_eq(cd_dispatcher_start(x, err, sizeof(err)), 0, "%s", err);
+    cd_dispatcher_t *x = st_dispatcher(sinks, true);
 
     rec_t r;
     make_rec(&r, 1, CD_VERDICT_ROLLBACK, "2.6.1");

@@ -18,6 +18,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "../pipeline_fixture.h"
+#include "../wait_helpers.h"
 #include "canaryd/clock.h"
 #include "canaryd/config.h"
 #include "canaryd/kafka_source.h"
@@ -51,19 +53,6 @@ static cd_kafka_source_t *running;
  * a few partitions has taken longer than 30 s). */
 #define WAIT_LIMIT_MS 90000
 
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void sleep_ms(long ms)
-{
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
 static void on_record(const cd_verdict_t *v, void *opaque)
 {
     (void)v, (void)opaque;
@@ -79,12 +68,8 @@ static void setup(void)
     mc = rd_kafka_mock_cluster_new(mrk, 1);
     cr_assert_not_null(mc);
     snprintf(boot, sizeof(boot), "%s", rd_kafka_mock_cluster_bootstraps(mc));
-    cd_diag_t diag;
-    cd_diag_init(&diag);
-    cfg = cd_config_parse(CONFIG, sizeof(CONFIG) - 1, NULL, &diag);
-    cr_assert_not_null(cfg, "config: %s", diag.text);
-    pl = cd_pipeline_new(cfg, cfg->max_future_skew_ms, 2, on_record, NULL, e, sizeof(e));
-    cr_assert_not_null(pl, "%s", e);
+    cfg = fx_config(CONFIG);
+    pl = fx_pipeline(cfg, cfg->max_future_skew_ms, 2, on_record, NULL);
     cd_pipeline_advance(pl, now_ms()); /* the window clock: events are not "future" */
 }
 

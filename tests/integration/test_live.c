@@ -128,67 +128,32 @@ static bool caught_up(const char *err)
     return caught_up_on(err, 0);
 }
 
+static bool caught_up_cond(void *err)
+{
+    return caught_up(err);
+}
+
 static bool wait_caught_up(const char *err, long limit_ms)
 {
-    for (long t = 0; t < limit_ms; t += 20) {
-        if (caught_up(err)) return true;
-        sleep_ms(20);
-    }
-    return false;
+    return wait_until(caught_up_cond, (void *)err, limit_ms);
+}
+
+typedef struct count_goal {
+    const char *err;
+    long long n;
+} count_goal_t;
+
+static bool counted_enough(void *arg)
+{
+    const count_goal_t *g = arg;
+    return counted(g->err) >= g->n;
 }
 
 /* Waits up to limit_ms until the agent has counted at least n events. */
 static bool wait_counted(const char *err, long long n, long limit_ms)
 {
-    for (long t = 0; t < limit_ms; t += 20) {
-        if (counted(err) >= n) return true;
-        sleep_ms(20);
-    }
-    return false;
-}
-
-/* ---- producing -------------------------------------------------------------- */
-
-/* n events of type/cohort (cohort NULL: none in the payload) with the
- * current time, round-robin over the partitions; header: cohort header
- * value or NULL. */
-static void produce(rd_kafka_t *rk, int n, const char *type, const char *cohort,
-                    const char *header, int *seq)
-{
-    for (int i = 0; i < n; i++) {
-        char payload[256];
-        if (cohort)
-            snprintf(payload, sizeof(payload),
-                     "{\"event_type\":\"%s\",\"timestamp\":%lld,\"cohort\":\"%s\","
-                     "\"version\":\"%s\"}",
-                     type, (long long)now_ms(), cohort,
-                     strcmp(cohort, "canary") == 0 ? "2.5.0" : "2.4.0");
-        else
-            snprintf(payload, sizeof(payload),
-                     "{\"event_type\":\"%s\",\"timestamp\":%lld,\"version\":\"2.5.0\"}", type,
-                     (long long)now_ms());
-        rd_kafka_resp_err_t e;
-        int part = (*seq)++ % PARTS;
-        if (header)
-            e = rd_kafka_producev(rk, RD_KAFKA_V_TOPIC(TOPIC), RD_KAFKA_V_PARTITION(part),
-                                  RD_KAFKA_V_VALUE(payload, strlen(payload)),
-                                  RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-                                  RD_KAFKA_V_HEADER("cohort", header, -1), RD_KAFKA_V_END);
-        else
-            e = rd_kafka_producev(rk, RD_KAFKA_V_TOPIC(TOPIC), RD_KAFKA_V_PARTITION(part),
-                                  RD_KAFKA_V_VALUE(payload, strlen(payload)),
-                                  RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
-        cr_assert_eq(e, 0, "produce: %s", rd_kafka_err2str(e));
-    }
-}
-
-static void produce_raw(rd_kafka_t *rk, const char *payload, int *seq)
-{
-    cr_assert_eq(rd_kafka_producev(rk, RD_KAFKA_V_TOPIC(TOPIC),
-                                   RD_KAFKA_V_PARTITION((*seq)++ % PARTS),
-                                   RD_KAFKA_V_VALUE((void *)payload, strlen(payload)),
-                                   RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END),
-                 0);
+    count_goal_t g = {err, n};
+    return wait_until(counted_enough, &g, limit_ms);
 }
 
 /* ---- tests ------------------------------------------------------------------ */
@@ -686,7 +651,7 @@ static void shared_group_handover(const char *props, const char *a_threads, json
     cr_assert(wait_for("erra", "assigned", 20000));
     cr_assert(wait_counted("erra", 400, 20000), "a counted %lld of 400", counted("erra"));
     long long total = -1;
-    for (int64_t end = now_ms() + 15000; now_ms() < end; sleep_ms(100))
+    for (int64_t end = mono_ms() + 15000; mono_ms() < end; sleep_ms(100))
         if ((total = committed_total()) == 400) break;
     cr_assert_eq(total, 400, "committed %lld of 400", total);
     pid_t b = start("outb", "errb", ARGS("--config", path_of("c.json"), "--threads", "1"));
@@ -695,20 +660,20 @@ static void shared_group_handover(const char *props, const char *a_threads, json
     produce(pr, 400, "REQUEST_COMPLETED", "canary", NULL, &seq);
     flush_all(pr);
     long long n = -1;
-    for (int64_t end = now_ms() + 60000; now_ms() < end; sleep_ms(50))
+    for (int64_t end = mono_ms() + 60000; mono_ms() < end; sleep_ms(50))
         if ((n = counted2("erra", "errb")) >= 800) break;
     cr_assert_eq(n, 800, "a and b counted %lld of 800", n);
-    for (int64_t end = now_ms() + 15000; now_ms() < end; sleep_ms(100))
+    for (int64_t end = mono_ms() + 15000; mono_ms() < end; sleep_ms(100))
         if ((total = committed_total()) == 800) break;
     cr_assert_eq(total, 800, "committed %lld of 800", total);
     int before = assignments("erra");
     kill(b, SIGTERM);
     cr_assert_eq(wait_exit(b, 8000), 0);
-    for (int64_t end = now_ms() + 60000; now_ms() < end && assignments("erra") == before;)
+    for (int64_t end = mono_ms() + 60000; mono_ms() < end && assignments("erra") == before;)
         sleep_ms(50);
     cr_assert_gt(assignments("erra"), before, "a never got b's partitions");
     bool done = false;
-    for (int64_t end = now_ms() + 30000; now_ms() < end && !(done = caught_up_on("erra", PARTS));)
+    for (int64_t end = mono_ms() + 30000; mono_ms() < end && !(done = caught_up_on("erra", PARTS));)
         sleep_ms(50);
     cr_assert(done, "a never read all %d partitions to the end", PARTS);
     kill(a, SIGTERM);
@@ -807,30 +772,10 @@ Test(live, lost_assignment_resumes_after_what_was_counted, .timeout = 150)
     json_decref(sc);
 }
 
-/* Sum of the offsets group "g" has committed on the topic's partitions (-1
- * while the coordinator cannot answer). Asked with a consumer handle of the
- * group that never subscribes, so it does not join. */
+/* kafka_mock.h's mock_committed for group "g". */
 static long long committed_total(void)
 {
-    char e[256];
-    rd_kafka_conf_t *c = rd_kafka_conf_new();
-    cr_assert_eq(rd_kafka_conf_set(c, "bootstrap.servers", bootstraps, e, sizeof(e)), 0);
-    cr_assert_eq(rd_kafka_conf_set(c, "group.id", "g", e, sizeof(e)), 0);
-    rd_kafka_conf_set(c, "log_level", "0", e, sizeof(e));
-    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, c, e, sizeof(e));
-    cr_assert_not_null(rk, "%s", e);
-    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(PARTS);
-    for (int i = 0; i < PARTS; i++)
-        rd_kafka_topic_partition_list_add(l, TOPIC, i);
-    long long total = -1;
-    if (rd_kafka_committed(rk, l, 5000) == RD_KAFKA_RESP_ERR_NO_ERROR) {
-        total = 0;
-        for (int i = 0; i < l->cnt; i++)
-            if (l->elems[i].offset > 0) total += l->elems[i].offset;
-    }
-    rd_kafka_topic_partition_list_destroy(l);
-    rd_kafka_destroy(rk);
-    return total;
+    return mock_committed("g");
 }
 
 /* Offsets are stored per run of messages, not per message (kafka_source.c,
@@ -857,7 +802,7 @@ Test(live, offsets_stored_in_runs_are_committed_while_running)
     }
     rd_kafka_destroy(pr);
     long long total = -1;
-    for (int64_t end = now_ms() + 15000; now_ms() < end; sleep_ms(100))
+    for (int64_t end = mono_ms() + 15000; mono_ms() < end; sleep_ms(100))
         if ((total = committed_total()) == 430) break;
     cr_assert_eq(total, 430, "committed offsets cover %lld of 430 events", total);
     kill(a, SIGKILL);

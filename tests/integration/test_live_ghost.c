@@ -94,28 +94,6 @@ static void agent_start(agent_t *a)
     a->port = http_port(a->err, 30000);
 }
 
-static json_t *agent_get(const agent_t *a, const char *path, long *status)
-{
-    char url[256];
-    snprintf(url, sizeof url, "http://127.0.0.1:%d%s", a->port, path);
-    char *body = http_get(url, status);
-    json_t *j = body ? json_loads(body, 0, NULL) : NULL;
-    free(body);
-    return j;
-}
-
-/* judged_until of /api/v1/verdict (ms), 0 when none yet. */
-static int64_t judged_ms(const agent_t *a)
-{
-    long st = 0;
-    json_t *j = agent_get(a, "/api/v1/verdict", &st);
-    const char *t = j ? json_string_value(json_object_get(j, "judged_until")) : NULL;
-    int64_t ms = 0;
-    if (!t || !cd_time_parse_rfc3339(t, strlen(t), &ms)) ms = 0;
-    json_decref(j);
-    return ms;
-}
-
 /* A gauge of /metrics; -1 without it. */
 static int metric(const agent_t *a, const char *name)
 {
@@ -134,7 +112,7 @@ static int metric(const agent_t *a, const char *name)
 static long readyz(const agent_t *a, char *why, size_t size)
 {
     long st = 0;
-    json_t *j = agent_get(a, "/readyz", &st);
+    json_t *j = http_json_at(a->port, "/readyz", &st);
     const char *r = j ? json_string_value(json_object_get(j, "reason")) : NULL;
     snprintf(why, size, "%s", r ? r : "");
     json_decref(j);
@@ -153,25 +131,15 @@ static bool is_current(void *arg)
     char why[512];
     return readyz(c->a, why, sizeof why) == 200 &&
            metric(c->a, "canaryd_kafka_assigned_partitions") == PARTS &&
-           judged_ms(c->a) > c->since_ms;
+           judged_until_ms(c->a->port) > c->since_ms;
 }
 
-/* GET /api/v1/windows?at=S, waiting out 409 (not judged yet); its rules. */
+/* live_helpers.h's windows_rules_at for agent a. */
 static json_t *windows_at(const agent_t *a, int64_t s)
 {
-    char path[64];
-    snprintf(path, sizeof path, "/api/v1/windows?at=%lld", (long long)s);
-    for (int64_t end = mono_ms() + 30000;; sleep_ms(50)) {
-        long st = 0;
-        json_t *j = agent_get(a, path, &st);
-        if (st == 200) {
-            json_t *r = json_incref(json_object_get(j, "rules"));
-            json_decref(j);
-            return r;
-        }
-        cr_assert(st == 409 && mono_ms() < end, "%s%d %s: %ld", a->name, a->incarnation, path, st);
-        json_decref(j);
-    }
+    char who[48];
+    snprintf(who, sizeof who, "%s%d", a->name, a->incarnation);
+    return windows_rules_at(a->port, s, who);
 }
 
 /* The subject's partial looks: 503 with the reason, judged_until still. */
@@ -190,7 +158,7 @@ static void look_partial(const agent_t *a, int n, partial_t *p)
              "%d of %d partitions assigned: another member of group gsub holds the rest", n, PARTS);
     cr_assert(st == 503 && strstr(why, expect), "%s with %d of %d partitions: /readyz %ld %s",
               a->name, n, PARTS, st, why);
-    int64_t j = judged_ms(a);
+    int64_t j = judged_until_ms(a->port);
     if (!p->looks++) p->judged = j;
     cr_assert_eq(j, p->judged, "%s judged on with %d of %d partitions: %lld, then %lld", a->name, n,
                  PARTS, (long long)p->judged, (long long)j);
@@ -212,7 +180,7 @@ Test(live_ghost, a_ghost_member_holding_partitions_holds_the_verdict_until_it_ex
     cur_t c = {&sub, now_ms() + 3000};
     cr_assert(wait_until(is_current, &c, 60000), "subject not current:\n%s", read_file(sub.err));
     cr_assert_eq(metric(&sub, "canaryd_kafka_topic_partitions"), PARTS);
-    int64_t before = judged_ms(&sub);
+    int64_t before = judged_until_ms(sub.port);
 
     /* a second process in the group: the subject is left with part */
     agent_start(&two);
@@ -245,7 +213,7 @@ Test(live_ghost, a_ghost_member_holding_partitions_holds_the_verdict_until_it_ex
     cur_t c2 = {&sub, killed};
     cr_assert(wait_until(is_current, &c2, 60000), "subject not current after the ghost:\n%s",
               read_file(sub.err));
-    int64_t from = before / 1000 - 2, to = judged_ms(&sub) / 1000;
+    int64_t from = before / 1000 - 2, to = judged_until_ms(sub.port) / 1000;
     cr_assert_geq(to, from + 5);
     for (int64_t s = from; s <= to; s++) {
         json_t *a = windows_at(&ctl, s), *b = windows_at(&sub, s);

@@ -56,6 +56,7 @@
  * a rebalance between its two workers' joins, while it was still reading
  * its history, resumed worker 0's partitions at the group's commit).
  */
+#include "kafka_mock.h"
 #include "live_helpers.h"
 
 #include <criterion/logging.h>
@@ -77,22 +78,12 @@
 #define ONSET_S 20
 #define LATENESS_S 2
 
-static rd_kafka_t *mock_rk;
-static rd_kafka_mock_cluster_t *mock;
 static rx_t *rx;
 
 static void setup(void)
 {
-    char e[256];
     scratch_make("cd_restart_");
-    rd_kafka_conf_t *conf = rd_kafka_conf_new();
-    rd_kafka_conf_set(conf, "log_level", "0", e, sizeof e);
-    mock_rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, e, sizeof e);
-    cr_assert_not_null(mock_rk, "%s", e);
-    mock = rd_kafka_mock_cluster_new(mock_rk, 1);
-    cr_assert_not_null(mock);
-    cr_assert_eq(rd_kafka_mock_topic_create(mock, TOPIC, PARTS, 1), 0);
-    snprintf(bootstraps, sizeof bootstraps, "%s", rd_kafka_mock_cluster_bootstraps(mock));
+    mock_start(TOPIC, PARTS);
     rx = rx_start(0);
     cr_assert_not_null(rx);
     curl_global_init(CURL_GLOBAL_DEFAULT);
@@ -102,11 +93,8 @@ static void teardown(void)
 {
     kill_children();
     if (rx) rx_stop(rx);
-    if (mock) rd_kafka_mock_cluster_destroy(mock);
-    if (mock_rk) rd_kafka_destroy(mock_rk);
     rx = NULL;
-    mock = NULL;
-    mock_rk = NULL;
+    mock_stop();
     curl_global_cleanup();
     scratch_remove();
 }
@@ -158,7 +146,6 @@ typedef struct agent {
     char first_verdict[16]; /* the first /api/v1/verdict answer of this incarnation */
 } agent_t;
 
-static json_t *agent_get(const agent_t *a, const char *path, long *status);
 
 static void agent_start(agent_t *a)
 {
@@ -176,7 +163,7 @@ static void agent_start(agent_t *a)
     a->port = http_port(a->err, 30000);
     /* decisions are recovered before the HTTP API answers: its first answer */
     long st = 0;
-    json_t *v = agent_get(a, "/api/v1/verdict", &st);
+    json_t *v = http_json_at(a->port, "/api/v1/verdict", &st);
     const char *k = v ? json_string_value(json_object_get(v, "verdict")) : NULL;
     cr_assert(st == 200 && k, "%s%d: /api/v1/verdict answered %ld", a->name, a->incarnation, st);
     snprintf(a->first_verdict, sizeof a->first_verdict, "%s", k);
@@ -193,28 +180,6 @@ static int64_t agent_kill(agent_t *a)
               a->incarnation, st);
     a->pid = -1;
     return t;
-}
-
-static json_t *agent_get(const agent_t *a, const char *path, long *status)
-{
-    char url[256];
-    snprintf(url, sizeof url, "http://127.0.0.1:%d%s", a->port, path);
-    char *body = http_get(url, status);
-    json_t *j = body ? json_loads(body, 0, NULL) : NULL;
-    free(body);
-    return j;
-}
-
-/* judged_until of /api/v1/verdict (ms), 0 when none yet. */
-static int64_t judged_ms(const agent_t *a)
-{
-    long st = 0;
-    json_t *j = agent_get(a, "/api/v1/verdict", &st);
-    const char *t = j ? json_string_value(json_object_get(j, "judged_until")) : NULL;
-    int64_t ms = 0;
-    if (!t || !cd_time_parse_rfc3339(t, strlen(t), &ms)) ms = 0;
-    json_decref(j);
-    return ms;
 }
 
 /* canaryd_kafka_assigned_partitions of /metrics; -1 without an answer. */
@@ -245,9 +210,9 @@ static bool is_current(void *arg)
 {
     cur_t *c = arg;
     long st = 0;
-    json_t *j = agent_get(c->a, "/readyz", &st);
+    json_t *j = http_json_at(c->a->port, "/readyz", &st);
     json_decref(j);
-    if (st != 200 || judged_ms(c->a) <= c->since_ms) return false;
+    if (st != 200 || judged_until_ms(c->a->port) <= c->since_ms) return false;
     if (assigned_partitions(c->a) == PARTS) return true;
     c->partial++;
     return false;
@@ -263,25 +228,12 @@ static void wait_current(const agent_t *a, int64_t since_ms, const char *when)
                     when, a->name, a->incarnation, "part", PARTS, c.partial);
 }
 
-/* GET /api/v1/windows?at=S, waiting out 409 (not judged yet); 200's rules. */
+/* live_helpers.h's windows_rules_at for agent a. */
 static json_t *windows_at(const agent_t *a, int64_t s)
 {
-    char path[64];
-    snprintf(path, sizeof path, "/api/v1/windows?at=%lld", (long long)s);
-    for (int64_t end = mono_ms() + 30000;; sleep_ms(50)) {
-        long st = 0;
-        json_t *j = agent_get(a, path, &st);
-        if (st == 200) {
-            json_t *r = json_incref(json_object_get(j, "rules"));
-            json_decref(j);
-            return r;
-        }
-        char *d = j ? json_dumps(j, JSON_COMPACT) : NULL;
-        cr_assert(st == 409 && mono_ms() < end, "%s%d %s: %ld %s", a->name, a->incarnation, path,
-                  st, d ? d : "(no JSON)");
-        free(d);
-        json_decref(j);
-    }
+    char who[48];
+    snprintf(who, sizeof who, "%s%d", a->name, a->incarnation);
+    return windows_rules_at(a->port, s, who);
 }
 
 static long long canary_requests(json_t *rules)
@@ -409,7 +361,7 @@ static void restart_and_compare(agent_t *ctl, agent_t *sub, int64_t kill_ms, con
     int64_t current = now_ms();
     /* the windows closed at each second since the restart: the whole window
      * is rebuilt from Kafka (events before the kill included) */
-    int64_t from = restart / 1000 + 1, to = judged_ms(sub) / 1000;
+    int64_t from = restart / 1000 + 1, to = judged_until_ms(sub->port) / 1000;
     if (to < from + 2) to = from + 2;
     long long n = same_windows(ctl, sub, from, to, when);
     cr_log_info("%s: killed at %lld, restarted %lld ms later, current after %lld ms; windows "
@@ -482,7 +434,7 @@ Test(live_kill, kill9_at_five_points_windows_and_verdicts_match_the_control)
      * partitions (its second worker's share; seen at load 10), waiting for
      * them -- judging nothing either way */
     long rst = 0;
-    json_t *ready = agent_get(&sub, "/readyz", &rst);
+    json_t *ready = http_json_at(sub.port, "/readyz", &rst);
     const char *why = ready ? json_string_value(json_object_get(ready, "reason")) : NULL;
     cr_assert(rst == 503 && why &&
                   (strncmp(why, "catching up", 11) == 0 || strstr(why, "partitions assigned")),
@@ -509,7 +461,7 @@ Test(live_kill, kill9_at_five_points_windows_and_verdicts_match_the_control)
 #endif
     /* still ROLLBACK once current (the rebuilt states agree with it) */
     long st = 0;
-    json_t *v = agent_get(&sub, "/api/v1/verdict", &st);
+    json_t *v = http_json_at(sub.port, "/api/v1/verdict", &st);
     cr_assert_str_eq(json_string_value(json_object_get(v, "verdict")), "ROLLBACK");
     json_decref(v);
 

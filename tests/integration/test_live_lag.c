@@ -128,24 +128,6 @@ static void produce_tick(rd_kafka_t *p0, rd_kafka_t *rest, int64_t ts, int *seq)
     rd_kafka_poll(rest, 0);
 }
 
-/* GET http://127.0.0.1:port/path: the body (malloc'd; "" on failure). */
-static char *get_path(int port, const char *path)
-{
-    char url[128];
-    snprintf(url, sizeof(url), "http://127.0.0.1:%d%s", port, path);
-    char *body = http_get(url, NULL);
-    return body ? body : strdup("");
-}
-
-/* The value of a sample line "series value" in a /metrics page; NAN if absent. */
-static double metric_of(const char *page, const char *series)
-{
-    char needle[160];
-    snprintf(needle, sizeof(needle), "\n%s ", series);
-    const char *p = strstr(page, needle);
-    return p ? strtod(p + strlen(needle), NULL) : NAN;
-}
-
 /* The time of the first stdout record containing needle (JSON lines), or
  * "" (static buffer). */
 static const char *record_time(const char *out_name, const char *needle)
@@ -257,7 +239,7 @@ Test(live_lag, broker_stall_60s_is_not_canary_behaviour)
         }
         if (stalled && !checked_held && now >= stall_at + 30000) {
             /* 30 s into the stall: A holds its verdict, and says why */
-            char *v = get_path(port_a, "/api/v1/verdict");
+            char *v = http_get_at(port_a, "/api/v1/verdict", NULL);
             json_t *j = json_loads(v, 0, NULL);
             cr_assert_not_null(j, "verdict: %s", v);
             cr_assert_str_eq(json_string_value(json_object_get(j, "verdict")), "HEALTHY", "%s", v);
@@ -267,7 +249,7 @@ Test(live_lag, broker_stall_60s_is_not_canary_behaviour)
             cr_assert(lag >= 25 && lag <= 40, "lag_seconds %g: %s", lag, v);
             json_decref(j);
             free(v);
-            char *m = get_path(port_a, "/metrics");
+            char *m = http_get_at(port_a, "/metrics", NULL);
             cr_assert_eq(metric_of(m, "canaryd_verdict_held"), 1, "%s", m);
             double wl = metric_of(m, "canaryd_watermark_lag_seconds");
             cr_assert(wl >= 25 && wl <= 40, "canaryd_watermark_lag_seconds %g", wl);
@@ -280,7 +262,7 @@ Test(live_lag, broker_stall_60s_is_not_canary_behaviour)
         }
         if (resumed && !checked_caught_up && now >= stall_end + 10000) {
             /* caught up: the held seconds judged, judging the present again */
-            char *m = get_path(port_a, "/metrics");
+            char *m = http_get_at(port_a, "/metrics", NULL);
             cr_assert_eq(metric_of(m, "canaryd_verdict_held"), 0, "%s", m);
             double wl = metric_of(m, "canaryd_watermark_lag_seconds");
             cr_assert(wl >= 0 && wl < 5, "canaryd_watermark_lag_seconds %g after the stall", wl);
@@ -300,8 +282,8 @@ Test(live_lag, broker_stall_60s_is_not_canary_behaviour)
     const int ports[3] = {port_a, port_b, port_c};
     for (int i = 0; i < 3; i++) {
         double got = NAN;
-        for (long t = 0; t < 20000; t += 50) {
-            char *m = get_path(ports[i], "/metrics");
+        for (int64_t end = mono_ms() + 20000; mono_ms() < end;) {
+            char *m = http_get_at(ports[i], "/metrics", NULL);
             got = metric_of(m, "canaryd_kafka_messages_total");
             free(m);
             if (got == 16.0 * (double)ticks) break;

@@ -54,41 +54,6 @@ static void teardown(void)
     scratch_remove();
 }
 
-/* ---- producing -------------------------------------------------------------- */
-
-/* n events of type/cohort (cohort NULL: none in the payload) with the
- * current time, round-robin over the partitions; header: cohort header
- * value or NULL. */
-static void produce(rd_kafka_t *rk, int n, const char *type, const char *cohort,
-                    const char *header, int *seq)
-{
-    for (int i = 0; i < n; i++) {
-        char payload[256];
-        if (cohort)
-            snprintf(payload, sizeof(payload),
-                     "{\"event_type\":\"%s\",\"timestamp\":%lld,\"cohort\":\"%s\","
-                     "\"version\":\"%s\"}",
-                     type, (long long)now_ms(), cohort,
-                     strcmp(cohort, "canary") == 0 ? "2.5.0" : "2.4.0");
-        else
-            snprintf(payload, sizeof(payload),
-                     "{\"event_type\":\"%s\",\"timestamp\":%lld,\"version\":\"2.5.0\"}", type,
-                     (long long)now_ms());
-        rd_kafka_resp_err_t e;
-        int part = (*seq)++ % PARTS;
-        if (header)
-            e = rd_kafka_producev(rk, RD_KAFKA_V_TOPIC(TOPIC), RD_KAFKA_V_PARTITION(part),
-                                  RD_KAFKA_V_VALUE(payload, strlen(payload)),
-                                  RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-                                  RD_KAFKA_V_HEADER("cohort", header, -1), RD_KAFKA_V_END);
-        else
-            e = rd_kafka_producev(rk, RD_KAFKA_V_TOPIC(TOPIC), RD_KAFKA_V_PARTITION(part),
-                                  RD_KAFKA_V_VALUE(payload, strlen(payload)),
-                                  RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
-        cr_assert_eq(e, 0, "produce: %s", rd_kafka_err2str(e));
-    }
-}
-
 /* The canary's errors over the threshold: a ROLLBACK. */
 static void decide(void)
 {
@@ -120,29 +85,10 @@ static int rollbacks(int *first)
  * answer (malloc'ed) and the status in *code. */
 static char *request(const char *err, const char *path, const char *body, long *code)
 {
-    char url[160], *out = NULL;
-    size_t len = 0;
+    char url[160];
     snprintf(url, sizeof(url), "http://127.0.0.1:%d%s", http_port(err, 20000), path);
-    if (!body) {
-        out = http_get(url, code);
-        cr_assert_not_null(out, "no answer from %s", url);
-        return out;
-    }
-    FILE *f = open_memstream(&out, &len);
-    CURL *c = curl_easy_init();
-    struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
-    curl_easy_setopt(c, CURLOPT_URL, url);
-    curl_easy_setopt(c, CURLOPT_NOPROXY, "*");
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, lh_gather);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, f);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT, 10L);
-    curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
-    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
-    cr_assert_eq(curl_easy_perform(c), CURLE_OK);
-    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, code);
-    curl_easy_cleanup(c);
-    curl_slist_free_all(h);
-    fclose(f);
+    char *out = http_request(url, body, code);
+    cr_assert_not_null(out, "no answer from %s", url);
     return out;
 }
 
@@ -232,12 +178,12 @@ Test(live_recover, restart_after_rollback_answers_rollback_first)
     cr_assert(wait_for("v.log", RB, 20000), "no ROLLBACK decided");
     cr_assert(rx_wait(rx, 1, 20000));
     /* the API's snapshot follows the evaluation within 100 ms */
-    for (long t = 0;; t += 20) {
+    for (int64_t end = mono_ms() + 10000;;) {
         char *v = request("err0", "/api/v1/verdict", NULL, &code);
         bool rb = strcmp(verdict_of(v), "ROLLBACK") == 0;
         free(v);
         if (rb) break;
-        cr_assert(t < 10000, "the API never answered ROLLBACK");
+        cr_assert(mono_ms() < end, "the API never answered ROLLBACK");
         sleep_ms(20);
     }
     char body[256];
@@ -384,7 +330,7 @@ Test(live_recover, coordinated_restart_recovers_from_redis)
     decide();
     cr_assert(rx_wait(rx, 1, 20000), "no ROLLBACK delivered");
     const char *key = "cdtest:claim:-:2.5.0:ROLLBACK:errors";
-    for (long t = 0; strcmp(claim_state(key), "done") != 0 && t < 10000; t += 20)
+    for (int64_t end = mono_ms() + 10000; strcmp(claim_state(key), "done") != 0 && mono_ms() < end;)
         sleep_ms(20);
     cr_assert_str_eq(claim_state(key), "done");
     sigkill(a);

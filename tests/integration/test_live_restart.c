@@ -44,65 +44,17 @@
 #include <unistd.h>
 
 #include "canaryd/timeutil.h"
-
-extern char **environ;
+#include "live_helpers.h"
 
 #define TOPIC "events"
 
-static char dir[64];
-static pid_t kids[8];
-static int nkids;
 static rd_kafka_t *mrk;
 static rd_kafka_mock_cluster_t *mc;
-static char boot[256];
-
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st, (void)flag, (void)ftw;
-    return remove(path);
-}
-
-static const char *path_of(const char *name)
-{
-    static char buf[16][160];
-    static int i;
-    char *p = buf[i++ % 16];
-    snprintf(p, 160, "%s/%s", dir, name);
-    return p;
-}
-
-static char *read_file(const char *name)
-{
-    FILE *f = fopen(path_of(name), "rb");
-    if (!f) return strdup("");
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    rewind(f);
-    char *s = malloc((size_t)n + 1);
-    size_t got = fread(s, 1, (size_t)n, f);
-    s[got] = '\0';
-    fclose(f);
-    return s;
-}
-
-static void sleep_ms(long ms)
-{
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static void setup(void)
 {
     char e[256];
-    snprintf(dir, sizeof(dir), "/tmp/cd_restart_XXXXXX");
-    cr_assert_not_null(mkdtemp(dir));
+    scratch_make("cd_restart_");
     rd_kafka_conf_t *c = rd_kafka_conf_new();
     rd_kafka_conf_set(c, "log_level", "0", e, sizeof(e));
     mrk = rd_kafka_new(RD_KAFKA_PRODUCER, c, e, sizeof(e));
@@ -114,24 +66,17 @@ static void setup(void)
     static const char *const groups[] = {"new-pod", "replay", "held"};
     for (int i = 0; i < 3; i++)
         cr_assert_eq(rd_kafka_mock_coordinator_set(mc, "group", groups[i], 1), 0);
-    snprintf(boot, sizeof(boot), "%s", rd_kafka_mock_cluster_bootstraps(mc));
+    snprintf(bootstraps, sizeof(bootstraps), "%s", rd_kafka_mock_cluster_bootstraps(mc));
 }
 
 static void teardown(void)
 {
-    for (int i = 0; i < nkids; i++) {
-        int st;
-        if (kids[i] > 0 && waitpid(kids[i], &st, WNOHANG) == 0) {
-            kill(kids[i], SIGKILL);
-            waitpid(kids[i], &st, 0);
-        }
-    }
-    nkids = 0;
+    kill_children();
     if (mc) rd_kafka_mock_cluster_destroy(mc);
     if (mrk) rd_kafka_destroy(mrk);
     mc = NULL;
     mrk = NULL;
-    if (!getenv("CANARYD_TEST_KEEP")) nftw(dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
+    if (!getenv("CANARYD_TEST_KEEP")) scratch_remove();
 }
 
 TestSuite(live_restart, .init = setup, .fini = teardown, .timeout = 180);
@@ -159,103 +104,26 @@ static void write_config(const char *group)
     fclose(f);
 }
 
+/* canaryd run on the cluster with c.json, 2 workers and a verdict log;
+ * stdout and stderr into out and err. */
 static pid_t start_agent(void)
 {
-    const char *bin = getenv("CANARYD_BIN");
-    cr_assert_not_null(bin, "CANARYD_BIN is not set");
-    char *argv[] = {(char *)bin, "run", "--brokers", boot, "--config", (char *)path_of("c.json"),
-                    "--threads", "2", "--verdict-log", (char *)path_of("verdicts.log"), NULL};
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-    posix_spawn_file_actions_addopen(&fa, 1, path_of("out"), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    posix_spawn_file_actions_addopen(&fa, 2, path_of("err"), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    pid_t pid;
-    int rc = posix_spawn(&pid, bin, &fa, NULL, argv, environ);
-    posix_spawn_file_actions_destroy(&fa);
-    cr_assert_eq(rc, 0, "spawn %s: %s", bin, strerror(rc));
-    if (nkids < 8) kids[nkids++] = pid;
-    return pid;
+    return start("out", "err",
+                 ARGS("--config", path_of("c.json"), "--threads", "2", "--verdict-log",
+                      path_of("verdicts.log")));
 }
 
+/* SIGTERM, reaped (SIGKILL after 10 s). */
 static void stop_agent(pid_t pid)
 {
-    int st;
-    kill(pid, SIGTERM);
-    for (int i = 0; i < 1000 && waitpid(pid, &st, WNOHANG) == 0; i++) sleep_ms(10);
-    for (int i = 0; i < nkids; i++)
-        if (kids[i] == pid) kids[i] = 0;
-}
-
-static bool wait_for(const char *name, const char *needle, long limit_ms)
-{
-    for (long t = 0; t < limit_ms; t += 20) {
-        char *s = read_file(name);
-        bool found = strstr(s, needle) != NULL;
-        free(s);
-        if (found) return true;
-        sleep_ms(20);
-    }
-    return false;
-}
-
-static int http_port(void)
-{
-    for (long t = 0; t < 20000; t += 20) {
-        char *s = read_file("err");
-        const char *p = strstr(s, "http: listening on 127.0.0.1:");
-        int port = p ? atoi(p + strlen("http: listening on 127.0.0.1:")) : 0;
-        free(s);
-        if (port) return port;
-        sleep_ms(20);
-    }
-    cr_assert_fail("no HTTP port in the agent's stderr");
-    return 0;
-}
-
-static size_t to_buf(char *p, size_t sz, size_t n, void *ud)
-{
-    char **b = ud;
-    size_t have = *b ? strlen(*b) : 0;
-    char *nb = realloc(*b, have + sz * n + 1);
-    if (!nb) return 0;
-    memcpy(nb + have, p, sz * n);
-    nb[have + sz * n] = '\0';
-    *b = nb;
-    return sz * n;
-}
-
-/* GET http://127.0.0.1:port/path: the body (malloc'd; "" on failure), *code
- * the status. */
-static char *http_get(int port, const char *path, long *code)
-{
-    char url[128], *body = NULL;
-    snprintf(url, sizeof(url), "http://127.0.0.1:%d%s", port, path);
-    CURL *c = curl_easy_init();
-    curl_easy_setopt(c, CURLOPT_URL, url);
-    curl_easy_setopt(c, CURLOPT_NOPROXY, "*");
-    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 5000L);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, to_buf);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, &body);
-    *code = 0;
-    if (curl_easy_perform(c) == CURLE_OK) curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, code);
-    curl_easy_cleanup(c);
-    return body ? body : strdup("");
-}
-
-static double metric_of(const char *page, const char *series)
-{
-    char needle[160];
-    snprintf(needle, sizeof(needle), "\n%s ", series);
-    const char *p = strstr(page, needle);
-    return p ? strtod(p + strlen(needle), NULL) : NAN;
+    finish(pid, true, 10000, NULL);
 }
 
 static rd_kafka_t *producer(void)
 {
     char e[256];
     rd_kafka_conf_t *c = rd_kafka_conf_new();
-    cr_assert_eq(rd_kafka_conf_set(c, "bootstrap.servers", boot, e, sizeof(e)), 0);
+    cr_assert_eq(rd_kafka_conf_set(c, "bootstrap.servers", bootstraps, e, sizeof(e)), 0);
     rd_kafka_conf_set(c, "log_level", "0", e, sizeof(e));
     rd_kafka_conf_set(c, "linger.ms", "20", e, sizeof(e));
     rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, c, e, sizeof(e));
@@ -308,11 +176,11 @@ Test(live_restart, new_pod_on_a_long_topic_reads_only_the_window_span)
     write_config("new-pod");
     int64_t spawned = now_ms();
     pid_t pid = start_agent();
-    int port = http_port();
+    int port = http_port("err", 20000);
     long code = 0;
     int64_t ready = 0;
     for (int64_t until = spawned + 30000; now_ms() < until; sleep_ms(50)) {
-        free(http_get(port, "/readyz", &code));
+        free(http_get_at(port, "/readyz", &code));
         if (code == 200) {
             ready = now_ms();
             break;
@@ -321,7 +189,7 @@ Test(live_restart, new_pod_on_a_long_topic_reads_only_the_window_span)
     char *err = read_file("err");
     cr_assert_gt(ready, 0, "not ready within 30 s; stderr:\n%s", err);
     long code2;
-    char *m = http_get(port, "/metrics", &code2);
+    char *m = http_get_at(port, "/metrics", &code2);
     cr_assert_eq(code2, 200);
     double read = metric_of(m, "canaryd_kafka_messages_total");
     cr_assert_eq(metric_of(m, "canaryd_catchup"), 0);
@@ -419,30 +287,30 @@ Test(live_restart, readyz_says_catching_up_until_current)
 
     write_config("held");
     pid_t pid = start_agent();
-    int port = http_port();
+    int port = http_port("err", 20000);
     long code = 0;
     char *body = NULL;
     bool seen = false;
     for (int64_t until = now_ms() + 40000; now_ms() < until && !seen; sleep_ms(50)) {
         free(body);
-        body = http_get(port, "/readyz", &code);
+        body = http_get_at(port, "/readyz", &code);
         seen = code == 503 && strstr(body, "\"catching up: rebuilding the windows from Kafka");
     }
     cr_assert(seen, "never 503 catching up within 40 s; last: %ld %s", code, body);
     cr_assert_not_null(strstr(body, "messages behind"), "%s", body);
     free(body);
-    char *m = http_get(port, "/metrics", &code);
+    char *m = http_get_at(port, "/metrics", &code);
     cr_assert_eq(metric_of(m, "canaryd_catchup"), 1, "%s", m);
     free(m);
     cr_assert_eq(rd_kafka_mock_broker_set_up(mc, 2), 0);
     bool ready = false;
     for (int64_t until = now_ms() + 60000; now_ms() < until && !ready; sleep_ms(50)) {
-        free(http_get(port, "/readyz", &code));
+        free(http_get_at(port, "/readyz", &code));
         ready = code == 200;
     }
     char *err = read_file("err");
     cr_assert(ready, "not ready within 60 s of the broker's return; stderr:\n%s", err);
-    m = http_get(port, "/metrics", &code);
+    m = http_get_at(port, "/metrics", &code);
     cr_assert_eq(metric_of(m, "canaryd_catchup"), 0);
     cr_assert_gt(metric_of(m, "canaryd_catchup_duration_seconds"), 0);
     free(m);

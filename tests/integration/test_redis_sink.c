@@ -33,6 +33,7 @@
 #include "canaryd/verdict_fmt.h"
 #include "live_helpers.h"
 #include "redis_server.h"
+#include "sink_test.h"
 
 extern const struct cd_sink_ops cd_sink_redis;
 
@@ -84,61 +85,22 @@ TestSuite(redis_sink, .init = setup, .fini = teardown, .timeout = 60);
 
 /* --- records --------------------------------------------------------------- */
 
-typedef struct rec {
-    cd_verdict_t v;
-    char json[4096];
-    cd_sink_msg_t m;
-} rec_t;
+typedef st_rec_t rec_t;
 
+/* sink_test.h's error-rate ROLLBACK as a kind record (a state record goes
+ * pending -> firing) of service, with quotes in its reason. */
 static void make_rec(rec_t *r, cd_record_kind_t kind, const char *release, const char *service)
 {
-    memset(r, 0, sizeof(*r));
+    st_rec_fill(r, release);
     r->v.record = kind;
-    r->v.time_ms = 1795780164000LL; /* 2026-11-27T12:09:24Z */
-    r->v.verdict = CD_VERDICT_ROLLBACK;
     r->v.from = CD_STATE_PENDING;
     r->v.to = CD_STATE_FIRING;
-    r->v.rule = "error-rate";
-    r->v.rule_kind = "relative";
-    r->v.action = CD_ACTION_ROLLBACK;
-    r->v.release = release;
     r->v.service = service;
-    r->v.canary = (cd_obs_t){true, 0.0239, 29, 1214};
-    r->v.stable = (cd_obs_t){true, 0.0098, 225, 22964};
-    r->v.stable_source = "stable";
-    r->v.threshold = 0.0196;
-    r->v.window_ms = 60000;
-    r->v.for_ms = 300000;
     snprintf(r->v.reason, sizeof(r->v.reason), "canary error-rate 2.39%% > 1.96%% \"quoted\"");
-    snprintf(r->v.todo, sizeof(r->v.todo), "Roll back.");
-    int n = cd_verdict_to_json(&r->v, r->json, sizeof(r->json));
-    cr_assert_gt(n, 0);
-    r->m = (cd_sink_msg_t){.id = 1,
-                           .v = &r->v,
-                           .json = r->json,
-                           .json_len = (size_t)n,
-                           .service = service,
-                           .attempt = 1};
+    st_rec_seal(r, 1, service);
 }
 
-static void *sink_new(const char *conf_fmt, ...)
-{
-    char text[2048];
-    va_list ap;
-    va_start(ap, conf_fmt);
-    vsnprintf(text, sizeof(text), conf_fmt, ap);
-    va_end(ap);
-    json_error_t je;
-    json_t *conf = json_loads(text, 0, &je);
-    cr_assert_not_null(conf, "test config: %s", je.text);
-    cd_diag_t d;
-    cd_diag_init(&d);
-    void *s = cd_sink_redis.init(conf, "sinks.outputs[0]", &d);
-    json_decref(conf);
-    cr_assert_not_null(s, "init: %s", d.text);
-    cr_assert_eq(d.count, 0);
-    return s;
-}
+#define sink_new(...) st_sink_new(&cd_sink_redis, "sinks.outputs[0]", __VA_ARGS__)
 
 static cd_sink_result_t deliver(void *s, rec_t *r)
 {
@@ -529,18 +491,10 @@ Test(redis_sink, silent_server_times_out)
 
 /* --- config ------------------------------------------------------------------------ */
 
+/* The problems for which the entry conf_text (no printf format) is refused. */
 static const char *init_error(const char *conf_text)
 {
-    static cd_diag_t d;
-    json_error_t je;
-    json_t *conf = json_loads(conf_text, 0, &je);
-    cr_assert_not_null(conf, "%s", je.text);
-    cd_diag_init(&d);
-    void *s = cd_sink_redis.init(conf, "sinks.outputs[2]", &d);
-    json_decref(conf);
-    cr_assert_null(s);
-    cr_assert_gt(d.count, 0);
-    return d.text;
+    return st_sink_refused(&cd_sink_redis, "sinks.outputs[2]", "%s", conf_text);
 }
 
 Test(redis_sink, config_errors_name_the_key_path)
@@ -590,28 +544,16 @@ Test(redis_sink, config_errors_name_the_key_path)
 
 /* --- end to end through the dispatcher -------------------------------------------- */
 
+/* sink_test.h's dispatcher (started) with the "sinks" section printf'ed
+ * from sinks_fmt. */
 static cd_dispatcher_t *dispatcher_new(const char *sinks_fmt, ...)
 {
-    char sinks[1024], text[4096];
+    char sinks[1024];
     va_list ap;
     va_start(ap, sinks_fmt);
     vsnprintf(sinks, sizeof(sinks), sinks_fmt, ap);
     va_end(ap);
-    snprintf(text, sizeof(text),
-             "{\"rules\":[{\"name\":\"fatal\",\"kind\":\"threshold\",\"numerator\":[\"FATAL\"],"
-             "\"op\":\">\",\"threshold\":0,\"window\":60000,\"action\":\"rollback\"}],"
-             "\"sinks\":%s}",
-             sinks);
-    cd_diag_t d;
-    cd_diag_init(&d);
-    cd_config_t *c = cd_config_parse(text, strlen(text), NULL, &d);
-    cr_assert_not_null(c, "config: %s", d.text);
-    cd_dispatcher_t *x = cd_dispatcher_new(c, &d);
-    cd_config_free(c);
-    cr_assert_not_null(x, "sinks: %s", d.text);
-    char err[256];
-    cr_assert_eq(cd_dispatcher_start(x, err, sizeof(err)), 0, "%s", err);
-    return x;
+    return st_dispatcher(sinks, true);
 }
 
 static void verdict_at(rec_t *r, cd_verdict_kind_t k, int64_t t_s)

@@ -54,6 +54,7 @@
 #include <unistd.h>
 
 #include "http_receiver.c"
+#include "kafka_mock.h"
 #include "live_helpers.h"
 #include "redis_server.h"
 
@@ -62,8 +63,6 @@
 
 static pid_t redis_pid = -1;
 static int redis_port;
-static rd_kafka_t *mock_rk;
-static rd_kafka_mock_cluster_t *mock;
 static rx_t *rx;
 static pid_t agent; /* canaryd run, 0 when reaped */
 
@@ -127,10 +126,7 @@ static void teardown(void)
     redis_server_kill(&redis_pid);
     if (rx) rx_stop(rx);
     rx = NULL;
-    if (mock) rd_kafka_mock_cluster_destroy(mock);
-    if (mock_rk) rd_kafka_destroy(mock_rk);
-    mock = NULL;
-    mock_rk = NULL;
+    mock_stop();
     scratch_remove();
 }
 
@@ -195,15 +191,7 @@ Test(service, every_sink_names_the_service)
     rx = rx_start(0);
     cr_assert_not_null(rx);
     redis_start();
-    char err[256];
-    rd_kafka_conf_t *mconf = rd_kafka_conf_new();
-    rd_kafka_conf_set(mconf, "log_level", "0", err, sizeof(err));
-    mock_rk = rd_kafka_new(RD_KAFKA_PRODUCER, mconf, err, sizeof(err));
-    cr_assert_not_null(mock_rk, "%s", err);
-    mock = rd_kafka_mock_cluster_new(mock_rk, 1);
-    cr_assert_not_null(mock);
-    snprintf(bootstraps, sizeof(bootstraps), "%s", rd_kafka_mock_cluster_bootstraps(mock));
-    cr_assert_eq(rd_kafka_mock_topic_create(mock, VERDICT_TOPIC, 1, 1), RD_KAFKA_RESP_ERR_NO_ERROR);
+    mock_start(VERDICT_TOPIC, 1);
 
     /* one sink of every type, each taking every record (verdicts and
      * states), no rate limit (the receiver is local) */
@@ -519,15 +507,7 @@ static double metric(const char *text, const char *series)
 
 Test(service, run_counts_other_services_in_metrics)
 {
-    char err[256];
-    rd_kafka_conf_t *mconf = rd_kafka_conf_new();
-    rd_kafka_conf_set(mconf, "log_level", "0", err, sizeof(err));
-    mock_rk = rd_kafka_new(RD_KAFKA_PRODUCER, mconf, err, sizeof(err));
-    cr_assert_not_null(mock_rk, "%s", err);
-    mock = rd_kafka_mock_cluster_new(mock_rk, 1);
-    cr_assert_not_null(mock);
-    snprintf(bootstraps, sizeof(bootstraps), "%s", rd_kafka_mock_cluster_bootstraps(mock));
-    cr_assert_eq(rd_kafka_mock_topic_create(mock, "events", 2, 1), RD_KAFKA_RESP_ERR_NO_ERROR);
+    mock_start("events", 2);
 
     FILE *f = fopen(path_of("c.json"), "w");
     cr_assert_not_null(f);
@@ -552,14 +532,9 @@ Test(service, run_counts_other_services_in_metrics)
 
     /* 40 checkout events, 30 of search (errors on its canary: a ROLLBACK
      * if they were judged), 5 naming no service, 2 bad */
-    rd_kafka_conf_t *pc = rd_kafka_conf_new();
-    cr_assert_eq(rd_kafka_conf_set(pc, "bootstrap.servers", bootstraps, err, sizeof(err)), 0);
-    rd_kafka_t *pr = rd_kafka_new(RD_KAFKA_PRODUCER, pc, err, sizeof(err));
-    cr_assert_not_null(pr, "%s", err);
+    rd_kafka_t *pr = producer();
     int seq = 0;
-    struct timespec rt;
-    clock_gettime(CLOCK_REALTIME, &rt);
-    long long ts = (long long)rt.tv_sec * 1000 + rt.tv_nsec / 1000000;
+    long long ts = (long long)now_ms();
     for (int i = 0; i < 77; i++) {
         char payload[256];
         if (i < 40)
@@ -578,11 +553,7 @@ Test(service, run_counts_other_services_in_metrics)
                      ts);
         else
             snprintf(payload, sizeof(payload), "not json %d", i);
-        cr_assert_eq(rd_kafka_producev(pr, RD_KAFKA_V_TOPIC("events"),
-                                       RD_KAFKA_V_PARTITION(seq++ % 2),
-                                       RD_KAFKA_V_VALUE(payload, strlen(payload)),
-                                       RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END),
-                     0);
+        produce_raw(pr, payload, &seq);
     }
     cr_assert_eq(rd_kafka_flush(pr, 20000), 0);
     rd_kafka_destroy(pr);
@@ -593,8 +564,7 @@ Test(service, run_counts_other_services_in_metrics)
         m = get_metrics(port);
         if (metric(m, "canaryd_kafka_messages_total") == 77) break;
         cr_assert_lt(mono_ms(), end, "not every message consumed:\n%s", m);
-        struct timespec w = {0, 20000000};
-        nanosleep(&w, NULL);
+        sleep_ms(20);
     }
     /* the counters are from the last snapshot: wait for the one after the
      * 77th message was counted */

@@ -11,6 +11,8 @@
 #include <stdint.h>
 #include <time.h>
 
+#include "../pipeline_fixture.h"
+#include "../wait_helpers.h"
 #include "canaryd/config.h"
 #include "canaryd/live.h"
 #include "canaryd/pipeline.h"
@@ -35,15 +37,10 @@ typedef struct live_fixture {
 /* Parses the config, builds the pipeline (nstripes) and starts its clock. */
 static void live_fixture_start(live_fixture_t *f, int nstripes)
 {
-    cd_diag_t diag;
-    cd_diag_init(&diag);
-    f->parsed = cd_config_parse(LIVE_FIXTURE_CONFIG, sizeof(LIVE_FIXTURE_CONFIG) - 1, NULL, &diag);
-    cr_assert_not_null(f->parsed, "config: %s", diag.text);
+    f->parsed = fx_config(LIVE_FIXTURE_CONFIG);
     cd_live_config(f->parsed, &f->cfg);
+    f->p = fx_pipeline(&f->cfg, f->cfg.max_future_skew_ms, nstripes, NULL, NULL);
     char err[512] = "";
-    f->p = cd_pipeline_new(&f->cfg, f->cfg.max_future_skew_ms, nstripes, NULL, NULL, err,
-                           sizeof err);
-    cr_assert_not_null(f->p, "%s", err);
     f->l = cd_live_new(f->p, NULL, NULL, err, sizeof err);
     cr_assert_not_null(f->l, "%s", err);
     cr_assert_eq(cd_live_start(f->l, err, sizeof err), 0, "%s", err);
@@ -54,20 +51,6 @@ static void live_fixture_free(live_fixture_t *f)
     cd_live_destroy(f->l);
     cd_pipeline_destroy(f->p);
     cd_config_free(f->parsed);
-}
-
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void sleep_ms(long ms)
-{
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-    while (nanosleep(&ts, &ts) != 0)
-        ;
 }
 
 #endif

@@ -13,6 +13,7 @@
 
 #include "../../agent/cli/cli.h"
 #include "canaryd/config.h"
+#include "config_expect.h"
 
 #include <jansson.h>
 
@@ -40,13 +41,7 @@ static cd_config_t *parse(const char *single_quoted)
 /* The document must fail with exactly these lines. */
 static void expect(const char *single_quoted, const char *lines)
 {
-    cd_config_t *c = parse(single_quoted);
-    cr_assert_null(c, "parsed, expected:\n%s", lines);
-    cr_assert_str_eq(diag.text, lines);
-    int n = 0;
-    for (const char *s = lines; *s; s++)
-        n += *s == '\n';
-    cr_assert_eq(diag.count, n, "count %d, lines %d", diag.count, n);
+    expect_refused(parse(single_quoted), &diag, lines);
 }
 
 static cd_config_t *expect_ok(const char *single_quoted)

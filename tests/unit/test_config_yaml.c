@@ -17,6 +17,7 @@
 #include "../../agent/config/config_internal.h"
 #include "canaryd/config.h"
 #include "canaryd/kafka_source.h"
+#include "config_expect.h"
 
 static cd_diag_t diag;
 
@@ -34,13 +35,7 @@ static cd_config_t *parse_yaml(const char *text)
 /* The YAML document must fail with exactly these lines. */
 static void expect(const char *yaml, const char *lines)
 {
-    cd_config_t *c = parse_yaml(yaml);
-    cr_assert_null(c, "parsed, expected:\n%s", lines);
-    cr_assert_str_eq(diag.text, lines);
-    int n = 0;
-    for (const char *s = lines; *s; s++)
-        n += *s == '\n';
-    cr_assert_eq(diag.count, n, "count %d, lines %d", diag.count, n);
+    expect_refused(parse_yaml(yaml), &diag, lines);
 }
 
 static char *slurp(const char *path)

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "../pipeline_fixture.h"
 #include "canaryd/config.h"
 #include "canaryd/history.h"
 #include "canaryd/pipeline.h"
@@ -41,16 +42,11 @@ static void on_record(const cd_verdict_t *v, void *opaque)
 
 static void setup(void)
 {
-    cd_diag_t diag;
-    char err[512];
-    cd_diag_init(&diag);
-    cfg = cd_config_parse(CONFIG, sizeof(CONFIG) - 1, NULL, &diag);
-    cr_assert_not_null(cfg, "config: %s", diag.text);
+    cfg = fx_config(CONFIG);
     cfg->eval_interval_ms = 250;
     hist = cd_history_new(cfg->rules, cfg->nrules, 0, 0);
     cr_assert_not_null(hist);
-    pl = cd_pipeline_new(cfg, 5000, 1, on_record, hist, err, sizeof(err));
-    cr_assert_not_null(pl, "%s", err);
+    pl = fx_pipeline(cfg, 5000, 1, on_record, hist);
     cd_pipeline_set_eval_hook(pl, cd_history_sample, hist);
 }
 

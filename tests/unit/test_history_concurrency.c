@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "../pipeline_fixture.h"
 #include "canaryd/config.h"
 #include "canaryd/history.h"
 #include "canaryd/pipeline.h"
@@ -88,16 +89,11 @@ static void *reader(void *arg)
 
 Test(history_concurrency, readers_while_the_clock_samples)
 {
-    cd_diag_t diag;
-    char err[256];
-    cd_diag_init(&diag);
-    cd_config_t *cfg = cd_config_parse(CONFIG, sizeof(CONFIG) - 1, NULL, &diag);
-    cr_assert_not_null(cfg);
+    cd_config_t *cfg = fx_config(CONFIG);
     cfg->eval_interval_ms = 10; /* the live grid */
     hist = cd_history_new(cfg->rules, cfg->nrules, RING, MARKS);
     cr_assert_not_null(hist);
-    cd_pipeline_t *p = cd_pipeline_new(cfg, 10000, 1, on_record, hist, err, sizeof err);
-    cr_assert_not_null(p);
+    cd_pipeline_t *p = fx_pipeline(cfg, 10000, 1, on_record, hist);
     cd_pipeline_set_eval_hook(p, cd_history_sample, hist);
     cd_pipeline_set_lazy(p, true);
     cd_pipeline_begin(p, T0);

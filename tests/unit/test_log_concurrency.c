@@ -24,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../pipeline_fixture.h"
 #include "canaryd/config.h"
 #include "canaryd/log.h"
 #include "canaryd/pipeline.h"
@@ -46,13 +47,8 @@ static FILE *log_file;
 
 static cd_pipeline_t *setup_pipeline(void)
 {
-    cd_diag_t diag;
-    cd_diag_init(&diag);
-    cfg = cd_config_parse(CONFIG, sizeof(CONFIG) - 1, NULL, &diag);
-    cr_assert_not_null(cfg, "config: %s", diag.text);
-    char err[512] = "";
-    cd_pipeline_t *p = cd_pipeline_new(cfg, cfg->max_future_skew_ms, 4, NULL, NULL, err, sizeof err);
-    cr_assert_not_null(p, "%s", err);
+    cfg = fx_config(CONFIG);
+    cd_pipeline_t *p = fx_pipeline(cfg, cfg->max_future_skew_ms, 4, NULL, NULL);
     log_file = tmpfile();
     cr_assert_not_null(log_file);
     atomic_store(&fake_now, 1000000);

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "../pipeline_fixture.h"
 #include "canaryd/config.h"
 #include "canaryd/log.h"
 #include "canaryd/pipeline.h"
@@ -52,14 +53,9 @@ static FILE *log_fp;
 
 static void setup(void)
 {
-    cd_diag_t diag;
-    char err[512];
-    cd_diag_init(&diag);
-    cfg = cd_config_parse(CONFIG, sizeof(CONFIG) - 1, NULL, &diag);
-    cr_assert_not_null(cfg, "config: %s", diag.text);
+    cfg = fx_config(CONFIG);
     memset(&recs, 0, sizeof(recs));
-    pl = cd_pipeline_new(cfg, 5000, 1, on_record, &recs, err, sizeof(err));
-    cr_assert_not_null(pl, "%s", err);
+    pl = fx_pipeline(cfg, 5000, 1, on_record, &recs);
     log_fp = tmpfile();
     cd_log_set_stream(log_fp);
     cd_log_reset();
@@ -428,13 +424,11 @@ Test(pipeline, events_service_counts_other_services_apart, .fini = teardown)
         "  \"numerator\": [\"ERROR_OCCURRED\"], \"scope\": \"canary\", \"op\": \">\","
         "  \"threshold\": 0, \"window\": \"10s\", \"for\": \"0s\", \"action\": \"rollback\"}]}";
     cd_diag_t diag;
-    char err[512];
     cd_diag_init(&diag);
     cfg = cd_config_parse(conf, sizeof(conf) - 1, NULL, &diag);
     cr_assert_not_null(cfg, "config: %s", diag.text);
     memset(&recs, 0, sizeof(recs));
-    pl = cd_pipeline_new(cfg, 5000, 1, on_record, &recs, err, sizeof(err));
-    cr_assert_not_null(pl, "%s", err);
+    pl = fx_pipeline(cfg, 5000, 1, on_record, &recs);
     log_fp = tmpfile();
     cd_log_set_stream(log_fp);
     cd_log_reset();

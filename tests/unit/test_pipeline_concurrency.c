@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "../pipeline_fixture.h"
 #include "canaryd/config.h"
 #include "canaryd/pipeline.h"
 #include "canaryd/window.h"
@@ -84,29 +85,10 @@ static void *write_events(void *arg)
     return NULL;
 }
 
-static void *run_clock(void *arg)
-{
-    cd_pipeline_t *p = arg;
-    int64_t now = T0;
-    /* one advancing thread, as the live clock: 10 ms steps over the events'
-     * seconds, ahead of all of them only at the end */
-    while (!atomic_load(&writers_done)) {
-        now += 10;
-        if (now > T0 + SPREAD_MS) now = T0 + SPREAD_MS; /* never past them while writing */
-        cd_pipeline_advance(p, now);
-    }
-    return NULL;
-}
-
 Test(pipeline_concurrency, four_ingesters_and_a_clock_count_exactly)
 {
-    cd_diag_t diag;
-    cd_diag_init(&diag);
-    cd_config_t *cfg = cd_config_parse(CONFIG, sizeof(CONFIG) - 1, NULL, &diag);
-    cr_assert_not_null(cfg, "config: %s", diag.text);
-    char err[512] = "";
-    cd_pipeline_t *p = cd_pipeline_new(cfg, cfg->max_future_skew_ms, 3, NULL, NULL, err, sizeof err);
-    cr_assert_not_null(p, "%s", err);
+    cd_config_t *cfg = fx_config(CONFIG);
+    cd_pipeline_t *p = fx_pipeline(cfg, cfg->max_future_skew_ms, 3, NULL, NULL);
     cd_pipeline_set_lazy(p, true);
     cd_pipeline_advance(p, T0);
 
@@ -114,7 +96,8 @@ Test(pipeline_concurrency, four_ingesters_and_a_clock_count_exactly)
     pthread_t th[NTHREADS], clk;
     static const int stripes[NTHREADS] = {0, 1, 2, 2};
     atomic_store(&writers_done, false);
-    cr_assert_eq(pthread_create(&clk, NULL, run_clock, p), 0);
+    fx_clock_t ck = {p, T0, T0 + SPREAD_MS, &writers_done};
+    cr_assert_eq(pthread_create(&clk, NULL, fx_clock_run, &ck), 0);
     for (int i = 0; i < NTHREADS; i++) {
         memset(&w[i], 0, sizeof w[i]);
         w[i].p = p;

@@ -12,6 +12,7 @@
 #include <criterion/criterion.h>
 #include <string.h>
 
+#include "../pipeline_fixture.h"
 #include "canaryd/config.h"
 #include "canaryd/pipeline.h"
 #include "canaryd/window.h"
@@ -57,13 +58,8 @@ static cd_pipeline_t *pl;
 
 static void setup(void)
 {
-    cd_diag_t diag;
-    char err[512];
-    cd_diag_init(&diag);
-    cfg = cd_config_parse(CONFIG, sizeof(CONFIG) - 1, NULL, &diag);
-    cr_assert_not_null(cfg, "config: %s", diag.text);
-    pl = cd_pipeline_new(cfg, 5000, 1, NULL, NULL, err, sizeof(err));
-    cr_assert_not_null(pl, "%s", err);
+    cfg = fx_config(CONFIG);
+    pl = fx_pipeline(cfg, 5000, 1, NULL, NULL);
     cd_pipeline_advance(pl, T0);
     cd_pipeline_advance(pl, T0 + 10000); /* oldest second kept: T0 - 30 s */
     move_at = -1;

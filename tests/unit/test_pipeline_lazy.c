@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "../pipeline_fixture.h"
 #include "canaryd/config.h"
 #include "canaryd/live.h"
 #include "canaryd/pipeline.h"
@@ -99,10 +100,8 @@ static void events_between(cd_pipeline_t *p, int64_t from, int64_t to)
 /* Drives one pipeline over the schedule; returns its evaluations. */
 static uint64_t run(bool lazy, rec_t *r, uint64_t *skipped)
 {
-    char err[512];
     cd_config_t *c = load();
-    cd_pipeline_t *p = cd_pipeline_new(c, 120000, 1, on_record, r, err, sizeof err);
-    cr_assert_not_null(p, "%s", err);
+    cd_pipeline_t *p = fx_pipeline(c, 120000, 1, on_record, r);
     cd_pipeline_set_lazy(p, lazy);
     cd_pipeline_advance(p, T0); /* starts the grid */
     for (int64_t now = GRID; now <= END_MS; now += GRID) {
@@ -159,11 +158,9 @@ Test(pipeline_lazy, same_records_at_the_same_times_as_every_boundary, .fini = fi
 
 Test(pipeline_lazy, off_by_default_and_idle_costs_one_evaluation_per_bucket, .fini = fini)
 {
-    char err[512];
     cd_config_t *c = load();
     rec_t *r = calloc(1, sizeof *r);
-    cd_pipeline_t *p = cd_pipeline_new(c, 120000, 1, on_record, r, err, sizeof err);
-    cr_assert_not_null(p, "%s", err);
+    cd_pipeline_t *p = fx_pipeline(c, 120000, 1, on_record, r);
     cd_pipeline_advance(p, T0);
     cd_pipeline_advance(p, T0 + 1000);
     cd_pipeline_stats_t st;
@@ -208,10 +205,8 @@ Test(pipeline_lazy, held_judgement_catches_up_with_the_same_records, .fini = fin
     uint64_t s_eager;
     run(false, &eager, &s_eager);
 
-    char err[512];
     cd_config_t *c = load();
-    cd_pipeline_t *p = cd_pipeline_new(c, 120000, 1, on_record, &held, err, sizeof err);
-    cr_assert_not_null(p, "%s", err);
+    cd_pipeline_t *p = fx_pipeline(c, 120000, 1, on_record, &held);
     cd_pipeline_set_lazy(p, true);
     cd_pipeline_advance(p, T0);
     int during = -1;
@@ -265,10 +260,8 @@ Test(pipeline_lazy, held_judgement_catches_up_with_the_same_records, .fini = fin
 Test(pipeline_lazy, an_advance_without_a_boundary_leaves_its_events_unjudged, .fini = fini)
 {
     static rec_t r;
-    char err[512];
     cd_config_t *c = load();
-    cd_pipeline_t *p = cd_pipeline_new(c, 120000, 1, on_record, &r, err, sizeof err);
-    cr_assert_not_null(p, "%s", err);
+    cd_pipeline_t *p = fx_pipeline(c, 120000, 1, on_record, &r);
     cd_pipeline_set_lazy(p, true);
     cd_pipeline_advance(p, T0);
     for (int64_t now = GRID; now <= 1500; now += GRID) cd_pipeline_advance(p, T0 + now);
@@ -287,8 +280,7 @@ Test(pipeline_lazy, an_advance_without_a_boundary_leaves_its_events_unjudged, .f
      * next one (2.520) not reached. */
     cd_pipeline_destroy(p);
     memset(&r, 0, sizeof r);
-    p = cd_pipeline_new(c, 120000, 1, on_record, &r, err, sizeof err);
-    cr_assert_not_null(p, "%s", err);
+    p = fx_pipeline(c, 120000, 1, on_record, &r);
     cd_pipeline_set_lazy(p, true);
     cd_pipeline_advance(p, T0);
     for (int64_t now = GRID; now <= 2510; now += GRID) cd_pipeline_advance(p, T0 + now);

@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "../pipeline_fixture.h"
 #include "canaryd/config.h"
 #include "canaryd/log.h"
 #include "canaryd/pipeline.h"
@@ -104,37 +105,20 @@ static void *write_events(void *arg)
     return NULL;
 }
 
-static void *run_clock(void *arg)
-{
-    cd_pipeline_t *p = arg;
-    int64_t now = T0;
-    while (!atomic_load(&writers_done)) {
-        now += 10;
-        if (now > T0 + SPREAD_MS) now = T0 + SPREAD_MS;
-        cd_pipeline_advance(p, now);
-    }
-    return NULL;
-}
-
 /* Runs the writers and the clock over a pipeline of config text; fills w. */
 static cd_pipeline_t *run(const char *text, cd_config_t **cfg, writer_t *w, bool own_names,
                           seen_t *seen)
 {
-    cd_diag_t diag;
-    cd_diag_init(&diag);
     cd_log_set_level(CD_LOG_ERROR); /* the no_service samples are the point, not the output */
-    *cfg = cd_config_parse(text, strlen(text), NULL, &diag);
-    cr_assert_not_null(*cfg, "config: %s", diag.text);
-    char err[512] = "";
+    *cfg = fx_config(text);
     memset(seen, 0, sizeof *seen);
-    cd_pipeline_t *p = cd_pipeline_new(*cfg, (*cfg)->max_future_skew_ms, NTHREADS, on_record, seen,
-                                       err, sizeof err);
-    cr_assert_not_null(p, "%s", err);
+    cd_pipeline_t *p = fx_pipeline(*cfg, (*cfg)->max_future_skew_ms, NTHREADS, on_record, seen);
     cd_pipeline_set_lazy(p, true);
     cd_pipeline_advance(p, T0);
     pthread_t th[NTHREADS], clk;
     atomic_store(&writers_done, false);
-    cr_assert_eq(pthread_create(&clk, NULL, run_clock, p), 0);
+    fx_clock_t ck = {p, T0, T0 + SPREAD_MS, &writers_done};
+    cr_assert_eq(pthread_create(&clk, NULL, fx_clock_run, &ck), 0);
     for (int i = 0; i < NTHREADS; i++) {
         memset(&w[i], 0, sizeof w[i]);
         w[i].p = p;

@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "../pipeline_fixture.h"
 #include "canaryd/config.h"
 #include "canaryd/pipeline.h"
 #include "canaryd/window_counts.h"
@@ -47,19 +48,14 @@ static void on_record(const cd_verdict_t *v, void *opaque)
 
 static cd_config_t *load(int64_t eval_interval_ms)
 {
-    cd_diag_t diag;
-    cd_diag_init(&diag);
-    cd_config_t *c = cd_config_parse(CONFIG, sizeof(CONFIG) - 1, NULL, &diag);
-    cr_assert_not_null(c, "config: %s", diag.text);
+    cd_config_t *c = fx_config(CONFIG);
     c->eval_interval_ms = eval_interval_ms;
     return c;
 }
 
 static cd_pipeline_t *pipeline(const cd_config_t *c)
 {
-    char err[512];
-    cd_pipeline_t *p = cd_pipeline_new(c, 5000, 1, on_record, NULL, err, sizeof err);
-    cr_assert_not_null(p, "%s", err);
+    cd_pipeline_t *p = fx_pipeline(c, 5000, 1, on_record, NULL);
     return p;
 }
 
