@@ -902,12 +902,15 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
         cd_log(CD_LOG_INFO, "kafka: worker %d assigned %d partition(s)", w->id, parts->cnt);
         track(w, parts, true);
-        fresher_than_committed(w, parts);
-        /* Counted as assigned before the search below: the watermark
+        /* Counted as assigned at once, before the committed offsets are
+         * read and the search below: the watermark
          * (cd_kafka_source_watermark) then includes these partitions, not
          * yet read (INT64_MIN, published by track), and no second is judged
-         * without them while this worker looks for their start. */
+         * without them while this worker looks for their start; and the
+         * coverage (/readyz) sees the workers of one rebalance assigned
+         * together, not one a round trip after the other. */
         atomic_fetch_add_explicit(&w->assigned, parts->cnt, memory_order_relaxed);
+        fresher_than_committed(w, parts);
         /* Start by time: partitions this process has not counted before
          * (track() left their offset unset) start at the first offset of
          * the history the windows need, whatever was committed. On a copy:
