@@ -31,7 +31,12 @@
  * another process got the partition -- it then counts again from the last
  * committed offset. At-least-once across processes; exactly once inside one
  * process, across its workers' rebalances and lost assignments, through the
- * remembered positions below (see "gone").
+ * remembered positions below (see "gone"). A position this process counted
+ * gives way to a committed offset past it only when someone else made that
+ * commit since this process first had the partition: a process started by
+ * time below its group's commit (a restart rebuilding its windows) resumes
+ * after what it counted, not at that older commit, when a rebalance comes
+ * before it has read up to it (fresher_than_committed).
  *
  * Cohort header: when kafka.cohort_header is set and a message carries that
  * header, its value (the configured canary or stable value) is the event's
@@ -199,6 +204,10 @@ typedef struct worker {
         int64_t grace_until; /* after a silence: confirmations deferred until then... */
         int64_t deferred;    /* ...the latest of them (confirm()) */
         int tidx;          /* index in the source's topic list, -1 if not there */
+        /* the group's committed offset when this process first had the
+         * partition (start by time only; -1: none; BASE_UNKNOWN: not read),
+         * kept in `gone` with the position (fresher_than_committed) */
+        int64_t base;
     } *parts;
     int nparts, capparts;
     int cur; /* index in parts of the last message's partition (a cache), or -1 */
@@ -258,10 +267,12 @@ struct cd_kafka_source {
      * so that a partition coming back to any worker resumes after what was
      * counted even when the commit could not be made (broker down longer
      * than the session: the assignment is lost, the commit impossible).
-     * Checked where used: an entry wins only over an older committed offset
-     * (fresher_than_committed, on assignment): in a shared group another
-     * process may have had the partition in between and committed further,
-     * and then the committed offset replaces it (overtaken).
+     * Checked where used: an entry wins only over an older committed offset,
+     * or over the very commit the group had when this process first got the
+     * partition (its base, kept here too; fresher_than_committed, on
+     * assignment): in a shared group another process may have had the
+     * partition in between and committed further, and then the committed
+     * offset replaces it (overtaken).
      * Touched on rebalances only, under the mutex. */
     pthread_mutex_t mu;
     struct part *gone;
@@ -537,6 +548,9 @@ static bool at_end(const worker_t *w)
     return w->nparts > 0;
 }
 
+/* struct part's base when the group's commit was not read. */
+#define BASE_UNKNOWN INT64_MIN
+
 /* Remembers p's counted position in the source (rebalance, worker thread). */
 static void remember(cd_kafka_source_t *s, const struct part *q)
 {
@@ -572,13 +586,15 @@ static void remember(cd_kafka_source_t *s, const struct part *q)
             g->heard = p->heard;
             g->grace_until = max64(g->grace_until, p->grace_until);
             g->deferred = max64(g->deferred, p->deferred);
+            if (g->base == BASE_UNKNOWN) g->base = p->base; /* the first one stays */
         }
     }
     pthread_mutex_unlock(&s->mu);
 }
 
-/* Restores the watermark fields of (p->topic, p->partition) when this
- * process had it before (rebalance, worker thread). */
+/* Restores the watermark fields of (p->topic, p->partition), and the
+ * group's commit when this process first had it, when this process had it
+ * before (rebalance, worker thread). */
 static void recall_watermark(cd_kafka_source_t *s, struct part *p)
 {
     pthread_mutex_lock(&s->mu);
@@ -589,6 +605,7 @@ static void recall_watermark(cd_kafka_source_t *s, struct part *p)
             p->heard = s->gone[i].heard;
             p->grace_until = s->gone[i].grace_until;
             p->deferred = s->gone[i].deferred;
+            p->base = s->gone[i].base;
         }
     pthread_mutex_unlock(&s->mu);
 }
@@ -644,6 +661,7 @@ static void track(worker_t *w, rd_kafka_topic_partition_list_t *l, bool add)
         p->eof = false;
         p->seen = p->confirmed = p->heard = p->deferred = INT64_MIN;
         p->grace_until = 0;
+        p->base = BASE_UNKNOWN;
         recall_watermark(w->s, p);
         p->next = recall(w->s, p->topic, p->partition);
         p->want_end = -1;
@@ -666,37 +684,83 @@ static void track(worker_t *w, rd_kafka_topic_partition_list_t *l, bool add)
  * partition's offset) is this process's count, but another process may have
  * had the partition since and committed further; then the committed offset
  * is the newer one, and resuming (and storing) the remembered one would
- * count the other's events again and move the group's commit back. So the
- * remembered position is kept only where it is past the committed offset
- * (or nothing is committed): the commit before the revoke failed and nobody
- * counted further. The partition then resumes at the commit, set
- * explicitly (it is not "new" to this process, so it does not start by
- * time). If the committed offsets cannot be read, it starts as a partition
+ * count the other's events again and move the group's commit back. So a
+ * committed offset past the remembered position wins, and the partition
+ * resumes there, set explicitly (it is not "new" to this process, so it
+ * does not start by time) -- unless it is the very commit the group had
+ * when this process first got the partition (base): that one is nobody's
+ * progress since. A process starting by time (kafka_start.c) starts below
+ * its group's commit to rebuild its windows (after a restart: below its
+ * dead predecessor's commit), and a rebalance while it is still below it
+ * (its second worker joining late, the commit before the revoke refused as
+ * Kafka refuses commits during a rebalance, the auto-commit not made yet)
+ * must resume after what it counted, not at that commit: the events in
+ * between would never reach its windows (test_live_kill under TSan: 714 of
+ * 1008 canary requests). This process's own commits need no such record:
+ * they never pass what it counted, so never pass a remembered position.
+ * What is left ambiguous: another member committing exactly base after
+ * counting up to it; this process then counts those events again
+ * (at-least-once, as after any refused commit). The base is read here, in
+ * the same request, for the partitions new to this process when it starts
+ * by time (at the commit, a process is never below it). A remembered
+ * position is kept, too, where nothing is committed or the commit is older
+ * (the commit before the revoke failed and nobody counted further). If the
+ * committed offsets cannot be read, a remembered partition starts as one
  * this process never had: at the commit, or by time when that is on
- * (at-least-once, never backwards). */
+ * (at-least-once, never backwards); a new one's base stays unknown (a
+ * rebalance while it is below the commit then resumes at the commit, as
+ * before). */
 static void fresher_than_committed(worker_t *w, rd_kafka_topic_partition_list_t *parts)
 {
+    bool by_time = w->s->start != NULL;
+    int remembered = 0;
     rd_kafka_topic_partition_list_t *q = rd_kafka_topic_partition_list_new(parts->cnt);
-    for (int i = 0; i < parts->cnt; i++)
-        if (parts->elems[i].offset >= 0)
-            rd_kafka_topic_partition_list_add(q, parts->elems[i].topic, parts->elems[i].partition);
+    for (int i = 0; i < parts->cnt; i++) {
+        const rd_kafka_topic_partition_t *el = &parts->elems[i];
+        const struct part *pt = part_of(w, el->topic, el->partition);
+        if (el->offset >= 0)
+            remembered++;
+        else if (!by_time || !pt || pt->base != BASE_UNKNOWN)
+            continue; /* new, and its base not needed or known */
+        rd_kafka_topic_partition_list_add(q, el->topic, el->partition);
+    }
     if (q->cnt == 0) {
         rd_kafka_topic_partition_list_destroy(q);
         return;
     }
     rd_kafka_resp_err_t e = rd_kafka_committed(w->rk, q, COMMITTED_WAIT_MS);
-    if (e)
+    if (e && remembered > 0)
         cd_log(CD_LOG_WARN,
                "kafka: worker %d: committed offsets unreadable (%s): %d remembered position(s) "
                "not used, resuming from the group's commits",
-               w->id, rd_kafka_err2str(e), q->cnt);
+               w->id, rd_kafka_err2str(e), remembered);
+    if (e && q->cnt > remembered)
+        cd_log(CD_LOG_WARN,
+               "kafka: worker %d: committed offsets unreadable (%s): for %d partition(s) "
+               "starting by time the group's earlier commit is unknown (a rebalance while "
+               "below it resumes at it)",
+               w->id, rd_kafka_err2str(e), q->cnt - remembered);
     for (int i = 0; i < parts->cnt; i++) {
         rd_kafka_topic_partition_t *el = &parts->elems[i];
-        if (el->offset < 0) continue;
         rd_kafka_topic_partition_t *c =
             e ? NULL : rd_kafka_topic_partition_list_find(q, el->topic, el->partition);
-        if (c && !c->err && (c->offset < 0 || c->offset < el->offset)) continue; /* ours is newer */
-        if (c && !c->err && c->offset > el->offset)
+        bool known = c && !c->err;
+        struct part *pt = part_of(w, el->topic, el->partition);
+        if (el->offset < 0) { /* new to this process: the group's commit now is its base */
+            if (known && pt) pt->base = c->offset >= 0 ? c->offset : -1;
+            continue;
+        }
+        if (known && (c->offset < 0 || c->offset < el->offset)) continue; /* ours is newer */
+        if (known && pt && pt->base >= 0 && c->offset == pt->base && c->offset > el->offset) {
+            cd_log(CD_LOG_INFO,
+                   "kafka: worker %d: %s [%d]: the group's commit %lld is the one it had before "
+                   "this process started below it by time: resuming at %lld, after what this "
+                   "process counted",
+                   w->id, el->topic, (int)el->partition, (long long)c->offset,
+                   (long long)el->offset);
+            continue;
+        }
+        if (known && c->offset > el->offset)
             cd_log(CD_LOG_INFO,
                    "kafka: worker %d: %s [%d]: the group committed %lld, past the %lld this "
                    "process counted: resuming there",
@@ -704,9 +768,8 @@ static void fresher_than_committed(worker_t *w, rd_kafka_topic_partition_list_t 
                    (long long)el->offset);
         /* the commit, explicitly (a partition this process counted does not
          * start by time); unreadable: unset, as for a partition never had */
-        int64_t start = c && !c->err && c->offset >= 0 ? c->offset : -1;
+        int64_t start = known && c->offset >= 0 ? c->offset : -1;
         el->offset = start >= 0 ? start : RD_KAFKA_OFFSET_INVALID;
-        struct part *pt = part_of(w, el->topic, el->partition);
         if (pt) pt->next = start;
         if (start >= 0) overtaken(w->s, el->topic, el->partition, start);
     }
@@ -839,12 +902,15 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
         cd_log(CD_LOG_INFO, "kafka: worker %d assigned %d partition(s)", w->id, parts->cnt);
         track(w, parts, true);
-        fresher_than_committed(w, parts);
-        /* Counted as assigned before the search below: the watermark
+        /* Counted as assigned at once, before the committed offsets are
+         * read and the search below: the watermark
          * (cd_kafka_source_watermark) then includes these partitions, not
          * yet read (INT64_MIN, published by track), and no second is judged
-         * without them while this worker looks for their start. */
+         * without them while this worker looks for their start; and the
+         * coverage (/readyz) sees the workers of one rebalance assigned
+         * together, not one a round trip after the other. */
         atomic_fetch_add_explicit(&w->assigned, parts->cnt, memory_order_relaxed);
+        fresher_than_committed(w, parts);
         /* Start by time: partitions this process has not counted before
          * (track() left their offset unset) start at the first offset of
          * the history the windows need, whatever was committed. On a copy:

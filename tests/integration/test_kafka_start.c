@@ -8,7 +8,8 @@
  * end. Counts are exact: the history has a 100 s gap around the start time,
  * so any start time the wall clock gives (the search runs a few ms to
  * seconds after the events were made, up to 50 s on a loaded machine)
- * selects the same events.
+ * selects the same events. A rebalance while the source is still below
+ * the group's older commit resumes after what it counted (the last test).
  */
 #include <criterion/criterion.h>
 #include <librdkafka/rdkafka.h>
@@ -25,6 +26,7 @@
 #include "canaryd/kafka_source.h"
 #include "canaryd/pipeline.h"
 #include "canaryd/timeutil.h"
+#include "canaryd/window.h"
 
 #define TOPIC "events"
 
@@ -318,4 +320,163 @@ Test(kafka_start, cooperative_sticky_incremental_assigns_start_by_time)
     cr_assert_geq(st.start_searches, 4);
     cr_assert_eq(st.start_failed, 0);
     rd_kafka_destroy(p);
+}
+
+/* Kafka protocol request types, for the mock's error injection. */
+#define KAFKA_API_FETCH 1
+#define KAFKA_API_OFFSET_COMMIT 8
+
+/* The next n requests of type api, from any client, fail with err. */
+static void refuse(int16_t api, rd_kafka_resp_err_t err, size_t n)
+{
+    rd_kafka_resp_err_t *e = malloc(n * sizeof(*e));
+    cr_assert_not_null(e);
+    for (size_t i = 0; i < n; i++)
+        e[i] = err;
+    rd_kafka_mock_push_request_errors_array(mc, api, n, e);
+    free(e);
+}
+
+/* A plain member of group (eager, commits only when told): another
+ * process sharing the group, or a worker joining late. */
+static rd_kafka_t *member(const char *group)
+{
+    char e[512];
+    rd_kafka_conf_t *c = rd_kafka_conf_new();
+    const char *props[][2] = {{"bootstrap.servers", boot},
+                              {"group.id", group},
+                              {"session.timeout.ms", "6000"},
+                              {"heartbeat.interval.ms", "500"},
+                              {"enable.auto.commit", "false"}};
+    for (size_t i = 0; i < sizeof(props) / sizeof(props[0]); i++)
+        cr_assert_eq(rd_kafka_conf_set(c, props[i][0], props[i][1], e, sizeof(e)), RD_KAFKA_CONF_OK,
+                     "%s", e);
+    rd_kafka_t *k = rd_kafka_new(RD_KAFKA_CONSUMER, c, e, sizeof(e));
+    cr_assert_not_null(k, "%s", e);
+    rd_kafka_poll_set_consumer(k);
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(l, TOPIC, RD_KAFKA_PARTITION_UA);
+    cr_assert_eq(rd_kafka_subscribe(k, l), RD_KAFKA_RESP_ERR_NO_ERROR);
+    rd_kafka_topic_partition_list_destroy(l);
+    return k;
+}
+
+/* Waits (WAIT_LIMIT_MS at most) until the source has n partitions assigned. */
+static void wait_assigned(cd_kafka_source_t *s, int n)
+{
+    cd_kafka_stats_t st;
+    for (int64_t t0 = cd_mono_ms(); cd_mono_ms() - t0 <= WAIT_LIMIT_MS; sleep_ms(10)) {
+        cd_kafka_source_stats(s, &st);
+        if (st.assigned == n) return;
+    }
+    cr_assert_fail("the source never had %d partition(s) assigned (%d)", n, st.assigned);
+}
+
+/* The per-partition offsets of the test below: the history the source
+ * reads before the rebalance (after 401 older events each), the events
+ * produced while it is held at the end of that history, the group's
+ * commit (made before the source starts, by an earlier process that had
+ * counted further: past the history's end) and the commit the second
+ * member makes on the partition it takes. */
+#define RB_OLD 401
+#define RB_HISTORY 20
+#define RB_NEW 10
+#define RB_COMMITTED (RB_OLD + RB_HISTORY + 5)
+#define RB_OTHERS (RB_OLD + RB_HISTORY + 8)
+
+/* kafka_source.c, fresher_than_committed: a restarted agent starts each
+ * partition by time, below the commit its dead predecessor made; a
+ * rebalance while it is still below that commit (found under TSan in
+ * test_live_kill: its second worker joining late) must not resume its
+ * partitions at the commit, skipping what lies between what it counted and
+ * the commit: its windows would stay short. The commit of another member
+ * that had a partition meanwhile still wins (it counted further).
+ * Deterministic on the mock: every OffsetCommit of the source is refused
+ * (REBALANCE_IN_PROGRESS, as Kafka refuses a commit during a rebalance;
+ * the auto-commits too, so the group's commit stays the old one), and once
+ * the source has read its history to the end every Fetch fails (retried
+ * by librdkafka) until its last assignment, so it is held below the commit
+ * through both rebalances: a second member joining (it takes one partition
+ * and commits on it) and leaving. The mock's Fetch cannot hold a consumer
+ * below events it already has, so the events above the history are
+ * produced while it is held, and the old commit is made past the log's end
+ * at the time. Failed before the fix: 47 messages for 52 (both partitions
+ * resumed at a commit; the source's own one skipped 5 events). */
+Test(kafka_start, rebalance_below_an_older_commit_resumes_after_what_was_counted)
+{
+    cr_assert_eq(rd_kafka_mock_topic_create(mc, TOPIC, 2, 1), 0);
+    int64_t now = now_ms() / 1000 * 1000;
+    /* event times within the window ring (40 s: 10 s window + 30 s slack),
+     * the history start (100 s back) in the gap after the old events */
+    int64_t hist = now - 35000, fresh = hist + RB_HISTORY * 1000;
+    rd_kafka_t *p = producer();
+    for (int part = 0; part < 2; part++) {
+        cr_assert_eq(produce(p, part, now - 600000, now - 200000), RB_OLD);
+        cr_assert_eq(produce(p, part, hist, fresh - 1000), RB_HISTORY);
+    }
+    flush(p);
+    commit_for("restarted", 2, RB_COMMITTED);
+    refuse(KAFKA_API_OFFSET_COMMIT, RD_KAFKA_RESP_ERR_REBALANCE_IN_PROGRESS, 10000);
+    cd_kafka_source_t *s = source("restarted", 1, 100000);
+    cr_assert_eq(read_to_end(s, 2), 2 * RB_HISTORY);
+    /* held: the Fetch requests answered from here on carry an error, and
+     * none answered before had these events */
+    refuse(KAFKA_API_FETCH, RD_KAFKA_RESP_ERR_OFFSET_NOT_AVAILABLE, 100000);
+    for (int part = 0; part < 2; part++)
+        cr_assert_eq(produce(p, part, fresh, fresh + (RB_NEW - 1) * 1000), RB_NEW);
+    flush(p);
+
+    /* a second member joins: the source gives both partitions up (its
+     * commit refused) and gets one back */
+    rd_kafka_t *m = member("restarted");
+    rd_kafka_topic_partition_list_t *mine = NULL;
+    for (int64_t t0 = cd_mono_ms(); cd_mono_ms() - t0 <= WAIT_LIMIT_MS;) {
+        rd_kafka_message_t *msg = rd_kafka_consumer_poll(m, 100);
+        if (msg) rd_kafka_message_destroy(msg);
+        if (mine) rd_kafka_topic_partition_list_destroy(mine);
+        mine = NULL;
+        cr_assert_eq(rd_kafka_assignment(m, &mine), RD_KAFKA_RESP_ERR_NO_ERROR);
+        if (mine->cnt > 0) break;
+    }
+    cr_assert_eq(mine->cnt, 1, "the second member has %d partition(s)", mine->cnt);
+    int32_t theirs = mine->elems[0].partition;
+    rd_kafka_topic_partition_list_destroy(mine);
+    wait_assigned(s, 1);
+    /* it counted further there and committed (its commit alone let through) */
+    rd_kafka_mock_clear_request_errors(mc, KAFKA_API_OFFSET_COMMIT);
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(l, TOPIC, theirs)->offset = RB_OTHERS;
+    cr_assert_eq(rd_kafka_commit(m, l, 0), RD_KAFKA_RESP_ERR_NO_ERROR);
+    rd_kafka_topic_partition_list_destroy(l);
+    refuse(KAFKA_API_OFFSET_COMMIT, RD_KAFKA_RESP_ERR_REBALANCE_IN_PROGRESS, 10000);
+    /* and leaves: the source gets both partitions back */
+    cr_assert_eq(rd_kafka_consumer_close(m), RD_KAFKA_RESP_ERR_NO_ERROR);
+    rd_kafka_destroy(m);
+    wait_assigned(s, 2);
+    rd_kafka_mock_clear_request_errors(mc, KAFKA_API_FETCH);
+    rd_kafka_mock_clear_request_errors(mc, KAFKA_API_OFFSET_COMMIT);
+
+    /* its own partition from where it stopped counting, the other's from
+     * that member's commit */
+    const int want = 2 * RB_HISTORY + RB_NEW + (RB_OLD + RB_HISTORY + RB_NEW - RB_OTHERS);
+    uint64_t got = read_to_end(s, 2);
+    cd_kafka_stats_t st;
+    cd_kafka_source_stats(s, &st);
+    finish(s);
+    rd_kafka_destroy(p);
+    cr_assert_eq(got, (uint64_t)want, "counted %llu messages, want %d", (unsigned long long)got,
+                 want);
+    cr_assert_eq(st.redelivered, 0);
+    cr_assert_eq(st.start_searches, 2); /* the first assignment only */
+    /* the windows hold each of them once */
+    cd_pipeline_stats_t ps;
+    cd_pipeline_stats(pl, &ps);
+    cr_assert_eq(ps.accepted, (uint64_t)want);
+    cr_assert_eq(ps.late, 0);
+    int type = -1;
+    for (int i = 0; i < cd_pipeline_ntypes(pl); i++)
+        if (strcmp(cd_pipeline_type_name(pl, i), "REQUEST_COMPLETED") == 0) type = i;
+    cr_assert_geq(type, 0);
+    cr_assert_eq(cd_window_sum(cd_pipeline_window(pl), type, CD_COHORT_STABLE, now + 60000, 200000),
+                 (uint64_t)want);
 }
