@@ -236,7 +236,13 @@ Test(kafka_start, starts_at_the_history_span_whatever_was_committed)
         finish(s);
         cr_assert_eq(got, (uint64_t)recent, "group %s read %llu messages, want %d", groups[g],
                      (unsigned long long)got, recent);
-        cr_assert_eq(st.start_searches, 3);
+        /* each partition looked for once; once more at most when the
+         * second worker joined late and took it over before the first had
+         * read anything from it (nothing counted there, so nothing to
+         * resume from; seen once under TSan at load 10). The
+         * messages above are exact either way. */
+        cr_assert(st.start_searches >= 3 && st.start_searches <= 6, "%llu searches",
+                  (unsigned long long)st.start_searches);
         cr_assert_eq(st.start_failed, 0);
         cr_assert_eq(st.start_at_end, 0);
         /* the mock answers no time (kafka_start.c): found by reading, in a
