@@ -69,6 +69,7 @@
 #include "../rules/stats.h"
 #include "canaryd/config.h"
 #include "canaryd/engine.h"
+#include "canaryd/rng.h"
 #include "canaryd/window.h"
 
 #define MAX_TRIALS 1000000
@@ -88,81 +89,13 @@ static const double ALPHAS[] = {0.02, 0.01, 0.005, 0.002};
 #define NEST (NMARGINS + 1 + NALPHAS) /* margins, MLE, Bayes */
 #define MLE NMARGINS
 
-/* ---- PRNG: xoshiro256** and Poisson, as agent/source/simgen.c ---- */
+/* ---- PRNG (canaryd/rng.h, as simgen): one stream per trial ---- */
 
-typedef struct rng {
-    uint64_t s[4];
-} rng_t;
-
-static uint64_t splitmix64(uint64_t *x)
-{
-    uint64_t z = (*x += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
-
-static void rng_seed(rng_t *r, uint64_t seed, uint64_t trial)
+static void rng_seed(cd_rng_t *r, uint64_t seed, uint64_t trial)
 {
     uint64_t x = seed;
-    x = splitmix64(&x) ^ (trial * 0xD1B54A32D192ED03ull);
-    for (int i = 0; i < 4; i++)
-        r->s[i] = splitmix64(&x);
-}
-
-static inline uint64_t rotl(uint64_t x, int k)
-{
-    return (x << k) | (x >> (64 - k));
-}
-
-static uint64_t rng_next(rng_t *r)
-{
-    uint64_t *s = r->s;
-    uint64_t result = rotl(s[1] * 5, 7) * 9;
-    uint64_t t = s[1] << 17;
-    s[2] ^= s[0];
-    s[3] ^= s[1];
-    s[1] ^= s[2];
-    s[0] ^= s[3];
-    s[2] ^= t;
-    s[3] = rotl(s[3], 45);
-    return result;
-}
-
-static double rng_uniform(rng_t *r)
-{
-    return (double)(rng_next(r) >> 11) * 0x1.0p-53;
-}
-
-/* Poisson(lambda): Knuth below 30, PTRS (Hormann 1993) above. */
-static long rng_poisson(rng_t *r, double lambda)
-{
-    if (lambda <= 0.0) return 0;
-    if (lambda < 30.0) {
-        double limit = exp(-lambda), p = 1.0;
-        long k = -1;
-        do {
-            k++;
-            p *= rng_uniform(r);
-        } while (p > limit);
-        return k;
-    }
-    double slam = sqrt(lambda), loglam = log(lambda);
-    double b = 0.931 + 2.53 * slam;
-    double a = -0.059 + 0.02483 * b;
-    double invalpha = 1.1239 + 1.1328 / (b - 3.4);
-    double vr = 0.9277 - 3.6224 / (b - 2.0);
-    for (;;) {
-        double u = rng_uniform(r) - 0.5;
-        double v = rng_uniform(r);
-        double us = 0.5 - fabs(u);
-        double k = floor((2.0 * a / us + b) * u + lambda + 0.43);
-        if (us >= 0.07 && v <= vr) return (long)k;
-        if (k < 0.0 || (us < 0.013 && v > us)) continue;
-        if (log(v) + log(invalpha) - log(a / (us * us) + b) <=
-            -lambda + k * loglam - lgamma(k + 1.0))
-            return (long)k;
-    }
+    x = cd_splitmix64(&x) ^ (trial * 0xD1B54A32D192ED03ull);
+    cd_rng_fill(r, x);
 }
 
 /* ---- one trial's counts ---- */
@@ -175,17 +108,17 @@ typedef struct trial {
 
 static void draw_trial(trial_t *t, uint64_t seed, uint64_t index)
 {
-    rng_t r;
+    cd_rng_t r;
     rng_seed(&r, seed, index);
     double lc = RATE * CANARY_SHARE, ls = RATE * (1.0 - CANARY_SHARE);
     t->pcn[0] = t->psbad[0] = t->psn[0] = 0;
     for (int s = 0; s < DURATION_S; s++) {
         double q = s >= ONSET_S ? P_AFTER : P_BEFORE;
-        long bad = rng_poisson(&r, lc * q), good = rng_poisson(&r, lc * (1.0 - q));
+        long bad = cd_rng_poisson(&r, lc * q), good = cd_rng_poisson(&r, lc * (1.0 - q));
         t->cbad[s] = (uint32_t)bad;
         t->cn[s] = (uint32_t)(bad + good);
-        bad = rng_poisson(&r, ls * P_BEFORE);
-        good = rng_poisson(&r, ls * (1.0 - P_BEFORE));
+        bad = cd_rng_poisson(&r, ls * P_BEFORE);
+        good = cd_rng_poisson(&r, ls * (1.0 - P_BEFORE));
         t->sbad[s] = (uint32_t)bad;
         t->sn[s] = (uint32_t)(bad + good);
         t->pcn[s + 1] = t->pcn[s] + t->cn[s];

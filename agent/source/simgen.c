@@ -30,6 +30,7 @@
 #include <string.h>
 
 #include "canaryd/common.h"
+#include "canaryd/rng.h"
 #include "canaryd/timeutil.h"
 
 /* Lognormal latency: median 40 ms, p99 200 ms -> sigma = ln(200/40) / z_0.99. */
@@ -88,90 +89,14 @@ typedef struct cohort_params {
     int publish_login; /* 0: USER_LOGIN is not published (flatline) */
 } cohort_params_t;
 
-/* ---- PRNG: xoshiro256** seeded with splitmix64 ---- */
+/* ---- PRNG (canaryd/rng.h): one stream per second and cohort ---- */
 
-typedef struct rng {
-    uint64_t s[4];
-} rng_t;
-
-static uint64_t splitmix64(uint64_t *x)
-{
-    uint64_t z = (*x += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
-
-static void rng_seed(rng_t *r, uint64_t seed, uint64_t second, uint64_t stream)
+static void rng_seed(cd_rng_t *r, uint64_t seed, uint64_t second, uint64_t stream)
 {
     uint64_t x = seed;
-    x = splitmix64(&x) ^ (second * 0xD1B54A32D192ED03ull);
-    x = splitmix64(&x) ^ (stream * 0xABC98388FB8FAC03ull);
-    for (int i = 0; i < 4; i++)
-        r->s[i] = splitmix64(&x);
-}
-
-static inline uint64_t rotl(uint64_t x, int k)
-{
-    return (x << k) | (x >> (64 - k));
-}
-
-static uint64_t rng_next(rng_t *r)
-{
-    uint64_t *s = r->s;
-    uint64_t result = rotl(s[1] * 5, 7) * 9;
-    uint64_t t = s[1] << 17;
-    s[2] ^= s[0];
-    s[3] ^= s[1];
-    s[1] ^= s[2];
-    s[0] ^= s[3];
-    s[2] ^= t;
-    s[3] = rotl(s[3], 45);
-    return result;
-}
-
-/* Uniform in [0, 1) with 53 random bits. */
-static double rng_uniform(rng_t *r)
-{
-    return (double)(rng_next(r) >> 11) * 0x1.0p-53;
-}
-
-static double rng_normal(rng_t *r)
-{
-    double u1 = 1.0 - rng_uniform(r); /* (0, 1]: log() stays finite */
-    double u2 = rng_uniform(r);
-    return sqrt(-2.0 * log(u1)) * cos(2.0 * M_PI * u2);
-}
-
-/* Poisson(lambda): Knuth below 30, PTRS (Hormann 1993) above. */
-static long rng_poisson(rng_t *r, double lambda)
-{
-    if (lambda <= 0.0) return 0;
-    if (lambda < 30.0) {
-        double limit = exp(-lambda), p = 1.0;
-        long k = -1;
-        do {
-            k++;
-            p *= rng_uniform(r);
-        } while (p > limit);
-        return k;
-    }
-    double slam = sqrt(lambda), loglam = log(lambda);
-    double b = 0.931 + 2.53 * slam;
-    double a = -0.059 + 0.02483 * b;
-    double invalpha = 1.1239 + 1.1328 / (b - 3.4);
-    double vr = 0.9277 - 3.6224 / (b - 2.0);
-    for (;;) {
-        double u = rng_uniform(r) - 0.5;
-        double v = rng_uniform(r);
-        double us = 0.5 - fabs(u);
-        double k = floor((2.0 * a / us + b) * u + lambda + 0.43);
-        if (us >= 0.07 && v <= vr) return (long)k;
-        if (k < 0.0 || (us < 0.013 && v > us)) continue;
-        if (log(v) + log(invalpha) - log(a / (us * us) + b) <=
-            -lambda + k * loglam - lgamma(k + 1.0))
-            return (long)k;
-    }
+    x = cd_splitmix64(&x) ^ (second * 0xD1B54A32D192ED03ull);
+    x = cd_splitmix64(&x) ^ (stream * 0xABC98388FB8FAC03ull);
+    cd_rng_fill(r, x);
 }
 
 /* ---- names and configuration ---- */
@@ -371,9 +296,9 @@ static int push(cd_sim_t *sim, const sim_ev_t *ev)
     return 0;
 }
 
-static uint16_t draw_ms(rng_t *r)
+static uint16_t draw_ms(cd_rng_t *r)
 {
-    return (uint16_t)(rng_uniform(r) * 1000.0);
+    return (uint16_t)(cd_rng_uniform(r) * 1000.0);
 }
 
 /* Draws one cohort's events of one second into sim->evs. */
@@ -381,16 +306,16 @@ static int draw_cohort(cd_sim_t *sim, cd_cohort_t cohort, int64_t index)
 {
     const cd_sim_conf_t *c = &sim->conf;
     cohort_params_t p;
-    rng_t r;
+    cd_rng_t r;
     params_for(c, cohort, index * 1000, &p);
     rng_seed(&r, c->seed, (uint64_t)index, (uint64_t)cohort);
 
-    long n = rng_poisson(&r, p.req_rate);
+    long n = cd_rng_poisson(&r, p.req_rate);
     for (long i = 0; i < n; i++) {
         sim_ev_t ev = {.ms = draw_ms(&r), .type = EV_REQUEST, .cohort = (uint8_t)cohort};
-        ev.route = (uint8_t)(rng_next(&r) % 4);
-        ev.latency = LAT_MEDIAN_MS * p.latency_factor * exp(LAT_SIGMA * rng_normal(&r));
-        bool failed = rng_uniform(&r) < p.p_err;
+        ev.route = (uint8_t)(cd_rng_next(&r) % 4);
+        ev.latency = LAT_MEDIAN_MS * p.latency_factor * exp(LAT_SIGMA * cd_rng_normal(&r));
+        bool failed = cd_rng_uniform(&r) < p.p_err;
         ev.aux = failed;
         ev.seq = (uint32_t)sim->nevs;
         if (push(sim, &ev) < 0) return -1;
@@ -402,21 +327,21 @@ static int draw_cohort(cd_sim_t *sim, cd_cohort_t cohort, int64_t index)
             if (push(sim, &err) < 0) return -1;
         }
     }
-    n = rng_poisson(&r, p.login_rate);
+    n = cd_rng_poisson(&r, p.login_rate);
     for (long i = 0; i < n; i++) {
         sim_ev_t ev = {.ms = draw_ms(&r), .cohort = (uint8_t)cohort};
-        ev.type = rng_uniform(&r) < p.p_login_fail ? EV_LOGIN_FAILED : EV_LOGIN;
-        ev.aux = (uint32_t)(rng_next(&r) % 1000000);
+        ev.type = cd_rng_uniform(&r) < p.p_login_fail ? EV_LOGIN_FAILED : EV_LOGIN;
+        ev.aux = (uint32_t)(cd_rng_next(&r) % 1000000);
         ev.seq = (uint32_t)sim->nevs;
         if (ev.type == EV_LOGIN && !p.publish_login)
             continue; /* the handler fails silently: nothing is published */
         if (push(sim, &ev) < 0) return -1;
     }
-    n = rng_poisson(&r, p.pay_rate);
+    n = cd_rng_poisson(&r, p.pay_rate);
     for (long i = 0; i < n; i++) {
         sim_ev_t ev = {.ms = draw_ms(&r), .cohort = (uint8_t)cohort};
-        ev.type = rng_uniform(&r) < p.p_pay_fail ? EV_PAYMENT_FAILED : EV_PAYMENT;
-        ev.aux = (uint32_t)(500 + rng_next(&r) % 19500); /* 5.00 .. 199.99 */
+        ev.type = cd_rng_uniform(&r) < p.p_pay_fail ? EV_PAYMENT_FAILED : EV_PAYMENT;
+        ev.aux = (uint32_t)(500 + cd_rng_next(&r) % 19500); /* 5.00 .. 199.99 */
         ev.seq = (uint32_t)sim->nevs;
         if (push(sim, &ev) < 0) return -1;
     }
