@@ -329,24 +329,38 @@ Test(live, secret_value_never_shown)
     free(err);
 }
 
+static bool both_counted(void *n)
+{
+    return counted("erra") + counted("errb") >= *(long long *)n;
+}
+
+/* Two agents in one group read a share each, together every event once.
+ * Both are stopped together once the 400 are counted: an agent that left
+ * first (an idle exit) would hand its partitions to the other, which reads
+ * a partition new to it from the history span (kafka.start by_time: it has
+ * never counted them, and its windows need them), so the survivor would
+ * count them again -- by design, and not what this test is about. Seen
+ * once at load 8 with both on --exit-when-idle 3s: a 400 + b 200, a
+ * having read b's share a second time after b left. */
 Test(live, two_agents_split_the_group)
 {
     int seq = 0;
     write_config("c.json", NULL, NULL);
-    pid_t a = start("outa", "erra",
-                    ARGS("--config", path_of("c.json"), "--threads", "1", "--exit-when-idle",
-                         "3s"));
-    pid_t b = start("outb", "errb",
-                    ARGS("--config", path_of("c.json"), "--threads", "1", "--exit-when-idle",
-                         "3s"));
+    pid_t a = start("outa", "erra", ARGS("--config", path_of("c.json"), "--threads", "1"));
+    pid_t b = start("outb", "errb", ARGS("--config", path_of("c.json"), "--threads", "1"));
     cr_assert(wait_for("erra", "assigned", 15000), "agent a never got partitions");
     cr_assert(wait_for("errb", "assigned", 15000), "agent b never got partitions");
     rd_kafka_t *pr = producer();
     produce(pr, 400, "REQUEST_COMPLETED", "stable", NULL, &seq);
     flush_all(pr);
     rd_kafka_destroy(pr);
-    cr_assert_eq(wait_exit(a, 30000), 0);
-    cr_assert_eq(wait_exit(b, 30000), 0);
+    long long all = 400;
+    cr_assert(wait_until(both_counted, &all, 30000), "counted a %lld + b %lld of 400",
+              counted("erra"), counted("errb"));
+    kill(a, SIGTERM);
+    kill(b, SIGTERM);
+    cr_assert_eq(wait_exit(a, 10000), 0);
+    cr_assert_eq(wait_exit(b, 10000), 0);
     json_t *sa = stats_of("erra"), *sb = stats_of("errb");
     long long na = stat_int(sa, "messages"), nb = stat_int(sb, "messages");
     cr_assert_eq(na + nb, 400, "a %lld + b %lld", na, nb);
