@@ -236,21 +236,23 @@ Test(kafka_start, starts_at_the_history_span_whatever_was_committed)
         finish(s);
         cr_assert_eq(got, (uint64_t)recent, "group %s read %llu messages, want %d", groups[g],
                      (unsigned long long)got, recent);
-        /* each partition looked for once; once more at most when the
-         * second worker joined late and took it over before the first had
-         * read anything from it (nothing counted there, so nothing to
-         * resume from; seen once under TSan at load 10). The
-         * messages above are exact either way. */
-        cr_assert(st.start_searches >= 3 && st.start_searches <= 6, "%llu searches",
-                  (unsigned long long)st.start_searches);
+        /* each partition looked for at least once, and again each time a
+         * rebalance between the two workers' joins moved it before anything
+         * was read from it (nothing counted there, so nothing to resume
+         * from): under TSan at load 10 the first worker was assigned two
+         * partitions and revoked twice before the second joined (7
+         * assignments of a partition, 40 probes in all). The
+         * messages above are exact whatever the rebalances. */
+        cr_assert_geq(st.start_searches, 3);
         cr_assert_eq(st.start_failed, 0);
         cr_assert_eq(st.start_at_end, 0);
         /* the mock answers no time (kafka_start.c): found by reading, in a
-         * handful of probes per partition (bisection alone: 10) */
+         * handful of probes per search (bisection alone: 10) */
         cr_assert_eq(st.start_broker, 0);
-        cr_assert_leq(st.start_probes, 3 * 12, "%llu probes",
-                      (unsigned long long)st.start_probes);
-        cr_assert_geq(st.start_probes, 3);
+        cr_assert_leq(st.start_probes, st.start_searches * 12, "%llu probes for %llu searches",
+                      (unsigned long long)st.start_probes,
+                      (unsigned long long)st.start_searches);
+        cr_assert_geq(st.start_probes, st.start_searches);
     }
     rd_kafka_destroy(p);
 }
