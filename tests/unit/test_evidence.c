@@ -407,6 +407,20 @@ Test(evidence, flatline_reports_lowest_type)
     cr_assert_str_eq(ev.ctx, "(window 5m; samples canary 1000 >= 500, stable 20000 >= 2000)");
 }
 
+/* 300 s of the flatline tests' stream, each second 500 ms in: canary 10
+ * requests, stable 200 requests and 80 logins; the canary's 4 logins a
+ * second only in the seconds more than stops_s before NOW. */
+static void put_logins_stopping(int stops_s)
+{
+    for (int i = 300; i > 0; i--) {
+        int64_t ts = NOW - i * 1000LL + 500;
+        put(REQ, STA, 200, ts);
+        put(LOGIN, STA, 80, ts);
+        put(REQ, CAN, 10, ts);
+        if (i > stops_s) put(LOGIN, CAN, 4, ts);
+    }
+}
+
 /* The onset of a flatline: when the type stopped, not when the window
  * crossed. Every second: canary 10 requests, stable 200 requests and 80
  * logins (0.4 per request: 4 expected canary logins a second). The canary
@@ -417,13 +431,7 @@ Test(evidence, flatline_reports_lowest_type)
  * 4.6, the one after 7.2 below: the onset is NOW - 279 s. */
 Test(evidence, flatline_onset_is_when_the_type_stopped)
 {
-    for (int i = 300; i > 0; i--) {
-        int64_t ts = NOW - i * 1000LL + 500;
-        put(REQ, STA, 200, ts);
-        put(LOGIN, STA, 80, ts);
-        put(REQ, CAN, 10, ts);
-        if (i > 280) put(LOGIN, CAN, 4, ts);
-    }
+    put_logins_stopping(280);
     cd_rule_conf_t r = flatline();
     cd_evidence_eval(&r, &names, w, NOW, scratch, &ev);
     cr_assert(ev.breach);
@@ -447,13 +455,7 @@ Test(evidence, flatline_onset_is_when_the_type_stopped)
  * arithmetic as above: onset NOW - 149 s. */
 Test(evidence, flatline_onset_older_than_the_window_is_found)
 {
-    for (int i = 300; i > 0; i--) {
-        int64_t ts = NOW - i * 1000LL + 500;
-        put(REQ, STA, 200, ts);
-        put(LOGIN, STA, 80, ts);
-        put(REQ, CAN, 10, ts);
-        if (i > 150) put(LOGIN, CAN, 4, ts);
-    }
+    put_logins_stopping(150);
     cd_rule_conf_t r = flatline();
     r.window_ms = 60000;
     r.for_ms = 120000;

@@ -110,6 +110,15 @@ static void catchup_record(const cd_verdict_t *v, void *opaque)
     pthread_mutex_unlock(&s->mu);
 }
 
+static bool pending_seen(void *arg)
+{
+    catchup_seen_t *s = arg;
+    pthread_mutex_lock(&s->mu);
+    bool seen = s->pending > 0;
+    pthread_mutex_unlock(&s->mu);
+    return seen;
+}
+
 static atomic_bool history_read;
 
 /* Unknown while the history is being counted, then every partition is read
@@ -123,18 +132,13 @@ static int64_t catchup_wm(void *opaque, char *who, size_t size)
 
 Test(live_clock, history_read_at_once_is_still_judged_as_catchup, .timeout = 60)
 {
-    cd_diag_t diag;
-    cd_diag_init(&diag);
-    cd_config_t *parsed = cd_config_parse(CATCHUP_CONFIG, sizeof(CATCHUP_CONFIG) - 1, NULL, &diag);
-    cr_assert_not_null(parsed, "config: %s", diag.text);
+    cd_config_t *parsed = fx_config(CATCHUP_CONFIG);
     cd_config_t cfg;
     cd_live_config_rebuild(parsed, &cfg);
     catchup_seen_t seen = {.pending = 0};
     pthread_mutex_init(&seen.mu, NULL);
+    cd_pipeline_t *p = fx_pipeline(&cfg, cfg.max_future_skew_ms, 1, catchup_record, &seen);
     char err[512] = "";
-    cd_pipeline_t *p = cd_pipeline_new(&cfg, cfg.max_future_skew_ms, 1, catchup_record, &seen, err,
-                                       sizeof err);
-    cr_assert_not_null(p, "%s", err);
     cd_live_t *l = cd_live_new(p, NULL, NULL, err, sizeof err);
     cr_assert_not_null(l, "%s", err);
     atomic_store(&history_read, false);
@@ -156,14 +160,7 @@ Test(live_clock, history_read_at_once_is_still_judged_as_catchup, .timeout = 60)
     }
     atomic_store(&history_read, true);
 
-    int64_t t0 = mono_ms();
-    for (;;) {
-        pthread_mutex_lock(&seen.mu);
-        int n = seen.pending;
-        pthread_mutex_unlock(&seen.mu);
-        if (n > 0 || mono_ms() - t0 > 30000) break;
-        sleep_ms(10);
-    }
+    wait_until(pending_seen, &seen, 30000); /* the assertions below say what was missing */
     cd_live_stop(l);
     cr_assert_eq(seen.pending, 1, "%d pending records", seen.pending);
     cr_assert(seen.pending_catchup, "the pending record (%lld ms after the onset) is not marked "
